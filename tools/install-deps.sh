@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything egressd needs to build, test and benchmark, from Debian 12
+# packages only. Idempotent; run as root.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang llvm clang-format
+  # kernel side
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  # userspace libraries
+  liburing-dev libssl-dev libspdlog-dev libfmt-dev libcxxopts-dev
+  libyaml-cpp-dev nlohmann-json3-dev node-llhttp
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest
+  curl openssl iproute2 procps psmisc haproxy wrk
+)
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}"
