@@ -1,4 +1,4 @@
-/* Every struct and constant shared between the BPF programs (bpf/*.bpf.c) and
+/* Every struct and constant shared between the BPF programs (bpf/egressd.bpf.c) and
  * the daemon (userspace/). Both sides include this one header, so a layout
  * change is a compile error on both, not a silent mismatch at run time.
  *

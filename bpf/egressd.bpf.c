@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+/* egressd's kernel side: cgroup programs attached to every sandbox cgroup.
+ *
+ * connect4/6   TCP: deny_cidrs -> EPERM, else remember the original
+ *              destination and rewrite it to the proxy listener.
+ *              UDP connect: port 53 -> DNS forwarder, anything else EPERM.
+ * sendmsg4/6   unconnected UDP: port 53 -> DNS forwarder, else EPERM.
+ * recvmsg4/6   DNS replies look as if they came from the resolver asked.
+ * getpeername4/6  a redirected socket shows its original peer.
+ * sockops      at TCP_CONNECT_CB (before the SYN) index the original
+ *              destination by the socket's own address for the proxy.
+ * sock_create  only TCP and UDP sockets may be created.
+ *
+ * Every program first reads the sandbox's config from cgroup storage; a
+ * zeroed config (attached, not configured yet) denies everything.
+ *
+ * Verifier note (clang 14): writes to ctx->user_ip6[i] and reads of
+ * skops->local_ip6[i] must not sit inside branches ("dereference of modified
+ * ctx ptr"): compute first, then read/store all four words unconditionally.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "egressd_shared.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define DNS_PORT_NET bpf_htons(53)
+#define LOOPBACK4_NET bpf_htonl(0x7f000001)
+#define V4_MAPPED_PREFIX_NET bpf_htonl(0x0000ffff)
+#define SK_STORAGE_GET_F_CREATE 1
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Written by: the daemon when it attaches or re-configures a sandbox.
+ * Read by: every program, to know which sandbox (and rule set) it serves.
+ * Key __u64 (cgroup id): one value per cgroup, shared by all attach types. */
+struct {
+  __uint(type, BPF_MAP_TYPE_CGROUP_STORAGE);
+  __type(key, __u64);
+  __type(value, struct egressd_sandbox_config);
+} sandbox_config SEC(".maps");
+
+/* Written by: the daemon (policy deny_cidrs, one rule set per policy version).
+ * Read by: connect4/6, sendmsg4/6. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, EGRESSD_MAX_CIDR_RULES);
+  __type(key, struct egressd_cidr_key);
+  __type(value, struct egressd_cidr_value);
+} deny_cidrs SEC(".maps");
+
+/* Written by: connect4/6 and sendmsg4/6 (the destination the sandbox asked for).
+ * Read by: sockops (to index it), getpeername4/6, recvmsg4/6. Lives and dies
+ * with the socket. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct egressd_orig_dst);
+} sock_orig_dst SEC(".maps");
+
+/* Written by: sockops at TCP_CONNECT_CB. Read and deleted by: the proxy after
+ * accept(), keyed by the peer address and netns cookie of the accepted socket. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, EGRESSD_ORIG_DST_ENTRIES);
+  __type(key, struct egressd_orig_dst_key);
+  __type(value, struct egressd_orig_dst);
+} orig_dst SEC(".maps");
+
+/* Written by: every program (per-CPU increments). Read by: the daemon (stats),
+ * which also zeroes a slot when it hands out a sandbox id. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, EGRESSD_MAX_SANDBOXES);
+  __type(key, __u32);
+  __type(value, struct egressd_kernel_counters);
+} kernel_counters SEC(".maps");
+
+/* Written by: programs on internal failures. Read by: the daemon (status). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, EGRESSD_GLOBAL_COUNTERS);
+  __type(key, __u32);
+  __type(value, __u64);
+} global_counters SEC(".maps");
+
+/* Written by: programs on every deny. Read by: the daemon's audit reader. */
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, EGRESSD_EVENT_RING_BYTES);
+} events SEC(".maps");
+
+static __always_inline void count_global(__u32 slot) {
+  __u64* value = bpf_map_lookup_elem(&global_counters, &slot);
+  if (value) *value += 1;
+}
+
+static __always_inline struct egressd_kernel_counters* counters_of(__u32 sandbox_id) {
+  return bpf_map_lookup_elem(&kernel_counters, &sandbox_id);
+}
+
+static __always_inline void emit_deny(__u32 sandbox_id, __u32 reason, const __u32 addr[4],
+                                      __u16 port, __u16 family, __u32 protocol, __u32 detail) {
+  struct egressd_event* ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+  if (!ev) {
+    count_global(EGRESSD_GLOBAL_EVENTS_DROPPED);
+    return;
+  }
+  ev->timestamp_ns = bpf_ktime_get_ns();
+  ev->sandbox_id = sandbox_id;
+  ev->reason = reason;
+  ev->addr[0] = addr[0];
+  ev->addr[1] = addr[1];
+  ev->addr[2] = addr[2];
+  ev->addr[3] = addr[3];
+  ev->port = port;
+  ev->family = family;
+  ev->protocol = protocol;
+  ev->detail = detail;
+  ev->pad0 = 0;
+  bpf_ringbuf_submit(ev, 0);
+}
+
+/* Returns the matching rule's index + 1, or 0 when no deny_cidrs rule matches. */
+static __always_inline __u32 cidr_denied(__u32 policy_set_id, const __u32 addr[4]) {
+  struct egressd_cidr_key key = {
+      .prefixlen = 32 + 128,
+      .policy_set_id = policy_set_id,
+  };
+  key.addr[0] = addr[0];
+  key.addr[1] = addr[1];
+  key.addr[2] = addr[2];
+  key.addr[3] = addr[3];
+  struct egressd_cidr_value* rule = bpf_map_lookup_elem(&deny_cidrs, &key);
+  return rule ? rule->rule_index + 1 : 0;
+}
+
+static __always_inline int is_v4_mapped(const __u32 addr[4]) {
+  return addr[0] == 0 && addr[1] == 0 && addr[2] == V4_MAPPED_PREFIX_NET;
+}
+
+static __always_inline int is_loopback(const __u32 addr[4]) {
+  if (is_v4_mapped(addr)) return (bpf_ntohl(addr[3]) >> 24) == 127;
+  return addr[0] == 0 && addr[1] == 0 && addr[2] == 0 && addr[3] == bpf_htonl(1);
+}
+
+static __always_inline int remember_destination(struct bpf_sock_addr* ctx, __u32 sandbox_id,
+                                                const __u32 addr[4], __u16 port, __u16 family) {
+  struct egressd_orig_dst* od =
+      bpf_sk_storage_get(&sock_orig_dst, ctx->sk, 0, SK_STORAGE_GET_F_CREATE);
+  if (!od) return 0;
+  od->addr[0] = addr[0];
+  od->addr[1] = addr[1];
+  od->addr[2] = addr[2];
+  od->addr[3] = addr[3];
+  od->port = port;
+  od->family = family;
+  od->sandbox_id = sandbox_id;
+  od->pad0 = 0;
+  return 1;
+}
+
+enum verdict { VERDICT_DENY, VERDICT_PASS, VERDICT_TO_PROXY, VERDICT_TO_DNS };
+
+/* The one decision shared by connect and sendmsg, v4 and v6. */
+static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
+                                           const struct egressd_sandbox_config* cfg,
+                                           const __u32 addr[4], __u16 port, __u16 family,
+                                           int is_connect) {
+  __u32 type = ctx->type;
+  __u32 protocol = ctx->protocol;
+  if (cfg->sandbox_id == 0) {
+    emit_deny(0, EGRESSD_DENY_NOT_CONFIGURED, addr, port, family, protocol, 0);
+    return VERDICT_DENY;
+  }
+  struct egressd_kernel_counters* c = counters_of(cfg->sandbox_id);
+  if ((cfg->flags & EGRESSD_SANDBOX_LOOPBACK_LOCAL) && is_loopback(addr)) return VERDICT_PASS;
+
+  __u32 rule = cidr_denied(cfg->policy_set_id, addr);
+  if (rule) {
+    if (c) {
+      if (type == SOCK_DGRAM)
+        c->udp_denied += 1;
+      else
+        c->connect_denied += 1;
+    }
+    emit_deny(cfg->sandbox_id, EGRESSD_DENY_CIDR, addr, port, family, protocol, rule - 1);
+    return VERDICT_DENY;
+  }
+  if (type == SOCK_STREAM && is_connect) {
+    if (c) c->connect_redirected += 1;
+    return VERDICT_TO_PROXY;
+  }
+  if (type == SOCK_DGRAM && port == DNS_PORT_NET) {
+    if (c) c->dns_redirected += 1;
+    return VERDICT_TO_DNS;
+  }
+  if (c) {
+    if (type == SOCK_DGRAM)
+      c->udp_denied += 1;
+    else
+      c->connect_denied += 1;
+  }
+  emit_deny(cfg->sandbox_id, type == SOCK_DGRAM ? EGRESSD_DENY_UDP : EGRESSD_DENY_PROTO, addr,
+            port, family, protocol, type);
+  return VERDICT_DENY;
+}
+
+static __always_inline int handle4(struct bpf_sock_addr* ctx, int is_connect) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  __u32 dst = ctx->user_ip4;
+  __u16 port = (__u16)ctx->user_port;
+  __u32 addr[4] = {0, 0, V4_MAPPED_PREFIX_NET, dst};
+
+  enum verdict v = decide(ctx, cfg, addr, port, AF_INET, is_connect);
+  if (v == VERDICT_DENY) return 0;
+  if (v == VERDICT_PASS) return 1;
+  if (!remember_destination(ctx, cfg->sandbox_id, addr, port, AF_INET)) {
+    count_global(EGRESSD_GLOBAL_ORIG_DST_FAILED);
+    return 0; /* fail closed: the proxy could not recover where this was going */
+  }
+  ctx->user_ip4 = LOOPBACK4_NET;
+  ctx->user_port = bpf_htons(v == VERDICT_TO_PROXY ? cfg->proxy_port_host : cfg->dns_port_host);
+  return 1;
+}
+
+static __always_inline int handle6(struct bpf_sock_addr* ctx, int is_connect) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  __u32 addr[4];
+  addr[0] = ctx->user_ip6[0];
+  addr[1] = ctx->user_ip6[1];
+  addr[2] = ctx->user_ip6[2];
+  addr[3] = ctx->user_ip6[3];
+  __u16 port = (__u16)ctx->user_port;
+
+  enum verdict v = decide(ctx, cfg, addr, port, AF_INET6, is_connect);
+  if (v == VERDICT_DENY) return 0;
+  if (v == VERDICT_PASS) return 1;
+  if (!remember_destination(ctx, cfg->sandbox_id, addr, port, AF_INET6)) {
+    count_global(EGRESSD_GLOBAL_ORIG_DST_FAILED);
+    return 0;
+  }
+  /* A v4-mapped destination travels as IPv4: send it to ::ffff:127.0.0.1. */
+  int mapped = is_v4_mapped(addr);
+  __u32 w2 = mapped ? V4_MAPPED_PREFIX_NET : 0;
+  __u32 w3 = mapped ? LOOPBACK4_NET : bpf_htonl(1);
+  ctx->user_ip6[0] = 0;
+  ctx->user_ip6[1] = 0;
+  ctx->user_ip6[2] = w2;
+  ctx->user_ip6[3] = w3;
+  ctx->user_port = bpf_htons(v == VERDICT_TO_PROXY ? cfg->proxy_port_host : cfg->dns_port_host);
+  return 1;
+}
+
+SEC("cgroup/connect4")
+int egressd_connect4(struct bpf_sock_addr* ctx) { return handle4(ctx, 1); }
+
+SEC("cgroup/connect6")
+int egressd_connect6(struct bpf_sock_addr* ctx) { return handle6(ctx, 1); }
+
+SEC("cgroup/sendmsg4")
+int egressd_sendmsg4(struct bpf_sock_addr* ctx) { return handle4(ctx, 0); }
+
+SEC("cgroup/sendmsg6")
+int egressd_sendmsg6(struct bpf_sock_addr* ctx) { return handle6(ctx, 0); }
+
+/* recvmsg and getpeername: if the peer is one of egressd's own listeners and
+ * this socket was redirected, show the destination the sandbox asked for.
+ * These hooks cannot deny; they always return 1. */
+static __always_inline int restore4(struct bpf_sock_addr* ctx, __u16 listener_port_host) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  if (cfg->sandbox_id == 0) return 1;
+  if (ctx->user_ip4 != LOOPBACK4_NET || ctx->user_port != bpf_htons(listener_port_host)) return 1;
+  struct egressd_orig_dst* od = bpf_sk_storage_get(&sock_orig_dst, ctx->sk, 0, 0);
+  if (!od || !is_v4_mapped(od->addr)) return 1;
+  ctx->user_ip4 = od->addr[3];
+  ctx->user_port = od->port;
+  return 1;
+}
+
+static __always_inline int restore6(struct bpf_sock_addr* ctx, __u16 listener_port_host) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  __u32 cur[4];
+  cur[0] = ctx->user_ip6[0];
+  cur[1] = ctx->user_ip6[1];
+  cur[2] = ctx->user_ip6[2];
+  cur[3] = ctx->user_ip6[3];
+  __u32 port = ctx->user_port;
+  if (cfg->sandbox_id == 0) return 1;
+  int from_listener = port == bpf_htons(listener_port_host) && cur[0] == 0 && cur[1] == 0 &&
+                      ((cur[2] == 0 && cur[3] == bpf_htonl(1)) ||
+                       (cur[2] == V4_MAPPED_PREFIX_NET && cur[3] == LOOPBACK4_NET));
+  if (!from_listener) return 1;
+  struct egressd_orig_dst* od = bpf_sk_storage_get(&sock_orig_dst, ctx->sk, 0, 0);
+  if (!od) return 1;
+  __u32 n0 = od->addr[0], n1 = od->addr[1], n2 = od->addr[2], n3 = od->addr[3];
+  __u16 nport = od->port;
+  ctx->user_ip6[0] = n0;
+  ctx->user_ip6[1] = n1;
+  ctx->user_ip6[2] = n2;
+  ctx->user_ip6[3] = n3;
+  ctx->user_port = nport;
+  return 1;
+}
+
+SEC("cgroup/getpeername4")
+int egressd_getpeername4(struct bpf_sock_addr* ctx) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  return restore4(ctx, ctx->type == SOCK_STREAM ? cfg->proxy_port_host : cfg->dns_port_host);
+}
+
+SEC("cgroup/getpeername6")
+int egressd_getpeername6(struct bpf_sock_addr* ctx) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  return restore6(ctx, ctx->type == SOCK_STREAM ? cfg->proxy_port_host : cfg->dns_port_host);
+}
+
+SEC("cgroup/recvmsg4")
+int egressd_recvmsg4(struct bpf_sock_addr* ctx) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  return restore4(ctx, cfg->dns_port_host);
+}
+
+SEC("cgroup/recvmsg6")
+int egressd_recvmsg6(struct bpf_sock_addr* ctx) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  return restore6(ctx, cfg->dns_port_host);
+}
+
+SEC("sockops")
+int egressd_sockops(struct bpf_sock_ops* skops) {
+  /* Read every context field up front (see the verifier note at the top). */
+  __u32 op = skops->op;
+  __u32 family = skops->family;
+  __u32 l4 = skops->local_ip4;
+  __u32 l6_0 = skops->local_ip6[0];
+  __u32 l6_1 = skops->local_ip6[1];
+  __u32 l6_2 = skops->local_ip6[2];
+  __u32 l6_3 = skops->local_ip6[3];
+  __u32 lport_host = skops->local_port;
+  if (op != BPF_SOCK_OPS_TCP_CONNECT_CB) return 1;
+
+  struct bpf_sock* sk = skops->sk;
+  if (!sk) return 1;
+  struct egressd_orig_dst* od = bpf_sk_storage_get(&sock_orig_dst, sk, 0, 0);
+  if (!od) return 1; /* not redirected (loopback-local, or not ours) */
+
+  struct egressd_orig_dst_key key = {};
+  key.netns_cookie = bpf_get_netns_cookie(skops);
+  if (family == AF_INET) {
+    key.client_addr[2] = V4_MAPPED_PREFIX_NET;
+    key.client_addr[3] = l4;
+  } else {
+    key.client_addr[0] = l6_0;
+    key.client_addr[1] = l6_1;
+    key.client_addr[2] = l6_2;
+    key.client_addr[3] = l6_3;
+  }
+  key.client_port = bpf_htons((__u16)lport_host);
+  struct egressd_orig_dst value = *od;
+  if (bpf_map_update_elem(&orig_dst, &key, &value, BPF_ANY) != 0)
+    count_global(EGRESSD_GLOBAL_ORIG_DST_FAILED);
+  return 1;
+}
+
+SEC("cgroup/sock_create")
+int egressd_sock_create(struct bpf_sock* sk) {
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  __u32 type = sk->type;
+  __u32 protocol = sk->protocol;
+  __u32 family = sk->family;
+  __u32 none[4] = {0, 0, 0, 0};
+  if (cfg->sandbox_id == 0) {
+    emit_deny(0, EGRESSD_DENY_NOT_CONFIGURED, none, 0, family, protocol, type);
+    return 0;
+  }
+  /* Only plain TCP and UDP: raw, ping (ICMP datagram), SCTP, MPTCP, UDP-Lite
+   * and anything else the hooks above do not fully cover are refused. */
+  if ((type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
+      (type == SOCK_DGRAM && protocol == IPPROTO_UDP))
+    return 1;
+  struct egressd_kernel_counters* c = counters_of(cfg->sandbox_id);
+  if (c) c->socket_denied += 1;
+  emit_deny(cfg->sandbox_id, EGRESSD_DENY_SOCKET, none, 0, family, protocol, type);
+  return 0;
+}

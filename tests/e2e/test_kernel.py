@@ -1,0 +1,134 @@
+"""Decisions the kernel makes alone, and what the redirect looks like from inside."""
+import json
+
+from conftest import write_policy
+
+
+def py_errno(sb, code):
+    """Runs code in the sandbox that prints 'ok' or the errno name it failed with."""
+    wrapped = f"""
+import errno, socket
+try:
+{chr(10).join('    ' + l for l in code.strip().splitlines())}
+    print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+"""
+    r = sb.python(wrapped)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_deny_cidr_is_eperm_without_proxy(env):
+    write_policy(env.daemon.policy_dir, "cidr", deny_cidrs=["127.0.0.3/32", "fd00::/8"])
+    sb = env.sandbox("cidr")
+    accepted = env.daemon.status()["proxy"]["accepted"]
+    assert py_errno(sb, "socket.create_connection(('127.0.0.3', 80), timeout=5)") == "EPERM"
+    assert py_errno(sb, "s = socket.socket(socket.AF_INET6); s.settimeout(5); s.connect(('fd00::1', 80))") == "EPERM"
+    # v4-mapped form of a denied IPv4 address on an IPv6 socket
+    assert py_errno(sb, "s = socket.socket(socket.AF_INET6); s.settimeout(5); s.connect(('::ffff:127.0.0.3', 80))") == "EPERM"
+    assert env.daemon.status()["proxy"]["accepted"] == accepted  # no proxy connection made
+    st = sb.stats()
+    assert st["kernel"]["connect_denied"] == 3
+    assert st["kernel"]["connect_redirected"] == 0
+    assert any("layer=kernel" in l and "127.0.0.3:80" in l and "deny_cidrs" in l for l in env.daemon.log)
+
+
+def test_udp_other_than_dns_is_eperm(env):
+    sb = env.sandbox("open")
+    # QUIC-style: UDP to 443, unconnected and connected
+    assert py_errno(sb, "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'q', ('127.0.0.1', 443))") == "EPERM"
+    assert py_errno(sb, "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(('127.0.0.1', 443))") == "EPERM"
+    assert py_errno(sb, "socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'q', ('::1', 443))") == "EPERM"
+    assert sb.stats()["kernel"]["udp_denied"] == 3
+
+
+def test_raw_ping_sctp_sockets_refused(env):
+    sb = env.sandbox("open")
+    assert py_errno(sb, "socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)") == "EPERM"
+    assert py_errno(sb, "socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)") == "EPERM"
+    assert py_errno(sb, "socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)") == "EPERM"
+    assert py_errno(sb, "socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)") in ("EPERM", "EPROTONOSUPPORT")
+    assert py_errno(sb, "socket.socket(socket.AF_INET, socket.SOCK_STREAM)") == "ok"
+    assert sb.stats()["kernel"]["socket_denied"] >= 3
+
+
+def test_ipv6_destination(env):
+    sb = env.sandbox("strict")
+    r = sb.curl("-g", "-H", "Host: v6.test", f"http://[::1]:{env.http6.port}/six")
+    assert r.returncode == 0, r.stderr
+    assert "origin-http6 host=v6.test" in r.stdout
+
+
+def test_ipv4_mapped_destination(env):
+    sb = env.sandbox("open")
+    code = f"""
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(("::ffff:127.0.0.1", {env.http.port}))
+print(s.getpeername()[:2])
+s.sendall(b"GET /mapped HTTP/1.1\\r\\nHost: allowed.test\\r\\nConnection: close\\r\\n\\r\\n")
+data = b""
+while True:
+    c = s.recv(4096)
+    if not c: break
+    data += c
+print(data.decode())
+"""
+    r = sb.python(code)
+    assert r.returncode == 0, r.stderr
+    assert f"('::ffff:127.0.0.1', {env.http.port})" in r.stdout
+    assert "path=/mapped" in r.stdout
+
+
+def test_getpeername_shows_original_peer(env):
+    sb = env.sandbox("open")
+    code = f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {env.http.port}), timeout=10)
+print(s.getpeername())
+s6 = socket.create_connection(("::1", {env.http6.port}), timeout=10)
+print(s6.getpeername()[:2])
+"""
+    r = sb.python(code)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"('127.0.0.1', {env.http.port})"
+    assert lines[1] == f"('::1', {env.http6.port})"
+
+
+def test_dns_goes_to_egressd_forwarder(env):
+    sb = env.sandbox("open")
+    before = len(env.dns.queries)
+    code = """
+import socket, struct, sys
+sys.path.insert(0, %r)
+from fakedns import build_query
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(build_query(0x1234, "allowed.test"), ("127.0.0.1", 53))
+data, peer = s.recvfrom(4096)
+qid, flags, qd, an = struct.unpack("!HHHH", data[:8])
+print(hex(qid), an, peer)
+""" % (env.dns_dir,)
+    r = sb.python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0x1234 1 ('127.0.0.1', 53)"  # the reply seems to come from :53
+    assert ("allowed.test", 1) in env.dns.queries[before:]
+    assert sb.stats()["kernel"]["dns_redirected"] == 1
+
+
+def test_stats_json_schema(env):
+    sb = env.sandbox("open")
+    sb.curl(f"http://allowed.test:{env.http.port}/")
+    data = json.loads(env.daemon.ctl("stats", "--json").stdout)
+    mine = [s for s in data["sandboxes"] if s["instance"] == sb.instance]
+    assert len(mine) == 1
+    s = mine[0]
+    assert set(s) >= {"instance", "cgroup", "policy", "kernel", "proxy"}
+    assert set(s["kernel"]) >= {"connect_redirected", "connect_denied", "udp_denied", "socket_denied", "dns_redirected"}
+    assert set(s["proxy"]) >= {"connections", "connections_denied", "requests_allowed", "requests_denied",
+                               "bytes_up", "bytes_down", "tls_passthrough"}
+    assert s["cgroup"] == sb.path and s["policy"] == "open"
+    assert s["proxy"]["connections"] == 1 and s["proxy"]["bytes_up"] > 0

@@ -1,0 +1,67 @@
+#include "userspace/proxy/upstream_choice.h"
+
+#include <gtest/gtest.h>
+
+#include "policy/policy_loader.h"
+
+namespace egressd::proxy {
+namespace {
+
+policy::IpAddress Ip(const char* text) { return *policy::IpAddress::Parse(text); }
+
+policy::CompiledPolicy Compile(const char* yaml) {
+  auto result = policy::ParsePolicy(yaml);
+  EXPECT_TRUE(result.ok());
+  return policy::CompiledPolicy(*result.policy);
+}
+
+const OwnListeners kOwn{15001, 15053};
+
+TEST(UpstreamChoice, OriginalDestinationWinsWhenAmongAnswers) {
+  auto p = Compile("name: t\n");
+  auto c = ChooseUpstream({Ip("10.1.1.1"), Ip("10.1.1.2")}, Ip("10.1.1.2"), 443, p, kOwn);
+  ASSERT_TRUE(c.addr);
+  EXPECT_EQ(*c.addr, Ip("10.1.1.2"));
+}
+
+TEST(UpstreamChoice, SandboxChosenAddressIsIgnored) {
+  auto p = Compile("name: t\n");
+  auto c = ChooseUpstream({Ip("10.1.1.1")}, Ip("192.0.2.66"), 443, p, kOwn);
+  ASSERT_TRUE(c.addr);
+  EXPECT_EQ(*c.addr, Ip("10.1.1.1"));
+}
+
+TEST(UpstreamChoice, PrefersTheFamilyTheSandboxUsed) {
+  auto p = Compile("name: t\n");
+  auto c = ChooseUpstream({Ip("2001:db8::1"), Ip("10.1.1.1")}, Ip("192.0.2.66"), 80, p, kOwn);
+  ASSERT_TRUE(c.addr);
+  EXPECT_EQ(*c.addr, Ip("10.1.1.1"));
+  c = ChooseUpstream({Ip("10.1.1.1"), Ip("2001:db8::1")}, Ip("2001:db8::99"), 80, p, kOwn);
+  EXPECT_EQ(*c.addr, Ip("2001:db8::1"));
+}
+
+TEST(UpstreamChoice, DeniedCidrAnswersAreSkippedOrRefused) {
+  auto p = Compile("name: t\ndeny_cidrs: [\"169.254.0.0/16\"]\n");
+  auto c = ChooseUpstream({Ip("169.254.169.254"), Ip("10.1.1.1")}, Ip("10.9.9.9"), 80, p, kOwn);
+  ASSERT_TRUE(c.addr);
+  EXPECT_EQ(*c.addr, Ip("10.1.1.1"));
+  c = ChooseUpstream({Ip("169.254.169.254")}, Ip("169.254.169.254"), 80, p, kOwn);
+  EXPECT_FALSE(c.addr);
+  EXPECT_NE(c.error.find("deny_cidrs"), std::string::npos);
+}
+
+TEST(UpstreamChoice, RefusesEgressdItself) {
+  auto p = Compile("name: t\n");
+  auto c = ChooseUpstream({Ip("127.0.0.1")}, Ip("127.0.0.1"), 15001, p, kOwn);
+  EXPECT_FALSE(c.addr);
+  EXPECT_FALSE(RefuseUpstreamAddress(Ip("::1"), 15053, p, kOwn).empty());
+  EXPECT_TRUE(RefuseUpstreamAddress(Ip("127.0.0.1"), 8080, p, kOwn).empty());
+}
+
+TEST(UpstreamChoice, NoAnswers) {
+  auto p = Compile("name: t\n");
+  EXPECT_FALSE(ChooseUpstream({}, Ip("10.0.0.1"), 80, p, kOwn).addr);
+}
+
+}  // namespace
+}  // namespace egressd::proxy

@@ -1,0 +1,232 @@
+// egressctl: the command line for egressd. Talks JSON to the daemon over its
+// unix socket; `policy check` works offline.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "policy/policy_loader.h"
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kUsage = R"(usage: egressctl [--socket PATH] COMMAND [ARGS]
+
+commands:
+  status                                   daemon status
+  attach CGROUP --policy NAME|FILE [--instance ID]
+                                           put a cgroup under a policy (again: switch policy)
+  detach CGROUP                            remove the policy from a cgroup
+  list [--json]                            attached sandboxes
+  stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters
+  policy check FILE                        validate a policy file (no daemon needed)
+  policy reload                            re-read every attached policy, all or nothing
+
+CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
+--policy takes a policy name in the daemon's --policy-dir, or a path to a
+YAML file (anything containing '/' or ending in .yaml/.yml).
+)";
+
+struct Args {
+  std::string socket = "/run/egressd/egressd.sock";
+  bool json = false;
+  std::string policy, instance;
+  std::vector<std::string> positional;
+};
+
+[[noreturn]] void Fail(const std::string& message, int code = 1) {
+  std::cerr << "egressctl: " << message << "\n";
+  exit(code);
+}
+
+json Call(const std::string& socket_path, const json& request) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) Fail("socket path too long: " + socket_path);
+  memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    Fail("cannot reach egressd at " + socket_path + ": " + strerror(errno) +
+         " (is it running? are you root?)");
+  std::string out = request.dump() + "\n";
+  if (write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size()))
+    Fail(std::string("cannot send the request: ") + strerror(errno));
+  std::string reply;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  json parsed = json::parse(reply, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) Fail("egressd sent an unreadable reply");
+  if (!parsed.value("ok", false)) Fail(parsed.value("error", std::string("request failed")));
+  parsed.erase("ok");
+  return parsed;
+}
+
+bool LooksLikeFile(const std::string& policy) {
+  auto ends_with = [&](const char* s) {
+    size_t n = strlen(s);
+    return policy.size() >= n && policy.compare(policy.size() - n, n, s) == 0;
+  };
+  return policy.find('/') != std::string::npos || ends_with(".yaml") || ends_with(".yml");
+}
+
+std::string Pad(const std::string& s, size_t width) {
+  return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
+}
+
+int PolicyCheck(const std::string& file) {
+  egressd::policy::LoadResult result = egressd::policy::LoadPolicyFile(file);
+  if (!result.ok()) {
+    std::cerr << egressd::policy::FormatErrors(result.errors, file);
+    return 1;
+  }
+  const auto& p = *result.policy;
+  std::cout << file << ": ok: policy \"" << p.name << "\", " << p.allowed_hosts.size()
+            << " allowed hosts, " << p.denied_hosts.size() << " denied hosts, "
+            << p.deny_cidrs.size() << " denied CIDRs, " << p.allow_tcp.size()
+            << " allow_tcp entries" << (p.allowed_hosts.empty() ? "" : " (deny by default)") << "\n";
+  return 0;
+}
+
+void PrintStats(const json& reply) {
+  std::cout << Pad("INSTANCE", 20) << Pad("POLICY", 14) << Pad("CONNS", 8) << Pad("DENIED", 8)
+            << Pad("REQ OK", 8) << Pad("REQ DENY", 9) << Pad("K-REDIR", 9) << Pad("K-DENY", 8)
+            << Pad("UDP-DENY", 9) << Pad("SOCK-DENY", 10) << Pad("DNS", 6) << Pad("UP", 10) << "DOWN\n";
+  for (const auto& s : reply["sandboxes"]) {
+    const auto& k = s["kernel"];
+    const auto& p = s["proxy"];
+    auto n = [](const json& v) { return std::to_string(v.get<uint64_t>()); };
+    std::cout << Pad(s["instance"], 20) << Pad(s["policy"], 14) << Pad(n(p["connections"]), 8)
+              << Pad(n(p["connections_denied"]), 8) << Pad(n(p["requests_allowed"]), 8)
+              << Pad(n(p["requests_denied"]), 9) << Pad(n(k["connect_redirected"]), 9)
+              << Pad(n(k["connect_denied"]), 8) << Pad(n(k["udp_denied"]), 9)
+              << Pad(n(k["socket_denied"]), 10) << Pad(n(k["dns_redirected"]), 6)
+              << Pad(n(p["bytes_up"]), 10) << n(p["bytes_down"]) << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  std::vector<std::string> argv_rest(argv + 1, argv + argc);
+  for (size_t i = 0; i < argv_rest.size(); ++i) {
+    const std::string& arg = argv_rest[i];
+    auto value = [&](const char* flag) -> std::string {
+      if (i + 1 >= argv_rest.size()) Fail(std::string(flag) + " needs a value", 2);
+      return argv_rest[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--socket") {
+      a.socket = value("--socket");
+    } else if (arg == "--json") {
+      a.json = true;
+    } else if (arg == "--policy") {
+      a.policy = value("--policy");
+    } else if (arg == "--instance") {
+      a.instance = value("--instance");
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      Fail("unknown option " + arg + "\n" + kUsage, 2);
+    } else {
+      a.positional.push_back(arg);
+    }
+  }
+  if (a.positional.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string& cmd = a.positional[0];
+  auto need = [&](size_t n, const char* usage) {
+    if (a.positional.size() != n) Fail(std::string("usage: egressctl ") + usage, 2);
+  };
+
+  if (cmd == "policy") {
+    if (a.positional.size() >= 2 && a.positional[1] == "check") {
+      need(3, "policy check FILE");
+      return PolicyCheck(a.positional[2]);
+    }
+    if (a.positional.size() >= 2 && a.positional[1] == "reload") {
+      need(2, "policy reload");
+      json r = Call(a.socket, {{"cmd", "policy_reload"}});
+      std::cout << "reloaded " << r["reloaded"] << " sandbox policies\n";
+      return 0;
+    }
+    Fail("usage: egressctl policy check FILE | policy reload", 2);
+  }
+  if (cmd == "status") {
+    need(1, "status");
+    json r = Call(a.socket, {{"cmd", "status"}});
+    std::cout << r.dump(2) << "\n";
+    return 0;
+  }
+  if (cmd == "attach") {
+    need(2, "attach CGROUP --policy NAME|FILE [--instance ID]");
+    if (a.policy.empty()) Fail("attach: --policy NAME|FILE is required", 2);
+    json req = {{"cmd", "attach"}, {"cgroup", a.positional[1]}};
+    if (LooksLikeFile(a.policy)) {
+      std::error_code ec;
+      auto abs = std::filesystem::absolute(a.policy, ec);
+      req["policy_file"] = abs.string();
+    } else {
+      req["policy"] = a.policy;
+    }
+    if (!a.instance.empty()) req["instance"] = a.instance;
+    json r = Call(a.socket, req);
+    if (a.json) {
+      std::cout << r.dump() << "\n";
+    } else {
+      std::cout << (r.value("switched", false) ? "switched " : "attached ") << r["cgroup"].get<std::string>()
+                << " (instance " << r["instance"].get<std::string>() << ") to policy "
+                << r["policy"].get<std::string>() << "\n";
+    }
+    return 0;
+  }
+  if (cmd == "detach") {
+    need(2, "detach CGROUP");
+    Call(a.socket, {{"cmd", "detach"}, {"cgroup", a.positional[1]}});
+    std::cout << "detached " << a.positional[1] << "\n";
+    return 0;
+  }
+  if (cmd == "list") {
+    need(1, "list [--json]");
+    json r = Call(a.socket, {{"cmd", "list"}});
+    if (a.json) {
+      std::cout << r.dump() << "\n";
+      return 0;
+    }
+    std::cout << Pad("ID", 5) << Pad("INSTANCE", 24) << Pad("POLICY", 16) << "CGROUP\n";
+    for (const auto& s : r["sandboxes"])
+      std::cout << Pad(std::to_string(s["id"].get<int>()), 5) << Pad(s["instance"], 24)
+                << Pad(s["policy"], 16) << s["cgroup"].get<std::string>()
+                << (s["problem"].get<std::string>().empty() ? "" : "  (" + s["problem"].get<std::string>() + ")")
+                << "\n";
+    return 0;
+  }
+  if (cmd == "stats") {
+    if (a.positional.size() > 2) Fail("usage: egressctl stats [CGROUP|INSTANCE] [--json]", 2);
+    json req = {{"cmd", "stats"}};
+    if (a.positional.size() == 2) req["target"] = a.positional[1];
+    json r = Call(a.socket, req);
+    if (a.json) {
+      std::cout << r.dump() << "\n";
+    } else {
+      PrintStats(r);
+    }
+    return 0;
+  }
+  Fail("unknown command \"" + cmd + "\"\n" + kUsage, 2);
+}

@@ -1,0 +1,140 @@
+#include "userspace/control/control_server.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace egressd::control {
+namespace {
+
+constexpr size_t kMaxRequestBytes = 1 << 20;
+constexpr int kClientTimeoutMs = 5000;
+
+}  // namespace
+
+ControlServer::ControlServer(std::string socket_path, Handler handler)
+    : socket_path_(std::move(socket_path)), handler_(std::move(handler)) {}
+
+ControlServer::~ControlServer() { Stop(); }
+
+Status ControlServer::Start() {
+  sockaddr_un addr{};
+  if (socket_path_.size() >= sizeof(addr.sun_path))
+    return EGRESSD_ERROR("socket path too long: {}", socket_path_);
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::path(socket_path_).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  // A stale socket from a previous run: refuse if a daemon still answers on it.
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size());
+  if (connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    close(probe);
+    return EGRESSD_ERROR("another egressd is serving {}", socket_path_);
+  }
+  close(probe);
+  unlink(socket_path_.c_str());
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return EGRESSD_ERROR("control socket: {}", strerror(errno));
+  mode_t old = umask(0177);  // the socket is created 0600
+  int rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  umask(old);
+  if (rc != 0) return EGRESSD_ERROR("bind {}: {}", socket_path_, strerror(errno));
+  chmod(socket_path_.c_str(), 0600);
+  if (listen(listen_fd_, 64) != 0) return EGRESSD_ERROR("listen {}: {}", socket_path_, strerror(errno));
+  wake_fd_ = eventfd(0, EFD_CLOEXEC);
+  thread_ = std::thread([this] { Run(); });
+  return {};
+}
+
+void ControlServer::Stop() {
+  if (stop_.exchange(true)) return;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+  if (thread_.joinable()) thread_.join();
+  if (listen_fd_ >= 0) {
+    close(listen_fd_);
+    unlink(socket_path_.c_str());
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void ControlServer::Run() {
+  while (!stop_) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (stop_) break;
+    if (!(fds[0].revents & POLLIN)) continue;
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    Serve(fd);
+    close(fd);
+  }
+}
+
+void ControlServer::Serve(int fd) {
+  timeval tv{kClientTimeoutMs / 1000, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::string request;
+  char buf[4096];
+  bool complete = false;
+  while (request.size() < kMaxRequestBytes) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) {
+      complete = n == 0 && !request.empty();
+      break;
+    }
+    request.append(buf, static_cast<size_t>(n));
+    if (request.find('\n') != std::string::npos) {
+      request.resize(request.find('\n'));
+      complete = true;
+      break;
+    }
+  }
+  nlohmann::json reply;
+  if (!complete) {
+    reply = {{"ok", false}, {"error", "request incomplete, too large or timed out"}};
+    bad_requests_++;
+  } else {
+    nlohmann::json parsed = nlohmann::json::parse(request, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      reply = {{"ok", false}, {"error", "request is not a JSON object"}};
+      bad_requests_++;
+    } else {
+      StatusOr<nlohmann::json> result = EGRESSD_ERROR("internal error");
+      try {
+        result = handler_(parsed);
+      } catch (const std::exception& e) {
+        result = EGRESSD_ERROR("bad request: {}", e.what());
+      }
+      if (result.ok()) {
+        reply = std::move(result.value());
+        reply["ok"] = true;
+      } else {
+        reply = {{"ok", false}, {"error", result.status().message()}};
+        bad_requests_++;
+        spdlog::info("control: refused {}: {}", parsed.value("cmd", "?"), result.status().ToString());
+      }
+    }
+  }
+  std::string out = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  size_t sent = 0;
+  while (sent < out.size()) {
+    ssize_t n = write(fd, out.data() + sent, out.size() - sent);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace egressd::control

@@ -1,0 +1,247 @@
+#include "userspace/daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "userspace/control/control_server.h"
+#include "userspace/dns/dns_forwarder.h"
+#include "userspace/dns/resolver.h"
+#include "userspace/kernel/audit_reader.h"
+#include "userspace/kernel/bpf_programs.h"
+#include "userspace/kernel/cgroup.h"
+#include "userspace/proxy/proxy.h"
+#include "userspace/sandbox/registry.h"
+
+namespace egressd::daemon {
+namespace {
+
+const char* DenyReasonName(uint32_t reason) {
+  switch (reason) {
+    case EGRESSD_DENY_NOT_CONFIGURED: return "sandbox not configured yet";
+    case EGRESSD_DENY_CIDR: return "deny_cidrs";
+    case EGRESSD_DENY_UDP: return "UDP other than DNS";
+    case EGRESSD_DENY_SOCKET: return "socket type not allowed (raw, ping, SCTP, MPTCP...)";
+    case EGRESSD_DENY_PROTO: return "protocol not proxied";
+    default: return "unknown";
+  }
+}
+
+std::string FormatEventAddress(const egressd_event& ev) {
+  policy::IpAddress addr;
+  memcpy(addr.bytes.data(), ev.addr, 16);
+  return addr.ToString() + ":" + std::to_string(ntohs(ev.port));
+}
+
+nlohmann::json SandboxJson(const sandbox::SandboxInfo& sb) {
+  return {{"id", sb.id},
+          {"instance", sb.instance},
+          {"cgroup", sb.cgroup},
+          {"policy", sb.policy ? sb.policy->name() : std::string("")},
+          {"policy_source", sb.source.Describe()},
+          {"problem", sb.problem}};
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+
+Daemon::~Daemon() { Stop(); }
+
+Status Daemon::Start() {
+  if (geteuid() != 0) return EGRESSD_ERROR("egressd must run as root (it loads BPF programs)");
+  auto mount = kernel::FindCgroup2Mount();
+  if (!mount.ok()) return mount.status();
+  cgroup2_mount_ = *mount;
+  if (options_.cgroup_root.empty()) options_.cgroup_root = cgroup2_mount_ + "/egressd";
+
+  std::error_code ec;
+  std::filesystem::create_directories(options_.state_dir, ec);
+  if (ec) return EGRESSD_ERROR("state dir {}: {}", options_.state_dir, ec.message());
+  chmod(options_.state_dir.c_str(), 0700);
+
+  auto bpf = kernel::BpfPrograms::Load(options_.bpffs);
+  if (!bpf.ok()) return bpf.status();
+  bpf_ = std::move(*bpf);
+
+  sockaddr_storage upstream{};
+  if (options_.dns_upstream.empty()) {
+    auto system = dns::SystemResolver();
+    if (!system.ok()) return system.status();
+    upstream = *system;
+  } else {
+    auto parsed = dns::ParseSocketAddress(options_.dns_upstream, 53);
+    if (!parsed) return EGRESSD_ERROR("--dns-upstream {}: expected IP or IP:PORT", options_.dns_upstream);
+    upstream = *parsed;
+  }
+  dns::Resolver::Options resolver_options;
+  resolver_options.upstream = upstream;
+  resolver_ = std::make_unique<dns::Resolver>(resolver_options);
+  EGRESSD_RETURN_IF_ERROR(resolver_->Start());
+  forwarder_ = std::make_unique<dns::DnsForwarder>(options_.dns_port, upstream);
+  EGRESSD_RETURN_IF_ERROR(forwarder_->Start());
+
+  sandbox::RegistryOptions registry_options;
+  registry_options.state_dir = options_.state_dir;
+  registry_options.policy_dir = options_.policy_dir;
+  registry_options.cgroup2_mount = cgroup2_mount_;
+  registry_options.proxy_port = options_.proxy_port;
+  registry_options.dns_port = options_.dns_port;
+  registry_ = std::make_unique<sandbox::Registry>(registry_options, bpf_.get());
+
+  proxy::ProxyContext ctx;
+  ctx.options.proxy_port = options_.proxy_port;
+  ctx.options.dns_port = options_.dns_port;
+  ctx.options.workers = options_.workers;
+  ctx.bpf = bpf_.get();
+  ctx.sandboxes = registry_.get();
+  ctx.resolver = resolver_.get();
+  ctx.counters = &proxy_counters_;
+  proxy_ = std::make_unique<proxy::Proxy>(ctx);
+  // Listeners first, then re-adopt: re-adopted sandboxes find the proxy up.
+  EGRESSD_RETURN_IF_ERROR(proxy_->Start());
+  EGRESSD_RETURN_IF_ERROR(registry_->Restore());
+
+  audit_ = std::make_unique<kernel::AuditReader>();
+  EGRESSD_RETURN_IF_ERROR(audit_->Start(bpf_->events_map_fd(), [this](const egressd_event& ev) {
+    kernel_events_++;
+    auto view = registry_->Find(ev.sandbox_id);
+    spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"", ev.sandbox_id,
+                 view ? view->instance : "-",
+                 ev.reason == EGRESSD_DENY_SOCKET ? "socket type " + std::to_string(ev.detail)
+                                                  : FormatEventAddress(ev),
+                 DenyReasonName(ev.reason));
+  }));
+
+  control_ = std::make_unique<control::ControlServer>(
+      options_.socket_path, [this](const nlohmann::json& r) { return Handle(r); });
+  EGRESSD_RETURN_IF_ERROR(control_->Start());
+  spdlog::info("egressd ready: socket {} proxy port {} dns port {} dns upstream {} bpffs {}",
+               options_.socket_path, options_.proxy_port, options_.dns_port,
+               dns::FormatSocketAddress(upstream), options_.bpffs);
+  return {};
+}
+
+void Daemon::Stop() {
+  // The pinned programs stay attached: sandboxes are refused until we return.
+  if (control_) control_->Stop();
+  if (audit_) audit_->Stop();
+  if (proxy_) proxy_->Stop();
+  if (forwarder_) forwarder_->Stop();
+  if (resolver_) resolver_->Stop();
+}
+
+nlohmann::json Daemon::Status_() const {
+  return {{"pid", getpid()},
+          {"socket", options_.socket_path},
+          {"bpffs", options_.bpffs},
+          {"policy_dir", options_.policy_dir},
+          {"cgroup_root", options_.cgroup_root},
+          {"proxy_port", options_.proxy_port},
+          {"dns_port", options_.dns_port},
+          {"sandboxes", registry_->List().size()},
+          {"orig_dst_entries", bpf_->CountOrigDst()},
+          {"kernel",
+           {{"events", kernel_events_.load()},
+            {"events_dropped", bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED)},
+            {"orig_dst_failed", bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_ORIG_DST_FAILED)}}},
+          {"proxy",
+           {{"accepted", proxy_counters_.accepted.load()},
+            {"unknown_origin", proxy_counters_.unknown_origin.load()},
+            {"unknown_sandbox", proxy_counters_.unknown_sandbox.load()}}},
+          {"dns", {{"forwarded_queries", forwarder_->queries()}, {"malformed", forwarder_->malformed()}}},
+          {"api", {{"errors", control_ ? control_->bad_requests() : 0}}}};
+}
+
+StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
+  nlohmann::json out;
+  out["sandboxes"] = nlohmann::json::array();
+  bool found = false;
+  for (const auto& sb : registry_->List()) {
+    if (!target.empty() && sb.instance != target && sb.cgroup != target &&
+        sb.cgroup != cgroup2_mount_ + "/" + target)
+      continue;
+    found = true;
+    auto kc = bpf_->ReadCounters(sb.id);
+    egressd_kernel_counters k = kc.ok() ? *kc : egressd_kernel_counters{};
+    const sandbox::ProxyCounters& p = *sb.counters;
+    out["sandboxes"].push_back(
+        {{"instance", sb.instance},
+         {"cgroup", sb.cgroup},
+         {"policy", sb.policy ? sb.policy->name() : std::string("")},
+         {"kernel",
+          {{"connect_redirected", k.connect_redirected},
+           {"connect_denied", k.connect_denied},
+           {"udp_denied", k.udp_denied},
+           {"socket_denied", k.socket_denied},
+           {"dns_redirected", k.dns_redirected}}},
+         {"proxy",
+          {{"connections", p.connections.load()},
+           {"connections_denied", p.connections_denied.load()},
+           {"requests_allowed", p.requests_allowed.load()},
+           {"requests_denied", p.requests_denied.load()},
+           {"bad_requests", p.bad_requests.load()},
+           {"upstream_errors", p.upstream_errors.load()},
+           {"bytes_up", p.bytes_up.load()},
+           {"bytes_down", p.bytes_down.load()},
+           {"tls_passthrough", p.tls_passthrough.load()}}}});
+  }
+  if (!target.empty() && !found) return EGRESSD_ERROR("no attached sandbox matches \"{}\"", target);
+  return out;
+}
+
+StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
+  auto str = [&](const char* key) -> std::string {
+    auto it = request.find(key);
+    if (it == request.end() || it->is_null()) return "";
+    if (!it->is_string()) throw std::invalid_argument(std::string("\"") + key + "\" must be a string");
+    return it->get<std::string>();
+  };
+  std::string cmd = str("cmd");
+  if (cmd == "status") return Status_();
+  if (cmd == "list") {
+    nlohmann::json out;
+    out["sandboxes"] = nlohmann::json::array();
+    for (const auto& sb : registry_->List()) out["sandboxes"].push_back(SandboxJson(sb));
+    return out;
+  }
+  if (cmd == "stats") return Stats(str("target"));
+  if (cmd == "attach") {
+    std::string cgroup = str("cgroup");
+    std::string name = str("policy");
+    std::string file = str("policy_file");
+    if (cgroup.empty()) return EGRESSD_ERROR("attach: \"cgroup\" is required");
+    if (name.empty() == file.empty())
+      return EGRESSD_ERROR("attach: exactly one of \"policy\" (a name) or \"policy_file\" is required");
+    sandbox::PolicySource source;
+    if (!file.empty()) {
+      if (file[0] != '/') return EGRESSD_ERROR("attach: \"policy_file\" must be an absolute path");
+      source = {sandbox::PolicySource::Kind::kFile, file};
+    } else {
+      source = {sandbox::PolicySource::Kind::kName, name};
+    }
+    auto result = registry_->Attach(cgroup, source, str("instance"));
+    if (!result.ok()) return result.status();
+    nlohmann::json out = SandboxJson(result->sandbox);
+    out["switched"] = result->switched;
+    return out;
+  }
+  if (cmd == "detach") {
+    std::string cgroup = str("cgroup");
+    if (cgroup.empty()) return EGRESSD_ERROR("detach: \"cgroup\" is required");
+    EGRESSD_RETURN_IF_ERROR(registry_->Detach(cgroup));
+    return nlohmann::json::object();
+  }
+  if (cmd == "policy_reload") {
+    auto n = registry_->ReloadPolicies();
+    if (!n.ok()) return n.status();
+    return nlohmann::json{{"reloaded", *n}};
+  }
+  if (cmd.empty()) return EGRESSD_ERROR("request has no \"cmd\"");
+  return EGRESSD_ERROR("unknown command \"{}\"", cmd);
+}
+
+}  // namespace egressd::daemon

@@ -1,0 +1,71 @@
+// Wires the daemon together: BPF programs, resolver, DNS forwarder, sandbox
+// registry, proxy workers, audit reader and the control API; and answers the
+// control API's commands.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "userspace/common/status.h"
+#include "userspace/proxy/proxy_context.h"
+
+namespace egressd::kernel {
+class BpfPrograms;
+class AuditReader;
+}  // namespace egressd::kernel
+namespace egressd::dns {
+class Resolver;
+class DnsForwarder;
+}  // namespace egressd::dns
+namespace egressd::sandbox {
+class Registry;
+}
+namespace egressd::proxy {
+class Proxy;
+}
+namespace egressd::control {
+class ControlServer;
+}
+
+namespace egressd::daemon {
+
+struct DaemonOptions {
+  std::string socket_path = "/run/egressd/egressd.sock";
+  std::string state_dir = "/var/lib/egressd";
+  std::string bpffs = "/sys/fs/bpf/egressd";
+  std::string policy_dir = "/etc/egressd/policies";
+  std::string cgroup_root;  // default: <cgroup2 mount>/egressd
+  uint16_t proxy_port = 15001;
+  uint16_t dns_port = 15053;
+  std::string dns_upstream;  // default: first nameserver of /etc/resolv.conf
+  int workers = 0;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options);
+  ~Daemon();
+  Status Start();
+  void Stop();
+
+ private:
+  StatusOr<nlohmann::json> Handle(const nlohmann::json& request);
+  nlohmann::json Status_() const;
+  StatusOr<nlohmann::json> Stats(const std::string& target) const;
+
+  DaemonOptions options_;
+  std::string cgroup2_mount_;
+  std::unique_ptr<kernel::BpfPrograms> bpf_;
+  std::unique_ptr<dns::Resolver> resolver_;
+  std::unique_ptr<dns::DnsForwarder> forwarder_;
+  std::unique_ptr<sandbox::Registry> registry_;
+  proxy::ProxyGlobalCounters proxy_counters_;
+  std::unique_ptr<proxy::Proxy> proxy_;
+  std::unique_ptr<kernel::AuditReader> audit_;
+  std::unique_ptr<control::ControlServer> control_;
+  std::atomic<uint64_t> kernel_events_{0};
+};
+
+}  // namespace egressd::daemon

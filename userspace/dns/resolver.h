@@ -1,0 +1,96 @@
+// egressd's own resolver: the only source of upstream addresses for names.
+// A name the sandbox presents (SNI, Host) never picks the address; this does.
+// One thread sends A and AAAA queries over UDP to the configured upstream and
+// caches answers by TTL (bounded), failures briefly.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <list>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "policy/ip_address.h"
+#include "userspace/common/status.h"
+
+namespace egressd::dns {
+
+struct ResolveResult {
+  std::vector<policy::IpAddress> addrs;  // empty when error is set
+  std::string error;                     // "" on success, e.g. "NXDOMAIN", "timeout"
+  bool ok() const { return error.empty(); }
+};
+
+class Resolver {
+ public:
+  using Callback = std::function<void(const ResolveResult&)>;
+  struct Options {
+    sockaddr_storage upstream{};
+    std::chrono::milliseconds timeout{2000};  // per attempt
+    int attempts = 2;
+    size_t cache_entries = 4096;
+    std::chrono::seconds max_ttl{300};
+    std::chrono::seconds negative_ttl{5};
+  };
+  explicit Resolver(Options options);
+  ~Resolver();
+  Status Start();
+  void Stop();
+
+  // A cached answer is returned at once and `callback` is not called.
+  // Otherwise returns nullopt and calls `callback` exactly once, later, on the
+  // resolver thread (keep it short: post to your own thread).
+  std::optional<ResolveResult> Lookup(const std::string& name, Callback callback);
+
+ private:
+  struct Pending {
+    std::string name;
+    std::vector<Callback> waiters;
+    uint16_t id_a = 0, id_aaaa = 0;
+    bool done_a = false, done_aaaa = false;
+    int attempts_left = 0;
+    std::chrono::steady_clock::time_point deadline;
+    std::vector<policy::IpAddress> addrs;
+    uint32_t min_ttl = UINT32_MAX;
+    std::string error;
+  };
+  struct CacheEntry {
+    ResolveResult result;
+    std::chrono::steady_clock::time_point expires;
+    std::list<std::string>::iterator lru;
+  };
+  void Run();
+  void SendQueries(Pending& p);
+  void OnDatagram(const uint8_t* data, size_t size);
+  void Complete(const std::string& name);
+  void Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl);
+  uint16_t NextId();
+
+  Options options_;
+  int fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::mutex mu_;
+  bool stopping_ = false;
+  std::map<std::string, Pending> pending_;          // by name
+  std::map<uint16_t, std::string> pending_by_id_;   // query id -> name
+  std::map<std::string, CacheEntry> cache_;
+  std::list<std::string> lru_;  // front = most recently used
+  uint16_t next_id_ = 1;
+};
+
+// "1.2.3.4:53", "[::1]:5353", "1.2.3.4" (port 53).
+std::optional<sockaddr_storage> ParseSocketAddress(const std::string& text, uint16_t default_port);
+// The first nameserver of /etc/resolv.conf, port 53.
+StatusOr<sockaddr_storage> SystemResolver();
+std::string FormatSocketAddress(const sockaddr_storage& addr);
+
+}  // namespace egressd::dns

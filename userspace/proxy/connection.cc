@@ -1,0 +1,837 @@
+#include "userspace/proxy/connection.h"
+
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "userspace/protocol/http_sniff.h"
+#include "userspace/protocol/tls_client_hello.h"
+#include "userspace/proxy/upstream_choice.h"
+#include "userspace/proxy/worker.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace egressd::proxy {
+namespace {
+
+constexpr size_t kClassifyLimit = 16 * 1024;  // at most this much is peeked
+constexpr auto kDrainTime = std::chrono::seconds(2);
+
+__kernel_timespec ToTimespec(std::chrono::milliseconds ms) {
+  __kernel_timespec ts{};
+  ts.tv_sec = ms.count() / 1000;
+  ts.tv_nsec = (ms.count() % 1000) * 1000000;
+  return ts;
+}
+
+const char* StatusText(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 502: return "Bad Gateway";
+    default: return "Error";
+  }
+}
+
+}  // namespace
+
+Connection::Connection(Worker& worker, uint64_t id, int client_fd)
+    : worker_(worker), id_(id), client_fd_(client_fd) {}
+
+Connection::~Connection() {
+  if (client_fd_ >= 0) close(client_fd_);
+  if (upstream_fd_ >= 0) close(upstream_fd_);
+  if (retiring_fd_ >= 0) close(retiring_fd_);
+}
+
+std::shared_ptr<const sandbox::SandboxView> Connection::CurrentView() const {
+  // A detached sandbox keeps its last view for connections already open.
+  auto view = worker_.ctx().sandboxes->Find(origin_.sandbox_id);
+  return view ? view : sandbox_;
+}
+
+void Connection::Start() {
+  if (!LookupOrigin()) return;
+  sandbox_->counters->connections++;
+  const policy::CompiledPolicy& policy = *sandbox_->policy;
+  if (policy.AllowTcpByAddress(origin_addr_, origin_port_)) {
+    PassToOriginal("allow_tcp");
+    return;
+  }
+  tcp_hosts_ = policy.AllowTcpHostsForPort(origin_port_);
+  CheckNextTcpHost();
+}
+
+bool Connection::LookupOrigin() {
+  const ProxyContext& ctx = worker_.ctx();
+  sockaddr_storage peer{};
+  socklen_t len = sizeof(peer);
+  uint64_t cookie = 0;
+  socklen_t cookie_len = sizeof(cookie);
+  egressd_orig_dst_key key{};
+  bool have_key = getpeername(client_fd_, reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
+                  getsockopt(client_fd_, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cookie_len) == 0;
+  if (have_key) {
+    key.netns_cookie = cookie;
+    if (peer.ss_family == AF_INET) {
+      auto* in4 = reinterpret_cast<sockaddr_in*>(&peer);
+      key.client_addr[2] = htonl(0xffff);
+      key.client_addr[3] = in4->sin_addr.s_addr;
+      key.client_port = in4->sin_port;
+    } else {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&peer);
+      memcpy(key.client_addr, &in6->sin6_addr, 16);
+      key.client_port = in6->sin6_port;
+    }
+  }
+  std::optional<egressd_orig_dst> origin;
+  if (have_key) origin = ctx.bpf->TakeOrigDst(key);
+  if (!origin) {
+    // Not redirected by our programs, or the record is gone: fail closed.
+    ctx.counters->unknown_origin++;
+    spdlog::warn("proxy: refused a connection with no recorded original destination");
+    Close("no original destination");
+    return false;
+  }
+  origin_ = *origin;
+  sandbox_ = ctx.sandboxes->Find(origin_.sandbox_id);
+  if (!sandbox_) {
+    ctx.counters->unknown_sandbox++;
+    spdlog::warn("proxy: refused a connection of unknown sandbox id {}", origin_.sandbox_id);
+    Close("unknown sandbox");
+    return false;
+  }
+  memcpy(origin_addr_.bytes.data(), origin_.addr, 16);
+  origin_port_ = ntohs(origin_.port);
+  return true;
+}
+
+// allow_tcp entries given by name: the original destination must be one of
+// the name's addresses. Checked one name at a time, before any byte is read,
+// so server-speaks-first protocols work.
+void Connection::CheckNextTcpHost() {
+  if (phase_ == Phase::kClosing) return;
+  if (tcp_host_index_ >= tcp_hosts_.size()) {
+    // Nothing in allow_tcp: read the first bytes to classify.
+    phase_ = Phase::kClassifying;
+    up_.Allocate(worker_.ctx().options.buffer_bytes);
+    ArmDeadline(worker_.ctx().options.classify_timeout);
+    Pump();
+    return;
+  }
+  resolving_for_tcp_ = true;
+  phase_ = Phase::kResolving;
+  const std::string& host = tcp_hosts_[tcp_host_index_];
+  Worker* worker = &worker_;
+  uint64_t id = id_;
+  auto cached = worker_.ctx().resolver->Lookup(host, [worker, id](const dns::ResolveResult& r) {
+    worker->Post([worker, id, r] {
+      if (Connection* c = worker->FindConnection(id)) c->OnResolved(r);
+    });
+  });
+  if (cached) {
+    OnResolvedNow(*cached);
+  } else {
+    resolve_pending_ = true;
+    pending_++;
+  }
+}
+
+void Connection::Classify() {
+  std::span<const uint8_t> data(up_.buf.get(), up_.end);
+  auto hello = protocol::ParseClientHello(data);
+  switch (hello.status) {
+    case protocol::ClientHelloStatus::kOk:
+      CancelDeadline();
+      DecideTls(hello.sni);
+      return;
+    case protocol::ClientHelloStatus::kMalformed:
+      Deny("malformed TLS ClientHello: " + hello.error);
+      return;
+    case protocol::ClientHelloStatus::kNeedMore:
+      if (up_.end >= kClassifyLimit) Deny("TLS ClientHello larger than 16 KiB");
+      return;
+    case protocol::ClientHelloStatus::kNotTls:
+      break;
+  }
+  switch (protocol::SniffHttpRequest(data)) {
+    case protocol::SniffResult::kHttp:
+      CancelDeadline();
+      mode_ = Mode::kHttp;
+      phase_ = Phase::kHttp;
+      request_ = std::make_unique<protocol::HttpRequestStream>();
+      HttpProcessClient();
+      return;
+    case protocol::SniffResult::kNeedMore:
+      if (up_.end >= kClassifyLimit) Deny("no HTTP request line within 16 KiB");
+      return;
+    case protocol::SniffResult::kNotHttp:
+      Deny("neither TLS nor HTTP, and not in allow_tcp");
+      return;
+  }
+}
+
+void Connection::DecideTls(const std::optional<std::string>& sni) {
+  auto view = CurrentView();
+  const policy::CompiledPolicy& policy = *view->policy;
+  mode_ = Mode::kTunnel;
+  if (!sni) {
+    if (policy.deny_by_default()) {
+      Deny("TLS without SNI under a deny-by-default policy");
+      return;
+    }
+    view->counters->tls_passthrough++;
+    PassToOriginal("TLS without SNI, no allowed_hosts");
+    return;
+  }
+  auto decision = policy.DecideHost(*sni);
+  if (decision.verdict != policy::HostVerdict::kAllowed) {
+    decided_host_ = *sni;
+    Deny("SNI " + *sni + ": " + decision.reason);
+    return;
+  }
+  view->counters->tls_passthrough++;
+  ResolveAndConnect(*sni);
+}
+
+void Connection::PassToOriginal(const char* why) {
+  mode_ = Mode::kTunnel;
+  decided_host_.clear();
+  OwnListeners own{worker_.ctx().options.proxy_port, worker_.ctx().options.dns_port};
+  std::string refusal = RefuseUpstreamAddress(origin_addr_, origin_port_, *sandbox_->policy, own);
+  if (!refusal.empty()) {
+    Deny(refusal);
+    return;
+  }
+  spdlog::debug("proxy: {} -> {}:{} passed through ({})", sandbox_->instance,
+                origin_addr_.ToString(), origin_port_, why);
+  up_.Allocate(worker_.ctx().options.buffer_bytes);
+  ConnectTo(origin_addr_);
+}
+
+void Connection::ResolveAndConnect(const std::string& host) {
+  decided_host_ = host;
+  phase_ = Phase::kResolving;
+  resolving_for_tcp_ = false;
+  if (auto literal = policy::IpAddress::Parse(host)) {
+    OnResolvedNow(dns::ResolveResult{{*literal}, ""});
+    return;
+  }
+  Worker* worker = &worker_;
+  uint64_t id = id_;
+  auto cached = worker_.ctx().resolver->Lookup(host, [worker, id](const dns::ResolveResult& r) {
+    worker->Post([worker, id, r] {
+      if (Connection* c = worker->FindConnection(id)) c->OnResolved(r);
+    });
+  });
+  if (cached) {
+    OnResolvedNow(*cached);
+  } else {
+    resolve_pending_ = true;
+    pending_++;
+  }
+}
+
+void Connection::OnResolved(const dns::ResolveResult& result) {
+  if (resolve_pending_) {
+    resolve_pending_ = false;
+    pending_--;
+  }
+  if (phase_ == Phase::kClosing) {
+    MaybeFinish();
+    return;
+  }
+  OnResolvedNow(result);
+}
+
+void Connection::OnResolvedNow(const dns::ResolveResult& result) {
+  if (resolving_for_tcp_) {
+    resolving_for_tcp_ = false;
+    bool match = result.ok() && std::find(result.addrs.begin(), result.addrs.end(),
+                                          origin_addr_) != result.addrs.end();
+    if (match) {
+      PassToOriginal("allow_tcp by name");
+      return;
+    }
+    tcp_host_index_++;
+    CheckNextTcpHost();
+    return;
+  }
+  auto view = CurrentView();
+  if (!result.ok()) {
+    view->counters->upstream_errors++;
+    std::string why = "name " + decided_host_ + " does not resolve (" + result.error + ")";
+    if (mode_ == Mode::kHttp) {
+      HttpReply(502, why);
+    } else {
+      Deny(why);
+    }
+    return;
+  }
+  OwnListeners own{worker_.ctx().options.proxy_port, worker_.ctx().options.dns_port};
+  UpstreamChoice choice = ChooseUpstream(result.addrs, origin_addr_, origin_port_, *view->policy, own);
+  if (!choice.addr) {
+    if (mode_ == Mode::kHttp) {
+      view->counters->requests_denied++;
+      HttpReply(403, "host " + decided_host_ + ": " + choice.error);
+    } else {
+      Deny("host " + decided_host_ + ": " + choice.error);
+    }
+    return;
+  }
+  ConnectTo(*choice.addr);
+}
+
+void Connection::ConnectTo(const policy::IpAddress& addr) {
+  if (retiring_fd_ >= 0) {
+    // The previous upstream still has operations in flight: connect once
+    // they are done, so completions never mix two upstream sockets.
+    connect_waiting_ = addr;
+    phase_ = Phase::kConnecting;
+    return;
+  }
+  upstream_sa_ = {};
+  socklen_t len;
+  if (addr.is_v4()) {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&upstream_sa_);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(origin_port_);
+    memcpy(&in4->sin_addr, addr.bytes.data() + 12, 4);
+    len = sizeof(*in4);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&upstream_sa_);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(origin_port_);
+    memcpy(&in6->sin6_addr, addr.bytes.data(), 16);
+    len = sizeof(*in6);
+  }
+  upstream_fd_ = socket(upstream_sa_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (upstream_fd_ < 0) {
+    Close(std::string("upstream socket: ") + strerror(errno));
+    return;
+  }
+  int one = 1;
+  setsockopt(upstream_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  upstream_addr_ = addr;
+  phase_ = Phase::kConnecting;
+  connect_timeout_ = ToTimespec(worker_.ctx().options.connect_timeout);
+  io_uring_sqe* sqe = worker_.GetSqe();
+  io_uring_prep_connect(sqe, upstream_fd_, reinterpret_cast<sockaddr*>(&upstream_sa_), len);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kConnect));
+  sqe->flags |= IOSQE_IO_LINK;
+  sqe = worker_.GetSqe();
+  io_uring_prep_link_timeout(sqe, &connect_timeout_, 0);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kConnectTimeout));
+  pending_ += 2;
+  upstream_ops_++;
+}
+
+void Connection::OnConnected(int res) {
+  upstream_ops_--;
+  if (phase_ == Phase::kClosing) return;
+  auto view = CurrentView();
+  if (res < 0) {
+    view->counters->upstream_errors++;
+    std::string why = fmt::format("connect to {}:{} failed: {}", upstream_addr_->ToString(),
+                                  origin_port_, res == -ECANCELED ? "timeout" : strerror(-res));
+    close(upstream_fd_);
+    upstream_fd_ = -1;
+    if (mode_ == Mode::kHttp) {
+      HttpReply(502, why);
+    } else {
+      Close(why);
+    }
+    return;
+  }
+  down_.Allocate(worker_.ctx().options.buffer_bytes);
+  if (mode_ == Mode::kTunnel) {
+    phase_ = Phase::kTunnel;
+    up_.ready = up_.scanned = up_.end;
+    Pump();
+    return;
+  }
+  phase_ = Phase::kHttp;
+  HttpStartForwarding();
+}
+
+// ---- HTTP ----------------------------------------------------------------
+
+void Connection::HttpProcessClient() {
+  while (phase_ == Phase::kHttp) {
+    if (http_step_ == HttpStep::kReadingHead) {
+      if (up_.scanned == up_.end) break;
+      auto step = request_->Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
+      up_.scanned += step.consumed;
+      if (step.event == protocol::HttpRequestStream::Event::kError) {
+        CurrentView()->counters->bad_requests++;
+        HttpReply(400, "malformed request: " + request_->error());
+        return;
+      }
+      if (step.event == protocol::HttpRequestStream::Event::kHeadComplete) {
+        head_end_ = up_.scanned;
+        HttpOnHead();
+        return;  // continues when the upstream is ready (HttpStartForwarding)
+      }
+      if (up_.scanned - up_.start >= kClassifyLimit) {
+        CurrentView()->counters->bad_requests++;
+        HttpReply(400, "request head larger than 16 KiB");
+        return;
+      }
+      break;  // kNeedMore
+    }
+    // kForwarding: the body of the current request, until it completes.
+    if (request_done_) break;
+    auto step = request_->Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
+    up_.scanned += step.consumed;
+    up_.ready = up_.scanned;
+    if (step.event == protocol::HttpRequestStream::Event::kError) {
+      CurrentView()->counters->bad_requests++;
+      Close("malformed request body: " + request_->error());
+      return;
+    }
+    if (step.event == protocol::HttpRequestStream::Event::kMessageComplete) {
+      request_done_ = true;
+      if (upgrade_) break;  // bytes after an upgrade request wait for the 101
+      if (response_done_) HttpFinishTransaction();
+      continue;
+    }
+    break;  // kNeedMore
+  }
+  Pump();
+}
+
+void Connection::HttpOnHead() {
+  // The policy is read again for every request: a switch applies to the
+  // next request on an open connection.
+  auto view = CurrentView();
+  const policy::CompiledPolicy& policy = *view->policy;
+  const protocol::HttpRequestHead& head = request_->head();
+  method_ = head.method;
+  request_keep_alive_ = head.keep_alive;
+  upgrade_ = head.upgrade;
+  request_done_ = response_done_ = false;
+  auto decision = policy.DecideHost(head.host);
+  if (decision.verdict != policy::HostVerdict::kAllowed) {
+    view->counters->requests_denied++;
+    decided_host_ = head.host;
+    spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
+                 view->id, view->instance, head.host, origin_addr_.ToString(), origin_port_,
+                 decision.reason);
+    HttpReply(403, "request to host \"" + head.host + "\" denied by policy \"" + policy.name() +
+                       "\": " + decision.reason);
+    return;
+  }
+  view->counters->requests_allowed++;
+  if (upstream_fd_ >= 0 && decided_host_ == head.host) {
+    HttpStartForwarding();  // same host: reuse the open upstream connection
+    return;
+  }
+  CloseUpstream();
+  ResolveAndConnect(head.host);
+}
+
+void Connection::HttpStartForwarding() {
+  http_step_ = HttpStep::kForwarding;
+  up_.ready = head_end_;
+  response_ = std::make_unique<protocol::HttpResponseStream>();
+  response_->ExpectResponseTo(method_);
+  response_keep_alive_ = true;
+  // A request without a body completes on an empty feed.
+  HttpProcessClient();
+}
+
+void Connection::HttpProcessUpstream() {
+  while (down_.scanned < down_.end) {
+    if (response_done_ || !response_) {
+      Close("upstream sent bytes nobody asked for");
+      return;
+    }
+    auto step = response_->Feed({down_.buf.get() + down_.scanned, down_.end - down_.scanned});
+    down_.scanned += step.consumed;
+    down_.ready = down_.scanned;
+    if (step.event == protocol::HttpResponseStream::Event::kError) {
+      CurrentView()->counters->upstream_errors++;
+      Close("malformed response from upstream: " + response_->error());
+      return;
+    }
+    if (step.event == protocol::HttpResponseStream::Event::kHeadComplete) {
+      response_keep_alive_ = response_->keep_alive();
+      continue;
+    }
+    if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
+      int status = response_->status();
+      if (status == 101 && upgrade_) {
+        // WebSocket and friends: from here on, bytes pass through untouched.
+        mode_ = Mode::kTunnel;
+        phase_ = Phase::kTunnel;
+        up_.ready = up_.scanned = up_.end;
+        down_.ready = down_.scanned = down_.end;
+        Pump();
+        return;
+      }
+      if (status >= 100 && status < 200) continue;  // interim; the final response follows
+      response_done_ = true;
+      if (request_done_) {
+        HttpFinishTransaction();
+        return;
+      }
+      continue;
+    }
+    break;  // kNeedMore
+  }
+  if (down_.eof && !response_done_ && response_) {
+    auto step = response_->Finish();
+    if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
+      response_done_ = true;
+      response_keep_alive_ = false;
+      if (request_done_) {
+        HttpFinishTransaction();
+        return;
+      }
+    }
+    Close("upstream closed in the middle of a response");
+    return;
+  }
+  Pump();
+}
+
+void Connection::HttpFinishTransaction() {
+  if (!response_keep_alive_ || down_.eof) CloseUpstream();
+  response_.reset();
+  if (!request_keep_alive_ || up_.eof) {
+    close_after_flush_ = true;
+    Pump();
+    return;
+  }
+  http_step_ = HttpStep::kReadingHead;
+  request_done_ = response_done_ = false;
+  HttpProcessClient();  // the next request may already be buffered (pipelining)
+}
+
+void Connection::HttpReply(int status, const std::string& reason) {
+  if (down_.recv_pending) {
+    Close(reason);  // a response is still arriving: no room for ours
+    return;
+  }
+  const std::string policy_name = CurrentView()->policy->name();
+  std::string body = "egressd: " + reason + "\n";
+  std::string reply = fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
+      "Connection: close\r\nX-Egressd-Policy: {}\r\n\r\n{}",
+      status, StatusText(status), body.size(), policy_name, body);
+  down_.Allocate(worker_.ctx().options.buffer_bytes);
+  if (down_.cap - down_.end < reply.size() && down_.start == down_.end) down_.Reset();
+  if (down_.cap - down_.end < reply.size()) {
+    Close(reason);
+    return;
+  }
+  memcpy(down_.buf.get() + down_.end, reply.data(), reply.size());
+  down_.end += reply.size();
+  down_.ready = down_.scanned = down_.end;
+  // Nothing else from this client is forwarded after a refusal.
+  up_.ready = up_.start;
+  CloseUpstream();
+  phase_ = Phase::kHttp;
+  http_step_ = HttpStep::kReadingHead;
+  request_done_ = true;
+  close_after_flush_ = true;
+  Pump();
+}
+
+void Connection::CloseUpstream() {
+  decided_host_.clear();
+  if (upstream_fd_ < 0) return;
+  if (upstream_ops_ == 0) {
+    close(upstream_fd_);
+  } else {
+    // Operations in flight: they finish with errors; the socket closes then.
+    shutdown(upstream_fd_, SHUT_RDWR);
+    retiring_fd_ = upstream_fd_;
+  }
+  upstream_fd_ = -1;
+  down_.eof = false;
+  down_.shut_written = false;
+  up_.shut_written = false;
+}
+
+// ---- moving bytes ----------------------------------------------------------
+
+void Connection::Pump() {
+  if (phase_ == Phase::kClosing) return;
+  bool upstream_live = upstream_fd_ >= 0 && (phase_ == Phase::kTunnel || phase_ == Phase::kHttp);
+
+  // Compact a direction whose bytes were all sent.
+  for (Direction* d : {&up_, &down_}) {
+    if (d->buf && !d->recv_pending && !d->send_pending && d->start == d->end && d->start > 0) {
+      if (d == &up_) head_end_ = 0;
+      d->Reset();
+    }
+  }
+  if (up_.buf && !up_.recv_pending && !up_.send_pending && up_.end == up_.cap && up_.start > 0) {
+    size_t shift = up_.start;
+    memmove(up_.buf.get(), up_.buf.get() + shift, up_.end - shift);
+    up_.start = 0;
+    up_.ready -= shift;
+    up_.scanned -= shift;
+    up_.end -= shift;
+    head_end_ = head_end_ > shift ? head_end_ - shift : 0;
+  }
+  if (down_.buf && !down_.recv_pending && !down_.send_pending && down_.end == down_.cap &&
+      down_.start > 0) {
+    size_t shift = down_.start;
+    memmove(down_.buf.get(), down_.buf.get() + shift, down_.end - shift);
+    down_.start = 0;
+    down_.ready -= shift;
+    down_.scanned -= shift;
+    down_.end -= shift;
+  }
+
+  // Sends.
+  if (upstream_live && !up_.send_pending && up_.ready > up_.start) ArmSend(true);
+  if (!down_.send_pending && down_.ready > down_.start) ArmSend(false);
+
+  // Receives.
+  if (phase_ != Phase::kDraining && !close_after_flush_ && !up_.recv_pending && !up_.eof &&
+      up_.buf && up_.end < up_.cap)
+    ArmRecv(true);
+  if (phase_ == Phase::kDraining && !up_.recv_pending) ArmRecv(true);
+  bool want_response = phase_ == Phase::kTunnel ||
+                       (phase_ == Phase::kHttp && http_step_ == HttpStep::kForwarding &&
+                        !response_done_ && !close_after_flush_);
+  if (upstream_live && want_response && !down_.recv_pending && !down_.eof && down_.end < down_.cap)
+    ArmRecv(false);
+
+  // Half-closes and the end of a tunnel.
+  if (phase_ == Phase::kTunnel) {
+    if (up_.eof && up_.start == up_.end && !up_.send_pending && !up_.shut_written &&
+        upstream_fd_ >= 0) {
+      shutdown(upstream_fd_, SHUT_WR);
+      up_.shut_written = true;
+    }
+    if (down_.eof && down_.start == down_.end && !down_.send_pending && !down_.shut_written) {
+      shutdown(client_fd_, SHUT_WR);
+      down_.shut_written = true;
+    }
+    if (up_.shut_written && down_.shut_written) Close("done");
+    return;
+  }
+  if (close_after_flush_ && phase_ != Phase::kDraining && !down_.send_pending &&
+      down_.start == down_.ready) {
+    // Our last byte is out. Half-close and read what the client still sends,
+    // so closing does not reset the connection before it reads our answer.
+    shutdown(client_fd_, SHUT_WR);
+    CloseUpstream();
+    phase_ = Phase::kDraining;
+    up_.Reset();
+    head_end_ = 0;
+    ArmDeadline(std::chrono::duration_cast<std::chrono::milliseconds>(kDrainTime));
+    if (!up_.recv_pending) ArmRecv(true);
+  }
+}
+
+void Connection::ArmRecv(bool client) {
+  Direction& d = client ? up_ : down_;
+  if (!d.buf) return;
+  if (phase_ == Phase::kDraining) d.Reset();  // drained bytes are discarded
+  io_uring_sqe* sqe = worker_.GetSqe();
+  io_uring_prep_recv(sqe, client ? client_fd_ : upstream_fd_, d.buf.get() + d.end, d.cap - d.end,
+                     0);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, client ? OpKind::kClientRecv : OpKind::kUpstreamRecv));
+  d.recv_pending = true;
+  pending_++;
+  if (!client) upstream_ops_++;
+}
+
+void Connection::ArmSend(bool to_upstream) {
+  Direction& d = to_upstream ? up_ : down_;
+  io_uring_sqe* sqe = worker_.GetSqe();
+  io_uring_prep_send(sqe, to_upstream ? upstream_fd_ : client_fd_, d.buf.get() + d.start,
+                     d.ready - d.start, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe,
+                          EncodeOp(this, to_upstream ? OpKind::kUpstreamSend : OpKind::kClientSend));
+  d.send_pending = true;
+  pending_++;
+  if (to_upstream) upstream_ops_++;
+}
+
+void Connection::OnRecv(bool client, int res) {
+  Direction& d = client ? up_ : down_;
+  d.recv_pending = false;
+  if (!client && RetireDone()) return;
+  if (phase_ == Phase::kClosing) return;
+  if (phase_ == Phase::kDraining) {
+    if (res <= 0) {
+      Close("drained");
+    } else {
+      ArmRecv(true);
+    }
+    return;
+  }
+  if (res < 0) {
+    Close(fmt::format("{} recv: {}", client ? "client" : "upstream", strerror(-res)));
+    return;
+  }
+  if (res == 0) {
+    d.eof = true;
+  } else {
+    d.end += static_cast<size_t>(res);
+  }
+  switch (phase_) {
+    case Phase::kClassifying:
+      if (d.eof) {
+        Close("client closed before classification");
+        return;
+      }
+      Classify();
+      if (phase_ == Phase::kClassifying) Pump();
+      return;
+    case Phase::kResolving:
+    case Phase::kConnecting:
+      if (client && d.eof && mode_ == Mode::kHttp) {
+        Close("client closed while its request was pending");
+        return;
+      }
+      Pump();  // keep buffering; forwarded once the upstream is ready
+      return;
+    case Phase::kTunnel:
+      d.ready = d.scanned = d.end;
+      Pump();
+      return;
+    case Phase::kHttp:
+      if (client) {
+        if (d.eof && http_step_ == HttpStep::kReadingHead && up_.scanned == up_.end) {
+          Close("client done");
+          return;
+        }
+        HttpProcessClient();
+      } else {
+        HttpProcessUpstream();
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+void Connection::OnSend(bool to_upstream, int res) {
+  Direction& d = to_upstream ? up_ : down_;
+  d.send_pending = false;
+  if (to_upstream && RetireDone()) return;
+  if (phase_ == Phase::kClosing) return;
+  if (res < 0) {
+    Close(fmt::format("send to {}: {}", to_upstream ? "upstream" : "client", strerror(-res)));
+    return;
+  }
+  d.start += static_cast<size_t>(res);
+  if (sandbox_) {
+    if (to_upstream) {
+      sandbox_->counters->bytes_up += static_cast<uint64_t>(res);
+    } else {
+      sandbox_->counters->bytes_down += static_cast<uint64_t>(res);
+    }
+  }
+  // A refused request must not leave: if the head being decided is still in
+  // the buffer, the send window never reaches it (ready stops before it).
+  Pump();
+  if (phase_ == Phase::kHttp && to_upstream) HttpProcessClient();
+}
+
+// Completions of an upstream socket that CloseUpstream retired are dropped;
+// the last one closes it and starts a connect that was waiting for it.
+bool Connection::RetireDone() {
+  upstream_ops_--;
+  if (retiring_fd_ < 0) return false;
+  if (upstream_ops_ == 0) {
+    close(retiring_fd_);
+    retiring_fd_ = -1;
+    if (connect_waiting_ && phase_ != Phase::kClosing) {
+      policy::IpAddress addr = *connect_waiting_;
+      connect_waiting_.reset();
+      ConnectTo(addr);
+    }
+  }
+  return true;
+}
+
+void Connection::ArmDeadline(std::chrono::milliseconds after) {
+  if (deadline_armed_) CancelDeadline();
+  deadline_ = ToTimespec(after);
+  io_uring_sqe* sqe = worker_.GetSqe();
+  io_uring_prep_timeout(sqe, &deadline_, 0, 0);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kDeadline));
+  deadline_armed_ = true;
+  pending_++;
+}
+
+void Connection::CancelDeadline() {
+  if (!deadline_armed_) return;
+  deadline_armed_ = false;
+  io_uring_sqe* sqe = worker_.GetSqe();
+  io_uring_prep_timeout_remove(sqe, EncodeOp(this, OpKind::kDeadline), 0);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kCancel));
+  pending_++;
+}
+
+void Connection::Deny(const std::string& why) {
+  if (sandbox_) {
+    sandbox_->counters->connections_denied++;
+    spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
+                 sandbox_->id, sandbox_->instance, decided_host_.empty() ? "-" : decided_host_,
+                 origin_addr_.ToString(), origin_port_, why);
+  }
+  Close(why);
+}
+
+void Connection::Close(const std::string& why) {
+  if (phase_ == Phase::kClosing) return;
+  spdlog::debug("proxy: connection {} closed: {}", id_, why);
+  phase_ = Phase::kClosing;
+  CancelDeadline();
+  for (int fd : {client_fd_, upstream_fd_, retiring_fd_}) {
+    if (fd < 0) continue;
+    io_uring_sqe* sqe = worker_.GetSqe();
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kCancel));
+    pending_++;
+  }
+  MaybeFinish();
+}
+
+void Connection::MaybeFinish() {
+  if (phase_ == Phase::kClosing && pending_ == 0) worker_.Destroy(this);
+}
+
+void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
+  pending_--;
+  switch (kind) {
+    case OpKind::kClientRecv: OnRecv(true, res); break;
+    case OpKind::kUpstreamRecv: OnRecv(false, res); break;
+    case OpKind::kClientSend: OnSend(false, res); break;
+    case OpKind::kUpstreamSend: OnSend(true, res); break;
+    case OpKind::kConnect: OnConnected(res); break;
+    case OpKind::kDeadline:
+      if (res == -ETIME && deadline_armed_) {
+        deadline_armed_ = false;
+        if (phase_ == Phase::kClassifying) {
+          Deny("no TLS ClientHello or HTTP request in time");
+        } else if (phase_ == Phase::kDraining) {
+          Close("drain time over");
+        }
+      }
+      break;
+    case OpKind::kConnectTimeout:
+    case OpKind::kCancel:
+    default:
+      break;
+  }
+  MaybeFinish();
+}
+
+}  // namespace egressd::proxy

@@ -1,0 +1,30 @@
+#include "userspace/proxy/proxy.h"
+
+#include <thread>
+
+#include "userspace/proxy/worker.h"
+
+namespace egressd::proxy {
+
+Proxy::Proxy(ProxyContext ctx) : ctx_(std::move(ctx)) {}
+
+Proxy::~Proxy() { Stop(); }
+
+Status Proxy::Start() {
+  int n = ctx_.options.workers > 0 ? ctx_.options.workers
+                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) {
+    auto worker = std::make_unique<Worker>(ctx_, i);
+    EGRESSD_RETURN_IF_ERROR(worker->Init());
+    workers_.push_back(std::move(worker));
+  }
+  for (auto& w : workers_) w->Start();
+  return {};
+}
+
+void Proxy::Stop() {
+  for (auto& w : workers_) w->Stop();
+  workers_.clear();
+}
+
+}  // namespace egressd::proxy

@@ -1,0 +1,39 @@
+// Everything a proxy worker needs from the rest of the daemon. Owned by the
+// daemon; outlives the workers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "userspace/dns/resolver.h"
+#include "userspace/kernel/bpf_programs.h"
+#include "userspace/sandbox/sandbox_view.h"
+
+namespace egressd::proxy {
+
+// Counters not tied to a sandbox (the sandbox is not known yet or is gone).
+struct ProxyGlobalCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> unknown_origin{0};   // no original destination recorded: refused
+  std::atomic<uint64_t> unknown_sandbox{0};  // original destination names a detached sandbox
+};
+
+struct ProxyOptions {
+  uint16_t proxy_port = 15001;
+  uint16_t dns_port = 15053;
+  int workers = 0;  // 0 = one per CPU
+  std::chrono::milliseconds classify_timeout{10000};  // first bytes of a connection
+  std::chrono::milliseconds connect_timeout{5000};    // upstream connect
+  size_t buffer_bytes = 64 * 1024;                    // per direction per connection
+};
+
+struct ProxyContext {
+  ProxyOptions options;
+  const kernel::BpfPrograms* bpf = nullptr;
+  const sandbox::SandboxDirectory* sandboxes = nullptr;
+  dns::Resolver* resolver = nullptr;
+  ProxyGlobalCounters* counters = nullptr;
+};
+
+}  // namespace egressd::proxy

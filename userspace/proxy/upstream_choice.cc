@@ -1,0 +1,46 @@
+#include "userspace/proxy/upstream_choice.h"
+
+#include <algorithm>
+
+namespace egressd::proxy {
+namespace {
+
+bool IsLoopback(const policy::IpAddress& a) {
+  if (a.is_v4()) return a.bytes[12] == 127;
+  static const policy::IpAddress kV6Loopback = *policy::IpAddress::Parse("::1");
+  return a == kV6Loopback;
+}
+
+}  // namespace
+
+std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
+                                  const policy::CompiledPolicy& policy, const OwnListeners& own) {
+  for (const auto& cidr : policy.policy().deny_cidrs)
+    if (cidr.Contains(addr)) return "address " + addr.ToString() + " is in deny_cidrs " + cidr.ToString();
+  if (IsLoopback(addr) && (port == own.proxy_port || port == own.dns_port))
+    return "address " + addr.ToString() + " is egressd itself";
+  return "";
+}
+
+UpstreamChoice ChooseUpstream(const std::vector<policy::IpAddress>& answers,
+                              const policy::IpAddress& original, uint16_t port,
+                              const policy::CompiledPolicy& policy, const OwnListeners& own) {
+  if (answers.empty()) return {std::nullopt, "the name has no addresses"};
+  std::vector<policy::IpAddress> candidates;
+  if (std::find(answers.begin(), answers.end(), original) != answers.end())
+    candidates.push_back(original);
+  // Prefer the family the sandbox used: its origin may listen on one only.
+  for (const auto& a : answers)
+    if (a.is_v4() == original.is_v4() && a != original) candidates.push_back(a);
+  for (const auto& a : answers)
+    if (a.is_v4() != original.is_v4()) candidates.push_back(a);
+  std::string first_refusal;
+  for (const auto& c : candidates) {
+    std::string refusal = RefuseUpstreamAddress(c, port, policy, own);
+    if (refusal.empty()) return {c, ""};
+    if (first_refusal.empty()) first_refusal = refusal;
+  }
+  return {std::nullopt, first_refusal};
+}
+
+}  // namespace egressd::proxy

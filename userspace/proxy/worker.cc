@@ -1,0 +1,195 @@
+#include "userspace/proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "userspace/proxy/connection.h"
+
+namespace egressd::proxy {
+namespace {
+
+constexpr unsigned kRingEntries = 4096;
+
+StatusOr<int> ListenLoopback(int family, uint16_t port) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return EGRESSD_ERROR("proxy listener socket: {}", strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof(*a);
+  } else {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    a->sin6_addr = in6addr_loopback;
+    len = sizeof(*a);
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 4096) != 0) {
+    int err = errno;
+    close(fd);
+    return EGRESSD_ERROR("proxy listener {}:{}: {}", family == AF_INET ? "127.0.0.1" : "[::1]",
+                         port, strerror(err));
+  }
+  return fd;
+}
+
+}  // namespace
+
+Worker::Worker(const ProxyContext& ctx, int index) : ctx_(ctx), index_(index) {}
+
+Worker::~Worker() {
+  Stop();
+  conns_.clear();
+  for (Listener& l : listeners_)
+    if (l.fd >= 0) close(l.fd);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+}
+
+Status Worker::Init() {
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+  int err = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+  if (err < 0) {
+    params.flags = 0;  // older kernels: plain ring
+    err = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+  }
+  if (err < 0) return EGRESSD_ERROR("io_uring setup: {}", strerror(-err));
+  ring_ready_ = true;
+  int families[2] = {AF_INET, AF_INET6};
+  for (int i = 0; i < 2; ++i) {
+    auto fd = ListenLoopback(families[i], ctx_.options.proxy_port);
+    if (!fd.ok()) return fd.status();
+    listeners_[i].fd = *fd;
+    listeners_[i].family = families[i];
+  }
+  wake_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) return EGRESSD_ERROR("eventfd: {}", strerror(errno));
+  for (Listener& l : listeners_) ArmAccept(l);
+  ArmWake();
+  io_uring_submit(&ring_);
+  return {};
+}
+
+void Worker::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Worker::Stop() {
+  if (!thread_.joinable()) return;
+  Post([this] { stop_ = true; });
+  thread_.join();
+}
+
+void Worker::Post(std::function<void()> task) {
+  {
+    std::lock_guard lock(posted_mu_);
+    posted_.push_back(std::move(task));
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+io_uring_sqe* Worker::GetSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (!sqe) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void Worker::ArmAccept(Listener& listener) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_multishot_accept(sqe, listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, EncodeOp(&listener, OpKind::kAccept));
+}
+
+void Worker::ArmWake() {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof(wake_value_), 0);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kWake));
+}
+
+Connection* Worker::FindConnection(uint64_t id) {
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : it->second.get();
+}
+
+void Worker::Destroy(Connection* conn) {
+  // Deferred to the end of this completion batch would be safer for callers
+  // still on the stack; Connection only calls this as its very last action.
+  conns_.erase(conn->id());
+}
+
+void Worker::OnAccept(Listener& listener, int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) ArmAccept(listener);  // multishot ended: re-arm
+  if (res < 0) {
+    if (res != -ECANCELED) spdlog::warn("proxy: accept: {}", strerror(-res));
+    return;
+  }
+  ctx_.counters->accepted++;
+  uint64_t id = next_conn_id_++;
+  auto conn = std::make_unique<Connection>(*this, id, res);
+  Connection* raw = conn.get();
+  conns_.emplace(id, std::move(conn));
+  raw->Start();
+}
+
+void Worker::RunPosted() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(posted_mu_);
+    tasks.swap(posted_);
+  }
+  for (auto& t : tasks) t();
+}
+
+void Worker::Dispatch(io_uring_cqe* cqe) {
+  uint64_t data = io_uring_cqe_get_data64(cqe);
+  auto kind = static_cast<OpKind>(data & 0xf);
+  void* ptr = reinterpret_cast<void*>(data & ~uint64_t{0xf});
+  switch (kind) {
+    case OpKind::kAccept:
+      OnAccept(*static_cast<Listener*>(ptr), cqe->res, cqe->flags);
+      break;
+    case OpKind::kWake:
+      RunPosted();
+      if (!stop_) ArmWake();
+      break;
+    default:
+      static_cast<Connection*>(ptr)->OnCompletion(kind, cqe->res, cqe->flags);
+      break;
+  }
+}
+
+void Worker::Run() {
+  spdlog::debug("proxy worker {} running", index_);
+  while (!stop_) {
+    io_uring_submit_and_wait(&ring_, 1);
+    io_uring_cqe* cqe;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      Dispatch(cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+}
+
+}  // namespace egressd::proxy

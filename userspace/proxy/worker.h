@@ -1,0 +1,90 @@
+// One proxy worker: a thread with its own io_uring and its own SO_REUSEPORT
+// listeners (127.0.0.1 and ::1 on the proxy port). A connection lives on the
+// worker that accepted it. Every completion goes through one switch
+// (Worker::Dispatch); user_data carries the object and the operation kind.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "userspace/common/status.h"
+#include "userspace/proxy/proxy_context.h"
+
+namespace egressd::proxy {
+
+class Connection;
+
+// What a completion is for: stored in the low 4 bits of user_data, the
+// object pointer (16-byte aligned) in the rest.
+enum class OpKind : uint8_t {
+  kAccept = 1,     // ptr: Listener
+  kWake = 2,       // ptr: Worker (eventfd read: posted tasks or stop)
+  kClientRecv = 3, // ptr: Connection, for the rest
+  kClientSend = 4,
+  kUpstreamRecv = 5,
+  kUpstreamSend = 6,
+  kConnect = 7,
+  kConnectTimeout = 8,
+  kDeadline = 9,
+  kCancel = 10,  // cancel / timeout-remove requests: only counted
+};
+
+inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
+  return reinterpret_cast<uintptr_t>(ptr) | static_cast<uint64_t>(kind);
+}
+
+struct alignas(16) Listener {
+  int fd = -1;
+  int family = 0;
+};
+
+class alignas(16) Worker {
+ public:
+  Worker(const ProxyContext& ctx, int index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  Status Init();  // io_uring and listeners; run on the caller's thread
+  void Start();   // runs the loop on a new thread
+  void Stop();    // from any thread; joins
+
+  // Runs `task` on this worker's thread (thread-safe).
+  void Post(std::function<void()> task);
+  io_uring_sqe* GetSqe();
+  const ProxyContext& ctx() const { return ctx_; }
+  // Called by a connection when its last operation completed after close.
+  void Destroy(Connection* conn);
+  Connection* FindConnection(uint64_t id);
+
+ private:
+  void Run();
+  void ArmAccept(Listener& listener);
+  void ArmWake();
+  void Dispatch(io_uring_cqe* cqe);
+  void OnAccept(Listener& listener, int res, uint32_t flags);
+  void RunPosted();
+
+  const ProxyContext& ctx_;
+  int index_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  alignas(16) Listener listeners_[2];
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
+  uint64_t next_conn_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+};
+
+}  // namespace egressd::proxy

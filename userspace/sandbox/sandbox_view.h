@@ -1,0 +1,45 @@
+// What the data plane knows about a sandbox: an immutable view, swapped as a
+// whole when its policy changes, plus counters that live as long as the
+// sandbox. Workers hold a view for one decision (a connection or a request),
+// so a policy switch applies to the next connection and the next request.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "policy/compiled_policy.h"
+
+namespace egressd::sandbox {
+
+// Proxy-side counters of one sandbox; names are the `egressctl stats --json` keys.
+struct ProxyCounters {
+  std::atomic<uint64_t> connections{0};         // accepted from the sandbox
+  std::atomic<uint64_t> connections_denied{0};  // closed by policy (TLS SNI, allow_tcp, no SNI)
+  std::atomic<uint64_t> requests_allowed{0};    // HTTP requests forwarded
+  std::atomic<uint64_t> requests_denied{0};     // HTTP requests refused (403) by policy
+  std::atomic<uint64_t> bad_requests{0};        // HTTP requests refused (400) as malformed
+  std::atomic<uint64_t> upstream_errors{0};     // name did not resolve, connect failed (502)
+  std::atomic<uint64_t> bytes_up{0};            // bytes sent to upstreams
+  std::atomic<uint64_t> bytes_down{0};          // bytes sent back to the sandbox
+  std::atomic<uint64_t> tls_passthrough{0};     // TLS connections passed through by SNI
+};
+
+struct SandboxView {
+  uint32_t id = 0;
+  std::string instance;
+  std::string cgroup;
+  std::shared_ptr<const policy::CompiledPolicy> policy;  // never null
+  std::shared_ptr<ProxyCounters> counters;               // never null
+};
+
+// Read side of the sandbox registry, as the proxy sees it.
+class SandboxDirectory {
+ public:
+  virtual ~SandboxDirectory() = default;
+  // The current view of a sandbox, or null when no such sandbox is attached.
+  virtual std::shared_ptr<const SandboxView> Find(uint32_t sandbox_id) const = 0;
+};
+
+}  // namespace egressd::sandbox
