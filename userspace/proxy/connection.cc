@@ -448,6 +448,16 @@ void Connection::HttpStartForwarding() {
 }
 
 void Connection::HttpProcessUpstream() {
+  if (!response_ || response_done_) {
+    // Between requests the upstream may only close (idle keep-alive timeout).
+    if (down_.scanned < down_.end) {
+      Close("upstream sent bytes nobody asked for");
+      return;
+    }
+    if (down_.eof) CloseUpstream();
+    Pump();
+    return;
+  }
   while (down_.scanned < down_.end) {
     if (response_done_ || !response_) {
       Close("upstream sent bytes nobody asked for");
@@ -516,25 +526,12 @@ void Connection::HttpFinishTransaction() {
 }
 
 void Connection::HttpReply(int status, const std::string& reason) {
-  if (down_.recv_pending) {
-    Close(reason);  // a response is still arriving: no room for ours
-    return;
-  }
   const std::string policy_name = CurrentView()->policy->name();
   std::string body = "egressd: " + reason + "\n";
-  std::string reply = fmt::format(
+  reply_ = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
       "Connection: close\r\nX-Egressd-Policy: {}\r\n\r\n{}",
       status, StatusText(status), body.size(), policy_name, body);
-  down_.Allocate(worker_.ctx().options.buffer_bytes);
-  if (down_.cap - down_.end < reply.size() && down_.start == down_.end) down_.Reset();
-  if (down_.cap - down_.end < reply.size()) {
-    Close(reason);
-    return;
-  }
-  memcpy(down_.buf.get() + down_.end, reply.data(), reply.size());
-  down_.end += reply.size();
-  down_.ready = down_.scanned = down_.end;
   // Nothing else from this client is forwarded after a refusal.
   up_.ready = up_.start;
   CloseUpstream();
@@ -595,16 +592,21 @@ void Connection::Pump() {
 
   // Sends.
   if (upstream_live && !up_.send_pending && up_.ready > up_.start) ArmSend(true);
-  if (!down_.send_pending && down_.ready > down_.start) ArmSend(false);
+  if (!down_.send_pending) {
+    if (down_.ready > down_.start) {
+      ArmSend(false);
+    } else if (!reply_.empty()) {
+      ArmSendReply();
+    }
+  }
 
   // Receives.
   if (phase_ != Phase::kDraining && !close_after_flush_ && !up_.recv_pending && !up_.eof &&
       up_.buf && up_.end < up_.cap)
     ArmRecv(true);
   if (phase_ == Phase::kDraining && !up_.recv_pending) ArmRecv(true);
-  bool want_response = phase_ == Phase::kTunnel ||
-                       (phase_ == Phase::kHttp && http_step_ == HttpStep::kForwarding &&
-                        !response_done_ && !close_after_flush_);
+  // In HTTP the upstream is read even while idle, to notice it closing.
+  bool want_response = phase_ == Phase::kTunnel || (phase_ == Phase::kHttp && !close_after_flush_);
   if (upstream_live && want_response && !down_.recv_pending && !down_.eof && down_.end < down_.cap)
     ArmRecv(false);
 
@@ -623,7 +625,7 @@ void Connection::Pump() {
     return;
   }
   if (close_after_flush_ && phase_ != Phase::kDraining && !down_.send_pending &&
-      down_.start == down_.ready) {
+      down_.start == down_.ready && reply_.empty()) {
     // Our last byte is out. Half-close and read what the client still sends,
     // so closing does not reset the connection before it reads our answer.
     shutdown(client_fd_, SHUT_WR);
@@ -659,6 +661,15 @@ void Connection::ArmSend(bool to_upstream) {
   d.send_pending = true;
   pending_++;
   if (to_upstream) upstream_ops_++;
+}
+
+void Connection::ArmSendReply() {
+  io_uring_sqe* sqe = worker_.GetSqe();
+  io_uring_prep_send(sqe, client_fd_, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kClientSend));
+  down_.send_pending = true;
+  sending_reply_ = true;
+  pending_++;
 }
 
 void Connection::OnRecv(bool client, int res) {
@@ -724,9 +735,16 @@ void Connection::OnSend(bool to_upstream, int res) {
   Direction& d = to_upstream ? up_ : down_;
   d.send_pending = false;
   if (to_upstream && RetireDone()) return;
+  if (!to_upstream && sending_reply_ && (phase_ == Phase::kClosing || res < 0)) sending_reply_ = false;
   if (phase_ == Phase::kClosing) return;
   if (res < 0) {
     Close(fmt::format("send to {}: {}", to_upstream ? "upstream" : "client", strerror(-res)));
+    return;
+  }
+  if (!to_upstream && sending_reply_) {
+    sending_reply_ = false;
+    reply_.erase(0, static_cast<size_t>(res));
+    Pump();
     return;
   }
   d.start += static_cast<size_t>(res);

@@ -12,6 +12,7 @@
 // [ready, end) wait for a decision (a request head being judged).
 #pragma once
 
+#include <liburing.h>
 #include <netinet/in.h>
 
 #include <chrono>
@@ -106,6 +107,7 @@ class alignas(16) Connection {
   void Pump();
   void ArmRecv(bool client);
   void ArmSend(bool to_upstream);
+  void ArmSendReply();
   void OnRecv(bool client, int res);
   void OnSend(bool to_upstream, int res);
   void Deny(const std::string& why);
@@ -161,6 +163,8 @@ class alignas(16) Connection {
   bool upgrade_ = false;
   size_t head_end_ = 0;  // end of the request head being decided, in up_
   std::string method_;
+  std::string reply_;  // an answer of egressd's own (403, 400, 502), then close
+  bool sending_reply_ = false;
 };
 
 }  // namespace egressd::proxy

@@ -1,0 +1,43 @@
+// A validated policy made ready for decisions on the data path.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/host_glob.h"
+#include "policy/policy.h"
+
+namespace egressd::policy {
+
+enum class HostVerdict { kAllowed, kDenied };
+
+struct HostDecision {
+  HostVerdict verdict;
+  std::string reason;  // human text for 403 bodies and audit logs
+  std::optional<std::string> matched_entry;
+};
+
+class CompiledPolicy {
+ public:
+  explicit CompiledPolicy(Policy policy);
+  const Policy& policy() const { return policy_; }
+  const std::string& name() const { return policy_.name; }
+  bool deny_by_default() const { return !policy_.allowed_hosts.empty(); }
+
+  // denied_hosts always wins; then allowed_hosts when non-empty (deny by
+  // default); else allowed. A host that is no valid name is denied.
+  HostDecision DecideHost(std::string_view host) const;
+  // allow_tcp entries given as an address or CIDR.
+  bool AllowTcpByAddress(const IpAddress& addr, uint16_t port) const;
+  // allow_tcp entries given by host name for this port (the caller resolves them).
+  std::vector<std::string> AllowTcpHostsForPort(uint16_t port) const;
+
+ private:
+  Policy policy_;
+  HostGlobSet allowed_;
+  HostGlobSet denied_;
+};
+
+}  // namespace egressd::policy

@@ -1,0 +1,29 @@
+// The policy model: what one policy file says, validated.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/cidr.h"
+
+namespace egressd::policy {
+
+// One allow_tcp entry: "host:port", "1.2.3.4:22", "192.0.2.0/24:22", "[::1]:5432", "[fd00::/8]:443".
+struct TcpRule {
+  std::string text;                 // as written
+  std::optional<std::string> host;  // an exact host name, or
+  std::optional<Cidr> cidr;         // an address or block
+  uint16_t port = 0;                // 1..65535
+};
+
+struct Policy {
+  std::string name;
+  std::vector<std::string> allowed_hosts;  // normalized patterns
+  std::vector<std::string> denied_hosts;
+  std::vector<Cidr> deny_cidrs;
+  std::vector<TcpRule> allow_tcp;
+};
+
+}  // namespace egressd::policy
