@@ -6,6 +6,7 @@ under CI=true a missing capability fails the run instead.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -172,7 +173,16 @@ class Sandbox:
         return self.run(PYTHON, "-c", code, timeout=timeout)
 
     def curl(self, *args, timeout=30):
-        return self.run("curl", "-sS", "--max-time", "10", "--noproxy", "*", *args, timeout=timeout)
+        # Test names (*.test) are pinned to loopback with --resolve, so the
+        # sandbox never sends a DNS query towards the host's real resolver.
+        # egressd still resolves the name itself, through the test's DNS server.
+        extra = []
+        explicit = " ".join(a for a in args if ":" in a and not a.startswith("http"))
+        for a in args:
+            m = re.match(r"https?://([a-z0-9.-]+\.test):(\d+)", a)
+            if m and f"{m.group(1)}:{m.group(2)}:" not in explicit:
+                extra += ["--resolve", f"{m.group(1)}:{m.group(2)}:127.0.0.1"]
+        return self.run("curl", "-sS", "--max-time", "10", "--noproxy", "*", *extra, *args, timeout=timeout)
 
     def stats(self):
         return self.daemon.stats(self.instance)

@@ -160,6 +160,8 @@ int HttpRequestStream::OnMessageComplete(llhttp_t* p) {
 // that disagree on line ends is how requests get smuggled.
 bool HttpRequestStream::ScanLineEndings(std::span<const uint8_t> bytes) {
   for (uint8_t c : bytes) {
+    if (line_start_ && (c == ' ' || c == '\t')) return Fail("obs-fold (a line starting with whitespace)"), false;
+    line_start_ = c == '\n';
     if (c == '\n' && prev_byte_ != '\r') return Fail("bare LF in the request head"), false;
     if (prev_byte_ == '\r' && c != '\n') return Fail("bare CR in the request head"), false;
     if (c == 0) return Fail("NUL in the request head"), false;
@@ -196,6 +198,7 @@ HttpRequestStream::Step HttpRequestStream::Feed(std::span<const uint8_t> data) {
       body_phase_ = false;
       head_bytes_ = 0;
       prev_byte_ = 0;
+      line_start_ = true;
     }
     return {paused_event_, consumed};
   }

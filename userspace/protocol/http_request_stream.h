@@ -72,6 +72,7 @@ class HttpRequestStream {
   bool body_phase_ = false;  // between a head and the end of its message
   size_t head_bytes_ = 0;
   uint8_t prev_byte_ = 0;
+  bool line_start_ = true;  // the next byte starts a line of the head
   Event paused_event_ = Event::kNeedMore;
   std::string error_;
   bool failed_ = false;

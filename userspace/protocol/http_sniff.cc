@@ -1,17 +1,29 @@
 #include "userspace/protocol/http_sniff.h"
 
 namespace egressd::protocol {
+namespace {
+
+bool IsMethodChar(uint8_t c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+    case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 SniffResult SniffHttpRequest(std::span<const uint8_t> data) {
-  constexpr size_t kMaxMethod = 16;
-  for (size_t i = 0; i < data.size() && i <= kMaxMethod; ++i) {
-    uint8_t c = data[i];
-    if (c == ' ') return i > 0 ? SniffResult::kHttp : SniffResult::kNotHttp;
-    // RFC 9110 tokens, uppercase as every registered method is.
-    bool token = (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
-    if (!token) return SniffResult::kNotHttp;
+  if (data.empty()) return SniffResult::kNeedMore;
+  if (data[0] < 'A' || data[0] > 'Z') return SniffResult::kNotHttp;
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (data[i] == ' ') return i > 0 ? SniffResult::kHttp : SniffResult::kNotHttp;
+    if (i >= kMaxMethodLength || !IsMethodChar(data[i])) return SniffResult::kNotHttp;
   }
-  return data.size() > kMaxMethod ? SniffResult::kNotHttp : SniffResult::kNeedMore;
+  return SniffResult::kNeedMore;
 }
 
 }  // namespace egressd::protocol

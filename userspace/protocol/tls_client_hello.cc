@@ -1,142 +1,225 @@
 #include "userspace/protocol/tls_client_hello.h"
 
-#include <set>
+#include <algorithm>
 #include <vector>
 
 namespace egressd::protocol {
 namespace {
 
-constexpr uint8_t kHandshake = 0x16;
-constexpr uint8_t kClientHello = 0x01;
-constexpr size_t kMaxRecord = 16384 + 2048;
-constexpr size_t kMaxHello = 64 * 1024;
+constexpr uint8_t kContentTypeHandshake = 0x16;
+constexpr uint8_t kHandshakeClientHello = 0x01;
+constexpr size_t kRecordHeaderSize = 5;
+constexpr size_t kMaxRecordPayload = 16384;  // TLSPlaintext.length limit, 2^14
+constexpr uint16_t kExtServerName = 0x0000;
+constexpr uint8_t kNameTypeHostName = 0x00;
 
-// Bounds-checked big-endian reader over the reassembled handshake message.
+ClientHelloResult Result(ClientHelloStatus status, std::string error = {}) {
+  return ClientHelloResult{status, std::nullopt, std::move(error)};
+}
+
+// Bounds-checked big-endian reader over a byte span. Every read reports
+// failure instead of reading past the end.
 class Reader {
  public:
-  explicit Reader(std::span<const uint8_t> d) : d_(d) {}
-  bool U8(uint8_t& v) {
-    if (pos_ + 1 > d_.size()) return false;
-    v = d_[pos_++];
+  explicit Reader(std::span<const uint8_t> data) : data_(data) {}
+  size_t remaining() const { return data_.size() - pos_; }
+  bool U8(uint8_t* v) {
+    if (remaining() < 1) return false;
+    *v = data_[pos_++];
     return true;
   }
-  bool U16(uint16_t& v) {
-    if (pos_ + 2 > d_.size()) return false;
-    v = static_cast<uint16_t>(d_[pos_] << 8 | d_[pos_ + 1]);
+  bool U16(uint16_t* v) {
+    if (remaining() < 2) return false;
+    *v = static_cast<uint16_t>((data_[pos_] << 8) | data_[pos_ + 1]);
     pos_ += 2;
     return true;
   }
+  bool U24(uint32_t* v) {
+    if (remaining() < 3) return false;
+    *v = (uint32_t{data_[pos_]} << 16) | (uint32_t{data_[pos_ + 1]} << 8) | data_[pos_ + 2];
+    pos_ += 3;
+    return true;
+  }
+  bool Bytes(size_t n, std::span<const uint8_t>* out) {
+    if (remaining() < n) return false;
+    *out = data_.subspan(pos_, n);
+    pos_ += n;
+    return true;
+  }
   bool Skip(size_t n) {
-    if (pos_ + n > d_.size()) return false;
+    if (remaining() < n) return false;
     pos_ += n;
     return true;
   }
-  bool Sub(size_t n, Reader& out) {
-    if (pos_ + n > d_.size()) return false;
-    out = Reader(d_.subspan(pos_, n));
-    pos_ += n;
-    return true;
-  }
-  size_t left() const { return d_.size() - pos_; }
-  const uint8_t* here() const { return d_.data() + pos_; }
 
  private:
-  std::span<const uint8_t> d_;
+  std::span<const uint8_t> data_;
   size_t pos_ = 0;
 };
 
-ClientHelloResult Malformed(std::string why) {
-  return {ClientHelloStatus::kMalformed, std::nullopt, std::move(why)};
-}
-
-bool ValidHostChar(uint8_t c) {
+bool IsHostChar(uint8_t c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_';
+         c == '_';
 }
 
-ClientHelloResult ParseHello(std::span<const uint8_t> body) {
+// Parses the server_name extension body (RFC 6066 section 3).
+ClientHelloResult ParseServerName(std::span<const uint8_t> body) {
   Reader r(body);
-  uint16_t version;
-  uint8_t sid_len, comp_len;
-  uint16_t suites_len;
-  if (!r.U16(version) || !r.Skip(32)) return Malformed("ClientHello too short");
-  if (!r.U8(sid_len) || sid_len > 32 || !r.Skip(sid_len)) return Malformed("bad session id");
-  if (!r.U16(suites_len) || suites_len < 2 || suites_len % 2 || !r.Skip(suites_len))
-    return Malformed("bad cipher suites");
-  if (!r.U8(comp_len) || comp_len < 1 || !r.Skip(comp_len)) return Malformed("bad compression methods");
-  ClientHelloResult result{ClientHelloStatus::kOk, std::nullopt, ""};
-  if (r.left() == 0) return result;  // no extensions at all
-  uint16_t ext_total;
-  Reader exts(body);
-  if (!r.U16(ext_total) || !r.Sub(ext_total, exts) || r.left() != 0)
-    return Malformed("bad extensions length");
-  std::set<uint16_t> seen;
-  while (exts.left() > 0) {
-    uint16_t type, len;
-    Reader ext(body);
-    if (!exts.U16(type) || !exts.U16(len) || !exts.Sub(len, ext)) return Malformed("truncated extension");
-    if (!seen.insert(type).second) return Malformed("duplicate extension " + std::to_string(type));
-    if (type != 0) continue;
-    uint16_t list_len;
-    Reader list(body);
-    if (!ext.U16(list_len) || !ext.Sub(list_len, list) || ext.left() != 0)
-      return Malformed("bad server_name list");
-    while (list.left() > 0) {
-      uint8_t name_type;
-      uint16_t name_len;
-      if (!list.U8(name_type) || !list.U16(name_len) || name_len > list.left())
-        return Malformed("bad server_name entry");
-      const uint8_t* name = list.here();
-      list.Skip(name_len);
-      if (name_type != 0) continue;  // only host_name is defined
-      if (result.sni) return Malformed("more than one SNI host name");
-      if (name_len == 0 || name_len > 255) return Malformed("SNI host name length");
-      std::string host;
-      for (uint16_t i = 0; i < name_len; ++i) {
-        if (!ValidHostChar(name[i])) return Malformed("SNI host name has an invalid character");
-        host.push_back(static_cast<char>(tolower(name[i])));
-      }
-      result.sni = std::move(host);
+  uint16_t list_len;
+  if (!r.U16(&list_len) || list_len != r.remaining()) {
+    return Result(ClientHelloStatus::kMalformed, "server_name list length mismatch");
+  }
+  if (list_len == 0) return Result(ClientHelloStatus::kMalformed, "empty server_name list");
+  std::optional<std::string> host;
+  while (r.remaining() > 0) {
+    uint8_t type;
+    uint16_t len;
+    std::span<const uint8_t> name;
+    if (!r.U8(&type) || !r.U16(&len) || !r.Bytes(len, &name)) {
+      return Result(ClientHelloStatus::kMalformed, "truncated server_name entry");
     }
+    if (type != kNameTypeHostName) continue;  // unknown name types are skipped (RFC 6066)
+    if (host) return Result(ClientHelloStatus::kMalformed, "more than one SNI host_name");
+    std::string s(name.begin(), name.end());
+    if (!IsValidSniHostName(s)) {
+      return Result(ClientHelloStatus::kMalformed, "SNI host_name is not a valid DNS name");
+    }
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
+    host = std::move(s);
+  }
+  if (!host) return Result(ClientHelloStatus::kMalformed, "server_name without a host_name");
+  ClientHelloResult ok{ClientHelloStatus::kOk, std::move(host), {}};
+  return ok;
+}
+
+// Parses a complete ClientHello body (after the 4-byte handshake header).
+ClientHelloResult ParseHelloBody(std::span<const uint8_t> body) {
+  Reader r(body);
+  uint16_t legacy_version;
+  if (!r.U16(&legacy_version) || !r.Skip(32)) {
+    return Result(ClientHelloStatus::kMalformed, "ClientHello too short");
+  }
+  if ((legacy_version >> 8) != 3) {
+    return Result(ClientHelloStatus::kMalformed, "unsupported ClientHello version");
+  }
+  uint8_t session_id_len;
+  if (!r.U8(&session_id_len) || session_id_len > 32 || !r.Skip(session_id_len)) {
+    return Result(ClientHelloStatus::kMalformed, "bad session_id");
+  }
+  uint16_t suites_len;
+  if (!r.U16(&suites_len) || suites_len < 2 || suites_len % 2 != 0 || !r.Skip(suites_len)) {
+    return Result(ClientHelloStatus::kMalformed, "bad cipher_suites");
+  }
+  uint8_t compression_len;
+  if (!r.U8(&compression_len) || compression_len < 1 || !r.Skip(compression_len)) {
+    return Result(ClientHelloStatus::kMalformed, "bad compression_methods");
+  }
+  if (r.remaining() == 0) return Result(ClientHelloStatus::kOk);  // no extensions at all
+  uint16_t ext_total;
+  if (!r.U16(&ext_total) || ext_total != r.remaining()) {
+    return Result(ClientHelloStatus::kMalformed, "extensions length mismatch");
+  }
+  std::vector<uint16_t> seen;
+  ClientHelloResult result = Result(ClientHelloStatus::kOk);
+  while (r.remaining() > 0) {
+    uint16_t type, len;
+    std::span<const uint8_t> ext;
+    if (!r.U16(&type) || !r.U16(&len) || !r.Bytes(len, &ext)) {
+      return Result(ClientHelloStatus::kMalformed, "truncated extension");
+    }
+    seen.push_back(type);
+    if (type == kExtServerName) {
+      result = ParseServerName(ext);
+      if (result.status != ClientHelloStatus::kOk) return result;
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  if (std::adjacent_find(seen.begin(), seen.end()) != seen.end()) {
+    return Result(ClientHelloStatus::kMalformed, "duplicate extension");
   }
   return result;
 }
 
 }  // namespace
 
-ClientHelloResult ParseClientHello(std::span<const uint8_t> data) {
-  // Reassemble the handshake stream from consecutive handshake records.
-  std::vector<uint8_t> hs;
-  size_t off = 0;
-  for (;;) {
-    if (data.size() - off < 5) {
-      if (off == 0 && !data.empty() && data[0] != kHandshake) return {ClientHelloStatus::kNotTls, {}, ""};
-      if (off == 0 && data.size() >= 2 && data[1] != 3) return {ClientHelloStatus::kNotTls, {}, ""};
-      return {ClientHelloStatus::kNeedMore, {}, ""};
+bool IsValidSniHostName(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  size_t label = 0;
+  for (char ch : name) {
+    auto c = static_cast<uint8_t>(ch);
+    if (c == '.') {
+      if (label == 0) return false;  // leading dot or empty label
+      label = 0;
+      continue;
     }
-    const uint8_t* rec = data.data() + off;
-    if (rec[0] != kHandshake || rec[1] != 3) {
-      if (off == 0) return {ClientHelloStatus::kNotTls, {}, ""};
-      return Malformed("non-handshake record inside the ClientHello");
-    }
-    size_t len = static_cast<size_t>(rec[3] << 8 | rec[4]);
-    if (len == 0 || len > kMaxRecord) return Malformed("bad record length");
-    if (data.size() - off - 5 < len) {
-      // Partial record: use what we have only to learn the message length.
-      hs.insert(hs.end(), rec + 5, data.data() + data.size());
-    } else {
-      hs.insert(hs.end(), rec + 5, rec + 5 + len);
-    }
-    if (hs.size() >= 4) {
-      if (hs[0] != kClientHello) return Malformed("first handshake message is not a ClientHello");
-      size_t msg_len = static_cast<size_t>(hs[1]) << 16 | static_cast<size_t>(hs[2]) << 8 | hs[3];
-      if (msg_len > kMaxHello) return Malformed("ClientHello too large");
-      if (hs.size() >= 4 + msg_len)
-        return ParseHello(std::span<const uint8_t>(hs).subspan(4, msg_len));
-    }
-    if (data.size() - off - 5 < len) return {ClientHelloStatus::kNeedMore, {}, ""};
-    off += 5 + len;
+    if (!IsHostChar(c) || ++label > 63) return false;
   }
+  return label != 0;  // no trailing dot
+}
+
+ClientHelloResult ParseClientHello(std::span<const uint8_t> data) {
+  if (data.empty()) return Result(ClientHelloStatus::kNeedMore);
+  if (data[0] != kContentTypeHandshake) return Result(ClientHelloStatus::kNotTls);
+  // Record version: SSL 3.0 .. TLS 1.3 (0x0300..0x0304); clients put 0x0301 here.
+  if (data.size() >= 2 && data[1] != 0x03) return Result(ClientHelloStatus::kNotTls);
+  if (data.size() >= 3 && data[2] > 0x04) return Result(ClientHelloStatus::kNotTls);
+
+  // Reassemble the handshake message from consecutive handshake records. Only
+  // as many bytes as the announced message needs are copied.
+  std::vector<uint8_t> msg;
+  size_t pos = 0;
+  size_t needed = 4;  // handshake header first, then header + body
+  while (msg.size() < needed) {
+    if (data.size() - pos < kRecordHeaderSize) {
+      // A partial record header: check what is there, then ask for more.
+      if (pos < data.size() && data[pos] != kContentTypeHandshake) {
+        return Result(ClientHelloStatus::kMalformed, "non-handshake record inside ClientHello");
+      }
+      return Result(ClientHelloStatus::kNeedMore);
+    }
+    const uint8_t* h = data.data() + pos;
+    if (h[0] != kContentTypeHandshake) {
+      return Result(ClientHelloStatus::kMalformed, "non-handshake record inside ClientHello");
+    }
+    if (h[1] != 0x03 || h[2] > 0x04) {
+      if (pos == 0) return Result(ClientHelloStatus::kNotTls);
+      return Result(ClientHelloStatus::kMalformed, "bad record version");
+    }
+    size_t record_len = (size_t{h[3]} << 8) | h[4];
+    if (record_len == 0) return Result(ClientHelloStatus::kMalformed, "empty handshake record");
+    if (record_len > kMaxRecordPayload) {
+      return Result(ClientHelloStatus::kMalformed, "record too long");
+    }
+    pos += kRecordHeaderSize;
+    size_t avail = std::min(record_len, data.size() - pos);
+    size_t take = std::min(avail, needed - msg.size());
+    msg.insert(msg.end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
+               data.begin() + static_cast<std::ptrdiff_t>(pos + take));
+    if (needed == 4 && msg.size() >= 4) {
+      if (msg[0] != kHandshakeClientHello) {
+        return Result(ClientHelloStatus::kMalformed, "first handshake message is not ClientHello");
+      }
+      size_t body_len = (size_t{msg[1]} << 16) | (size_t{msg[2]} << 8) | msg[3];
+      if (body_len > kMaxClientHelloSize) {
+        return Result(ClientHelloStatus::kMalformed, "ClientHello too large");
+      }
+      if (body_len == 0) return Result(ClientHelloStatus::kMalformed, "empty ClientHello");
+      needed = 4 + body_len;
+      // The rest of this record may hold more of the message.
+      size_t more = std::min(avail - take, needed - msg.size());
+      msg.insert(msg.end(), data.begin() + static_cast<std::ptrdiff_t>(pos + take),
+                 data.begin() + static_cast<std::ptrdiff_t>(pos + take + more));
+      take += more;
+    }
+    if (avail < record_len) {
+      // The record is cut short by the end of data.
+      if (msg.size() >= needed) break;
+      return Result(ClientHelloStatus::kNeedMore);
+    }
+    pos += record_len;
+  }
+  return ParseHelloBody(std::span<const uint8_t>(msg).subspan(4, needed - 4));
 }
 
 }  // namespace egressd::protocol
