@@ -18,12 +18,11 @@
  * skops->local_ip6[i] must not sit inside branches ("dereference of modified
  * ctx ptr"): compute first, then read/store all four words unconditionally.
  */
-#include "vmlinux.h"
-
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "egressd_shared.h"
+#include "vmlinux.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -206,8 +205,8 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
     else
       c->connect_denied += 1;
   }
-  emit_deny(cfg->sandbox_id, type == SOCK_DGRAM ? EGRESSD_DENY_UDP : EGRESSD_DENY_PROTO, addr,
-            port, family, protocol, type);
+  emit_deny(cfg->sandbox_id, type == SOCK_DGRAM ? EGRESSD_DENY_UDP : EGRESSD_DENY_PROTO, addr, port,
+            family, protocol, type);
   return VERDICT_DENY;
 }
 
@@ -258,16 +257,24 @@ static __always_inline int handle6(struct bpf_sock_addr* ctx, int is_connect) {
 }
 
 SEC("cgroup/connect4")
-int egressd_connect4(struct bpf_sock_addr* ctx) { return handle4(ctx, 1); }
+int egressd_connect4(struct bpf_sock_addr* ctx) {
+  return handle4(ctx, 1);
+}
 
 SEC("cgroup/connect6")
-int egressd_connect6(struct bpf_sock_addr* ctx) { return handle6(ctx, 1); }
+int egressd_connect6(struct bpf_sock_addr* ctx) {
+  return handle6(ctx, 1);
+}
 
 SEC("cgroup/sendmsg4")
-int egressd_sendmsg4(struct bpf_sock_addr* ctx) { return handle4(ctx, 0); }
+int egressd_sendmsg4(struct bpf_sock_addr* ctx) {
+  return handle4(ctx, 0);
+}
 
 SEC("cgroup/sendmsg6")
-int egressd_sendmsg6(struct bpf_sock_addr* ctx) { return handle6(ctx, 0); }
+int egressd_sendmsg6(struct bpf_sock_addr* ctx) {
+  return handle6(ctx, 0);
+}
 
 /* recvmsg and getpeername: if the peer is one of egressd's own listeners and
  * this socket was redirected, show the destination the sandbox asked for.

@@ -28,9 +28,9 @@
  * egressd programs on it. A zeroed value (sandbox_id == 0) means "attached but
  * not configured yet": every program denies. */
 struct egressd_sandbox_config {
-  __u32 sandbox_id;     /* index into the counters map; 0 = deny all */
-  __u32 policy_set_id;  /* which deny_cidrs rule set applies (LPM key) */
-  __u32 flags;          /* EGRESSD_SANDBOX_* */
+  __u32 sandbox_id;    /* index into the counters map; 0 = deny all */
+  __u32 policy_set_id; /* which deny_cidrs rule set applies (LPM key) */
+  __u32 flags;         /* EGRESSD_SANDBOX_* */
   __u16 proxy_port_host;
   __u16 dns_port_host;
 };
@@ -91,8 +91,8 @@ struct egressd_event {
   __u32 sandbox_id;
   __u32 reason; /* enum egressd_deny_reason */
   __u32 addr[4];
-  __u16 port;   /* network byte order, 0 when not applicable */
-  __u16 family; /* socket family */
+  __u16 port;     /* network byte order, 0 when not applicable */
+  __u16 family;   /* socket family */
   __u32 protocol; /* IPPROTO_* or socket type for socket denies */
   __u32 detail;   /* reason-specific: cidr rule index, socket type */
   __u32 pad0;
@@ -100,7 +100,7 @@ struct egressd_event {
 
 /* Global counters (array map, one slot each). */
 enum egressd_global_counter {
-  EGRESSD_GLOBAL_EVENTS_DROPPED = 0, /* ring buffer full */
+  EGRESSD_GLOBAL_EVENTS_DROPPED = 0,  /* ring buffer full */
   EGRESSD_GLOBAL_ORIG_DST_FAILED = 1, /* could not record an original destination */
   EGRESSD_GLOBAL_COUNTERS = 2,
 };

@@ -49,11 +49,11 @@ def main():
         show(f"curl https://api.example.test:{https.port}/  (allowed, TLS passed through)",
              sandbox.curl("--cacert", ca, f"https://api.example.test:{https.port}/"))
         show(f"curl http://blocked.example.test:{http.port}/  (denied host: 403 from egressd)",
-             sandbox.curl(f"http://blocked.example.test:{http.port}/"))
+             sandbox.curl("-w", "\nHTTP status %{http_code}", f"http://blocked.example.test:{http.port}/"))
         show(f"curl https://blocked.example.test:{https.port}/  (denied SNI: connection closed)",
              sandbox.curl("--cacert", ca, f"https://blocked.example.test:{https.port}/"))
-        show("curl http://127.0.0.99/  (deny_cidrs: EPERM from the kernel at connect())",
-             sandbox.curl("http://127.0.0.99/"))
+        show("python: connect to 127.0.0.99:80  (deny_cidrs: EPERM from the kernel at connect())",
+             sandbox.python("import socket\ntry:\n socket.create_connection(('127.0.0.99', 80), timeout=5)\nexcept OSError as e: print(e)"))
         show("python: UDP to 127.0.0.1:443 (QUIC-style; refused in the kernel)",
              sandbox.python("import socket\ntry:\n socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 443))\nexcept OSError as e: print(e)"))
         show("egressctl stats demo-agent", daemon.ctl("stats", "demo-agent"))

@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
     int rc = connect(fd, (struct sockaddr*)&sa, sizeof(sa));
     if (i == 0) expected = rc == 0 ? 0 : errno;
     if (rc == 0 || errno != expected) {
-      fprintf(stderr, "connect %ld: unexpected result %s\n", i, rc == 0 ? "success" : strerror(errno));
+      fprintf(stderr, "connect %ld: unexpected result %s\n", i,
+              rc == 0 ? "success" : strerror(errno));
       return 1;
     }
     close(fd);

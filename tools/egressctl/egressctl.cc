@@ -96,14 +96,16 @@ int PolicyCheck(const std::string& file) {
   std::cout << file << ": ok: policy \"" << p.name << "\", " << p.allowed_hosts.size()
             << " allowed hosts, " << p.denied_hosts.size() << " denied hosts, "
             << p.deny_cidrs.size() << " denied CIDRs, " << p.allow_tcp.size()
-            << " allow_tcp entries" << (p.allowed_hosts.empty() ? "" : " (deny by default)") << "\n";
+            << " allow_tcp entries" << (p.allowed_hosts.empty() ? "" : " (deny by default)")
+            << "\n";
   return 0;
 }
 
 void PrintStats(const json& reply) {
   std::cout << Pad("INSTANCE", 20) << Pad("POLICY", 14) << Pad("CONNS", 8) << Pad("DENIED", 8)
             << Pad("REQ OK", 8) << Pad("REQ DENY", 9) << Pad("K-REDIR", 9) << Pad("K-DENY", 8)
-            << Pad("UDP-DENY", 9) << Pad("SOCK-DENY", 10) << Pad("DNS", 6) << Pad("UP", 10) << "DOWN\n";
+            << Pad("UDP-DENY", 9) << Pad("SOCK-DENY", 10) << Pad("DNS", 6) << Pad("UP", 10)
+            << "DOWN\n";
   for (const auto& s : reply["sandboxes"]) {
     const auto& k = s["kernel"];
     const auto& p = s["proxy"];
@@ -189,8 +191,9 @@ int main(int argc, char** argv) {
     if (a.json) {
       std::cout << r.dump() << "\n";
     } else {
-      std::cout << (r.value("switched", false) ? "switched " : "attached ") << r["cgroup"].get<std::string>()
-                << " (instance " << r["instance"].get<std::string>() << ") to policy "
+      std::cout << (r.value("switched", false) ? "switched " : "attached ")
+                << r["cgroup"].get<std::string>() << " (instance "
+                << r["instance"].get<std::string>() << ") to policy "
                 << r["policy"].get<std::string>() << "\n";
     }
     return 0;
@@ -212,7 +215,9 @@ int main(int argc, char** argv) {
     for (const auto& s : r["sandboxes"])
       std::cout << Pad(std::to_string(s["id"].get<int>()), 5) << Pad(s["instance"], 24)
                 << Pad(s["policy"], 16) << s["cgroup"].get<std::string>()
-                << (s["problem"].get<std::string>().empty() ? "" : "  (" + s["problem"].get<std::string>() + ")")
+                << (s["problem"].get<std::string>().empty()
+                        ? ""
+                        : "  (" + s["problem"].get<std::string>() + ")")
                 << "\n";
     return 0;
   }

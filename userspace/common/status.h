@@ -43,8 +43,8 @@ class Status {
 template <typename T>
 class StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
-  StatusOr(Status status) : value_(std::move(status)) {}    // NOLINT: must be an error
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
+  StatusOr(Status status) : value_(std::move(status)) {}  // NOLINT: must be an error
   bool ok() const { return std::holds_alternative<T>(value_); }
   const Status& status() const {
     static const Status kOk;
@@ -64,8 +64,8 @@ class StatusOr {
 // EGRESSD_ERROR("cannot open {}: {}", path, strerror(errno))
 #define EGRESSD_ERROR(...) ::egressd::Status::Error(fmt::format(__VA_ARGS__), __FILE__, __LINE__)
 
-#define EGRESSD_RETURN_IF_ERROR(expr)        \
-  do {                                       \
-    ::egressd::Status _st = (expr);          \
-    if (!_st.ok()) return _st;               \
+#define EGRESSD_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::egressd::Status _st = (expr);   \
+    if (!_st.ok()) return _st;        \
   } while (0)

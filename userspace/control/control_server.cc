@@ -23,7 +23,9 @@ constexpr int kClientTimeoutMs = 5000;
 ControlServer::ControlServer(std::string socket_path, Handler handler)
     : socket_path_(std::move(socket_path)), handler_(std::move(handler)) {}
 
-ControlServer::~ControlServer() { Stop(); }
+ControlServer::~ControlServer() {
+  Stop();
+}
 
 Status ControlServer::Start() {
   sockaddr_un addr{};
@@ -49,7 +51,8 @@ Status ControlServer::Start() {
   umask(old);
   if (rc != 0) return EGRESSD_ERROR("bind {}: {}", socket_path_, strerror(errno));
   chmod(socket_path_.c_str(), 0600);
-  if (listen(listen_fd_, 64) != 0) return EGRESSD_ERROR("listen {}: {}", socket_path_, strerror(errno));
+  if (listen(listen_fd_, 64) != 0)
+    return EGRESSD_ERROR("listen {}: {}", socket_path_, strerror(errno));
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   thread_ = std::thread([this] { Run(); });
   return {};
@@ -124,7 +127,8 @@ void ControlServer::Serve(int fd) {
       } else {
         reply = {{"ok", false}, {"error", result.status().message()}};
         bad_requests_++;
-        spdlog::info("control: refused {}: {}", parsed.value("cmd", "?"), result.status().ToString());
+        spdlog::info("control: refused {}: {}", parsed.value("cmd", "?"),
+                     result.status().ToString());
       }
     }
   }

@@ -21,12 +21,18 @@ namespace {
 
 const char* DenyReasonName(uint32_t reason) {
   switch (reason) {
-    case EGRESSD_DENY_NOT_CONFIGURED: return "sandbox not configured yet";
-    case EGRESSD_DENY_CIDR: return "deny_cidrs";
-    case EGRESSD_DENY_UDP: return "UDP other than DNS";
-    case EGRESSD_DENY_SOCKET: return "socket type not allowed (raw, ping, SCTP, MPTCP...)";
-    case EGRESSD_DENY_PROTO: return "protocol not proxied";
-    default: return "unknown";
+    case EGRESSD_DENY_NOT_CONFIGURED:
+      return "sandbox not configured yet";
+    case EGRESSD_DENY_CIDR:
+      return "deny_cidrs";
+    case EGRESSD_DENY_UDP:
+      return "UDP other than DNS";
+    case EGRESSD_DENY_SOCKET:
+      return "socket type not allowed (raw, ping, SCTP, MPTCP...)";
+    case EGRESSD_DENY_PROTO:
+      return "protocol not proxied";
+    default:
+      return "unknown";
   }
 }
 
@@ -49,7 +55,9 @@ nlohmann::json SandboxJson(const sandbox::SandboxInfo& sb) {
 
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
-Daemon::~Daemon() { Stop(); }
+Daemon::~Daemon() {
+  Stop();
+}
 
 Status Daemon::Start() {
   if (geteuid() != 0) return EGRESSD_ERROR("egressd must run as root (it loads BPF programs)");
@@ -74,7 +82,8 @@ Status Daemon::Start() {
     upstream = *system;
   } else {
     auto parsed = dns::ParseSocketAddress(options_.dns_upstream, 53);
-    if (!parsed) return EGRESSD_ERROR("--dns-upstream {}: expected IP or IP:PORT", options_.dns_upstream);
+    if (!parsed)
+      return EGRESSD_ERROR("--dns-upstream {}: expected IP or IP:PORT", options_.dns_upstream);
     upstream = *parsed;
   }
   dns::Resolver::Options resolver_options;
@@ -152,7 +161,8 @@ nlohmann::json Daemon::Status_() const {
            {{"accepted", proxy_counters_.accepted.load()},
             {"unknown_origin", proxy_counters_.unknown_origin.load()},
             {"unknown_sandbox", proxy_counters_.unknown_sandbox.load()}}},
-          {"dns", {{"forwarded_queries", forwarder_->queries()}, {"malformed", forwarder_->malformed()}}},
+          {"dns",
+           {{"forwarded_queries", forwarder_->queries()}, {"malformed", forwarder_->malformed()}}},
           {"api", {{"errors", control_ ? control_->bad_requests() : 0}}}};
 }
 
@@ -168,26 +178,25 @@ StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
     auto kc = bpf_->ReadCounters(sb.id);
     egressd_kernel_counters k = kc.ok() ? *kc : egressd_kernel_counters{};
     const sandbox::ProxyCounters& p = *sb.counters;
-    out["sandboxes"].push_back(
-        {{"instance", sb.instance},
-         {"cgroup", sb.cgroup},
-         {"policy", sb.policy ? sb.policy->name() : std::string("")},
-         {"kernel",
-          {{"connect_redirected", k.connect_redirected},
-           {"connect_denied", k.connect_denied},
-           {"udp_denied", k.udp_denied},
-           {"socket_denied", k.socket_denied},
-           {"dns_redirected", k.dns_redirected}}},
-         {"proxy",
-          {{"connections", p.connections.load()},
-           {"connections_denied", p.connections_denied.load()},
-           {"requests_allowed", p.requests_allowed.load()},
-           {"requests_denied", p.requests_denied.load()},
-           {"bad_requests", p.bad_requests.load()},
-           {"upstream_errors", p.upstream_errors.load()},
-           {"bytes_up", p.bytes_up.load()},
-           {"bytes_down", p.bytes_down.load()},
-           {"tls_passthrough", p.tls_passthrough.load()}}}});
+    out["sandboxes"].push_back({{"instance", sb.instance},
+                                {"cgroup", sb.cgroup},
+                                {"policy", sb.policy ? sb.policy->name() : std::string("")},
+                                {"kernel",
+                                 {{"connect_redirected", k.connect_redirected},
+                                  {"connect_denied", k.connect_denied},
+                                  {"udp_denied", k.udp_denied},
+                                  {"socket_denied", k.socket_denied},
+                                  {"dns_redirected", k.dns_redirected}}},
+                                {"proxy",
+                                 {{"connections", p.connections.load()},
+                                  {"connections_denied", p.connections_denied.load()},
+                                  {"requests_allowed", p.requests_allowed.load()},
+                                  {"requests_denied", p.requests_denied.load()},
+                                  {"bad_requests", p.bad_requests.load()},
+                                  {"upstream_errors", p.upstream_errors.load()},
+                                  {"bytes_up", p.bytes_up.load()},
+                                  {"bytes_down", p.bytes_down.load()},
+                                  {"tls_passthrough", p.tls_passthrough.load()}}}});
   }
   if (!target.empty() && !found) return EGRESSD_ERROR("no attached sandbox matches \"{}\"", target);
   return out;
@@ -197,7 +206,8 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
   auto str = [&](const char* key) -> std::string {
     auto it = request.find(key);
     if (it == request.end() || it->is_null()) return "";
-    if (!it->is_string()) throw std::invalid_argument(std::string("\"") + key + "\" must be a string");
+    if (!it->is_string())
+      throw std::invalid_argument(std::string("\"") + key + "\" must be a string");
     return it->get<std::string>();
   };
   std::string cmd = str("cmd");
@@ -215,7 +225,8 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
     std::string file = str("policy_file");
     if (cgroup.empty()) return EGRESSD_ERROR("attach: \"cgroup\" is required");
     if (name.empty() == file.empty())
-      return EGRESSD_ERROR("attach: exactly one of \"policy\" (a name) or \"policy_file\" is required");
+      return EGRESSD_ERROR(
+          "attach: exactly one of \"policy\" (a name) or \"policy_file\" is required");
     sandbox::PolicySource source;
     if (!file.empty()) {
       if (file[0] != '/') return EGRESSD_ERROR("attach: \"policy_file\" must be an absolute path");

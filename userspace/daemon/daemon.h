@@ -4,9 +4,8 @@
 #pragma once
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "userspace/common/status.h"
 #include "userspace/proxy/proxy_context.h"

@@ -43,8 +43,8 @@ StatusOr<int> BindUdp(int family, uint16_t port) {
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     int err = errno;
     close(fd);
-    return EGRESSD_ERROR("DNS listener bind {} port {}: {}", family == AF_INET ? "127.0.0.1" : "[::1]",
-                         port, strerror(err));
+    return EGRESSD_ERROR("DNS listener bind {} port {}: {}",
+                         family == AF_INET ? "127.0.0.1" : "[::1]", port, strerror(err));
   }
   return fd;
 }
@@ -56,7 +56,9 @@ DnsForwarder::DnsForwarder(uint16_t listen_port, sockaddr_storage upstream)
   next_id_ = static_cast<uint16_t>(std::random_device{}());
 }
 
-DnsForwarder::~DnsForwarder() { Stop(); }
+DnsForwarder::~DnsForwarder() {
+  Stop();
+}
 
 Status DnsForwarder::Start() {
   auto l4 = BindUdp(AF_INET, listen_port_);
@@ -134,7 +136,9 @@ void DnsForwarder::OnResponse() {
 
 void DnsForwarder::Run() {
   while (!stop_) {
-    pollfd fds[4] = {{listen4_, POLLIN, 0}, {listen6_, POLLIN, 0}, {upstream_fd_, POLLIN, 0},
+    pollfd fds[4] = {{listen4_, POLLIN, 0},
+                     {listen6_, POLLIN, 0},
+                     {upstream_fd_, POLLIN, 0},
                      {wake_fd_, POLLIN, 0}};
     int n = poll(fds, 4, 1000);
     if (n < 0 && errno != EINTR) break;

@@ -23,12 +23,15 @@ Resolver::Resolver(Options options) : options_(options) {
   next_id_ = static_cast<uint16_t>(rd());
 }
 
-Resolver::~Resolver() { Stop(); }
+Resolver::~Resolver() {
+  Stop();
+}
 
 Status Resolver::Start() {
   fd_ = socket(options_.upstream.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) return EGRESSD_ERROR("resolver socket: {}", strerror(errno));
-  socklen_t len = options_.upstream.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  socklen_t len =
+      options_.upstream.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   if (connect(fd_, reinterpret_cast<const sockaddr*>(&options_.upstream), len) != 0)
     return EGRESSD_ERROR("resolver connect to {}: {}", FormatSocketAddress(options_.upstream),
                          strerror(errno));
@@ -129,8 +132,7 @@ void Resolver::OnDatagram(const uint8_t* data, size_t size) {
     for (const auto& answer : response->answers) {
       policy::IpAddress addr;
       addr.bytes = answer.addr;
-      if (std::find(p.addrs.begin(), p.addrs.end(), addr) == p.addrs.end())
-        p.addrs.push_back(addr);
+      if (std::find(p.addrs.begin(), p.addrs.end(), addr) == p.addrs.end()) p.addrs.push_back(addr);
       p.min_ttl = std::min(p.min_ttl, answer.ttl);
     }
   } else if (response->rcode == 3) {
@@ -267,7 +269,8 @@ StatusOr<sockaddr_storage> SystemResolver() {
     std::string key, value;
     in >> key >> value;
     if (key != "nameserver") continue;
-    if (auto addr = ParseSocketAddress(value.find(':') != std::string::npos ? "[" + value + "]" : value, 53))
+    if (auto addr = ParseSocketAddress(
+            value.find(':') != std::string::npos ? "[" + value + "]" : value, 53))
       return *addr;
   }
   return EGRESSD_ERROR("no nameserver in /etc/resolv.conf: pass --dns-upstream IP:PORT");

@@ -80,8 +80,8 @@ class Resolver {
   std::thread thread_;
   std::mutex mu_;
   bool stopping_ = false;
-  std::map<std::string, Pending> pending_;          // by name
-  std::map<uint16_t, std::string> pending_by_id_;   // query id -> name
+  std::map<std::string, Pending> pending_;         // by name
+  std::map<uint16_t, std::string> pending_by_id_;  // query id -> name
   std::map<std::string, CacheEntry> cache_;
   std::list<std::string> lru_;  // front = most recently used
   uint16_t next_id_ = 1;

@@ -7,7 +7,9 @@
 
 namespace egressd::kernel {
 
-AuditReader::~AuditReader() { Stop(); }
+AuditReader::~AuditReader() {
+  Stop();
+}
 
 int AuditReader::OnSample(void* ctx, void* data, size_t size) {
   auto* self = static_cast<AuditReader*>(ctx);

@@ -68,8 +68,9 @@ StatusOr<std::unique_ptr<BpfPrograms>> BpfPrograms::Load(const std::string& pin_
 
   egressd_bpf* skel = egressd_bpf__open();
   if (!skel) return EGRESSD_ERROR("cannot open the BPF object: {}", strerror(errno));
-  bpf_map* maps[] = {skel->maps.sandbox_config, skel->maps.deny_cidrs,     skel->maps.sock_orig_dst,
-                     skel->maps.orig_dst,       skel->maps.kernel_counters, skel->maps.global_counters,
+  bpf_map* maps[] = {skel->maps.sandbox_config,  skel->maps.deny_cidrs,
+                     skel->maps.sock_orig_dst,   skel->maps.orig_dst,
+                     skel->maps.kernel_counters, skel->maps.global_counters,
                      skel->maps.events};
   for (bpf_map* map : maps) {
     std::string path = pin_dir + "/maps/" + bpf_map__name(map);
@@ -94,7 +95,9 @@ StatusOr<std::unique_ptr<BpfPrograms>> BpfPrograms::Load(const std::string& pin_
   return programs;
 }
 
-BpfPrograms::~BpfPrograms() { egressd_bpf__destroy(skel_); }
+BpfPrograms::~BpfPrograms() {
+  egressd_bpf__destroy(skel_);
+}
 
 std::string BpfPrograms::LinkDir(uint32_t sandbox_id) const {
   return pin_dir_ + "/links/" + std::to_string(sandbox_id);
@@ -200,8 +203,8 @@ Status BpfPrograms::ResetCounters(uint32_t sandbox_id) {
 
 StatusOr<egressd_kernel_counters> BpfPrograms::ReadCounters(uint32_t sandbox_id) const {
   std::vector<egressd_kernel_counters> per_cpu(ncpus_);
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.kernel_counters), &sandbox_id,
-                          per_cpu.data()) != 0)
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.kernel_counters), &sandbox_id, per_cpu.data()) !=
+      0)
     return EGRESSD_ERROR("cannot read counters of sandbox {}: {}", sandbox_id, strerror(errno));
   egressd_kernel_counters sum{};
   for (const auto& c : per_cpu) {
@@ -244,6 +247,8 @@ size_t BpfPrograms::CountOrigDst() const {
   return n;
 }
 
-int BpfPrograms::events_map_fd() const { return bpf_map__fd(skel_->maps.events); }
+int BpfPrograms::events_map_fd() const {
+  return bpf_map__fd(skel_->maps.events);
+}
 
 }  // namespace egressd::kernel

@@ -1,12 +1,10 @@
-// A strict, incremental HTTP/1.x request parser over llhttp (every lenient
-// flag off, plus the checks llhttp leaves to us), shaped for a proxy: it stops
-// right after each request head and right after each message, so the caller
-// can decide and forward exact byte ranges.
+// Incremental, strict HTTP/1.x request parser (llhttp underneath) that the
+// proxy drives byte range by byte range.
 #pragma once
 
-#include <llhttp.h>
-
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -15,18 +13,29 @@
 
 namespace egressd::protocol {
 
+// Limits on one request head; exceeding any of them is an error.
+inline constexpr size_t kMaxHttpHeadSize = 16 * 1024;  // request/status line + headers
+inline constexpr size_t kMaxHttpHeaders = 100;
+inline constexpr size_t kMaxHttpTargetSize = 8 * 1024;
+
 struct HttpRequestHead {
   std::string method;
   std::string target;
-  int version_major = 1;
-  int version_minor = 1;
-  std::vector<std::pair<std::string, std::string>> headers;  // as received
-  std::string host;  // lowercased, port and [] stripped: from Host or an absolute-form target
+  int version_major = 0;
+  int version_minor = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received, in order (OWS trimmed)
+  // From the Host header (or absolute-form target): lowercased, port
+  // stripped, [v6] brackets stripped, one trailing dot stripped.
+  std::string host;
   std::optional<uint16_t> host_port;
-  bool keep_alive = true;
-  bool upgrade = false;
+  bool keep_alive = false;  // llhttp_should_keep_alive
+  bool upgrade = false;     // Connection: upgrade + Upgrade header (WebSocket)
   bool expect_continue = false;
 };
+
+namespace detail {
+class HttpCore;
+}
 
 class HttpRequestStream {
  public:
@@ -37,45 +46,24 @@ class HttpRequestStream {
   };
 
   HttpRequestStream();
+  ~HttpRequestStream();
   HttpRequestStream(const HttpRequestStream&) = delete;
   HttpRequestStream& operator=(const HttpRequestStream&) = delete;
 
-  // Consumes as much of `data` as it can but stops after a request head
-  // (kHeadComplete: consumed ends at the blank line) and after a message
-  // (kMessageComplete). Right after kHeadComplete, an empty Feed completes a
-  // request that has no body.
+  // Feeds bytes. Consumes as much as possible but stops right after a request
+  // head is complete (kHeadComplete; `consumed` counts bytes up to and
+  // including the blank line) and right after a message completes
+  // (kMessageComplete; consumed includes the final byte of the message). The
+  // caller re-feeds the unconsumed rest; an empty feed right after
+  // kHeadComplete completes a request without a body. kNeedMore: all of data
+  // consumed, message not complete. After kError every call returns kError.
   Step Feed(std::span<const uint8_t> data);
-  const HttpRequestHead& head() const { return head_; }
-  const std::string& error() const { return error_; }
 
-  static constexpr size_t kMaxHeadBytes = 16 * 1024;
-  static constexpr size_t kMaxHeaders = 100;
-  static constexpr size_t kMaxTarget = 8 * 1024;
+  const HttpRequestHead& head() const;  // valid from kHeadComplete until the next head starts
+  const std::string& error() const;     // after kError: a short reason
 
  private:
-  static int OnMessageBegin(llhttp_t* p);
-  static int OnUrl(llhttp_t* p, const char* at, size_t len);
-  static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
-  static int OnHeaderValue(llhttp_t* p, const char* at, size_t len);
-  static int OnHeaderValueComplete(llhttp_t* p);
-  static int OnHeadersComplete(llhttp_t* p);
-  static int OnMessageComplete(llhttp_t* p);
-  int Fail(std::string why);
-  bool ValidateHead();
-  bool ScanLineEndings(std::span<const uint8_t> bytes);
-
-  llhttp_t parser_;
-  llhttp_settings_t settings_;
-  HttpRequestHead head_;
-  std::string field_, value_;
-  bool in_value_ = false;
-  bool body_phase_ = false;  // between a head and the end of its message
-  size_t head_bytes_ = 0;
-  uint8_t prev_byte_ = 0;
-  bool line_start_ = true;  // the next byte starts a line of the head
-  Event paused_event_ = Event::kNeedMore;
-  std::string error_;
-  bool failed_ = false;
+  std::unique_ptr<detail::HttpCore> core_;
 };
 
 }  // namespace egressd::protocol

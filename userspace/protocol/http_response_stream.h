@@ -1,15 +1,18 @@
-// A strict, incremental HTTP/1.x response parser over llhttp, for relaying an
-// upstream's responses: it stops after each complete message so the proxy
-// knows where one response ends (1xx interim responses are messages too).
+// Incremental, strict HTTP/1.x response parser (llhttp underneath).
 #pragma once
 
-#include <llhttp.h>
-
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 namespace egressd::protocol {
+
+namespace detail {
+class HttpCore;
+}
 
 class HttpResponseStream {
  public:
@@ -20,38 +23,30 @@ class HttpResponseStream {
   };
 
   HttpResponseStream();
+  ~HttpResponseStream();
   HttpResponseStream(const HttpResponseStream&) = delete;
   HttpResponseStream& operator=(const HttpResponseStream&) = delete;
 
-  // Before the response arrives: a response to HEAD has no body whatever its headers say.
+  // Call before the response head arrives: "HEAD" means the response has no
+  // body regardless of Content-Length / Transfer-Encoding.
   void ExpectResponseTo(std::string_view request_method);
+
+  // Same contract as HttpRequestStream::Feed. 1xx responses are complete
+  // messages of their own (kHeadComplete, then kMessageComplete with status
+  // 1xx); keep feeding for the final response. After 101 Switching Protocols
+  // completes, stop using the parser (raw tunnel). 204/304: no body.
   Step Feed(std::span<const uint8_t> data);
-  // Upstream EOF: completes a close-delimited body, or is an error mid-message.
+  // Upstream EOF: completes a close-delimited body (kMessageComplete) or
+  // kError if the EOF is in the middle of a message or before any response.
   Step Finish();
 
-  int status() const { return status_; }        // of the last response head
-  bool keep_alive() const { return keep_alive_; }
-  bool upgrade() const { return upgrade_; }
-  const std::string& error() const { return error_; }
-
-  static constexpr size_t kMaxHeadBytes = 64 * 1024;
+  int status() const;       // after kHeadComplete
+  bool keep_alive() const;  // after kHeadComplete
+  bool upgrade() const;     // after kHeadComplete: 101 with Connection: upgrade + Upgrade
+  const std::string& error() const;
 
  private:
-  static int OnMessageBegin(llhttp_t* p);
-  static int OnHeadersComplete(llhttp_t* p);
-  static int OnMessageComplete(llhttp_t* p);
-
-  llhttp_t parser_;
-  llhttp_settings_t settings_;
-  bool head_request_ = false;
-  bool in_head_ = false;
-  size_t head_bytes_ = 0;
-  int status_ = 0;
-  bool keep_alive_ = true;
-  bool upgrade_ = false;
-  bool completed_ = false;
-  std::string error_;
-  bool failed_ = false;
+  std::unique_ptr<detail::HttpCore> core_;
 };
 
 }  // namespace egressd::protocol

@@ -33,10 +33,14 @@ __kernel_timespec ToTimespec(std::chrono::milliseconds ms) {
 
 const char* StatusText(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 502: return "Bad Gateway";
-    default: return "Error";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 502:
+      return "Bad Gateway";
+    default:
+      return "Error";
   }
 }
 
@@ -254,8 +258,8 @@ void Connection::OnResolved(const dns::ResolveResult& result) {
 void Connection::OnResolvedNow(const dns::ResolveResult& result) {
   if (resolving_for_tcp_) {
     resolving_for_tcp_ = false;
-    bool match = result.ok() && std::find(result.addrs.begin(), result.addrs.end(),
-                                          origin_addr_) != result.addrs.end();
+    bool match = result.ok() && std::find(result.addrs.begin(), result.addrs.end(), origin_addr_) !=
+                                    result.addrs.end();
     if (match) {
       PassToOriginal("allow_tcp by name");
       return;
@@ -276,7 +280,8 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
     return;
   }
   OwnListeners own{worker_.ctx().options.proxy_port, worker_.ctx().options.dns_port};
-  UpstreamChoice choice = ChooseUpstream(result.addrs, origin_addr_, origin_port_, *view->policy, own);
+  UpstreamChoice choice =
+      ChooseUpstream(result.addrs, origin_addr_, origin_port_, *view->policy, own);
   if (!choice.addr) {
     if (mode_ == Mode::kHttp) {
       view->counters->requests_denied++;
@@ -645,7 +650,8 @@ void Connection::ArmRecv(bool client) {
   io_uring_sqe* sqe = worker_.GetSqe();
   io_uring_prep_recv(sqe, client ? client_fd_ : upstream_fd_, d.buf.get() + d.end, d.cap - d.end,
                      0);
-  io_uring_sqe_set_data64(sqe, EncodeOp(this, client ? OpKind::kClientRecv : OpKind::kUpstreamRecv));
+  io_uring_sqe_set_data64(sqe,
+                          EncodeOp(this, client ? OpKind::kClientRecv : OpKind::kUpstreamRecv));
   d.recv_pending = true;
   pending_++;
   if (!client) upstream_ops_++;
@@ -656,8 +662,8 @@ void Connection::ArmSend(bool to_upstream) {
   io_uring_sqe* sqe = worker_.GetSqe();
   io_uring_prep_send(sqe, to_upstream ? upstream_fd_ : client_fd_, d.buf.get() + d.start,
                      d.ready - d.start, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(sqe,
-                          EncodeOp(this, to_upstream ? OpKind::kUpstreamSend : OpKind::kClientSend));
+  io_uring_sqe_set_data64(
+      sqe, EncodeOp(this, to_upstream ? OpKind::kUpstreamSend : OpKind::kClientSend));
   d.send_pending = true;
   pending_++;
   if (to_upstream) upstream_ops_++;
@@ -735,7 +741,8 @@ void Connection::OnSend(bool to_upstream, int res) {
   Direction& d = to_upstream ? up_ : down_;
   d.send_pending = false;
   if (to_upstream && RetireDone()) return;
-  if (!to_upstream && sending_reply_ && (phase_ == Phase::kClosing || res < 0)) sending_reply_ = false;
+  if (!to_upstream && sending_reply_ && (phase_ == Phase::kClosing || res < 0))
+    sending_reply_ = false;
   if (phase_ == Phase::kClosing) return;
   if (res < 0) {
     Close(fmt::format("send to {}: {}", to_upstream ? "upstream" : "client", strerror(-res)));
@@ -829,11 +836,21 @@ void Connection::MaybeFinish() {
 void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
   pending_--;
   switch (kind) {
-    case OpKind::kClientRecv: OnRecv(true, res); break;
-    case OpKind::kUpstreamRecv: OnRecv(false, res); break;
-    case OpKind::kClientSend: OnSend(false, res); break;
-    case OpKind::kUpstreamSend: OnSend(true, res); break;
-    case OpKind::kConnect: OnConnected(res); break;
+    case OpKind::kClientRecv:
+      OnRecv(true, res);
+      break;
+    case OpKind::kUpstreamRecv:
+      OnRecv(false, res);
+      break;
+    case OpKind::kClientSend:
+      OnSend(false, res);
+      break;
+    case OpKind::kUpstreamSend:
+      OnSend(true, res);
+      break;
+    case OpKind::kConnect:
+      OnConnected(res);
+      break;
     case OpKind::kDeadline:
       if (res == -ETIME && deadline_armed_) {
         deadline_armed_ = false;

@@ -43,8 +43,8 @@ struct Direction {
   size_t end = 0;      // received so far
   bool recv_pending = false;
   bool send_pending = false;
-  bool eof = false;          // the source closed its side
-  bool shut_written = false; // we sent FIN to the destination
+  bool eof = false;           // the source closed its side
+  bool shut_written = false;  // we sent FIN to the destination
   void Allocate(size_t bytes) {
     if (!buf) {
       buf = std::make_unique<uint8_t[]>(bytes);
@@ -79,8 +79,8 @@ class alignas(16) Connection {
   enum class Mode { kNone, kTunnel, kHttp };
   // HTTP transaction state (kHttp phase).
   enum class HttpStep {
-    kReadingHead,       // parsing the next request head
-    kForwarding,        // head sent; request body and response flowing
+    kReadingHead,  // parsing the next request head
+    kForwarding,   // head sent; request body and response flowing
   };
 
   // Setup.
@@ -133,7 +133,7 @@ class alignas(16) Connection {
 
   egressd_orig_dst origin_{};
   policy::IpAddress origin_addr_;
-  uint16_t origin_port_ = 0;  // host byte order
+  uint16_t origin_port_ = 0;                             // host byte order
   std::shared_ptr<const sandbox::SandboxView> sandbox_;  // for counters and logs
 
   Direction up_;    // client -> upstream

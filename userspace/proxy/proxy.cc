@@ -8,11 +8,14 @@ namespace egressd::proxy {
 
 Proxy::Proxy(ProxyContext ctx) : ctx_(std::move(ctx)) {}
 
-Proxy::~Proxy() { Stop(); }
+Proxy::~Proxy() {
+  Stop();
+}
 
 Status Proxy::Start() {
-  int n = ctx_.options.workers > 0 ? ctx_.options.workers
-                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = ctx_.options.workers > 0
+              ? ctx_.options.workers
+              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     auto worker = std::make_unique<Worker>(ctx_, i);
     EGRESSD_RETURN_IF_ERROR(worker->Init());

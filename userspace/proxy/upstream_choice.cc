@@ -16,7 +16,8 @@ bool IsLoopback(const policy::IpAddress& a) {
 std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
                                   const policy::CompiledPolicy& policy, const OwnListeners& own) {
   for (const auto& cidr : policy.policy().deny_cidrs)
-    if (cidr.Contains(addr)) return "address " + addr.ToString() + " is in deny_cidrs " + cidr.ToString();
+    if (cidr.Contains(addr))
+      return "address " + addr.ToString() + " is in deny_cidrs " + cidr.ToString();
   if (IsLoopback(addr) && (port == own.proxy_port || port == own.dns_port))
     return "address " + addr.ToString() + " is egressd itself";
   return "";

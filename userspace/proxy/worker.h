@@ -24,9 +24,9 @@ class Connection;
 // What a completion is for: stored in the low 4 bits of user_data, the
 // object pointer (16-byte aligned) in the rest.
 enum class OpKind : uint8_t {
-  kAccept = 1,     // ptr: Listener
-  kWake = 2,       // ptr: Worker (eventfd read: posted tasks or stop)
-  kClientRecv = 3, // ptr: Connection, for the rest
+  kAccept = 1,      // ptr: Listener
+  kWake = 2,        // ptr: Worker (eventfd read: posted tasks or stop)
+  kClientRecv = 3,  // ptr: Connection, for the rest
   kClientSend = 4,
   kUpstreamRecv = 5,
   kUpstreamSend = 6,

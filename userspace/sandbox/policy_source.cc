@@ -11,8 +11,9 @@ namespace {
 
 bool ValidName(const std::string& name) {
   return !name.empty() && name.size() <= 64 && name[0] != '.' &&
-         std::all_of(name.begin(), name.end(),
-                     [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; });
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+         });
 }
 
 }  // namespace
@@ -22,7 +23,8 @@ StatusOr<std::shared_ptr<const policy::CompiledPolicy>> LoadPolicySource(
   std::string path;
   if (source.kind == PolicySource::Kind::kName) {
     if (!ValidName(source.value))
-      return EGRESSD_ERROR("invalid policy name \"{}\" (letters, digits, '-', '_', '.')", source.value);
+      return EGRESSD_ERROR("invalid policy name \"{}\" (letters, digits, '-', '_', '.')",
+                           source.value);
     for (const char* ext : {".yaml", ".yml"}) {
       std::string candidate = policy_dir + "/" + source.value + ext;
       struct stat st {};

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "policy/bpf_lowering.h"
 #include "userspace/kernel/cgroup.h"
@@ -93,7 +93,8 @@ Status Registry::WriteConfig(const SandboxInfo& sb) {
 
 // Writes the policy's rules under a fresh set id, flips the config, then
 // removes the previous set: each step leaves a consistent kernel state.
-Status Registry::ApplyPolicy(SandboxInfo& sb, std::shared_ptr<const policy::CompiledPolicy> policy) {
+Status Registry::ApplyPolicy(SandboxInfo& sb,
+                             std::shared_ptr<const policy::CompiledPolicy> policy) {
   uint32_t new_set = next_policy_set_id_++;
   EGRESSD_RETURN_IF_ERROR(WriteRules(policy->policy(), new_set));
   uint32_t old_set = sb.policy_set_id;
@@ -134,15 +135,18 @@ StatusOr<AttachResult> Registry::Attach(const std::string& cgroup_spec, const Po
 
   SandboxInfo sb;
   sb.id = AllocateId();
-  if (sb.id == 0) return EGRESSD_ERROR("too many sandboxes (at most {})", EGRESSD_MAX_SANDBOXES - 1);
+  if (sb.id == 0)
+    return EGRESSD_ERROR("too many sandboxes (at most {})", EGRESSD_MAX_SANDBOXES - 1);
   sb.cgroup = cgroup->path;
   sb.cgroup_id = cgroup->id;
-  sb.instance = instance.empty() ? cgroup->path.substr(cgroup->path.find_last_of('/') + 1) : instance;
+  sb.instance =
+      instance.empty() ? cgroup->path.substr(cgroup->path.find_last_of('/') + 1) : instance;
   sb.source = source;
   sb.counters = std::make_shared<ProxyCounters>();
   for (const auto& [id, other] : sandboxes_)
     if (other.instance == sb.instance)
-      return EGRESSD_ERROR("instance \"{}\" is already attached (cgroup {})", sb.instance, other.cgroup);
+      return EGRESSD_ERROR("instance \"{}\" is already attached (cgroup {})", sb.instance,
+                           other.cgroup);
 
   EGRESSD_RETURN_IF_ERROR(bpf_->ResetCounters(sb.id));
   int fd = open(sb.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -269,7 +273,7 @@ Status Registry::Restore() {
       sb.cgroup_id = s.at("cgroup_id").get<uint64_t>();
       sb.instance = s.at("instance").get<std::string>();
       sb.source.kind = s.at("policy_kind").get<std::string>() == "name" ? PolicySource::Kind::kName
-                                                                       : PolicySource::Kind::kFile;
+                                                                        : PolicySource::Kind::kFile;
       sb.source.value = s.at("policy").get<std::string>();
       sb.policy_set_id = s.at("policy_set_id").get<uint32_t>();
       sb.counters = std::make_shared<ProxyCounters>();

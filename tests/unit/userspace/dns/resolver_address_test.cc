@@ -22,8 +22,8 @@ TEST(ParseSocketAddress, AcceptsAddressesWithAndWithoutPort) {
 }
 
 TEST(ParseSocketAddress, RejectsGarbage) {
-  for (const char* bad : {"", "host.example:53", "1.2.3.4:0", "1.2.3.4:70000", "1.2.3.4:x",
-                          "[::1", "[::1]x", "1.2.3.4:"})
+  for (const char* bad : {"", "host.example:53", "1.2.3.4:0", "1.2.3.4:70000", "1.2.3.4:x", "[::1",
+                          "[::1]x", "1.2.3.4:"})
     EXPECT_FALSE(ParseSocketAddress(bad, 53)) << bad;
 }
 

@@ -7,7 +7,9 @@
 namespace egressd::proxy {
 namespace {
 
-policy::IpAddress Ip(const char* text) { return *policy::IpAddress::Parse(text); }
+policy::IpAddress Ip(const char* text) {
+  return *policy::IpAddress::Parse(text);
+}
 
 policy::CompiledPolicy Compile(const char* yaml) {
   auto result = policy::ParsePolicy(yaml);
