@@ -18,11 +18,14 @@
  * skops->local_ip6[i] must not sit inside branches ("dereference of modified
  * ctx ptr"): compute first, then read/store all four words unconditionally.
  */
+// clang-format off: vmlinux.h must come before the libbpf headers.
+#include "vmlinux.h"
+// clang-format on
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "egressd_shared.h"
-#include "vmlinux.h"
 
 #define AF_INET 2
 #define AF_INET6 10
