@@ -21,23 +21,29 @@ struct HostDecision {
 
 class CompiledPolicy {
  public:
+  // `policy` comes from the loader, which validated it. Should an entry still
+  // be malformed (a Policy built by hand), the compiled policy fails closed:
+  // DecideHost denies every host and invalid_entry() names the entry.
   explicit CompiledPolicy(Policy policy);
   const Policy& policy() const { return policy_; }
   const std::string& name() const { return policy_.name; }
   bool deny_by_default() const { return !policy_.allowed_hosts.empty(); }
+  const std::optional<std::string>& invalid_entry() const { return invalid_entry_; }
 
   // denied_hosts always wins; then allowed_hosts when non-empty (deny by
   // default); else allowed. A host that is no valid name is denied.
   HostDecision DecideHost(std::string_view host) const;
   // allow_tcp entries given as an address or CIDR.
   bool AllowTcpByAddress(const IpAddress& addr, uint16_t port) const;
-  // allow_tcp entries given by host name for this port (the caller resolves them).
+  // allow_tcp entries given by host name for this port, in file order, each
+  // once (the caller resolves them).
   std::vector<std::string> AllowTcpHostsForPort(uint16_t port) const;
 
  private:
   Policy policy_;
   HostGlobSet allowed_;
   HostGlobSet denied_;
+  std::optional<std::string> invalid_entry_;
 };
 
 }  // namespace egressd::policy

@@ -10,7 +10,8 @@
 
 namespace egressd::policy {
 
-// One allow_tcp entry: "host:port", "1.2.3.4:22", "192.0.2.0/24:22", "[::1]:5432", "[fd00::/8]:443".
+// One allow_tcp entry: "host:port", "1.2.3.4:22", "192.0.2.0/24:22", "[::1]:5432",
+// "[fd00::/8]:443".
 struct TcpRule {
   std::string text;                 // as written
   std::optional<std::string> host;  // an exact host name, or

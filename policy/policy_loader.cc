@@ -1,11 +1,17 @@
 #include "policy/policy_loader.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
+#include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -14,13 +20,12 @@
 namespace egressd::policy {
 namespace {
 
-constexpr size_t kMaxEntries = 4096;
-constexpr size_t kMaxFileBytes = 1 << 20;
-const std::set<std::string> kKeys = {"name", "allowed_hosts", "denied_hosts", "deny_cidrs",
-                                     "allow_tcp", "mode"};
+constexpr size_t kMaxNameLength = 64;
+constexpr std::array<std::string_view, 6> kKeys = {"name",         "mode",       "allowed_hosts",
+                                                   "denied_hosts", "deny_cidrs", "allow_tcp"};
 
 // Edit distance, to suggest the key a typo meant.
-size_t Distance(const std::string& a, const std::string& b) {
+size_t Distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
@@ -35,123 +40,232 @@ size_t Distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// What a plain (unquoted, untagged) scalar is under the YAML 1.2 core schema
+// when it is not a string: "a number", "a boolean"; empty for a string.
+std::string NonStringKind(const YAML::Node& scalar) {
+  if (scalar.Tag() != "?") return "";  // quoted ("!") or explicitly tagged
+  static const std::regex kNumber(
+      R"([-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
+  static const std::regex kBool("true|True|TRUE|false|False|FALSE");
+  const std::string& s = scalar.Scalar();
+  if (std::regex_match(s, kNumber)) return "a number";
+  if (std::regex_match(s, kBool)) return "a boolean";
+  return "";
+}
+
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar: {
+      std::string kind = NonStringKind(node);
+      return (kind.empty() ? "the string" : kind) + " \"" + node.Scalar() + "\"";
+    }
+    default:
+      return "an undefined node";
+  }
+}
+
+// A key for duplicate detection that sees "[::1]:22" and "[0::1]:22" as one.
+std::string TcpRuleKey(const TcpRule& r) {
+  return (r.host ? *r.host : r.cidr->ToString()) + " port " + std::to_string(r.port);
+}
+
 class Loader {
  public:
   LoadResult Run(std::string_view text) {
+    if (text.size() > kMaxPolicyFileBytes) {
+      errors_.push_back(
+          {0, 0, "policy larger than " + std::to_string(kMaxPolicyFileBytes) + " bytes"});
+      return Finish();
+    }
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(std::string(text));
     } catch (const YAML::Exception& e) {
       Error(e.mark, "YAML syntax: " + e.msg);
       return Finish();
-    }
-    if (docs.empty() || docs[0].IsNull()) {
-      errors_.push_back({0, 0, "empty policy file"});
+    } catch (const std::exception& e) {
+      errors_.push_back({0, 0, std::string("YAML: ") + e.what()});
       return Finish();
     }
-    if (docs.size() > 1) Error(docs[1].Mark(), "more than one YAML document: one policy per file");
+    if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+      errors_.push_back({0, 0, "empty policy file: it needs at least \"name:\""});
+      return Finish();
+    }
     const YAML::Node& root = docs[0];
     if (!root.IsMap()) {
-      Error(root.Mark(), "the policy must be a mapping of keys (name, allowed_hosts, ...)");
-      return Finish();
+      Error(root.Mark(), "the policy must be a mapping of keys (name, allowed_hosts, ...), not " +
+                             Describe(root));
+    } else {
+      LoadRoot(root);
     }
-    bool have_name = false;
-    for (const auto& kv : root) {
-      std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
-      if (!kKeys.count(key)) {
-        std::string hint;
-        for (const auto& k : kKeys)
-          if (Distance(key, k) <= 2) hint = " (did you mean \"" + k + "\"?)";
-        Error(kv.first.Mark(), "unknown key \"" + key + "\"" + hint);
-        continue;
-      }
-      if (!seen_.insert(key).second) {
-        Error(kv.first.Mark(), "duplicate key \"" + key + "\"");
-        continue;
-      }
-      const YAML::Node& v = kv.second;
-      if (key == "name") {
-        have_name = true;
-        LoadName(v);
-      } else if (key == "mode") {
-        if (!v.IsScalar() || v.Scalar() != "enforce") {
-          if (v.IsScalar() && v.Scalar() == "audit")
-            Error(v.Mark(), "mode \"audit\" is not supported yet; only \"enforce\"");
-          else
-            Error(v.Mark(), "mode must be \"enforce\"");
-        }
-      } else if (key == "allowed_hosts" || key == "denied_hosts") {
-        auto& out = key == "allowed_hosts" ? policy_.allowed_hosts : policy_.denied_hosts;
-        ForEachString(v, key, [&](const std::string& s, const YAML::Mark& m) {
-          HostGlobSet probe;
-          if (auto err = probe.Add(s)) return Error(m, key + ": " + *err);
-          std::string n = s;
-          if (!n.empty() && n.back() == '.') n.pop_back();
-          for (char& c : n) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-          out.push_back(n);
-        });
-      } else if (key == "deny_cidrs") {
-        ForEachString(v, key, [&](const std::string& s, const YAML::Mark& m) {
-          std::string err;
-          auto cidr = ParseCidr(s, &err);
-          if (!cidr) return Error(m, "deny_cidrs: " + err);
-          policy_.deny_cidrs.push_back(*cidr);
-        });
-      } else if (key == "allow_tcp") {
-        ForEachString(v, key, [&](const std::string& s, const YAML::Mark& m) {
-          std::string err;
-          auto rule = ParseTcpRule(s, &err);
-          if (!rule) return Error(m, "allow_tcp: " + err);
-          policy_.allow_tcp.push_back(*rule);
-        });
-      }
-    }
-    if (!have_name) Error(root.Mark(), "missing required key \"name\"");
+    for (size_t i = 1; i < docs.size(); ++i)
+      Error(docs[i].Mark(), "a second YAML document (\"---\"): one policy per file");
     return Finish();
   }
 
  private:
-  void Error(const YAML::Mark& mark, std::string message) {
-    errors_.push_back({mark.line >= 0 ? mark.line + 1 : 0, mark.column >= 0 ? mark.column + 1 : 0,
-                       std::move(message)});
+  void LoadRoot(const YAML::Node& root) {
+    std::set<std::string> seen;
+    bool have_name = false;
+    for (const auto& kv : root) {
+      const YAML::Node& k = kv.first;
+      const YAML::Node& v = kv.second;
+      if (!k.IsScalar()) {
+        Error(k.Mark(), "a key must be a plain name, not " + Describe(k));
+        continue;
+      }
+      const std::string& key = k.Scalar();
+      if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+        UnknownKey(k);
+        continue;
+      }
+      if (!seen.insert(key).second) {
+        Error(k.Mark(), "duplicate key \"" + key + "\"");
+        continue;
+      }
+      // An empty value's mark points past it; the key is where the user looks.
+      const YAML::Mark at = v.IsNull() ? k.Mark() : v.Mark();
+      if (key == "name") {
+        have_name = true;
+        LoadName(v, at);
+      } else if (key == "mode") {
+        LoadMode(v, at);
+      } else if (key == "allowed_hosts" || key == "denied_hosts") {
+        LoadHosts(key, v, at,
+                  key == "allowed_hosts" ? policy_.allowed_hosts : policy_.denied_hosts);
+      } else if (key == "deny_cidrs") {
+        LoadCidrs(v, at);
+      } else if (key == "allow_tcp") {
+        LoadTcp(v, at);
+      }
+    }
+    if (!have_name) Error(root.Mark(), "missing required key \"name\"");
   }
 
-  void LoadName(const YAML::Node& v) {
+  void UnknownKey(const YAML::Node& k) {
+    const std::string& key = k.Scalar();
+    std::string best;
+    size_t best_distance = 3;  // suggest only within an edit distance of 2
+    for (std::string_view known : kKeys) {
+      size_t d = Distance(key, known);
+      if (d < best_distance) {
+        best_distance = d;
+        best = known;
+      }
+    }
+    std::string message = "unknown key \"" + key + "\"";
+    if (!best.empty()) {
+      message += "; did you mean \"" + best + "\"?";
+    } else {
+      message += "; known keys: name, mode, allowed_hosts, denied_hosts, deny_cidrs, allow_tcp";
+    }
+    Error(k.Mark(), message);
+  }
+
+  void LoadName(const YAML::Node& v, const YAML::Mark& at) {
     if (!v.IsScalar() || v.Scalar().empty())
-      return Error(v.Mark(), "name must be a non-empty string");
+      return Error(at, "name must be a non-empty string, not " + Describe(v));
     const std::string& n = v.Scalar();
-    bool ok = n.size() <= 64;
-    for (char c : n) ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
-    if (!ok) return Error(v.Mark(), "name \"" + n + "\": use 1-64 letters, digits, '-', '_', '.'");
+    bool ok = n.size() <= kMaxNameLength;
+    for (char c : n)
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.');
+    if (!ok) return Error(at, "name \"" + n + "\": use 1-64 letters, digits, '-', '_' and '.'");
     policy_.name = n;
   }
 
+  void LoadMode(const YAML::Node& v, const YAML::Mark& at) {
+    if (v.IsScalar() && v.Scalar() == "enforce") return;
+    if (v.IsScalar() && v.Scalar() == "audit")
+      return Error(at, "mode \"audit\" is not supported yet; the only mode is \"enforce\"");
+    Error(at, "mode must be \"enforce\", not " + Describe(v));
+  }
+
+  void LoadHosts(const std::string& key, const YAML::Node& v, const YAML::Mark& at,
+                 std::vector<std::string>& out) {
+    bool listed = ForEachString(key, v, at, [&](const std::string& s, const YAML::Mark& m) {
+      std::string err;
+      auto n = NormalizeHostPattern(s, &err);
+      if (!n) return Error(m, key + ": " + err);
+      if (Duplicate(key, *n, s, m)) return;
+      out.push_back(*n);
+    });
+    // An empty allow list would silently mean "allow every host": refuse it.
+    if (listed && key == "allowed_hosts" && v.size() == 0)
+      Error(at,
+            "allowed_hosts is empty, which would allow every host; list the hosts to allow, or "
+            "leave the key out to allow all (denied_hosts: [\"*\"] denies all)");
+  }
+
+  void LoadCidrs(const YAML::Node& v, const YAML::Mark& at) {
+    ForEachString("deny_cidrs", v, at, [&](const std::string& s, const YAML::Mark& m) {
+      std::string err;
+      auto cidr = ParseCidr(s, &err);
+      if (!cidr) return Error(m, "deny_cidrs: " + err);
+      if (Duplicate("deny_cidrs", cidr->ToString(), s, m)) return;
+      policy_.deny_cidrs.push_back(*cidr);
+    });
+  }
+
+  void LoadTcp(const YAML::Node& v, const YAML::Mark& at) {
+    ForEachString("allow_tcp", v, at, [&](const std::string& s, const YAML::Mark& m) {
+      std::string err;
+      auto rule = ParseTcpRule(s, &err);
+      if (!rule) return Error(m, "allow_tcp: " + err);
+      if (Duplicate("allow_tcp", TcpRuleKey(*rule), s, m)) return;
+      policy_.allow_tcp.push_back(*rule);
+    });
+  }
+
+  // Records `canonical` under `key`; true (and an error) if it was there.
+  bool Duplicate(const std::string& key, const std::string& canonical, const std::string& written,
+                 const YAML::Mark& m) {
+    auto [it, inserted] = first_written_.emplace(std::make_pair(key, canonical), written);
+    if (inserted) return false;
+    std::string same = it->second == written ? "" : " (same as \"" + it->second + "\")";
+    Error(m, key + ": duplicate entry \"" + written + "\"" + same);
+    return true;
+  }
+
+  // Calls f for every string entry of a list; false if `list` is no list.
   template <typename F>
-  void ForEachString(const YAML::Node& list, const std::string& key, F&& f) {
-    if (list.IsNull()) return;
-    if (!list.IsSequence()) return Error(list.Mark(), key + " must be a list of strings");
-    if (list.size() > kMaxEntries)
-      return Error(list.Mark(), key + ": more than " + std::to_string(kMaxEntries) + " entries");
-    std::set<std::string> seen;
+  bool ForEachString(const std::string& key, const YAML::Node& list, const YAML::Mark& at, F&& f) {
+    if (!list.IsSequence()) {
+      std::string hint =
+          list.IsScalar() ? " (write [\"" + list.Scalar() + "\"] for a list of one)" : "";
+      Error(at, key + " must be a list of strings, not " + Describe(list) + hint);
+      return false;
+    }
+    if (list.size() > kMaxListEntries) {
+      Error(at, key + ": " + std::to_string(list.size()) + " entries, more than the limit of " +
+                    std::to_string(kMaxListEntries));
+      return true;
+    }
     for (const auto& item : list) {
       if (!item.IsScalar()) {
-        Error(item.Mark(), key + ": each entry must be a string");
+        Error(item.Mark(), key + ": each entry must be a string, not " + Describe(item));
         continue;
       }
-      // Quoted or plain scalars are fine; a number like 5 is a mistake in
-      // every list we have, since no entry is just digits.
-      const std::string& s = item.Scalar();
-      if (item.Tag() != "!" && !s.empty() &&
-          s.find_first_not_of("0123456789") == std::string::npos) {
-        Error(item.Mark(), key + ": \"" + s + "\" is a number, not a host, CIDR or host:port");
+      if (std::string kind = NonStringKind(item); !kind.empty()) {
+        Error(item.Mark(), key + ": entry " + item.Scalar() + " is " + kind +
+                               ", not a string (quote it if you mean it)");
         continue;
       }
-      if (!seen.insert(s).second) {
-        Error(item.Mark(), key + ": duplicate entry \"" + s + "\"");
-        continue;
-      }
-      f(s, item.Mark());
+      f(item.Scalar(), item.Mark());
     }
+    return true;
+  }
+
+  void Error(const YAML::Mark& mark, std::string message) {
+    errors_.push_back({mark.line >= 0 ? mark.line + 1 : 0,
+                       mark.line >= 0 && mark.column >= 0 ? mark.column + 1 : 0,
+                       std::move(message)});
   }
 
   LoadResult Finish() {
@@ -162,7 +276,8 @@ class Loader {
   }
 
   Policy policy_;
-  std::set<std::string> seen_;
+  // (list, canonical entry) -> the entry as first written
+  std::map<std::pair<std::string, std::string>, std::string> first_written_;
   std::vector<LoadError> errors_;
 };
 
@@ -174,30 +289,36 @@ std::optional<TcpRule> ParseTcpRule(std::string_view text, std::string* error) {
     return std::nullopt;
   };
   std::string_view target, port_text;
-  if (!text.empty() && text[0] == '[') {
+  bool bracketed = !text.empty() && text[0] == '[';
+  if (bracketed) {
     size_t close = text.find(']');
     if (close == std::string_view::npos) return fail("missing ']'");
     target = text.substr(1, close - 1);
-    if (close + 1 >= text.size() || text[close + 1] != ':') return fail("missing :PORT");
+    if (close + 1 >= text.size() || text[close + 1] != ':')
+      return fail("missing :PORT after ']' (as in \"[::1]:5432\")");
     port_text = text.substr(close + 2);
   } else {
     size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return fail("missing :PORT");
+    if (colon == std::string_view::npos) return fail("missing :PORT (as in \"db.internal:5432\")");
     target = text.substr(0, colon);
     port_text = text.substr(colon + 1);
-    if (target.find(':') != std::string_view::npos) return fail("write IPv6 as [addr]:PORT");
+    if (target.find(':') != std::string_view::npos)
+      return fail("write an IPv6 address in brackets, as in \"[::1]:5432\"");
   }
+  if (target.empty()) return fail("missing host or address before the port");
   int port = 0;
   auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() ||
       port < 1 || port > 65535)
-    return fail("port must be 1..65535");
+    return fail("port must be a number 1..65535");
   TcpRule rule;
   rule.text = std::string(text);
   rule.port = static_cast<uint16_t>(port);
-  if (target.empty()) return fail("missing host or address");
-  bool looks_ip = target.find('/') != std::string_view::npos || IpAddress::Parse(target).has_value();
-  if (looks_ip) {
+  bool looks_ip =
+      target.find('/') != std::string_view::npos || IpAddress::Parse(target).has_value();
+  if (bracketed && target.find(':') == std::string_view::npos)
+    return fail("brackets are for IPv6 addresses only");
+  if (looks_ip || bracketed) {
     std::string err;
     auto cidr = ParseCidr(target, &err);
     if (!cidr) return fail(err);
@@ -205,31 +326,56 @@ std::optional<TcpRule> ParseTcpRule(std::string_view text, std::string* error) {
   } else {
     if (target.find('*') != std::string_view::npos)
       return fail("allow_tcp takes exact host names, not patterns");
-    auto host = NormalizeHost(target);
-    if (!host) return fail("invalid host name");
+    std::string err;
+    auto host = NormalizeHostPattern(target, &err);  // no '*' here, so a plain host
+    if (!host) return fail(err);
     rule.host = *host;
   }
   return rule;
 }
 
-LoadResult ParsePolicy(std::string_view yaml_text) { return Loader().Run(yaml_text); }
+LoadResult ParsePolicy(std::string_view yaml_text) {
+  return Loader().Run(yaml_text);
+}
 
 LoadResult LoadPolicyFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto fail = [&](std::string message) {
     LoadResult r;
-    r.errors.push_back({0, 0, "cannot read " + path + ": " + strerror(errno)});
+    r.errors.push_back({0, 0, std::move(message)});
     return r;
+  };
+  auto cannot_read = [&](int err) { return fail("cannot read " + path + ": " + strerror(err)); };
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return cannot_read(errno);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return cannot_read(err);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    return cannot_read(EISDIR);
   }
   std::string text;
-  text.resize(kMaxFileBytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxFileBytes) {
-    LoadResult r;
-    r.errors.push_back({0, 0, "policy file larger than 1 MiB"});
-    return r;
+  char buf[16384];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return cannot_read(err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxPolicyFileBytes) {
+      close(fd);
+      return fail(path + ": policy file larger than " + std::to_string(kMaxPolicyFileBytes) +
+                  " bytes");
+    }
   }
+  close(fd);
   return ParsePolicy(text);
 }
 

@@ -2,6 +2,7 @@
 // at its line and column. A file with any error yields no policy.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,9 @@
 #include "policy/policy.h"
 
 namespace egressd::policy {
+
+constexpr size_t kMaxListEntries = 4096;         // per list
+constexpr size_t kMaxPolicyFileBytes = 1 << 20;  // LoadPolicyFile refuses larger files
 
 struct LoadError {
   int line = 0;    // 1-based; 0 = the whole file
@@ -23,9 +27,13 @@ struct LoadResult {
   bool ok() const { return policy.has_value() && errors.empty(); }
 };
 
+// Every error in the text, in document order (a YAML syntax error stops the
+// parse, so it comes alone).
 LoadResult ParsePolicy(std::string_view yaml_text);
+// A read error is one LoadError{0, 0, "cannot read PATH: strerror"}.
 LoadResult LoadPolicyFile(const std::string& path);
-// "agent.yaml:3:5: error: ..." one line each.
+// "agent.yaml:3:5: error: ..." one line each; "agent.yaml: error: ..." when
+// the line is 0.
 std::string FormatErrors(const std::vector<LoadError>& errors, std::string_view source_name);
 
 // Parses one allow_tcp entry; error text on failure.

@@ -77,6 +77,8 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
     cache_.erase(it);
   }
   if (stopping_) return ResolveResult{{}, "resolver stopped"};
+  if (!protocol::BuildDnsQuery(0, name, protocol::DnsType::kA))
+    return ResolveResult{{}, "not a valid DNS name"};
   auto [it, inserted] = pending_.try_emplace(name);
   it->second.waiters.push_back(std::move(callback));
   if (inserted) {

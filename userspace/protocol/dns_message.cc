@@ -1,163 +1,243 @@
 #include "userspace/protocol/dns_message.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace egressd::protocol {
 namespace {
 
-constexpr size_t kHeader = 12;
-constexpr int kMaxPointerHops = 32;
-constexpr size_t kMaxRecords = 256;
+constexpr size_t kHeaderSize = 12;
+constexpr size_t kMaxNameWire = 255;
+constexpr int kMaxPointerHops = 64;
+constexpr int kMaxCnameHops = 16;
+constexpr size_t kMaxAnswers = 256;
 
-bool Fail(std::string* error, const char* why) {
-  if (error) *error = why;
+bool IsNameChar(uint8_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+char Lower(uint8_t c) {
+  return static_cast<char>((c >= 'A' && c <= 'Z') ? c + 32 : c);
+}
+
+uint16_t Get16(std::span<const uint8_t> d, size_t off) {
+  return static_cast<uint16_t>((d[off] << 8) | d[off + 1]);
+}
+
+uint32_t Get32(std::span<const uint8_t> d, size_t off) {
+  return (uint32_t{d[off]} << 24) | (uint32_t{d[off + 1]} << 16) | (uint32_t{d[off + 2]} << 8) |
+         d[off + 3];
+}
+
+bool SetError(std::string* error, const char* why) {
+  if (error != nullptr) *error = why;
   return false;
 }
 
-uint16_t U16(std::span<const uint8_t> d, size_t off) {
-  return static_cast<uint16_t>(d[off] << 8 | d[off + 1]);
-}
-
-// Reads a possibly compressed name at `off`; `next` is where the record
-// continues after the name.
-bool ReadName(std::span<const uint8_t> d, size_t off, std::string& name, size_t& next,
+// Reads a (possibly compressed) name at *pos. On success *pos is just past the
+// name in the original position and *out is the lowercased dotted name ("" for
+// the root). strict: only DNS characters in labels; otherwise other bytes are
+// written as \DDD so that names cannot be confused with each other.
+bool ReadName(std::span<const uint8_t> msg, size_t* pos, bool strict, std::string* out,
               std::string* error) {
-  name.clear();
-  bool jumped = false;
+  out->clear();
+  size_t p = *pos;
+  size_t wire_len = 0;
   int hops = 0;
-  for (;;) {
-    if (off >= d.size()) return Fail(error, "name runs past the message");
-    uint8_t len = d[off];
+  bool jumped = false;
+  while (true) {
+    if (p >= msg.size()) return SetError(error, "name runs past the end of the message");
+    uint8_t len = msg[p];
     if ((len & 0xc0) == 0xc0) {
-      if (off + 1 >= d.size()) return Fail(error, "truncated compression pointer");
-      if (++hops > kMaxPointerHops) return Fail(error, "compression pointer loop");
-      size_t target = static_cast<size_t>((len & 0x3f) << 8 | d[off + 1]);
-      if (!jumped) next = off + 2;
+      if (p + 1 >= msg.size()) return SetError(error, "truncated compression pointer");
+      size_t target = (static_cast<size_t>(len & 0x3f) << 8) | msg[p + 1];
+      // Only strictly backward pointers: no loops are possible, hops bound the work.
+      if (target >= p) return SetError(error, "forward or looping compression pointer");
+      if (target < kHeaderSize) return SetError(error, "compression pointer into the header");
+      if (++hops > kMaxPointerHops) return SetError(error, "too many compression pointers");
+      if (!jumped) *pos = p + 2;
       jumped = true;
-      off = target;
+      p = target;
       continue;
     }
-    if (len & 0xc0) return Fail(error, "unsupported label type");
+    if ((len & 0xc0) != 0) return SetError(error, "unsupported label type");
+    wire_len += 1 + len;
+    if (wire_len > kMaxNameWire) return SetError(error, "name longer than 255 bytes");
     if (len == 0) {
-      if (!jumped) next = off + 1;
-      if (!name.empty()) name.pop_back();  // trailing '.'
+      if (!jumped) *pos = p + 1;
       return true;
     }
-    if (off + 1 + len > d.size()) return Fail(error, "label runs past the message");
+    if (p + 1 + len > msg.size()) return SetError(error, "label runs past the end of the message");
+    if (!out->empty()) out->push_back('.');
     for (size_t i = 0; i < len; ++i) {
-      char c = static_cast<char>(d[off + 1 + i]);
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      name.push_back(c);
+      uint8_t c = msg[p + 1 + i];
+      if (IsNameChar(c)) {
+        out->push_back(Lower(c));
+      } else if (strict) {
+        return SetError(error, "name has a character outside [A-Za-z0-9-_]");
+      } else {
+        char buf[5];
+        std::snprintf(buf, sizeof buf, "\\%03u", static_cast<unsigned>(c));
+        out->append(buf);
+      }
     }
-    name.push_back('.');
-    if (name.size() > 255) return Fail(error, "name longer than 255");
-    off += 1 + len;
+    p += 1 + len;
   }
 }
 
-bool ValidQueryName(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  size_t label = 0;
-  for (char c : name) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
-    if (++label > 63) return false;
-  }
-  return label > 0;
+struct Question {
+  std::string name;
+  uint16_t type;
+  uint16_t klass;
+};
+
+bool ReadQuestion(std::span<const uint8_t> msg, size_t* pos, bool strict, Question* q,
+                  std::string* error) {
+  if (!ReadName(msg, pos, strict, &q->name, error)) return false;
+  if (msg.size() - *pos < 4) return SetError(error, "truncated question");
+  q->type = Get16(msg, *pos);
+  q->klass = Get16(msg, *pos + 2);
+  *pos += 4;
+  return true;
 }
 
 }  // namespace
 
-std::optional<std::vector<uint8_t>> BuildDnsQuery(uint16_t id, std::string_view name, DnsType type) {
+std::optional<std::vector<uint8_t>> BuildDnsQuery(uint16_t id, std::string_view name,
+                                                  DnsType type) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  if (!ValidQueryName(name)) return std::nullopt;
-  std::vector<uint8_t> q = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id), 0x01, 0x00,
-                            0, 1, 0, 0, 0, 0, 0, 0};
+  if (name.empty() || name.size() > 253) return std::nullopt;
+  std::vector<uint8_t> out = {static_cast<uint8_t>(id >> 8),
+                              static_cast<uint8_t>(id),
+                              0x01,  // RD
+                              0x00,
+                              0,
+                              1,  // QDCOUNT
+                              0,
+                              0,
+                              0,
+                              0,
+                              0,
+                              0};
   size_t start = 0;
   while (start <= name.size()) {
     size_t dot = name.find('.', start);
     if (dot == std::string_view::npos) dot = name.size();
-    q.push_back(static_cast<uint8_t>(dot - start));
-    for (size_t i = start; i < dot; ++i) q.push_back(static_cast<uint8_t>(name[i]));
+    std::string_view label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63) return std::nullopt;
+    out.push_back(static_cast<uint8_t>(label.size()));
+    for (char c : label) {
+      if (!IsNameChar(static_cast<uint8_t>(c))) return std::nullopt;
+      out.push_back(static_cast<uint8_t>(Lower(static_cast<uint8_t>(c))));
+    }
     start = dot + 1;
   }
-  q.push_back(0);
-  uint16_t t = static_cast<uint16_t>(type);
-  q.insert(q.end(), {static_cast<uint8_t>(t >> 8), static_cast<uint8_t>(t), 0, 1});
-  return q;
+  out.push_back(0);
+  auto t = static_cast<uint16_t>(type);
+  out.insert(out.end(), {static_cast<uint8_t>(t >> 8), static_cast<uint8_t>(t), 0, kDnsClassIn});
+  return out;
 }
 
-std::optional<DnsResponse> ParseDnsResponse(std::span<const uint8_t> d, std::string* error) {
-  if (d.size() < kHeader) return Fail(error, "shorter than a DNS header"), std::nullopt;
-  DnsResponse r;
-  r.id = U16(d, 0);
-  uint16_t flags = U16(d, 2);
-  if (!(flags & 0x8000)) return Fail(error, "not a response"), std::nullopt;
-  if (flags & 0x0200) return Fail(error, "truncated response (TC)"), std::nullopt;
-  r.rcode = flags & 0x0f;
-  uint16_t qd = U16(d, 4), an = U16(d, 6);
-  if (qd != 1) return Fail(error, "expected exactly one question"), std::nullopt;
-  if (an > kMaxRecords) return Fail(error, "too many answers"), std::nullopt;
-  size_t off = kHeader;
-  if (!ReadName(d, off, r.question_name, off, error)) return std::nullopt;
-  if (off + 4 > d.size()) return Fail(error, "truncated question"), std::nullopt;
-  r.question_type = U16(d, off);
-  off += 4;
-  // Names that lead to the question through CNAMEs, in order of appearance.
-  std::vector<std::string> owners = {r.question_name};
-  r.min_ttl = UINT32_MAX;
-  for (uint16_t i = 0; i < an; ++i) {
+std::optional<DnsResponse> ParseDnsResponse(std::span<const uint8_t> data, std::string* error) {
+  if (data.size() < kHeaderSize) return SetError(error, "shorter than a DNS header"), std::nullopt;
+  const uint16_t flags = Get16(data, 2);
+  if (!(flags & 0x8000)) return SetError(error, "not a response (QR=0)"), std::nullopt;
+  if (flags & 0x0200) return SetError(error, "truncated response (TC=1)"), std::nullopt;
+  if (Get16(data, 4) != 1) return SetError(error, "QDCOUNT is not 1"), std::nullopt;
+  const uint16_t ancount = Get16(data, 6);
+
+  DnsResponse resp{};
+  resp.id = Get16(data, 0);
+  resp.rcode = static_cast<uint8_t>(flags & 0x0f);
+  size_t pos = kHeaderSize;
+  Question q;
+  if (!ReadQuestion(data, &pos, /*strict=*/false, &q, error)) return std::nullopt;
+  resp.question_name = q.name;
+  resp.question_type = q.type;
+
+  struct Record {
     std::string owner;
-    if (!ReadName(d, off, owner, off, error)) return std::nullopt;
-    if (off + 10 > d.size()) return Fail(error, "truncated record"), std::nullopt;
-    uint16_t type = U16(d, off);
-    uint32_t ttl = static_cast<uint32_t>(U16(d, off + 4)) << 16 | U16(d, off + 6);
-    uint16_t rdlen = U16(d, off + 8);
-    off += 10;
-    if (off + rdlen > d.size()) return Fail(error, "record data runs past the message"), std::nullopt;
-    bool ours = std::find(owners.begin(), owners.end(), owner) != owners.end();
-    if (ours && type == 5) {
-      std::string target;
-      size_t ignored;
-      if (!ReadName(d, off, target, ignored, error)) return std::nullopt;
-      if (owners.size() < 16) owners.push_back(target);
-    } else if (ours && (type == 1 || type == 28)) {
-      DnsAnswer a;
-      a.ttl = ttl;
-      if (type == 1) {
-        if (rdlen != 4) return Fail(error, "A record of the wrong size"), std::nullopt;
-        a.is_v4 = true;
-        a.addr[10] = a.addr[11] = 0xff;
-        std::copy(d.begin() + off, d.begin() + off + 4, a.addr.begin() + 12);
-      } else {
-        if (rdlen != 16) return Fail(error, "AAAA record of the wrong size"), std::nullopt;
-        std::copy(d.begin() + off, d.begin() + off + 16, a.addr.begin());
-      }
-      r.answers.push_back(a);
-      r.min_ttl = std::min(r.min_ttl, ttl);
+    uint16_t type;
+    uint32_t ttl;
+    std::string cname;             // type CNAME
+    std::array<uint8_t, 16> addr;  // A / AAAA
+  };
+  std::vector<Record> records;
+  for (uint16_t i = 0; i < ancount; ++i) {
+    Record r{};
+    if (!ReadName(data, &pos, false, &r.owner, error)) return std::nullopt;
+    if (data.size() - pos < 10) return SetError(error, "truncated resource record"), std::nullopt;
+    r.type = Get16(data, pos);
+    const uint16_t klass = Get16(data, pos + 2);
+    r.ttl = Get32(data, pos + 4);
+    if (r.ttl > 0x7fffffff) r.ttl = 0;  // RFC 2181 8: values with the top bit set mean zero
+    const uint16_t rdlen = Get16(data, pos + 8);
+    pos += 10;
+    if (data.size() - pos < rdlen) return SetError(error, "RDATA runs past the end"), std::nullopt;
+    const size_t rdata = pos;
+    pos += rdlen;
+    if (klass != kDnsClassIn) continue;
+    if (r.type == static_cast<uint16_t>(DnsType::kA)) {
+      if (rdlen != 4) return SetError(error, "A record with RDLENGTH != 4"), std::nullopt;
+      r.addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+      std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(rdata), 4, r.addr.begin() + 12);
+    } else if (r.type == static_cast<uint16_t>(DnsType::kAAAA)) {
+      if (rdlen != 16) return SetError(error, "AAAA record with RDLENGTH != 16"), std::nullopt;
+      std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(rdata), 16, r.addr.begin());
+    } else if (r.type == kDnsTypeCname) {
+      size_t cpos = rdata;
+      if (!ReadName(data.first(rdata + rdlen), &cpos, false, &r.cname, error)) return std::nullopt;
+      if (cpos != rdata + rdlen)
+        return SetError(error, "CNAME RDATA length mismatch"), std::nullopt;
+    } else {
+      continue;
     }
-    off += rdlen;
+    if (records.size() >= kMaxAnswers) return SetError(error, "too many answers"), std::nullopt;
+    records.push_back(std::move(r));
   }
-  if (r.answers.empty()) r.min_ttl = 0;
-  return r;
+
+  // Owners reachable from the question name via CNAMEs (bounded chain).
+  std::vector<std::string> owners = {q.name};
+  uint32_t min_ttl = UINT32_MAX;
+  for (int hop = 0; hop < kMaxCnameHops; ++hop) {
+    const std::string& current = owners.back();
+    const Record* next = nullptr;
+    for (const Record& r : records) {
+      if (r.type == kDnsTypeCname && r.owner == current) {
+        next = &r;
+        break;
+      }
+    }
+    if (next == nullptr) break;
+    if (std::find(owners.begin(), owners.end(), next->cname) != owners.end()) {
+      return SetError(error, "CNAME loop"), std::nullopt;
+    }
+    min_ttl = std::min(min_ttl, next->ttl);
+    owners.push_back(next->cname);
+  }
+  for (const Record& r : records) {
+    if (r.type == kDnsTypeCname) continue;
+    if (std::find(owners.begin(), owners.end(), r.owner) == owners.end()) continue;
+    DnsAnswer a{r.addr, r.type == static_cast<uint16_t>(DnsType::kA), r.ttl};
+    resp.answers.push_back(a);
+    min_ttl = std::min(min_ttl, r.ttl);
+  }
+  resp.min_ttl = resp.answers.empty() ? 0 : min_ttl;
+  return resp;
 }
 
-std::optional<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> d, std::string* error) {
-  if (d.size() < kHeader) return Fail(error, "shorter than a DNS header"), std::nullopt;
-  uint16_t flags = U16(d, 2);
-  if (flags & 0x8000) return Fail(error, "a response, not a query"), std::nullopt;
-  if (U16(d, 4) != 1) return Fail(error, "expected exactly one question"), std::nullopt;
-  DnsQuestion q;
-  q.id = U16(d, 0);
-  size_t off = kHeader;
-  if (!ReadName(d, off, q.name, off, error)) return std::nullopt;
-  if (off + 4 > d.size()) return Fail(error, "truncated question"), std::nullopt;
-  q.type = U16(d, off);
-  return q;
+std::optional<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> data, std::string* error) {
+  if (data.size() < kHeaderSize) return SetError(error, "shorter than a DNS header"), std::nullopt;
+  const uint16_t flags = Get16(data, 2);
+  if (flags & 0x8000) return SetError(error, "not a query (QR=1)"), std::nullopt;
+  if (((flags >> 11) & 0x0f) != 0) return SetError(error, "opcode is not QUERY"), std::nullopt;
+  if (Get16(data, 4) != 1) return SetError(error, "QDCOUNT is not 1"), std::nullopt;
+  size_t pos = kHeaderSize;
+  Question q;
+  if (!ReadQuestion(data, &pos, /*strict=*/true, &q, error)) return std::nullopt;
+  if (q.name.empty()) return SetError(error, "query for the root name"), std::nullopt;
+  return DnsQuestion{Get16(data, 0), std::move(q.name), q.type};
 }
 
 }  // namespace egressd::protocol

@@ -1,6 +1,5 @@
-// DNS messages: queries egressd's resolver sends, responses it reads, and the
-// minimal checks the forwarder makes on queries from sandboxes. Every length
-// and pointer in a message is checked; compression loops are refused.
+// DNS wire format: queries for egressd's own resolver, response parsing, and
+// the minimal checks the forwarder applies to a sandbox's query.
 #pragma once
 
 #include <array>
@@ -15,32 +14,43 @@ namespace egressd::protocol {
 
 enum class DnsType : uint16_t { kA = 1, kAAAA = 28 };
 
-// A recursive query (RD=1) for one name; nullopt if the name is not valid.
+inline constexpr uint16_t kDnsTypeCname = 5;
+inline constexpr uint16_t kDnsClassIn = 1;
+
+// A standard recursive query (RD=1, class IN, no EDNS) for one name; nullopt if
+// the name is not a valid DNS name (labels 1..63 of [A-Za-z0-9-_], at most 253
+// characters, one trailing dot allowed).
 std::optional<std::vector<uint8_t>> BuildDnsQuery(uint16_t id, std::string_view name, DnsType type);
 
 struct DnsAnswer {
-  std::array<uint8_t, 16> addr{};  // IPv4 as v4-mapped
-  bool is_v4 = false;
-  uint32_t ttl = 0;
+  std::array<uint8_t, 16> addr;  // v4 stored v4-mapped (::ffff:a.b.c.d)
+  bool is_v4;
+  uint32_t ttl;
 };
 
 struct DnsResponse {
-  uint16_t id = 0;
-  uint8_t rcode = 0;
+  uint16_t id;
+  uint8_t rcode;
   std::string question_name;  // lowercased, no trailing dot
-  uint16_t question_type = 0;
-  std::vector<DnsAnswer> answers;  // A/AAAA for the question name or its CNAME chain
-  uint32_t min_ttl = 0;
+  uint16_t question_type;
+  std::vector<DnsAnswer> answers;
+  uint32_t min_ttl;  // over the answers and the CNAMEs leading to them; 0 when none
 };
 
+// Parses a response: QR=1, QDCOUNT=1, TC=0; follows name compression (only
+// backward pointers, bounded hops); collects class-IN A/AAAA answers whose owner
+// is the question name or reached from it through CNAME chains in the same
+// response. nullopt with *error set on failure (error may be null).
 std::optional<DnsResponse> ParseDnsResponse(std::span<const uint8_t> data, std::string* error);
 
 struct DnsQuestion {
-  uint16_t id = 0;
-  std::string name;  // lowercased
-  uint16_t type = 0;
+  uint16_t id;
+  std::string name;  // lowercased, no trailing dot; DNS characters only
+  uint16_t type;
 };
 
+// Minimal checks on a query from a sandbox: header present, QR=0, opcode
+// QUERY, QDCOUNT=1, question parses (name of DNS characters only).
 std::optional<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> data, std::string* error);
 
 }  // namespace egressd::protocol

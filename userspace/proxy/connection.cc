@@ -57,8 +57,10 @@ Connection::~Connection() {
 
 std::shared_ptr<const sandbox::SandboxView> Connection::CurrentView() const {
   // A detached sandbox keeps its last view for connections already open.
+  // The id may have been reused by a sandbox attached since: only the same
+  // attachment (generation) counts.
   auto view = worker_.ctx().sandboxes->Find(origin_.sandbox_id);
-  return view ? view : sandbox_;
+  return view && view->generation == sandbox_->generation ? view : sandbox_;
 }
 
 void Connection::Start() {
@@ -167,7 +169,7 @@ void Connection::Classify() {
   }
   switch (protocol::SniffHttpRequest(data)) {
     case protocol::SniffResult::kHttp:
-      CancelDeadline();
+      // The classification deadline keeps running until the head is complete.
       mode_ = Mode::kHttp;
       phase_ = Phase::kHttp;
       request_ = std::make_unique<protocol::HttpRequestStream>();
@@ -327,6 +329,7 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
   upstream_addr_ = addr;
   phase_ = Phase::kConnecting;
   connect_timeout_ = ToTimespec(worker_.ctx().options.connect_timeout);
+  worker_.ReserveSqes(2);  // the linked pair must not be split by a submit
   io_uring_sqe* sqe = worker_.GetSqe();
   io_uring_prep_connect(sqe, upstream_fd_, reinterpret_cast<sockaddr*>(&upstream_sa_), len);
   io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kConnect));
@@ -369,6 +372,8 @@ void Connection::OnConnected(int res) {
 // ---- HTTP ----------------------------------------------------------------
 
 void Connection::HttpProcessClient() {
+  // After a refusal nothing more from this client is parsed or forwarded.
+  if (close_after_flush_ || !reply_.empty()) return;
   while (phase_ == Phase::kHttp) {
     if (http_step_ == HttpStep::kReadingHead) {
       if (up_.scanned == up_.end) break;
@@ -384,12 +389,7 @@ void Connection::HttpProcessClient() {
         HttpOnHead();
         return;  // continues when the upstream is ready (HttpStartForwarding)
       }
-      if (up_.scanned - up_.start >= kClassifyLimit) {
-        CurrentView()->counters->bad_requests++;
-        HttpReply(400, "request head larger than 16 KiB");
-        return;
-      }
-      break;  // kNeedMore
+      break;  // kNeedMore (the parser bounds a head to 16 KiB)
     }
     // kForwarding: the body of the current request, until it completes.
     if (request_done_) break;
@@ -415,6 +415,7 @@ void Connection::HttpProcessClient() {
 void Connection::HttpOnHead() {
   // The policy is read again for every request: a switch applies to the
   // next request on an open connection.
+  CancelDeadline();
   auto view = CurrentView();
   const policy::CompiledPolicy& policy = *view->policy;
   const protocol::HttpRequestHead& head = request_->head();
@@ -434,8 +435,10 @@ void Connection::HttpOnHead() {
     return;
   }
   view->counters->requests_allowed++;
-  if (upstream_fd_ >= 0 && decided_host_ == head.host) {
-    HttpStartForwarding();  // same host: reuse the open upstream connection
+  OwnListeners own{worker_.ctx().options.proxy_port, worker_.ctx().options.dns_port};
+  if (upstream_fd_ >= 0 && decided_host_ == head.host &&
+      RefuseUpstreamAddress(*upstream_addr_, origin_port_, policy, own).empty()) {
+    HttpStartForwarding();  // same host, still allowed: reuse the open upstream connection
     return;
   }
   CloseUpstream();
@@ -459,7 +462,15 @@ void Connection::HttpProcessUpstream() {
       Close("upstream sent bytes nobody asked for");
       return;
     }
-    if (down_.eof) CloseUpstream();
+    if (down_.eof) {
+      if (http_step_ == HttpStep::kForwarding && !request_done_) {
+        // The upstream answered and left mid-request: the rest of this
+        // request may not go anywhere else, so the connection ends here.
+        Close("upstream closed before the request was complete");
+        return;
+      }
+      CloseUpstream();
+    }
     Pump();
     return;
   }
@@ -518,6 +529,11 @@ void Connection::HttpProcessUpstream() {
 }
 
 void Connection::HttpFinishTransaction() {
+  if (down_.scanned < down_.end) {
+    // Bytes after the response could pose as the next host's answer.
+    Close("upstream sent bytes after its response");
+    return;
+  }
   if (!response_keep_alive_ || down_.eof) CloseUpstream();
   response_.reset();
   if (!request_keep_alive_ || up_.eof) {
@@ -527,10 +543,13 @@ void Connection::HttpFinishTransaction() {
   }
   http_step_ = HttpStep::kReadingHead;
   request_done_ = response_done_ = false;
+  // An idle keep-alive connection, or a slow next head, is closed in time.
+  ArmDeadline(worker_.ctx().options.idle_timeout);
   HttpProcessClient();  // the next request may already be buffered (pipelining)
 }
 
 void Connection::HttpReply(int status, const std::string& reason) {
+  if (!reply_.empty() || close_after_flush_) return;  // one answer per connection, then close
   const std::string policy_name = CurrentView()->policy->name();
   std::string body = "egressd: " + reason + "\n";
   reply_ = fmt::format(
@@ -550,6 +569,13 @@ void Connection::HttpReply(int status, const std::string& reason) {
 void Connection::CloseUpstream() {
   decided_host_.clear();
   if (upstream_fd_ < 0) return;
+  // Request bytes meant for this upstream never go to the next one.
+  if (up_.send_pending) {
+    up_discard_to_ = up_.ready;
+    up_discard_pending_ = true;
+  } else {
+    up_.start = std::max(up_.start, up_.ready);
+  }
   if (upstream_ops_ == 0) {
     close(upstream_fd_);
   } else {
@@ -723,8 +749,17 @@ void Connection::OnRecv(bool client, int res) {
       return;
     case Phase::kHttp:
       if (client) {
+        if (close_after_flush_) {
+          Pump();  // answered already: what the client sends now is ignored
+          return;
+        }
         if (d.eof && http_step_ == HttpStep::kReadingHead && up_.scanned == up_.end) {
           Close("client done");
+          return;
+        }
+        if (d.eof && http_step_ == HttpStep::kForwarding && !request_done_ &&
+            up_.scanned == up_.end) {
+          Close("client closed in the middle of a request");
           return;
         }
         HttpProcessClient();
@@ -740,7 +775,14 @@ void Connection::OnRecv(bool client, int res) {
 void Connection::OnSend(bool to_upstream, int res) {
   Direction& d = to_upstream ? up_ : down_;
   d.send_pending = false;
-  if (to_upstream && RetireDone()) return;
+  if (to_upstream && RetireDone()) {
+    if (up_discard_pending_) {
+      up_.start = std::max(up_.start, up_discard_to_);
+      up_discard_pending_ = false;
+    }
+    if (phase_ != Phase::kClosing) Pump();
+    return;
+  }
   if (!to_upstream && sending_reply_ && (phase_ == Phase::kClosing || res < 0))
     sending_reply_ = false;
   if (phase_ == Phase::kClosing) return;
@@ -856,6 +898,8 @@ void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
         deadline_armed_ = false;
         if (phase_ == Phase::kClassifying) {
           Deny("no TLS ClientHello or HTTP request in time");
+        } else if (phase_ == Phase::kHttp && http_step_ == HttpStep::kReadingHead) {
+          Close("no complete request head in time");
         } else if (phase_ == Phase::kDraining) {
           Close("drain time over");
         }

@@ -124,6 +124,9 @@ class alignas(16) Connection {
   int upstream_fd_ = -1;
   int retiring_fd_ = -1;  // a closed upstream whose operations are still in flight
   int upstream_ops_ = 0;  // operations in flight on the upstream socket
+  // A send to a retired upstream is in flight: once done, skip to here.
+  size_t up_discard_to_ = 0;
+  bool up_discard_pending_ = false;
   std::optional<policy::IpAddress> connect_waiting_;  // connect after retiring_fd_ is gone
   int pending_ = 0;  // operations in flight; the object lives until it is 0
   Phase phase_ = Phase::kClassifying;

@@ -25,6 +25,7 @@ struct ProxyOptions {
   int workers = 0;                                    // 0 = one per CPU
   std::chrono::milliseconds classify_timeout{10000};  // first bytes of a connection
   std::chrono::milliseconds connect_timeout{5000};    // upstream connect
+  std::chrono::milliseconds idle_timeout{60000};      // HTTP keep-alive between requests
   size_t buffer_bytes = 64 * 1024;                    // per direction per connection
 };
 

@@ -113,6 +113,10 @@ io_uring_sqe* Worker::GetSqe() {
   return sqe;
 }
 
+void Worker::ReserveSqes(unsigned n) {
+  if (io_uring_sq_space_left(&ring_) < n) io_uring_submit(&ring_);
+}
+
 void Worker::ArmAccept(Listener& listener) {
   io_uring_sqe* sqe = GetSqe();
   io_uring_prep_multishot_accept(sqe, listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -137,11 +141,18 @@ void Worker::Destroy(Connection* conn) {
 }
 
 void Worker::OnAccept(Listener& listener, int res, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE)) ArmAccept(listener);  // multishot ended: re-arm
   if (res < 0) {
+    // Out of fds or memory: wait a little before accepting again instead of
+    // spinning; pending connections stay in the backlog meanwhile.
     if (res != -ECANCELED) spdlog::warn("proxy: accept: {}", strerror(-res));
+    if (!(flags & IORING_CQE_F_MORE) && !stop_) {
+      io_uring_sqe* sqe = GetSqe();
+      io_uring_prep_timeout(sqe, &listener.retry_after, 0, 0);
+      io_uring_sqe_set_data64(sqe, EncodeOp(&listener, OpKind::kAcceptRetry));
+    }
     return;
   }
+  if (!(flags & IORING_CQE_F_MORE)) ArmAccept(listener);  // multishot ended: re-arm
   ctx_.counters->accepted++;
   uint64_t id = next_conn_id_++;
   auto conn = std::make_unique<Connection>(*this, id, res);
@@ -166,6 +177,9 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
   switch (kind) {
     case OpKind::kAccept:
       OnAccept(*static_cast<Listener*>(ptr), cqe->res, cqe->flags);
+      break;
+    case OpKind::kAcceptRetry:
+      if (!stop_) ArmAccept(*static_cast<Listener*>(ptr));
       break;
     case OpKind::kWake:
       RunPosted();

@@ -33,7 +33,8 @@ enum class OpKind : uint8_t {
   kConnect = 7,
   kConnectTimeout = 8,
   kDeadline = 9,
-  kCancel = 10,  // cancel / timeout-remove requests: only counted
+  kCancel = 10,        // cancel / timeout-remove requests: only counted
+  kAcceptRetry = 11,   // ptr: Listener; re-arm accept after an error
 };
 
 inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
@@ -43,6 +44,7 @@ inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
 struct alignas(16) Listener {
   int fd = -1;
   int family = 0;
+  __kernel_timespec retry_after{0, 100 * 1000 * 1000};  // back off after accept errors
 };
 
 class alignas(16) Worker {
@@ -59,6 +61,8 @@ class alignas(16) Worker {
   // Runs `task` on this worker's thread (thread-safe).
   void Post(std::function<void()> task);
   io_uring_sqe* GetSqe();
+  // Makes sure the next `n` GetSqe() calls come from one submission batch.
+  void ReserveSqes(unsigned n);
   const ProxyContext& ctx() const { return ctx_; }
   // Called by a connection when its last operation completed after close.
   void Destroy(Connection* conn);

@@ -41,6 +41,7 @@ void Registry::Publish() {
     if (!sb.policy) continue;  // no policy: the proxy refuses its connections
     auto view = std::make_shared<SandboxView>();
     view->id = id;
+    view->generation = sb.generation;
     view->instance = sb.instance;
     view->cgroup = sb.cgroup;
     view->policy = sb.policy;
@@ -51,9 +52,13 @@ void Registry::Publish() {
   views_ = std::move(views);
 }
 
-uint32_t Registry::AllocateId() const {
-  for (uint32_t id = 1; id < EGRESSD_MAX_SANDBOXES; ++id)
+uint32_t Registry::AllocateId() {
+  // Round-robin, so a just-freed id (whose connections may linger) is reused last.
+  for (uint32_t n = 1; n < EGRESSD_MAX_SANDBOXES; ++n) {
+    uint32_t id = next_id_hint_;
+    next_id_hint_ = next_id_hint_ % (EGRESSD_MAX_SANDBOXES - 1) + 1;
     if (!sandboxes_.count(id)) return id;
+  }
   return 0;
 }
 
@@ -137,6 +142,7 @@ StatusOr<AttachResult> Registry::Attach(const std::string& cgroup_spec, const Po
   sb.id = AllocateId();
   if (sb.id == 0)
     return EGRESSD_ERROR("too many sandboxes (at most {})", EGRESSD_MAX_SANDBOXES - 1);
+  sb.generation = next_generation_++;
   sb.cgroup = cgroup->path;
   sb.cgroup_id = cgroup->id;
   sb.instance =
@@ -211,11 +217,24 @@ StatusOr<size_t> Registry::ReloadPolicies() {
   }
   if (!errors.empty()) return EGRESSD_ERROR("reload refused, nothing changed:\n{}", errors);
   size_t changed = 0;
+  Status failed;
   for (auto& [id, policy] : loaded) {
-    EGRESSD_RETURN_IF_ERROR(ApplyPolicy(sandboxes_[id], policy));
+    Status st = ApplyPolicy(sandboxes_[id], policy);
+    if (!st.ok()) {
+      // Kernel map trouble: keep proxy, kernel and state file in agreement
+      // about what was applied before reporting.
+      failed = st;
+      break;
+    }
     ++changed;
   }
   Publish();
+  if (!failed.ok()) {
+    Status saved = SaveState();
+    if (!saved.ok()) spdlog::error("registry: {}", saved.ToString());
+    return EGRESSD_ERROR("reload stopped after {} of {} sandboxes: {}", changed, loaded.size(),
+                         failed.message());
+  }
   EGRESSD_RETURN_IF_ERROR(SaveState());
   return changed;
 }
@@ -277,6 +296,7 @@ Status Registry::Restore() {
       sb.source.value = s.at("policy").get<std::string>();
       sb.policy_set_id = s.at("policy_set_id").get<uint32_t>();
       sb.counters = std::make_shared<ProxyCounters>();
+      sb.generation = next_generation_++;
       sandboxes_[sb.id] = sb;
     }
   } catch (const std::exception& e) {

@@ -32,6 +32,7 @@ struct RegistryOptions {
 
 struct SandboxInfo {
   uint32_t id = 0;
+  uint64_t generation = 0;
   std::string cgroup;
   uint64_t cgroup_id = 0;
   std::string instance;
@@ -70,7 +71,7 @@ class Registry : public SandboxDirectory {
   Status WriteConfig(const SandboxInfo& sb);
   void Publish();
   Status SaveState() const;
-  uint32_t AllocateId() const;
+  uint32_t AllocateId();
   SandboxInfo* FindByCgroup(const std::string& path);
 
   RegistryOptions options_;
@@ -78,6 +79,8 @@ class Registry : public SandboxDirectory {
   mutable std::mutex mu_;  // control plane
   std::map<uint32_t, SandboxInfo> sandboxes_;
   uint32_t next_policy_set_id_ = 1;
+  uint64_t next_generation_ = 1;
+  uint32_t next_id_hint_ = 1;  // ids are handed out round-robin, not lowest-free
 
   mutable std::mutex views_mu_;  // data plane: held only to copy a pointer
   std::shared_ptr<const std::map<uint32_t, std::shared_ptr<const SandboxView>>> views_;

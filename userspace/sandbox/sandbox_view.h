@@ -28,6 +28,7 @@ struct ProxyCounters {
 
 struct SandboxView {
   uint32_t id = 0;
+  uint64_t generation = 0;  // unique per attachment: ids are reused, generations not
   std::string instance;
   std::string cgroup;
   std::shared_ptr<const policy::CompiledPolicy> policy;  // never null

@@ -1,0 +1,34 @@
+#include <algorithm>
+#include <cstdlib>
+#include <span>
+
+#include "tests/fuzz/fuzz_http_common.h"
+#include "userspace/protocol/http_request_stream.h"
+
+using egressd::protocol::HttpRequestStream;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::span<const uint8_t> in(data, size);
+  // The first 4 bytes (if any) choose the piece sizes of the second run.
+  std::span<const uint8_t> split = in.first(std::min<size_t>(4, size));
+  auto check_head = [](HttpRequestStream& s, int ev) {
+    if (ev != static_cast<int>(HttpRequestStream::Event::kHeadComplete)) return;
+    const auto& h = s.head();
+    if (h.host.empty() || h.method.empty() || h.target.empty()) std::abort();
+    if (h.method == "CONNECT") std::abort();
+    if (h.version_major != 1 || (h.version_minor != 0 && h.version_minor != 1)) std::abort();
+    if (h.headers.size() > egressd::protocol::kMaxHttpHeaders) std::abort();
+    for (char c : h.host) {
+      if (c >= 'A' && c <= 'Z') std::abort();
+    }
+  };
+  HttpRequestStream whole;
+  auto a = egressd::fuzz::Drive(whole, in, {}, check_head);
+  HttpRequestStream pieces;
+  auto b = egressd::fuzz::Drive(pieces, in, split, check_head);
+  // Both runs see the same messages; they may only differ in which check
+  // fires first inside one head.
+  if (a.error != b.error) std::abort();
+  if (a.events != b.events) std::abort();
+  return 0;
+}
