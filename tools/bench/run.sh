@@ -33,9 +33,11 @@ command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y
 cc -O2 -o "$W/connect_bench" tools/bench/connect_bench.c
 
 # Origin: nginx on loopback, 100 B and 10 MiB payloads, TLS with a throwaway CA.
+chmod 755 "$W"  # nginx workers run unprivileged
 mkdir -p "$W/www"
 head -c 100 /dev/zero | tr '\0' 'a' > "$W/www/small.txt"
 head -c 10485760 /dev/urandom > "$W/www/large.bin"
+chmod 644 "$W/www/"*
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=origin.test \
   -addext "subjectAltName=DNS:origin.test,IP:127.0.0.1" -keyout "$W/origin.key" -out "$W/origin.crt" 2>/dev/null
 cat > "$W/nginx.conf" <<NGINX
@@ -102,6 +104,7 @@ wrk_run() {  # where url [extra wrk args]
   local where=$1 url=$2; shift 2
   local out
   if [ "$where" = sandbox ]; then out=$(in_sandbox wrk --latency -d"${DUR}s" "$@" "$url"); else out=$(wrk --latency -d"${DUR}s" "$@" "$url"); fi
+  if grep -q "Non-2xx" <<<"$out"; then echo "bench: $url answered errors:" >&2; echo "$out" >&2; exit 1; fi
   local rps p99 tput
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   p99=$(awk '$1=="99%"{print $2}' <<<"$out")

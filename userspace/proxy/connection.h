@@ -47,7 +47,7 @@ struct Direction {
   bool shut_written = false;  // we sent FIN to the destination
   void Allocate(size_t bytes) {
     if (!buf) {
-      buf = std::make_unique<uint8_t[]>(bytes);
+      buf = std::make_unique_for_overwrite<uint8_t[]>(bytes);  // pages stay untouched until used
       cap = bytes;
     }
   }

@@ -26,7 +26,7 @@ struct ProxyOptions {
   std::chrono::milliseconds classify_timeout{10000};  // first bytes of a connection
   std::chrono::milliseconds connect_timeout{5000};    // upstream connect
   std::chrono::milliseconds idle_timeout{60000};      // HTTP keep-alive between requests
-  size_t buffer_bytes = 64 * 1024;                    // per direction per connection
+  size_t buffer_bytes = 256 * 1024;  // per direction per connection (touched lazily)
 };
 
 struct ProxyContext {
