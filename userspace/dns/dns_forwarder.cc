@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 
+#include "userspace/common/loopback_socket.h"
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/dns_message.h"
 
@@ -18,36 +19,6 @@ namespace {
 
 constexpr auto kQueryLifetime = std::chrono::seconds(10);
 constexpr size_t kMaxOutstanding = 4096;
-
-StatusOr<int> BindUdp(int family, uint16_t port) {
-  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return EGRESSD_ERROR("DNS listener socket: {}", strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    len = sizeof(*a);
-  } else {
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    a->sin6_addr = in6addr_loopback;
-    len = sizeof(*a);
-  }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    int err = errno;
-    close(fd);
-    return EGRESSD_ERROR("DNS listener bind {} port {}: {}",
-                         family == AF_INET ? "127.0.0.1" : "[::1]", port, strerror(err));
-  }
-  return fd;
-}
 
 }  // namespace
 
@@ -61,10 +32,10 @@ DnsForwarder::~DnsForwarder() {
 }
 
 Status DnsForwarder::Start() {
-  auto l4 = BindUdp(AF_INET, listen_port_);
+  auto l4 = BindLoopback(AF_INET, SOCK_DGRAM, listen_port_);
   if (!l4.ok()) return l4.status();
   listen4_ = *l4;
-  auto l6 = BindUdp(AF_INET6, listen_port_);
+  auto l6 = BindLoopback(AF_INET6, SOCK_DGRAM, listen_port_);
   if (!l6.ok()) return l6.status();
   listen6_ = *l6;
   upstream_fd_ = socket(upstream_.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

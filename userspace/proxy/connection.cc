@@ -135,19 +135,7 @@ void Connection::CheckNextTcpHost() {
   resolving_for_tcp_ = true;
   phase_ = Phase::kResolving;
   const std::string& host = tcp_hosts_[tcp_host_index_];
-  Worker* worker = &worker_;
-  uint64_t id = id_;
-  auto cached = worker_.ctx().resolver->Lookup(host, [worker, id](const dns::ResolveResult& r) {
-    worker->Post([worker, id, r] {
-      if (Connection* c = worker->FindConnection(id)) c->OnResolved(r);
-    });
-  });
-  if (cached) {
-    OnResolvedNow(*cached);
-  } else {
-    resolve_pending_ = true;
-    pending_++;
-  }
+  LookupHost(host);
 }
 
 void Connection::Classify() {
@@ -230,6 +218,12 @@ void Connection::ResolveAndConnect(const std::string& host) {
     OnResolvedNow(dns::ResolveResult{{*literal}, ""});
     return;
   }
+  LookupHost(host);
+}
+
+// Resolves through egressd's resolver: a cached answer is used at once,
+// otherwise the answer arrives later on this worker (OnResolved).
+void Connection::LookupHost(const std::string& host) {
   Worker* worker = &worker_;
   uint64_t id = id_;
   auto cached = worker_.ctx().resolver->Lookup(host, [worker, id](const dns::ResolveResult& r) {
@@ -474,7 +468,10 @@ void Connection::HttpProcessUpstream() {
     Pump();
     return;
   }
-  while (down_.scanned < down_.end) {
+  // A head just completed may complete its (empty) message on an empty feed.
+  bool after_head = false;
+  while (down_.scanned < down_.end || after_head) {
+    after_head = false;
     if (response_done_ || !response_) {
       Close("upstream sent bytes nobody asked for");
       return;
@@ -489,6 +486,7 @@ void Connection::HttpProcessUpstream() {
     }
     if (step.event == protocol::HttpResponseStream::Event::kHeadComplete) {
       response_keep_alive_ = response_->keep_alive();
+      after_head = true;
       continue;
     }
     if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
@@ -504,6 +502,9 @@ void Connection::HttpProcessUpstream() {
       }
       if (status >= 100 && status < 200) continue;  // interim; the final response follows
       response_done_ = true;
+      response_keep_alive_ = response_keep_alive_ && response_->keep_alive();
+      // An upgrade the upstream declined leaves the stream's state unclear: end it.
+      if (upgrade_) request_keep_alive_ = false;
       if (request_done_) {
         HttpFinishTransaction();
         return;
@@ -568,7 +569,6 @@ void Connection::HttpReply(int status, const std::string& reason) {
 
 void Connection::CloseUpstream() {
   decided_host_.clear();
-  if (upstream_fd_ < 0) return;
   // Request bytes meant for this upstream never go to the next one.
   if (up_.send_pending) {
     up_discard_to_ = up_.ready;
@@ -576,6 +576,7 @@ void Connection::CloseUpstream() {
   } else {
     up_.start = std::max(up_.start, up_.ready);
   }
+  if (upstream_fd_ < 0) return;
   if (upstream_ops_ == 0) {
     close(upstream_fd_);
   } else {

@@ -93,6 +93,7 @@ class alignas(16) Connection {
   void PassToOriginal(const char* why);
   // Resolution and connect.
   void ResolveAndConnect(const std::string& host);
+  void LookupHost(const std::string& host);
   void ConnectTo(const policy::IpAddress& addr);
   void OnConnected(int res);
   // HTTP.

@@ -9,43 +9,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "userspace/common/loopback_socket.h"
 #include "userspace/proxy/connection.h"
 
 namespace egressd::proxy {
 namespace {
 
 constexpr unsigned kRingEntries = 4096;
-
-StatusOr<int> ListenLoopback(int family, uint16_t port) {
-  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return EGRESSD_ERROR("proxy listener socket: {}", strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    len = sizeof(*a);
-  } else {
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    a->sin6_addr = in6addr_loopback;
-    len = sizeof(*a);
-  }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 4096) != 0) {
-    int err = errno;
-    close(fd);
-    return EGRESSD_ERROR("proxy listener {}:{}: {}", family == AF_INET ? "127.0.0.1" : "[::1]",
-                         port, strerror(err));
-  }
-  return fd;
-}
 
 }  // namespace
 
@@ -72,7 +42,7 @@ Status Worker::Init() {
   ring_ready_ = true;
   int families[2] = {AF_INET, AF_INET6};
   for (int i = 0; i < 2; ++i) {
-    auto fd = ListenLoopback(families[i], ctx_.options.proxy_port);
+    auto fd = BindLoopback(families[i], SOCK_STREAM, ctx_.options.proxy_port);
     if (!fd.ok()) return fd.status();
     listeners_[i].fd = *fd;
     listeners_[i].family = families[i];

@@ -33,8 +33,8 @@ enum class OpKind : uint8_t {
   kConnect = 7,
   kConnectTimeout = 8,
   kDeadline = 9,
-  kCancel = 10,        // cancel / timeout-remove requests: only counted
-  kAcceptRetry = 11,   // ptr: Listener; re-arm accept after an error
+  kCancel = 10,       // cancel / timeout-remove requests: only counted
+  kAcceptRetry = 11,  // ptr: Listener; re-arm accept after an error
 };
 
 inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
