@@ -128,11 +128,15 @@ static __always_inline void emit_deny(__u32 sandbox_id, __u32 reason, const __u3
   bpf_ringbuf_submit(ev, 0);
 }
 
+static __always_inline int is_v4_mapped(const __u32 addr[4]) {
+  return addr[0] == 0 && addr[1] == 0 && addr[2] == V4_MAPPED_PREFIX_NET;
+}
+
 /* Returns the matching rule's index + 1, or 0 when no deny_cidrs rule matches. */
 static __always_inline __u32 cidr_denied(__u32 policy_set_id, const __u32 addr[4]) {
   struct egressd_cidr_key key = {
       .prefixlen = 32 + 128,
-      .policy_set_id = policy_set_id,
+      .policy_set_id = EGRESSD_CIDR_SET_KEY(policy_set_id, !is_v4_mapped(addr)),
   };
   key.addr[0] = addr[0];
   key.addr[1] = addr[1];
@@ -140,10 +144,6 @@ static __always_inline __u32 cidr_denied(__u32 policy_set_id, const __u32 addr[4
   key.addr[3] = addr[3];
   struct egressd_cidr_value* rule = bpf_map_lookup_elem(&deny_cidrs, &key);
   return rule ? rule->rule_index + 1 : 0;
-}
-
-static __always_inline int is_v4_mapped(const __u32 addr[4]) {
-  return addr[0] == 0 && addr[1] == 0 && addr[2] == V4_MAPPED_PREFIX_NET;
 }
 
 static __always_inline int is_loopback(const __u32 addr[4]) {

@@ -37,7 +37,10 @@ struct egressd_sandbox_config {
 
 /* deny_cidrs: LPM trie key. prefixlen counts the bits after the prefixlen
  * field: 32 for policy_set_id plus the address prefix (IPv4 rules are
- * v4-mapped: 96 + n). No implicit padding. */
+ * v4-mapped: 96 + n). No implicit padding. The set id field also carries the
+ * family (EGRESSD_CIDR_SET_KEY), so an IPv6 rule such as ::/0 never matches
+ * an IPv4 (v4-mapped) destination: the families stay apart, as in the proxy. */
+#define EGRESSD_CIDR_SET_KEY(set_id, is_v6) (((set_id) << 1) | ((is_v6) ? 1u : 0u))
 struct egressd_cidr_key {
   __u32 prefixlen;
   __u32 policy_set_id;

@@ -12,7 +12,7 @@ std::vector<std::pair<egressd_cidr_key, egressd_cidr_value>> LowerDenyCidrs(
     const Cidr& cidr = policy.deny_cidrs[i];
     egressd_cidr_key key{};
     key.prefixlen = 32 + static_cast<uint32_t>(cidr.mapped_prefix_len());
-    key.policy_set_id = policy_set_id;
+    key.policy_set_id = EGRESSD_CIDR_SET_KEY(policy_set_id, !cidr.network.is_v4());
     memcpy(key.addr, cidr.network.bytes.data(), sizeof(key.addr));
     egressd_cidr_value value{static_cast<uint32_t>(i)};
     entries.emplace_back(key, value);

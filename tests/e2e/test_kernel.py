@@ -34,6 +34,14 @@ def test_deny_cidr_is_eperm_without_proxy(env):
     assert any("layer=kernel" in l and "127.0.0.3:80" in l and "deny_cidrs" in l for l in env.daemon.log)
 
 
+def test_ipv6_rules_do_not_cover_ipv4(env):
+    write_policy(env.daemon.policy_dir, "no-v6", deny_cidrs=["::/0"])
+    sb = env.sandbox("no-v6")
+    assert py_errno(sb, "s = socket.socket(socket.AF_INET6); s.settimeout(5); s.connect(('::1', 80))") == "EPERM"
+    r = sb.curl(f"http://allowed.test:{env.http.port}/")
+    assert r.returncode == 0 and "origin-http" in r.stdout, r.stderr
+
+
 def test_udp_other_than_dns_is_eperm(env):
     sb = env.sandbox("open")
     # QUIC-style: UDP to 443, unconnected and connected

@@ -185,7 +185,8 @@ Status BpfPrograms::PruneCidrRules(const std::set<uint32_t>& live_sets) {
   egressd_cidr_key key{}, next{};
   const void* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    if (!live_sets.count(next.policy_set_id)) doomed.push_back(next);
+    if (!live_sets.count(next.policy_set_id >> 1))
+      doomed.push_back(next);  // see EGRESSD_CIDR_SET_KEY
     key = next;
     prev = &key;
   }

@@ -19,7 +19,7 @@ TEST(LowerDenyCidrs, Ipv4IsV4MappedWithSetIdPrefix) {
   ASSERT_EQ(entries.size(), 1u);
   const auto& [key, value] = entries[0];
   EXPECT_EQ(key.prefixlen, 32u + 96u + 8u);
-  EXPECT_EQ(key.policy_set_id, 7u);
+  EXPECT_EQ(key.policy_set_id, 7u << 1);  // IPv4 rules: family bit 0
   EXPECT_EQ(key.addr[0], 0u);
   EXPECT_EQ(key.addr[1], 0u);
   EXPECT_EQ(key.addr[2], htonl(0xffff));
@@ -32,6 +32,7 @@ TEST(LowerDenyCidrs, Ipv6AndRuleIndexes) {
       LowerDenyCidrs(Load("name: t\ndeny_cidrs: [\"169.254.0.0/16\", \"fd00::/8\", \"::1\"]\n"), 1);
   ASSERT_EQ(entries.size(), 3u);
   EXPECT_EQ(entries[1].first.prefixlen, 32u + 8u);
+  EXPECT_EQ(entries[1].first.policy_set_id, (1u << 1) | 1u);  // IPv6 rules: family bit 1
   EXPECT_EQ(entries[1].first.addr[0], htonl(0xfd000000));
   EXPECT_EQ(entries[1].second.rule_index, 1u);
   EXPECT_EQ(entries[2].first.prefixlen, 32u + 128u);
