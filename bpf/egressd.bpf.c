@@ -125,7 +125,11 @@ static __always_inline void emit_deny(__u32 sandbox_id, __u32 reason, const __u3
   ev->protocol = protocol;
   ev->detail = detail;
   ev->pad0 = 0;
-  bpf_ringbuf_submit(ev, 0);
+  /* Wake the daemon only when the ring fills up; it also drains the ring
+   * every 100 ms. A burst of denies then costs no wake-up per event. */
+  __u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(
+      ev, queued > EGRESSD_EVENT_RING_BYTES / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline int is_v4_mapped(const __u32 addr[4]) {

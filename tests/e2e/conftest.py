@@ -111,6 +111,15 @@ class Daemon:
         if not self._ready.wait(timeout) or proc.poll() is not None:
             raise RuntimeError("egressd did not become ready:\n" + "\n".join(self.log[-30:]))
 
+    def wait_log(self, predicate, timeout=5):
+        """Waits for a daemon log line matching predicate (events are drained every 100 ms)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(l) for l in list(self.log)):
+                return True
+            time.sleep(0.05)
+        return False
+
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)

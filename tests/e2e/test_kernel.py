@@ -31,7 +31,7 @@ def test_deny_cidr_is_eperm_without_proxy(env):
     st = sb.stats()
     assert st["kernel"]["connect_denied"] == 3
     assert st["kernel"]["connect_redirected"] == 0
-    assert any("layer=kernel" in l and "127.0.0.3:80" in l and "deny_cidrs" in l for l in env.daemon.log)
+    assert env.daemon.wait_log(lambda l: "layer=kernel" in l and "127.0.0.3:80" in l and "deny_cidrs" in l)
 
 
 def test_ipv6_rules_do_not_cover_ipv4(env):
