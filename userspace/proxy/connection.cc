@@ -834,6 +834,10 @@ void Connection::ArmDeadline(std::chrono::milliseconds after) {
   io_uring_sqe* sqe = worker_.GetSqe();
   io_uring_prep_timeout(sqe, &deadline_, 0, 0);
   io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kDeadline));
+  // Earlier deadlines still in flight complete first (fired or removed):
+  // their completions must not be taken for this one.
+  stale_deadlines_ = deadlines_in_flight_;
+  deadlines_in_flight_++;
   deadline_armed_ = true;
   pending_++;
 }
@@ -895,7 +899,10 @@ void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
       OnConnected(res);
       break;
     case OpKind::kDeadline:
-      if (res == -ETIME && deadline_armed_) {
+      deadlines_in_flight_--;
+      if (stale_deadlines_ > 0) {
+        stale_deadlines_--;
+      } else if (res == -ETIME && deadline_armed_) {
         deadline_armed_ = false;
         if (phase_ == Phase::kClassifying) {
           Deny("no TLS ClientHello or HTTP request in time");

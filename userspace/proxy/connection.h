@@ -133,6 +133,8 @@ class alignas(16) Connection {
   Phase phase_ = Phase::kClassifying;
   Mode mode_ = Mode::kNone;
   bool deadline_armed_ = false;
+  int deadlines_in_flight_ = 0;  // timeout ops not yet completed
+  int stale_deadlines_ = 0;      // of those, older than the armed one
   bool close_after_flush_ = false;
 
   egressd_orig_dst origin_{};
