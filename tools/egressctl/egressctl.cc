@@ -22,9 +22,9 @@ constexpr const char* kUsage = R"(usage: egressctl [--socket PATH] COMMAND [ARGS
 
 commands:
   status                                   daemon status
-  attach CGROUP --policy NAME|FILE [--instance ID]
+  attach CGROUP --policy NAME|FILE [--instance ID] [--json]
                                            put a cgroup under a policy (again: switch policy)
-  detach CGROUP                            remove the policy from a cgroup
+  detach CGROUP|INSTANCE                   remove the policy from a cgroup
   list [--json]                            attached sandboxes
   stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters
   policy check FILE                        validate a policy file (no daemon needed)
