@@ -64,6 +64,10 @@ std::shared_ptr<const sandbox::SandboxView> Connection::CurrentView() const {
 }
 
 void Connection::Start() {
+  // We relay what arrives as it arrives: Nagle plus the peer's delayed ACK
+  // would hold small writes back for tens of milliseconds.
+  int one = 1;
+  setsockopt(client_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (!LookupOrigin()) return;
   sandbox_->counters->connections++;
   const policy::CompiledPolicy& policy = *sandbox_->policy;
