@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,8 @@ commands:
   detach CGROUP|INSTANCE                   remove the policy from a cgroup
   list [--json]                            attached sandboxes
   stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters
+  events [--follow] [--json] [--instance ID]
+                                           every deny (kernel and proxy), oldest first
   policy check FILE                        validate a policy file (no daemon needed)
   policy reload                            re-read every attached policy, all or nothing
 
@@ -38,6 +41,7 @@ YAML file (anything containing '/' or ending in .yaml/.yml).
 struct Args {
   std::string socket = "/run/egressd/egressd.sock";
   bool json = false;
+  bool follow = false;
   std::string policy, instance;
   std::vector<std::string> positional;
 };
@@ -101,6 +105,45 @@ int PolicyCheck(const std::string& file) {
   return 0;
 }
 
+void PrintEvent(const json& e, bool as_json) {
+  if (as_json) {
+    std::cout << e.dump() << "\n";
+    return;
+  }
+  time_t secs = static_cast<time_t>(e["time_ms"].get<int64_t>() / 1000);
+  char when[32];
+  strftime(when, sizeof(when), "%F %T", localtime(&secs));
+  std::string dst = e["address"].get<std::string>();
+  if (dst.find(':') != std::string::npos) dst = "[" + dst + "]";
+  if (!dst.empty()) dst += ":" + std::to_string(e["port"].get<int>());
+  std::string host = e["host"].get<std::string>();
+  std::cout << when << "  " << Pad(e["layer"], 7) << Pad(e["instance"], 20)
+            << Pad(dst.empty() ? "-" : dst, 24) << Pad(host.empty() ? "-" : host, 24)
+            << e["reason"].get<std::string>() << "\n";
+}
+
+int Events(const Args& a) {
+  uint64_t after = 0;
+  bool first = true;
+  for (;;) {
+    json req = {{"cmd", "events"}, {"after_seq", after}};
+    if (!a.instance.empty()) req["instance"] = a.instance;
+    json r = Call(a.socket, req);
+    if (first && !a.json)
+      std::cout << Pad("TIME", 21) << Pad("LAYER", 7) << Pad("INSTANCE", 20)
+                << Pad("DESTINATION", 24) << Pad("HOST", 24) << "REASON\n";
+    first = false;
+    for (const auto& e : r["events"]) {
+      PrintEvent(e, a.json);
+      after = std::max(after, e["seq"].get<uint64_t>());
+    }
+    after = std::max(after, r["last_seq"].get<uint64_t>());
+    std::cout.flush();
+    if (!a.follow) return 0;
+    usleep(500 * 1000);  // polling keeps the control API one-request-per-connection
+  }
+}
+
 void PrintStats(const json& reply) {
   std::cout << Pad("INSTANCE", 20) << Pad("POLICY", 14) << Pad("CONNS", 8) << Pad("DENIED", 8)
             << Pad("REQ OK", 8) << Pad("REQ DENY", 9) << Pad("K-REDIR", 9) << Pad("K-DENY", 8)
@@ -137,6 +180,8 @@ int main(int argc, char** argv) {
       a.socket = value("--socket");
     } else if (arg == "--json") {
       a.json = true;
+    } else if (arg == "--follow") {
+      a.follow = true;
     } else if (arg == "--policy") {
       a.policy = value("--policy");
     } else if (arg == "--instance") {
@@ -220,6 +265,10 @@ int main(int argc, char** argv) {
                         : "  (" + s["problem"].get<std::string>() + ")")
                 << "\n";
     return 0;
+  }
+  if (cmd == "events") {
+    need(1, "events [--follow] [--json] [--instance ID]");
+    return Events(a);
   }
   if (cmd == "stats") {
     if (a.positional.size() > 2) Fail("usage: egressctl stats [CGROUP|INSTANCE] [--json]", 2);

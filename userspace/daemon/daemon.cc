@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "userspace/audit/event_log.h"
 #include "userspace/control/control_server.h"
 #include "userspace/dns/dns_forwarder.h"
 #include "userspace/dns/resolver.h"
@@ -71,6 +72,8 @@ Status Daemon::Start() {
   if (ec) return EGRESSD_ERROR("state dir {}: {}", options_.state_dir, ec.message());
   chmod(options_.state_dir.c_str(), 0700);
 
+  events_ = std::make_unique<audit::EventLog>(options_.state_dir + "/audit.jsonl");
+
   auto bpf = kernel::BpfPrograms::Load(options_.bpffs);
   if (!bpf.ok()) return bpf.status();
   bpf_ = std::move(*bpf);
@@ -109,6 +112,7 @@ Status Daemon::Start() {
   ctx.sandboxes = registry_.get();
   ctx.resolver = resolver_.get();
   ctx.counters = &proxy_counters_;
+  ctx.events = events_.get();
   proxy_ = std::make_unique<proxy::Proxy>(ctx);
   // Listeners first, then re-adopt: re-adopted sandboxes find the proxy up.
   EGRESSD_RETURN_IF_ERROR(proxy_->Start());
@@ -118,6 +122,21 @@ Status Daemon::Start() {
   EGRESSD_RETURN_IF_ERROR(audit_->Start(bpf_->events_map_fd(), [this](const egressd_event& ev) {
     kernel_events_++;
     auto view = registry_->Find(ev.sandbox_id);
+    audit::AuditEvent event;
+    event.instance = view ? view->instance : "-";
+    event.cgroup = view ? view->cgroup : "";
+    event.layer = "kernel";
+    if (ev.reason != EGRESSD_DENY_SOCKET) {
+      policy::IpAddress addr;
+      memcpy(addr.bytes.data(), ev.addr, 16);
+      event.address = addr.ToString();
+      event.port = ntohs(ev.port);
+    }
+    event.reason = ev.reason == EGRESSD_DENY_SOCKET
+                       ? std::string(DenyReasonName(ev.reason)) + ": type " +
+                             std::to_string(ev.detail) + " protocol " + std::to_string(ev.protocol)
+                       : DenyReasonName(ev.reason);
+    events_->Append(std::move(event));
     spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"", ev.sandbox_id,
                  view ? view->instance : "-",
                  ev.reason == EGRESSD_DENY_SOCKET ? "socket type " + std::to_string(ev.detail)
@@ -163,7 +182,8 @@ nlohmann::json Daemon::Status_() const {
             {"unknown_sandbox", proxy_counters_.unknown_sandbox.load()}}},
           {"dns",
            {{"forwarded_queries", forwarder_->queries()}, {"malformed", forwarder_->malformed()}}},
-          {"api", {{"errors", control_ ? control_->bad_requests() : 0}}}};
+          {"api", {{"errors", control_ ? control_->bad_requests() : 0}}},
+          {"audit", {{"events", events_->appended()}, {"write_errors", events_->write_errors()}}}};
 }
 
 StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
@@ -202,6 +222,19 @@ StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
   return out;
 }
 
+nlohmann::json Daemon::Events(const nlohmann::json& request) const {
+  uint64_t after = request.value("after_seq", uint64_t{0});
+  size_t limit = request.value("limit", size_t{1000});
+  std::string instance = request.value("instance", std::string());
+  nlohmann::json out;
+  out["events"] = nlohmann::json::array();
+  for (const auto& e : events_->Since(after, instance, std::min<size_t>(limit, 10000)))
+    out["events"].push_back(audit::ToJson(e));
+  out["last_seq"] = events_->appended();
+  out["kernel_events_dropped"] = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
+  return out;
+}
+
 StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
   auto str = [&](const char* key) -> std::string {
     auto it = request.find(key);
@@ -219,6 +252,7 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
     return out;
   }
   if (cmd == "stats") return Stats(str("target"));
+  if (cmd == "events") return Events(request);
   if (cmd == "attach") {
     std::string cgroup = str("cgroup");
     std::string name = str("policy");

@@ -21,6 +21,9 @@ class DnsForwarder;
 namespace egressd::sandbox {
 class Registry;
 }
+namespace egressd::audit {
+class EventLog;
+}
 namespace egressd::proxy {
 class Proxy;
 }
@@ -53,10 +56,12 @@ class Daemon {
   StatusOr<nlohmann::json> Handle(const nlohmann::json& request);
   nlohmann::json Status_() const;
   StatusOr<nlohmann::json> Stats(const std::string& target) const;
+  nlohmann::json Events(const nlohmann::json& request) const;
 
   DaemonOptions options_;
   std::string cgroup2_mount_;
   std::unique_ptr<kernel::BpfPrograms> bpf_;
+  std::unique_ptr<audit::EventLog> events_;
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<dns::DnsForwarder> forwarder_;
   std::unique_ptr<sandbox::Registry> registry_;

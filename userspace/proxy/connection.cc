@@ -285,6 +285,7 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
   if (!choice.addr) {
     if (mode_ == Mode::kHttp) {
       view->counters->requests_denied++;
+      RecordDeny(decided_host_, choice.error);
       HttpReply(403, "host " + decided_host_ + ": " + choice.error);
     } else {
       Deny("host " + decided_host_ + ": " + choice.error);
@@ -428,6 +429,7 @@ void Connection::HttpOnHead() {
     spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
                  view->id, view->instance, head.host, origin_addr_.ToString(), origin_port_,
                  decision.reason);
+    RecordDeny(head.host, decision.reason);
     HttpReply(403, "request to host \"" + head.host + "\" denied by policy \"" + policy.name() +
                        "\": " + decision.reason);
     return;
@@ -861,8 +863,23 @@ void Connection::Deny(const std::string& why) {
     spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
                  sandbox_->id, sandbox_->instance, decided_host_.empty() ? "-" : decided_host_,
                  origin_addr_.ToString(), origin_port_, why);
+    RecordDeny(decided_host_, why);
   }
   Close(why);
+}
+
+void Connection::RecordDeny(const std::string& host, const std::string& reason) {
+  audit::EventLog* events = worker_.ctx().events;
+  if (!events || !sandbox_) return;
+  audit::AuditEvent e;
+  e.instance = sandbox_->instance;
+  e.cgroup = sandbox_->cgroup;
+  e.layer = "proxy";
+  e.address = origin_addr_.ToString();
+  e.port = origin_port_;
+  e.host = host;
+  e.reason = reason;
+  events->Append(std::move(e));
 }
 
 void Connection::Close(const std::string& why) {

@@ -112,6 +112,7 @@ class alignas(16) Connection {
   void OnRecv(bool client, int res);
   void OnSend(bool to_upstream, int res);
   void Deny(const std::string& why);
+  void RecordDeny(const std::string& host, const std::string& reason);
   void Close(const std::string& why);
   void MaybeFinish();
   bool RetireDone();

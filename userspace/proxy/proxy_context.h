@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "userspace/audit/event_log.h"
 #include "userspace/dns/resolver.h"
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/sandbox/sandbox_view.h"
@@ -35,6 +36,7 @@ struct ProxyContext {
   const sandbox::SandboxDirectory* sandboxes = nullptr;
   dns::Resolver* resolver = nullptr;
   ProxyGlobalCounters* counters = nullptr;
+  audit::EventLog* events = nullptr;  // every deny is recorded here
 };
 
 }  // namespace egressd::proxy
