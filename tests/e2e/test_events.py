@@ -51,3 +51,19 @@ def test_events_of_kernel_and_proxy_denies(env):
     # The human table names the layer and the reason.
     table = env.daemon.ctl("events", "--instance", sb.instance).stdout
     assert "kernel" in table and "deny_cidrs" in table and "denied.test" in table
+
+
+def test_events_follow_streams_new_denies(env):
+    import subprocess
+    from conftest import EGRESSCTL
+    sb = env.sandbox("open")
+    p = subprocess.Popen([EGRESSCTL, "--socket", env.daemon.socket, "events", "--follow", "--json",
+                          "--instance", sb.instance], stdout=subprocess.PIPE, text=True)
+    try:
+        sb.curl(f"http://denied.test:{env.http.port}/followed")
+        line = p.stdout.readline()  # blocks until the event is printed
+        event = json.loads(line)
+        assert event["layer"] == "proxy" and event["host"] == "denied.test"
+    finally:
+        p.kill()
+        p.wait()
