@@ -149,3 +149,4 @@ def test_stats_json_schema(env):
                                "bytes_up", "bytes_down", "tls_passthrough"}
     assert s["cgroup"] == sb.path and s["policy"] == "open"
     assert s["proxy"]["connections"] == 1 and s["proxy"]["bytes_up"] > 0
+    assert data["kernel_events_dropped"] == 0

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "userspace/audit/event_log.h"
@@ -137,6 +138,18 @@ Status Daemon::Start() {
                              std::to_string(ev.detail) + " protocol " + std::to_string(ev.protocol)
                        : DenyReasonName(ev.reason);
     events_->Append(std::move(event));
+    // Events the kernel could not queue are never lost silently: log the
+    // counter when it moves (checked at most once a second).
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_drop_check_ >= std::chrono::seconds(1)) {
+      last_drop_check_ = now;
+      uint64_t dropped = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
+      if (dropped > events_dropped_seen_) {
+        spdlog::warn("audit: {} kernel events were dropped (ring buffer full); {} in total",
+                     dropped - events_dropped_seen_, dropped);
+        events_dropped_seen_ = dropped;
+      }
+    }
     spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"", ev.sandbox_id,
                  view ? view->instance : "-",
                  ev.reason == EGRESSD_DENY_SOCKET ? "socket type " + std::to_string(ev.detail)
@@ -219,6 +232,7 @@ StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
                                   {"tls_passthrough", p.tls_passthrough.load()}}}});
   }
   if (!target.empty() && !found) return EGRESSD_ERROR("no attached sandbox matches \"{}\"", target);
+  out["kernel_events_dropped"] = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
   return out;
 }
 

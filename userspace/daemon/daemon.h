@@ -3,6 +3,8 @@
 // control API's commands.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -70,6 +72,9 @@ class Daemon {
   std::unique_ptr<kernel::AuditReader> audit_;
   std::unique_ptr<control::ControlServer> control_;
   std::atomic<uint64_t> kernel_events_{0};
+  // Audit reader thread only.
+  std::chrono::steady_clock::time_point last_drop_check_{};
+  uint64_t events_dropped_seen_ = 0;
 };
 
 }  // namespace egressd::daemon
