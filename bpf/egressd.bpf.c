@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* egressd's kernel side: cgroup programs attached to every sandbox cgroup.
  *
- * connect4/6   TCP: deny_cidrs -> EPERM, else remember the original
- *              destination and rewrite it to the proxy listener.
- *              UDP connect: port 53 -> DNS forwarder, anything else EPERM.
- * sendmsg4/6   unconnected UDP: port 53 -> DNS forwarder, else EPERM.
+ * connect4/6   TCP: deny_cidrs -> EPERM, port 53 -> the sandbox's DNS
+ *              listener, else remember the original destination and
+ *              rewrite it to the proxy listener.
+ *              UDP connect: port 53 -> DNS listener, anything else EPERM.
+ * sendmsg4/6   unconnected UDP: port 53 -> DNS listener, else EPERM.
  * recvmsg4/6   DNS replies look as if they came from the resolver asked.
  * getpeername4/6  a redirected socket shows its original peer.
  * sockops      at TCP_CONNECT_CB (before the SYN) index the original
@@ -12,7 +13,10 @@
  * sock_create  only TCP and UDP sockets may be created.
  *
  * Every program first reads the sandbox's config from cgroup storage; a
- * zeroed config (attached, not configured yet) denies everything.
+ * zeroed config (attached, not configured yet) denies everything. A sandbox
+ * in audit mode (EGRESSD_SANDBOX_AUDIT) gets the same decisions, but a deny
+ * is only reported (event flag EGRESSD_EVENT_NOT_ENFORCED) and the traffic
+ * continues as if the rule were absent.
  *
  * Verifier note (clang 14): writes to ctx->user_ip6[i] and reads of
  * skops->local_ip6[i] must not sit inside branches ("dereference of modified
@@ -107,7 +111,8 @@ static __always_inline struct egressd_kernel_counters* counters_of(__u32 sandbox
 }
 
 static __always_inline void emit_deny(__u32 sandbox_id, __u32 reason, const __u32 addr[4],
-                                      __u16 port, __u16 family, __u32 protocol, __u32 detail) {
+                                      __u16 port, __u16 family, __u32 protocol, __u32 detail,
+                                      __u32 flags) {
   struct egressd_event* ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
   if (!ev) {
     count_global(EGRESSD_GLOBAL_EVENTS_DROPPED);
@@ -124,7 +129,7 @@ static __always_inline void emit_deny(__u32 sandbox_id, __u32 reason, const __u3
   ev->family = family;
   ev->protocol = protocol;
   ev->detail = detail;
-  ev->pad0 = 0;
+  ev->flags = flags;
   /* Wake the daemon only when the ring fills up; it also drains the ring
    * every 100 ms. A burst of denies then costs no wake-up per event. */
   __u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
@@ -156,7 +161,8 @@ static __always_inline int is_loopback(const __u32 addr[4]) {
 }
 
 static __always_inline int remember_destination(struct bpf_sock_addr* ctx, __u32 sandbox_id,
-                                                const __u32 addr[4], __u16 port, __u16 family) {
+                                                const __u32 addr[4], __u16 port, __u16 family,
+                                                __u32 target) {
   struct egressd_orig_dst* od =
       bpf_sk_storage_get(&sock_orig_dst, ctx->sk, 0, SK_STORAGE_GET_F_CREATE);
   if (!od) return 0;
@@ -167,7 +173,7 @@ static __always_inline int remember_destination(struct bpf_sock_addr* ctx, __u32
   od->port = port;
   od->family = family;
   od->sandbox_id = sandbox_id;
-  od->pad0 = 0;
+  od->target = target;
   return 1;
 }
 
@@ -181,39 +187,45 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
   __u32 type = ctx->type;
   __u32 protocol = ctx->protocol;
   if (cfg->sandbox_id == 0) {
-    emit_deny(0, EGRESSD_DENY_NOT_CONFIGURED, addr, port, family, protocol, 0);
+    emit_deny(0, EGRESSD_DENY_NOT_CONFIGURED, addr, port, family, protocol, 0, 0);
     return VERDICT_DENY;
   }
   struct egressd_kernel_counters* c = counters_of(cfg->sandbox_id);
   if ((cfg->flags & EGRESSD_SANDBOX_LOOPBACK_LOCAL) && is_loopback(addr)) return VERDICT_PASS;
+  int audit = (cfg->flags & EGRESSD_SANDBOX_AUDIT) != 0;
+  __u32 event_flags = audit ? EGRESSD_EVENT_NOT_ENFORCED : 0;
 
   __u32 rule = cidr_denied(cfg->policy_set_id, addr);
   if (rule) {
-    if (c) {
-      if (type == SOCK_DGRAM)
-        c->udp_denied += 1;
-      else
-        c->connect_denied += 1;
+    emit_deny(cfg->sandbox_id, EGRESSD_DENY_CIDR, addr, port, family, protocol, rule - 1,
+              event_flags);
+    if (!audit) {
+      if (c) {
+        if (type == SOCK_DGRAM)
+          c->udp_denied += 1;
+        else
+          c->connect_denied += 1;
+      }
+      return VERDICT_DENY;
     }
-    emit_deny(cfg->sandbox_id, EGRESSD_DENY_CIDR, addr, port, family, protocol, rule - 1);
-    return VERDICT_DENY;
+  }
+  if (port == DNS_PORT_NET && (type == SOCK_DGRAM || (type == SOCK_STREAM && is_connect))) {
+    if (c) c->dns_redirected += 1;
+    return VERDICT_TO_DNS;
   }
   if (type == SOCK_STREAM && is_connect) {
     if (c) c->connect_redirected += 1;
     return VERDICT_TO_PROXY;
   }
-  if (type == SOCK_DGRAM && port == DNS_PORT_NET) {
-    if (c) c->dns_redirected += 1;
-    return VERDICT_TO_DNS;
-  }
+  emit_deny(cfg->sandbox_id, type == SOCK_DGRAM ? EGRESSD_DENY_UDP : EGRESSD_DENY_PROTO, addr, port,
+            family, protocol, type, event_flags);
+  if (audit) return VERDICT_PASS;
   if (c) {
     if (type == SOCK_DGRAM)
       c->udp_denied += 1;
     else
       c->connect_denied += 1;
   }
-  emit_deny(cfg->sandbox_id, type == SOCK_DGRAM ? EGRESSD_DENY_UDP : EGRESSD_DENY_PROTO, addr, port,
-            family, protocol, type);
   return VERDICT_DENY;
 }
 
@@ -226,7 +238,8 @@ static __always_inline int handle4(struct bpf_sock_addr* ctx, int is_connect) {
   enum verdict v = decide(ctx, cfg, addr, port, AF_INET, is_connect);
   if (v == VERDICT_DENY) return 0;
   if (v == VERDICT_PASS) return 1;
-  if (!remember_destination(ctx, cfg->sandbox_id, addr, port, AF_INET)) {
+  __u32 target = v == VERDICT_TO_PROXY ? EGRESSD_TARGET_PROXY : EGRESSD_TARGET_DNS;
+  if (!remember_destination(ctx, cfg->sandbox_id, addr, port, AF_INET, target)) {
     count_global(EGRESSD_GLOBAL_ORIG_DST_FAILED);
     return 0; /* fail closed: the proxy could not recover where this was going */
   }
@@ -247,7 +260,8 @@ static __always_inline int handle6(struct bpf_sock_addr* ctx, int is_connect) {
   enum verdict v = decide(ctx, cfg, addr, port, AF_INET6, is_connect);
   if (v == VERDICT_DENY) return 0;
   if (v == VERDICT_PASS) return 1;
-  if (!remember_destination(ctx, cfg->sandbox_id, addr, port, AF_INET6)) {
+  __u32 target = v == VERDICT_TO_PROXY ? EGRESSD_TARGET_PROXY : EGRESSD_TARGET_DNS;
+  if (!remember_destination(ctx, cfg->sandbox_id, addr, port, AF_INET6, target)) {
     count_global(EGRESSD_GLOBAL_ORIG_DST_FAILED);
     return 0;
   }
@@ -286,10 +300,17 @@ int egressd_sendmsg6(struct bpf_sock_addr* ctx) {
 /* recvmsg and getpeername: if the peer is one of egressd's own listeners and
  * this socket was redirected, show the destination the sandbox asked for.
  * These hooks cannot deny; they always return 1. */
-static __always_inline int restore4(struct bpf_sock_addr* ctx, __u16 listener_port_host) {
+static __always_inline int is_listener_port(const struct egressd_sandbox_config* cfg, __u32 port,
+                                            int stream) {
+  /* TCP may go to either listener (port 53 goes to DNS); UDP only to DNS. */
+  return port == bpf_htons(cfg->dns_port_host) ||
+         (stream && port == bpf_htons(cfg->proxy_port_host));
+}
+
+static __always_inline int restore4(struct bpf_sock_addr* ctx, int stream) {
   struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
   if (cfg->sandbox_id == 0) return 1;
-  if (ctx->user_ip4 != LOOPBACK4_NET || ctx->user_port != bpf_htons(listener_port_host)) return 1;
+  if (ctx->user_ip4 != LOOPBACK4_NET || !is_listener_port(cfg, ctx->user_port, stream)) return 1;
   struct egressd_orig_dst* od = bpf_sk_storage_get(&sock_orig_dst, ctx->sk, 0, 0);
   if (!od || !is_v4_mapped(od->addr)) return 1;
   ctx->user_ip4 = od->addr[3];
@@ -297,7 +318,7 @@ static __always_inline int restore4(struct bpf_sock_addr* ctx, __u16 listener_po
   return 1;
 }
 
-static __always_inline int restore6(struct bpf_sock_addr* ctx, __u16 listener_port_host) {
+static __always_inline int restore6(struct bpf_sock_addr* ctx, int stream) {
   struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
   __u32 cur[4];
   cur[0] = ctx->user_ip6[0];
@@ -306,7 +327,7 @@ static __always_inline int restore6(struct bpf_sock_addr* ctx, __u16 listener_po
   cur[3] = ctx->user_ip6[3];
   __u32 port = ctx->user_port;
   if (cfg->sandbox_id == 0) return 1;
-  int from_listener = port == bpf_htons(listener_port_host) && cur[0] == 0 && cur[1] == 0 &&
+  int from_listener = is_listener_port(cfg, port, stream) && cur[0] == 0 && cur[1] == 0 &&
                       ((cur[2] == 0 && cur[3] == bpf_htonl(1)) ||
                        (cur[2] == V4_MAPPED_PREFIX_NET && cur[3] == LOOPBACK4_NET));
   if (!from_listener) return 1;
@@ -324,26 +345,22 @@ static __always_inline int restore6(struct bpf_sock_addr* ctx, __u16 listener_po
 
 SEC("cgroup/getpeername4")
 int egressd_getpeername4(struct bpf_sock_addr* ctx) {
-  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
-  return restore4(ctx, ctx->type == SOCK_STREAM ? cfg->proxy_port_host : cfg->dns_port_host);
+  return restore4(ctx, ctx->type == SOCK_STREAM);
 }
 
 SEC("cgroup/getpeername6")
 int egressd_getpeername6(struct bpf_sock_addr* ctx) {
-  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
-  return restore6(ctx, ctx->type == SOCK_STREAM ? cfg->proxy_port_host : cfg->dns_port_host);
+  return restore6(ctx, ctx->type == SOCK_STREAM);
 }
 
 SEC("cgroup/recvmsg4")
 int egressd_recvmsg4(struct bpf_sock_addr* ctx) {
-  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
-  return restore4(ctx, cfg->dns_port_host);
+  return restore4(ctx, 0);
 }
 
 SEC("cgroup/recvmsg6")
 int egressd_recvmsg6(struct bpf_sock_addr* ctx) {
-  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
-  return restore6(ctx, cfg->dns_port_host);
+  return restore6(ctx, 0);
 }
 
 SEC("sockops")
@@ -363,6 +380,8 @@ int egressd_sockops(struct bpf_sock_ops* skops) {
   if (!sk) return 1;
   struct egressd_orig_dst* od = bpf_sk_storage_get(&sock_orig_dst, sk, 0, 0);
   if (!od) return 1; /* not redirected (loopback-local, or not ours) */
+  /* DNS over TCP: the sandbox's own DNS listener knows who it is. */
+  if (od->target != EGRESSD_TARGET_PROXY) return 1;
 
   struct egressd_orig_dst_key key = {};
   key.netns_cookie = bpf_get_netns_cookie(skops);
@@ -390,7 +409,7 @@ int egressd_sock_create(struct bpf_sock* sk) {
   __u32 family = sk->family;
   __u32 none[4] = {0, 0, 0, 0};
   if (cfg->sandbox_id == 0) {
-    emit_deny(0, EGRESSD_DENY_NOT_CONFIGURED, none, 0, family, protocol, type);
+    emit_deny(0, EGRESSD_DENY_NOT_CONFIGURED, none, 0, family, protocol, type, 0);
     return 0;
   }
   /* Only plain TCP and UDP: raw, ping (ICMP datagram), SCTP, MPTCP, UDP-Lite
@@ -398,8 +417,13 @@ int egressd_sock_create(struct bpf_sock* sk) {
   if ((type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
       (type == SOCK_DGRAM && protocol == IPPROTO_UDP))
     return 1;
+  if (cfg->flags & EGRESSD_SANDBOX_AUDIT) {
+    emit_deny(cfg->sandbox_id, EGRESSD_DENY_SOCKET, none, 0, family, protocol, type,
+              EGRESSD_EVENT_NOT_ENFORCED);
+    return 1;
+  }
   struct egressd_kernel_counters* c = counters_of(cfg->sandbox_id);
   if (c) c->socket_denied += 1;
-  emit_deny(cfg->sandbox_id, EGRESSD_DENY_SOCKET, none, 0, family, protocol, type);
+  emit_deny(cfg->sandbox_id, EGRESSD_DENY_SOCKET, none, 0, family, protocol, type, 0);
   return 0;
 }

@@ -23,6 +23,7 @@
 
 /* sandbox_config.flags */
 #define EGRESSD_SANDBOX_LOOPBACK_LOCAL 0x1u /* own netns: 127/8 and ::1 are not redirected */
+#define EGRESSD_SANDBOX_AUDIT 0x2u /* learning mode: denies are reported, not enforced */
 
 /* The value of the cgroup storage map: one per attached cgroup, shared by all
  * egressd programs on it. A zeroed value (sandbox_id == 0) means "attached but
@@ -61,12 +62,16 @@ struct egressd_orig_dst_key {
   __u32 pad1;        /* always 0 */
 };
 
+/* egressd_orig_dst.target: which of the sandbox's listeners the socket was sent to. */
+#define EGRESSD_TARGET_PROXY 0u
+#define EGRESSD_TARGET_DNS 1u /* TCP or UDP DNS: the DNS listener identifies the sandbox */
+
 struct egressd_orig_dst {
   __u32 addr[4];
   __u16 port;   /* network byte order */
   __u16 family; /* AF_INET (the sandbox used an IPv4 socket) or AF_INET6 */
   __u32 sandbox_id;
-  __u32 pad0;
+  __u32 target; /* EGRESSD_TARGET_*; only PROXY sockets are indexed in orig_dst */
 };
 
 /* Per-sandbox kernel counters (per-CPU array indexed by sandbox_id; the
@@ -98,8 +103,11 @@ struct egressd_event {
   __u16 family;   /* socket family */
   __u32 protocol; /* IPPROTO_* or socket type for socket denies */
   __u32 detail;   /* reason-specific: cidr rule index, socket type */
-  __u32 pad0;
+  __u32 flags;    /* EGRESSD_EVENT_* */
 };
+
+/* egressd_event.flags */
+#define EGRESSD_EVENT_NOT_ENFORCED 0x1u /* audit mode: reported, then let through */
 
 /* Global counters (array map, one slot each). */
 enum egressd_global_counter {

@@ -19,8 +19,13 @@ struct TcpRule {
   uint16_t port = 0;                // 1..65535
 };
 
+// kAudit (learning mode): every decision is made and reported as in kEnforce,
+// but denied traffic is let through and its events say "enforced": false.
+enum class PolicyMode { kEnforce, kAudit };
+
 struct Policy {
   std::string name;
+  PolicyMode mode = PolicyMode::kEnforce;
   std::vector<std::string> allowed_hosts;  // normalized patterns
   std::vector<std::string> denied_hosts;
   std::vector<Cidr> deny_cidrs;

@@ -181,10 +181,15 @@ class Loader {
   }
 
   void LoadMode(const YAML::Node& v, const YAML::Mark& at) {
-    if (v.IsScalar() && v.Scalar() == "enforce") return;
-    if (v.IsScalar() && v.Scalar() == "audit")
-      return Error(at, "mode \"audit\" is not supported yet; the only mode is \"enforce\"");
-    Error(at, "mode must be \"enforce\", not " + Describe(v));
+    if (v.IsScalar() && v.Scalar() == "enforce") {
+      policy_.mode = PolicyMode::kEnforce;
+      return;
+    }
+    if (v.IsScalar() && v.Scalar() == "audit") {
+      policy_.mode = PolicyMode::kAudit;
+      return;
+    }
+    Error(at, "mode must be \"enforce\" or \"audit\", not " + Describe(v));
   }
 
   void LoadHosts(const std::string& key, const YAML::Node& v, const YAML::Mark& at,

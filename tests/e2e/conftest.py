@@ -84,7 +84,6 @@ class Daemon:
         os.makedirs(self.policy_dir, exist_ok=True)
         self.bpffs = f"/sys/fs/bpf/egressd-test-{uuid.uuid4().hex[:8]}"
         self.proxy_port = free_port()
-        self.dns_port = free_port()
         self.dns_upstream = dns_upstream
         self.proc = None
         self.log = []
@@ -95,7 +94,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [EGRESSD, "--socket", self.socket, "--state-dir", self.state_dir, "--bpffs", self.bpffs,
              "--policy-dir", self.policy_dir, "--proxy-port", str(self.proxy_port),
-             "--dns-port", str(self.dns_port), "--dns-upstream", self.dns_upstream,
+             "--dns-upstream", self.dns_upstream,
              "--log-level", "debug"],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         proc = self.proc

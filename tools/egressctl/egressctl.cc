@@ -1,7 +1,5 @@
 // egressctl: the command line for egressd. Talks JSON to the daemon over its
 // unix socket; `policy check` works offline.
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,16 +12,24 @@
 #include <vector>
 
 #include "policy/policy_loader.h"
+#include "tools/egressctl/control_client.h"
+#include "tools/egressctl/run_command.h"
 
 namespace {
 
+using egressctl::Call;
+using egressctl::Fail;
 using nlohmann::json;
 
 constexpr const char* kUsage = R"(usage: egressctl [--socket PATH] COMMAND [ARGS]
 
 commands:
   status                                   daemon status
-  attach CGROUP --policy NAME|FILE [--instance ID] [--json]
+  run --policy NAME|FILE [--instance ID] [--user USER] [--netns new|host] -- CMD [ARGS...]
+                                           run CMD in a new sandbox under the policy; exits
+                                           with CMD's status (128+N for signal N, 125 when
+                                           the sandbox could not be set up)
+  attach CGROUP --policy NAME|FILE [--instance ID] [--netns PATH|host] [--json]
                                            put a cgroup under a policy (again: switch policy)
   detach CGROUP|INSTANCE                   remove the policy from a cgroup
   list [--json]                            attached sandboxes
@@ -32,51 +38,23 @@ commands:
                                            every deny (kernel and proxy), oldest first
   policy check FILE                        validate a policy file (no daemon needed)
   policy reload                            re-read every attached policy, all or nothing
+  policy suggest --instance ID             a policy allowing what an audit-mode instance did
 
 CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
 --policy takes a policy name in the daemon's --policy-dir, or a path to a
 YAML file (anything containing '/' or ending in .yaml/.yml).
+attach --netns: the sandbox's network namespace (/proc/PID/ns/net,
+/run/netns/NAME); by default the one all the cgroup's processes share.
 )";
 
 struct Args {
   std::string socket = "/run/egressd/egressd.sock";
   bool json = false;
   bool follow = false;
-  std::string policy, instance;
+  std::string policy, instance, user, netns;
   std::vector<std::string> positional;
+  std::vector<std::string> command;  // after "--"
 };
-
-[[noreturn]] void Fail(const std::string& message, int code = 1) {
-  std::cerr << "egressctl: " << message << "\n";
-  exit(code);
-}
-
-json Call(const std::string& socket_path, const json& request) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path)) Fail("socket path too long: " + socket_path);
-  memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    Fail("cannot reach egressd at " + socket_path + ": " + strerror(errno) +
-         " (is it running? are you root?)");
-  std::string out = request.dump() + "\n";
-  if (write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size()))
-    Fail(std::string("cannot send the request: ") + strerror(errno));
-  std::string reply;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    reply.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  json parsed = json::parse(reply, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) Fail("egressd sent an unreadable reply");
-  if (!parsed.value("ok", false)) Fail(parsed.value("error", std::string("request failed")));
-  parsed.erase("ok");
-  return parsed;
-}
 
 bool LooksLikeFile(const std::string& policy) {
   auto ends_with = [&](const char* s) {
@@ -186,6 +164,13 @@ int main(int argc, char** argv) {
       a.policy = value("--policy");
     } else if (arg == "--instance") {
       a.instance = value("--instance");
+    } else if (arg == "--user") {
+      a.user = value("--user");
+    } else if (arg == "--netns") {
+      a.netns = value("--netns");
+    } else if (arg == "--") {
+      a.command.assign(argv_rest.begin() + static_cast<long>(i) + 1, argv_rest.end());
+      break;
     } else if (arg.size() > 1 && arg[0] == '-') {
       Fail("unknown option " + arg + "\n" + kUsage, 2);
     } else {
@@ -200,6 +185,36 @@ int main(int argc, char** argv) {
   auto need = [&](size_t n, const char* usage) {
     if (a.positional.size() != n) Fail(std::string("usage: egressctl ") + usage, 2);
   };
+  if (!a.command.empty() && cmd != "run") Fail("\"--\" only goes with run", 2);
+  auto policy_request = [&](json* req) {
+    if (LooksLikeFile(a.policy)) {
+      std::error_code ec;
+      (*req)["policy_file"] = std::filesystem::absolute(a.policy, ec).string();
+    } else {
+      (*req)["policy"] = a.policy;
+    }
+  };
+
+  if (cmd == "run") {
+    if (a.positional.size() != 1 || a.command.empty())
+      Fail("usage: egressctl run --policy NAME|FILE [--instance ID] [--user USER] "
+           "[--netns new|host] -- CMD [ARGS...]",
+           125);
+    egressctl::RunOptions run;
+    run.socket = a.socket;
+    run.policy = a.policy;
+    run.policy_is_file = LooksLikeFile(a.policy);
+    if (run.policy_is_file) {
+      std::error_code ec;
+      run.policy = std::filesystem::absolute(a.policy, ec).string();
+    }
+    run.instance = a.instance;
+    run.user = a.user;
+    if (!a.netns.empty()) run.netns = a.netns;
+    run.command = a.command;
+    return egressctl::RunCommand(run);
+  }
+  if (!a.user.empty()) Fail("--user only goes with run", 2);
 
   if (cmd == "policy") {
     if (a.positional.size() >= 2 && a.positional[1] == "check") {
@@ -212,7 +227,14 @@ int main(int argc, char** argv) {
       std::cout << "reloaded " << r["reloaded"] << " sandbox policies\n";
       return 0;
     }
-    Fail("usage: egressctl policy check FILE | policy reload", 2);
+    if (a.positional.size() >= 2 && a.positional[1] == "suggest") {
+      need(2, "policy suggest --instance ID");
+      if (a.instance.empty()) Fail("policy suggest: --instance ID is required", 2);
+      json r = Call(a.socket, {{"cmd", "policy_suggest"}, {"instance", a.instance}});
+      std::cout << r["policy"].get<std::string>();
+      return 0;
+    }
+    Fail("usage: egressctl policy check FILE | policy reload | policy suggest --instance ID", 2);
   }
   if (cmd == "status") {
     need(1, "status");
@@ -221,17 +243,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "attach") {
-    need(2, "attach CGROUP --policy NAME|FILE [--instance ID]");
+    need(2, "attach CGROUP --policy NAME|FILE [--instance ID] [--netns PATH|host]");
     if (a.policy.empty()) Fail("attach: --policy NAME|FILE is required", 2);
     json req = {{"cmd", "attach"}, {"cgroup", a.positional[1]}};
-    if (LooksLikeFile(a.policy)) {
-      std::error_code ec;
-      auto abs = std::filesystem::absolute(a.policy, ec);
-      req["policy_file"] = abs.string();
-    } else {
-      req["policy"] = a.policy;
-    }
+    policy_request(&req);
     if (!a.instance.empty()) req["instance"] = a.instance;
+    if (!a.netns.empty()) {
+      std::error_code ec;
+      req["netns"] = a.netns == "host" ? a.netns : std::filesystem::absolute(a.netns, ec).string();
+    }
     json r = Call(a.socket, req);
     if (a.json) {
       std::cout << r.dump() << "\n";

@@ -9,13 +9,12 @@
 
 namespace egressd {
 
-StatusOr<int> BindLoopback(int family, int type, uint16_t port) {
+StatusOr<int> BindLoopback(int family, int type, uint16_t port, bool reuse_port) {
   int fd = socket(family, type | SOCK_CLOEXEC | (type == SOCK_DGRAM ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) return EGRESSD_ERROR("socket: {}", strerror(errno));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  // Stream listeners: one per proxy worker on the same port.
-  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   sockaddr_storage ss{};
   socklen_t len;
   if (family == AF_INET) {
@@ -40,6 +39,15 @@ StatusOr<int> BindLoopback(int family, int type, uint16_t port) {
                          type == SOCK_STREAM ? "tcp" : "udp", strerror(err));
   }
   return fd;
+}
+
+uint16_t LocalPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return 0;
 }
 
 }  // namespace egressd

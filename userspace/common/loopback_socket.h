@@ -8,7 +8,12 @@
 
 namespace egressd {
 
-// type: SOCK_STREAM (also listen()s, backlog 4096, SO_REUSEPORT) or SOCK_DGRAM.
-StatusOr<int> BindLoopback(int family, int type, uint16_t port);
+// type: SOCK_STREAM (also listen()s, backlog 4096) or SOCK_DGRAM. Port 0: the
+// kernel picks one (LocalPort tells which). SO_REUSEPORT only where asked for
+// (the shared proxy listeners, one per worker): anything else must be ours alone.
+StatusOr<int> BindLoopback(int family, int type, uint16_t port, bool reuse_port = false);
+
+// The local port of a bound socket, 0 on error.
+uint16_t LocalPort(int fd);
 
 }  // namespace egressd

@@ -50,10 +50,51 @@ nlohmann::json SandboxJson(const sandbox::SandboxInfo& sb) {
           {"cgroup", sb.cgroup},
           {"policy", sb.policy ? sb.policy->name() : std::string("")},
           {"policy_source", sb.source.Describe()},
+          {"mode", sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit
+                       ? "audit"
+                       : "enforce"},
+          {"netns", sb.netns.empty() ? "host" : sb.netns},
+          {"transient", sb.transient},
+          {"proxy_port", sb.proxy_port},
+          {"dns_port", sb.dns_port},
           {"problem", sb.problem}};
 }
 
+// What no policy can allow, as `policy suggest` lists it.
+std::string DescribeUnexpressible(const egressd_event& ev) {
+  if (ev.reason == EGRESSD_DENY_SOCKET)
+    return fmt::format("socket type {} protocol {}", ev.detail, ev.protocol);
+  if (ev.reason == EGRESSD_DENY_UDP) return "UDP to " + FormatEventAddress(ev);
+  if (ev.reason == EGRESSD_DENY_CIDR) return "deny_cidrs hit: " + FormatEventAddress(ev);
+  return std::string(DenyReasonName(ev.reason)) + ": " + FormatEventAddress(ev);
+}
+
 }  // namespace
+
+// Hands each sandbox's listeners to whoever serves them.
+class Daemon::Listeners : public sandbox::ListenerSink {
+ public:
+  explicit Listeners(Daemon* daemon) : daemon_(daemon) {}
+  void AddSandboxListeners(uint32_t sandbox_id, sandbox::SandboxListeners l) override {
+    std::vector<int> proxy;
+    for (UniqueFd* fd : {&l.proxy4, &l.proxy6})
+      if (fd->valid()) proxy.push_back(fd->Release());
+    if (!proxy.empty()) daemon_->proxy_->AddSandboxListeners(sandbox_id, std::move(proxy));
+    std::vector<UniqueFd> udp, tcp;
+    udp.push_back(std::move(l.dns_udp4));
+    udp.push_back(std::move(l.dns_udp6));
+    tcp.push_back(std::move(l.dns_tcp4));
+    tcp.push_back(std::move(l.dns_tcp6));
+    daemon_->forwarder_->AddSandbox(sandbox_id, std::move(udp), std::move(tcp));
+  }
+  void RemoveSandboxListeners(uint32_t sandbox_id) override {
+    daemon_->proxy_->RemoveSandboxListeners(sandbox_id);
+    daemon_->forwarder_->RemoveSandbox(sandbox_id);
+  }
+
+ private:
+  Daemon* daemon_;
+};
 
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
@@ -94,20 +135,21 @@ Status Daemon::Start() {
   resolver_options.upstream = upstream;
   resolver_ = std::make_unique<dns::Resolver>(resolver_options);
   EGRESSD_RETURN_IF_ERROR(resolver_->Start());
-  forwarder_ = std::make_unique<dns::DnsForwarder>(options_.dns_port, upstream);
-  EGRESSD_RETURN_IF_ERROR(forwarder_->Start());
 
   sandbox::RegistryOptions registry_options;
   registry_options.state_dir = options_.state_dir;
   registry_options.policy_dir = options_.policy_dir;
   registry_options.cgroup2_mount = cgroup2_mount_;
   registry_options.proxy_port = options_.proxy_port;
-  registry_options.dns_port = options_.dns_port;
   registry_ = std::make_unique<sandbox::Registry>(registry_options, bpf_.get());
+  listeners_ = std::make_unique<Listeners>(this);
+  registry_->SetListenerSink(listeners_.get());
+
+  forwarder_ = std::make_unique<dns::DnsForwarder>(upstream, registry_.get(), events_.get());
+  EGRESSD_RETURN_IF_ERROR(forwarder_->Start());
 
   proxy::ProxyContext ctx;
   ctx.options.proxy_port = options_.proxy_port;
-  ctx.options.dns_port = options_.dns_port;
   ctx.options.workers = options_.workers;
   ctx.bpf = bpf_.get();
   ctx.sandboxes = registry_.get();
@@ -123,10 +165,14 @@ Status Daemon::Start() {
   EGRESSD_RETURN_IF_ERROR(audit_->Start(bpf_->events_map_fd(), [this](const egressd_event& ev) {
     kernel_events_++;
     auto view = registry_->Find(ev.sandbox_id);
+    bool enforced = !(ev.flags & EGRESSD_EVENT_NOT_ENFORCED);
+    // Audit mode: the kernel let it through; remember what no policy allows.
+    if (!enforced && view) view->observed->Unexpressible(DescribeUnexpressible(ev));
     audit::AuditEvent event;
     event.instance = view ? view->instance : "-";
     event.cgroup = view ? view->cgroup : "";
     event.layer = "kernel";
+    event.enforced = enforced;
     if (ev.reason != EGRESSD_DENY_SOCKET) {
       policy::IpAddress addr;
       memcpy(addr.bytes.data(), ev.addr, 16);
@@ -150,18 +196,30 @@ Status Daemon::Start() {
         events_dropped_seen_ = dropped;
       }
     }
-    spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"", ev.sandbox_id,
+    spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"{}", ev.sandbox_id,
                  view ? view->instance : "-",
                  ev.reason == EGRESSD_DENY_SOCKET ? "socket type " + std::to_string(ev.detail)
                                                   : FormatEventAddress(ev),
-                 DenyReasonName(ev.reason));
+                 DenyReasonName(ev.reason), enforced ? "" : " (audit mode: let through)");
   }));
+
+  // Sandboxes of `egressctl run` whose egressctl died are removed by the daemon.
+  reaper_ = std::thread([this] {
+    std::unique_lock lock(reaper_mu_);
+    while (!reaper_stop_) {
+      reaper_cv_.wait_for(lock, std::chrono::seconds(1));
+      if (reaper_stop_) break;
+      lock.unlock();
+      registry_->ReapOrphans();
+      lock.lock();
+    }
+  });
 
   control_ = std::make_unique<control::ControlServer>(
       options_.socket_path, [this](const nlohmann::json& r) { return Handle(r); });
   EGRESSD_RETURN_IF_ERROR(control_->Start());
-  spdlog::info("egressd ready: socket {} proxy port {} dns port {} dns upstream {} bpffs {}",
-               options_.socket_path, options_.proxy_port, options_.dns_port,
+  spdlog::info("egressd ready: socket {} proxy port {} dns upstream {} bpffs {}",
+               options_.socket_path, options_.proxy_port,
                dns::FormatSocketAddress(upstream), options_.bpffs);
   return {};
 }
@@ -169,6 +227,12 @@ Status Daemon::Start() {
 void Daemon::Stop() {
   // The pinned programs stay attached: sandboxes are refused until we return.
   if (control_) control_->Stop();
+  {
+    std::lock_guard lock(reaper_mu_);
+    reaper_stop_ = true;
+  }
+  reaper_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
   if (audit_) audit_->Stop();
   if (proxy_) proxy_->Stop();
   if (forwarder_) forwarder_->Stop();
@@ -182,7 +246,6 @@ nlohmann::json Daemon::Status_() const {
           {"policy_dir", options_.policy_dir},
           {"cgroup_root", options_.cgroup_root},
           {"proxy_port", options_.proxy_port},
-          {"dns_port", options_.dns_port},
           {"sandboxes", registry_->List().size()},
           {"orig_dst_entries", bpf_->CountOrigDst()},
           {"kernel",
@@ -194,7 +257,10 @@ nlohmann::json Daemon::Status_() const {
             {"unknown_origin", proxy_counters_.unknown_origin.load()},
             {"unknown_sandbox", proxy_counters_.unknown_sandbox.load()}}},
           {"dns",
-           {{"forwarded_queries", forwarder_->queries()}, {"malformed", forwarder_->malformed()}}},
+           {{"queries", forwarder_->queries()},
+            {"refused", forwarder_->refused()},
+            {"malformed", forwarder_->malformed()},
+            {"overloaded", forwarder_->overloaded()}}},
           {"api", {{"errors", control_ ? control_->bad_requests() : 0}}},
           {"audit", {{"events", events_->appended()}, {"write_errors", events_->write_errors()}}}};
 }
@@ -229,7 +295,10 @@ StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
                                   {"upstream_errors", p.upstream_errors.load()},
                                   {"bytes_up", p.bytes_up.load()},
                                   {"bytes_down", p.bytes_down.load()},
-                                  {"tls_passthrough", p.tls_passthrough.load()}}}});
+                                  {"tls_passthrough", p.tls_passthrough.load()}}},
+                                {"dns",
+                                 {{"queries", p.dns_queries.load()},
+                                  {"refused", p.dns_refused.load()}}}});
   }
   if (!target.empty() && !found) return EGRESSD_ERROR("no attached sandbox matches \"{}\"", target);
   out["kernel_events_dropped"] = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
@@ -282,7 +351,25 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
     } else {
       source = {sandbox::PolicySource::Kind::kName, name};
     }
-    auto result = registry_->Attach(cgroup, source, str("instance"));
+    sandbox::AttachRequest attach;
+    attach.cgroup = cgroup;
+    attach.source = source;
+    attach.instance = str("instance");
+    attach.netns = str("netns");
+    if (!attach.netns.empty() && attach.netns != "host" && attach.netns[0] != '/')
+      return EGRESSD_ERROR("attach: \"netns\" must be \"host\" or an absolute path");
+    auto transient = request.find("transient");
+    if (transient != request.end() && !transient->is_boolean())
+      return EGRESSD_ERROR("attach: \"transient\" must be true or false");
+    attach.transient = transient != request.end() && transient->get<bool>();
+    auto owner = request.find("owner_pid");
+    if (owner != request.end()) {
+      if (!owner->is_number_unsigned() || owner->get<uint64_t>() == 0 ||
+          owner->get<uint64_t>() > 4194304)
+        return EGRESSD_ERROR("attach: \"owner_pid\" must be a process id");
+      attach.owner_pid = static_cast<pid_t>(owner->get<uint64_t>());
+    }
+    auto result = registry_->Attach(attach);
     if (!result.ok()) return result.status();
     nlohmann::json out = SandboxJson(result->sandbox);
     out["switched"] = result->switched;
@@ -293,6 +380,13 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
     if (cgroup.empty()) return EGRESSD_ERROR("detach: \"cgroup\" is required");
     EGRESSD_RETURN_IF_ERROR(registry_->Detach(cgroup));
     return nlohmann::json::object();
+  }
+  if (cmd == "policy_suggest") {
+    std::string instance = str("instance");
+    if (instance.empty()) return EGRESSD_ERROR("policy_suggest: \"instance\" is required");
+    auto yaml = registry_->Suggest(instance);
+    if (!yaml.ok()) return yaml.status();
+    return nlohmann::json{{"policy", *yaml}};
   }
   if (cmd == "policy_reload") {
     auto n = registry_->ReloadPolicies();

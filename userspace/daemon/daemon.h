@@ -5,9 +5,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "userspace/common/status.h"
 #include "userspace/proxy/proxy_context.h"
@@ -42,7 +45,6 @@ struct DaemonOptions {
   std::string policy_dir = "/etc/egressd/policies";
   std::string cgroup_root;  // default: <cgroup2 mount>/egressd
   uint16_t proxy_port = 15001;
-  uint16_t dns_port = 15053;
   std::string dns_upstream;  // default: first nameserver of /etc/resolv.conf
   int workers = 0;
 };
@@ -60,6 +62,8 @@ class Daemon {
   StatusOr<nlohmann::json> Stats(const std::string& target) const;
   nlohmann::json Events(const nlohmann::json& request) const;
 
+  class Listeners;
+
   DaemonOptions options_;
   std::string cgroup2_mount_;
   std::unique_ptr<kernel::BpfPrograms> bpf_;
@@ -67,11 +71,16 @@ class Daemon {
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<dns::DnsForwarder> forwarder_;
   std::unique_ptr<sandbox::Registry> registry_;
+  std::unique_ptr<Listeners> listeners_;
   proxy::ProxyGlobalCounters proxy_counters_;
   std::unique_ptr<proxy::Proxy> proxy_;
   std::unique_ptr<kernel::AuditReader> audit_;
   std::unique_ptr<control::ControlServer> control_;
   std::atomic<uint64_t> kernel_events_{0};
+  std::thread reaper_;
+  std::mutex reaper_mu_;
+  std::condition_variable reaper_cv_;
+  bool reaper_stop_ = false;
   // Audit reader thread only.
   std::chrono::steady_clock::time_point last_drop_check_{};
   uint64_t events_dropped_seen_ = 0;

@@ -19,7 +19,6 @@ int main(int argc, char** argv) {
       ("policy-dir", "directory of NAME.yaml policies", cxxopts::value<std::string>()->default_value(o.policy_dir))
       ("cgroup-root", "parent of cgroups egressd creates (default <cgroup2 mount>/egressd)", cxxopts::value<std::string>()->default_value(""))
       ("proxy-port", "proxy listener port on 127.0.0.1 and ::1", cxxopts::value<uint16_t>()->default_value("15001"))
-      ("dns-port", "DNS forwarder port on 127.0.0.1 and ::1", cxxopts::value<uint16_t>()->default_value("15053"))
       ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
       ("workers", "proxy worker threads (default: one per CPU)", cxxopts::value<int>()->default_value("0"))
       ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>()->default_value("info"))
@@ -41,7 +40,6 @@ int main(int argc, char** argv) {
     o.policy_dir = args["policy-dir"].as<std::string>();
     o.cgroup_root = args["cgroup-root"].as<std::string>();
     o.proxy_port = args["proxy-port"].as<uint16_t>();
-    o.dns_port = args["dns-port"].as<uint16_t>();
     o.dns_upstream = args["dns-upstream"].as<std::string>();
     o.workers = args["workers"].as<int>();
     auto level = spdlog::level::from_str(args["log-level"].as<std::string>());

@@ -1,7 +1,9 @@
 #include "userspace/dns/dns_forwarder.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,7 +12,6 @@
 #include <cstring>
 #include <random>
 
-#include "userspace/common/loopback_socket.h"
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/dns_message.h"
 
@@ -18,12 +19,17 @@ namespace egressd::dns {
 namespace {
 
 constexpr auto kQueryLifetime = std::chrono::seconds(10);
+constexpr auto kTcpIdle = std::chrono::seconds(10);
 constexpr size_t kMaxOutstanding = 4096;
+constexpr size_t kMaxTcpClientsPerSandbox = 32;
+// A query names one question: anything longer than this is not a query we relay.
+constexpr size_t kMaxQueryBytes = 4096;
 
 }  // namespace
 
-DnsForwarder::DnsForwarder(uint16_t listen_port, sockaddr_storage upstream)
-    : listen_port_(listen_port), upstream_(upstream) {
+DnsForwarder::DnsForwarder(sockaddr_storage upstream, const sandbox::SandboxDirectory* sandboxes,
+                           audit::EventLog* events)
+    : upstream_(upstream), sandboxes_(sandboxes), events_(events) {
   next_id_ = static_cast<uint16_t>(std::random_device{}());
 }
 
@@ -32,65 +38,221 @@ DnsForwarder::~DnsForwarder() {
 }
 
 Status DnsForwarder::Start() {
-  auto l4 = BindLoopback(AF_INET, SOCK_DGRAM, listen_port_);
-  if (!l4.ok()) return l4.status();
-  listen4_ = *l4;
-  auto l6 = BindLoopback(AF_INET6, SOCK_DGRAM, listen_port_);
-  if (!l6.ok()) return l6.status();
-  listen6_ = *l6;
-  upstream_fd_ = socket(upstream_.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  upstream_fd_.Reset(socket(upstream_.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   socklen_t len = upstream_.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  if (upstream_fd_ < 0 ||
-      connect(upstream_fd_, reinterpret_cast<const sockaddr*>(&upstream_), len) != 0)
+  if (!upstream_fd_.valid() ||
+      connect(upstream_fd_.get(), reinterpret_cast<const sockaddr*>(&upstream_), len) != 0)
     return EGRESSD_ERROR("DNS upstream {}: {}", FormatSocketAddress(upstream_), strerror(errno));
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  wake_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_.valid()) return EGRESSD_ERROR("eventfd: {}", strerror(errno));
   thread_ = std::thread([this] { Run(); });
   return {};
 }
 
 void DnsForwarder::Stop() {
   if (stop_.exchange(true)) return;
-  if (wake_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof(one));
-  }
+  Wake();
   if (thread_.joinable()) thread_.join();
-  for (int fd : {listen4_, listen6_, upstream_fd_, wake_fd_})
-    if (fd >= 0) close(fd);
 }
 
-void DnsForwarder::OnQuery(int listener_fd) {
+void DnsForwarder::Wake() {
+  if (!wake_fd_.valid()) return;
+  uint64_t one = 1;
+  (void)!write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void DnsForwarder::AddSandbox(uint32_t sandbox_id, std::vector<UniqueFd> udp,
+                              std::vector<UniqueFd> tcp) {
+  {
+    std::lock_guard lock(changes_mu_);
+    adds_.push_back({sandbox_id, std::move(udp), std::move(tcp)});
+  }
+  Wake();
+}
+
+void DnsForwarder::RemoveSandbox(uint32_t sandbox_id) {
+  {
+    std::lock_guard lock(changes_mu_);
+    removes_.push_back(sandbox_id);
+  }
+  Wake();
+}
+
+void DnsForwarder::ApplyChanges() {
+  std::vector<Pending> adds;
+  std::vector<uint32_t> removes;
+  {
+    std::lock_guard lock(changes_mu_);
+    adds.swap(adds_);
+    removes.swap(removes_);
+  }
+  // Removes first: an id detached and re-attached in one batch keeps its new sockets.
+  for (uint32_t id : removes) {
+    std::erase_if(sockets_, [&](const Socket& s) { return s.sandbox_id == id; });
+    std::erase_if(outstanding_, [&](const auto& kv) { return kv.second.sandbox_id == id; });
+  }
+  for (Pending& p : adds) {
+    for (UniqueFd& fd : p.udp)
+      if (fd.valid()) sockets_.push_back({std::move(fd), p.sandbox_id, Kind::kUdp});
+    for (UniqueFd& fd : p.tcp) {
+      if (!fd.valid()) continue;
+      int flags = fcntl(fd.get(), F_GETFL);
+      fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
+      sockets_.push_back({std::move(fd), p.sandbox_id, Kind::kTcpListener});
+    }
+  }
+}
+
+bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstanding where,
+                           std::vector<uint8_t>* reply) {
+  queries_++;
+  std::string error;
+  auto question = protocol::ParseDnsQuery(msg, &error);
+  if (!question) {
+    malformed_++;
+    return false;  // dropped: nothing reaches the upstream
+  }
+  auto view = sandboxes_->Find(sandbox_id);
+  if (!view) return true;  // detached meanwhile (or no policy): no answer, fail closed
+  view->counters->dns_queries++;
+  if (view->audit()) view->observed->Host(question->name);
+  policy::HostDecision decision = view->policy->DecideHost(question->name);
+  if (decision.verdict == policy::HostVerdict::kDenied) {
+    bool enforced = !view->audit();
+    audit::AuditEvent event;
+    event.instance = view->instance;
+    event.cgroup = view->cgroup;
+    event.layer = "dns";
+    event.port = 53;
+    event.host = question->name;
+    event.reason = decision.reason;
+    event.enforced = enforced;
+    events_->Append(std::move(event));
+    spdlog::info("deny: sandbox={} instance={} layer=dns name={} reason=\"{}\"{}", view->id,
+                 view->instance, question->name, decision.reason,
+                 enforced ? "" : " (audit mode: relayed)");
+    if (enforced) {
+      view->counters->dns_refused++;
+      refused_++;
+      *reply = protocol::BuildDnsNxdomain(msg, *question);
+      return true;
+    }
+  }
+  if (outstanding_.size() >= kMaxOutstanding) {
+    overloaded_++;
+    return true;  // the client retries or times out
+  }
+  uint16_t id;
+  do {
+    id = next_id_++;
+  } while (outstanding_.count(id));
+  where.sandbox_id = sandbox_id;
+  where.client_id = question->id;
+  where.expires = std::chrono::steady_clock::now() + kQueryLifetime;
+  msg[0] = static_cast<uint8_t>(id >> 8);
+  msg[1] = static_cast<uint8_t>(id & 0xff);
+  if (send(upstream_fd_.get(), msg.data(), msg.size(), 0) == static_cast<ssize_t>(msg.size()))
+    outstanding_[id] = where;
+  return true;
+}
+
+void DnsForwarder::OnUdp(Socket& s) {
+  uint8_t buf[kMaxQueryBytes];
+  for (int budget = 0; budget < 64; ++budget) {
+    Outstanding where;
+    where.udp_fd = s.fd.get();
+    where.client_len = sizeof(where.client);
+    ssize_t n = recvfrom(s.fd.get(), buf, sizeof(buf), MSG_TRUNC,
+                         reinterpret_cast<sockaddr*>(&where.client), &where.client_len);
+    if (n < 0) return;
+    if (static_cast<size_t>(n) > sizeof(buf)) {
+      queries_++;
+      malformed_++;
+      continue;
+    }
+    std::vector<uint8_t> reply;
+    OnQuery(s.sandbox_id, {buf, static_cast<size_t>(n)}, where, &reply);
+    if (!reply.empty())
+      sendto(s.fd.get(), reply.data(), reply.size(), 0,
+             reinterpret_cast<const sockaddr*>(&where.client), where.client_len);
+  }
+}
+
+void DnsForwarder::OnAccept(Socket& s, std::vector<Socket>* accepted) {
+  for (;;) {
+    UniqueFd fd(accept4(s.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd.valid()) return;
+    size_t clients = 0;
+    for (const Socket& other : sockets_)
+      if (other.kind == Kind::kTcpClient && other.sandbox_id == s.sandbox_id) ++clients;
+    for (const Socket& other : *accepted)
+      if (other.sandbox_id == s.sandbox_id) ++clients;
+    if (clients >= kMaxTcpClientsPerSandbox) {
+      overloaded_++;
+      continue;  // closed: the sandbox has enough open DNS connections
+    }
+    Socket client{std::move(fd), s.sandbox_id, Kind::kTcpClient};
+    client.client_id = next_client_id_++;
+    client.idle_until = std::chrono::steady_clock::now() + kTcpIdle;
+    accepted->push_back(std::move(client));
+  }
+}
+
+void DnsForwarder::OnTcpData(Socket& s) {
   uint8_t buf[4096];
   for (;;) {
-    Outstanding o;
-    o.client_len = sizeof(o.client);
-    ssize_t n = recvfrom(listener_fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&o.client),
-                         &o.client_len);
-    if (n < 0) return;
-    queries_++;
-    std::string error;
-    auto question = protocol::ParseDnsQuery({buf, static_cast<size_t>(n)}, &error);
-    if (!question || outstanding_.size() >= kMaxOutstanding) {
-      malformed_++;
-      continue;  // dropped: the client times out, nothing reaches the upstream
+    ssize_t n = recv(s.fd.get(), buf, sizeof(buf), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      s.fd.Reset();  // closed by the client, or broken
+      return;
     }
-    uint16_t id;
-    do {
-      id = next_id_++;
-    } while (outstanding_.count(id));
-    o.listener_fd = listener_fd;
-    o.client_id = question->id;
-    o.expires = std::chrono::steady_clock::now() + kQueryLifetime;
-    buf[0] = static_cast<uint8_t>(id >> 8);
-    buf[1] = static_cast<uint8_t>(id & 0xff);
-    if (send(upstream_fd_, buf, static_cast<size_t>(n), 0) == n) outstanding_[id] = o;
+    if (n < 0) break;
+    s.in.append(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
+    if (s.in.size() > kMaxQueryBytes + 2) break;
   }
+  s.idle_until = std::chrono::steady_clock::now() + kTcpIdle;
+  // Messages are length-prefixed (RFC 1035 4.2.2); several may be pipelined.
+  while (s.in.size() >= 2) {
+    size_t len = static_cast<uint8_t>(s.in[0]) << 8 | static_cast<uint8_t>(s.in[1]);
+    if (len > kMaxQueryBytes) {
+      queries_++;
+      malformed_++;
+      s.fd.Reset();
+      return;
+    }
+    if (s.in.size() < 2 + len) break;
+    std::vector<uint8_t> msg(s.in.begin() + 2, s.in.begin() + 2 + static_cast<long>(len));
+    s.in.erase(0, 2 + len);
+    Outstanding where;
+    where.tcp_client = s.client_id;
+    std::vector<uint8_t> reply;
+    if (!OnQuery(s.sandbox_id, msg, where, &reply)) {
+      s.fd.Reset();  // malformed: this connection is not speaking DNS
+      return;
+    }
+    if (!reply.empty() && !WriteTcp(s, reply)) return;
+  }
+}
+
+bool DnsForwarder::WriteTcp(Socket& s, std::span<const uint8_t> msg) {
+  std::vector<uint8_t> framed(2 + msg.size());
+  framed[0] = static_cast<uint8_t>(msg.size() >> 8);
+  framed[1] = static_cast<uint8_t>(msg.size() & 0xff);
+  memcpy(framed.data() + 2, msg.data(), msg.size());
+  // Answers are small; a client that does not read them loses its connection
+  // rather than making the forwarder buffer for it.
+  ssize_t n = send(s.fd.get(), framed.data(), framed.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(framed.size())) {
+    s.fd.Reset();
+    return false;
+  }
+  return true;
 }
 
 void DnsForwarder::OnResponse() {
   uint8_t buf[65536];
-  for (;;) {
-    ssize_t n = recv(upstream_fd_, buf, sizeof(buf), 0);
+  for (int budget = 0; budget < 256; ++budget) {
+    ssize_t n = recv(upstream_fd_.get(), buf, sizeof(buf), 0);
     if (n < 0) return;
     if (n < 12) continue;
     uint16_t id = static_cast<uint16_t>(buf[0] << 8 | buf[1]);
@@ -100,23 +262,59 @@ void DnsForwarder::OnResponse() {
     outstanding_.erase(it);
     buf[0] = static_cast<uint8_t>(o.client_id >> 8);
     buf[1] = static_cast<uint8_t>(o.client_id & 0xff);
-    sendto(o.listener_fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&o.client),
-           o.client_len);
+    if (o.tcp_client == 0) {
+      sendto(o.udp_fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&o.client),
+             o.client_len);
+      continue;
+    }
+    for (Socket& s : sockets_)
+      if (s.kind == Kind::kTcpClient && s.client_id == o.tcp_client && s.fd.valid()) {
+        WriteTcp(s, {buf, static_cast<size_t>(n)});
+        break;
+      }
   }
 }
 
 void DnsForwarder::Run() {
+  std::vector<pollfd> fds;
   while (!stop_) {
-    pollfd fds[4] = {{listen4_, POLLIN, 0},
-                     {listen6_, POLLIN, 0},
-                     {upstream_fd_, POLLIN, 0},
-                     {wake_fd_, POLLIN, 0}};
-    int n = poll(fds, 4, 1000);
-    if (n < 0 && errno != EINTR) break;
-    if (fds[0].revents & POLLIN) OnQuery(listen4_);
-    if (fds[1].revents & POLLIN) OnQuery(listen6_);
-    if (fds[2].revents & POLLIN) OnResponse();
+    ApplyChanges();
+    fds.clear();
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    fds.push_back({upstream_fd_.get(), POLLIN, 0});
+    for (const Socket& s : sockets_) fds.push_back({s.fd.get(), POLLIN, 0});
+    int n = poll(fds.data(), fds.size(), 1000);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("dns forwarder: poll: {}", strerror(errno));
+      break;
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t v;
+      (void)!read(wake_fd_.get(), &v, sizeof(v));
+    }
+    if (fds[1].revents & POLLIN) OnResponse();
+    std::vector<Socket> accepted;
+    for (size_t i = 0; i < sockets_.size(); ++i) {
+      if (!(fds[i + 2].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      Socket& s = sockets_[i];
+      if (!s.fd.valid()) continue;
+      switch (s.kind) {
+        case Kind::kUdp:
+          OnUdp(s);
+          break;
+        case Kind::kTcpListener:
+          OnAccept(s, &accepted);
+          break;
+        case Kind::kTcpClient:
+          OnTcpData(s);
+          break;
+      }
+    }
     auto now = std::chrono::steady_clock::now();
+    for (Socket& s : sockets_)
+      if (s.kind == Kind::kTcpClient && s.idle_until < now) s.fd.Reset();
+    std::erase_if(sockets_, [](const Socket& s) { return !s.fd.valid(); });
+    for (Socket& s : accepted) sockets_.push_back(std::move(s));
     std::erase_if(outstanding_, [&](const auto& kv) { return kv.second.expires < now; });
   }
 }

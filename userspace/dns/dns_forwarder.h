@@ -1,7 +1,10 @@
-// The DNS forwarder sandboxes reach: the kernel redirects their UDP port-53
-// traffic to 127.0.0.1/::1:PORT here, and each query is relayed to the
-// upstream resolver with a fresh id. Malformed queries are dropped and counted.
-// (Answering by policy, NXDOMAIN for denied names, comes with the DNS issue.)
+// The DNS forwarder sandboxes reach: the kernel redirects their DNS traffic
+// (UDP and TCP port 53, to any address) to the sandbox's own DNS listeners,
+// so the listener a query arrives on says which sandbox asked. Each query is
+// decided by that sandbox's policy, like a host: allowed names are relayed to
+// the upstream resolver with a fresh id, denied names get NXDOMAIN, so data
+// cannot leave in the names a sandbox looks up. Malformed queries are dropped
+// and counted. One thread, poll(): DNS is small and the policy check cheap.
 #pragma once
 
 #include <netinet/in.h>
@@ -10,42 +13,95 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
+#include <span>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "userspace/audit/event_log.h"
 #include "userspace/common/status.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/sandbox/sandbox_view.h"
 
 namespace egressd::dns {
 
 class DnsForwarder {
  public:
-  DnsForwarder(uint16_t listen_port, sockaddr_storage upstream);
+  DnsForwarder(sockaddr_storage upstream, const sandbox::SandboxDirectory* sandboxes,
+               audit::EventLog* events);
   ~DnsForwarder();
   Status Start();
   void Stop();
 
+  // Thread-safe. The forwarder owns the sockets from here on (invalid ones
+  // are skipped); queries on them are decided by sandbox `sandbox_id`.
+  void AddSandbox(uint32_t sandbox_id, std::vector<UniqueFd> udp, std::vector<UniqueFd> tcp);
+  void RemoveSandbox(uint32_t sandbox_id);
+
   uint64_t queries() const { return queries_; }
   uint64_t malformed() const { return malformed_; }
+  uint64_t refused() const { return refused_; }
+  uint64_t overloaded() const { return overloaded_; }  // queries or connections shed
 
  private:
+  enum class Kind { kUdp, kTcpListener, kTcpClient };
+  struct Socket {
+    Socket(UniqueFd f, uint32_t id, Kind k) : fd(std::move(f)), sandbox_id(id), kind(k) {}
+    UniqueFd fd;
+    uint32_t sandbox_id = 0;
+    Kind kind = Kind::kUdp;
+    uint64_t client_id = 0;  // kTcpClient
+    std::string in;          // kTcpClient: bytes of an incomplete message
+    std::chrono::steady_clock::time_point idle_until{};
+  };
+  // Where the answer to a relayed query goes.
   struct Outstanding {
+    uint32_t sandbox_id = 0;
+    int udp_fd = -1;          // UDP: the listener it came in on, and the client
+    uint64_t tcp_client = 0;  // TCP: the client connection (0 for UDP)
     sockaddr_storage client{};
     socklen_t client_len = 0;
-    int listener_fd = -1;
     uint16_t client_id = 0;
     std::chrono::steady_clock::time_point expires;
   };
+  struct Pending {
+    uint32_t sandbox_id;
+    std::vector<UniqueFd> udp, tcp;
+  };
+
   void Run();
-  void OnQuery(int listener_fd);
+  void ApplyChanges();
+  void OnUdp(Socket& s);
+  void OnAccept(Socket& s, std::vector<Socket>* accepted);
+  void OnTcpData(Socket& s);  // may mark the socket for closing (fd reset)
+  // Sends one length-prefixed message; closes the connection (and returns
+  // false) when it cannot take it all at once.
+  bool WriteTcp(Socket& s, std::span<const uint8_t> msg);
+  void Wake();
+  // Decides one query; sends NXDOMAIN or relays it. `reply` gets the answer
+  // bytes when we answer ourselves. Returns false when the message is malformed.
+  bool OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstanding where,
+               std::vector<uint8_t>* reply);
   void OnResponse();
 
-  uint16_t listen_port_;
   sockaddr_storage upstream_;
-  int listen4_ = -1, listen6_ = -1, upstream_fd_ = -1, wake_fd_ = -1;
+  const sandbox::SandboxDirectory* sandboxes_;
+  audit::EventLog* events_;
+  UniqueFd upstream_fd_, wake_fd_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+
+  std::mutex changes_mu_;  // AddSandbox/RemoveSandbox -> forwarder thread
+  std::vector<Pending> adds_;
+  std::vector<uint32_t> removes_;
+
+  // Forwarder thread only.
+  std::vector<Socket> sockets_;
   std::map<uint16_t, Outstanding> outstanding_;  // by upstream id
   uint16_t next_id_ = 1;
-  std::atomic<uint64_t> queries_{0}, malformed_{0};
+  uint64_t next_client_id_ = 1;
+  std::atomic<uint64_t> queries_{0}, malformed_{0}, refused_{0}, overloaded_{0};
 };
 
 }  // namespace egressd::dns

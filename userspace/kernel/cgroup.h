@@ -21,3 +21,14 @@ struct CgroupRef {
 StatusOr<CgroupRef> ResolveCgroup(const std::string& spec, const std::string& cgroup2_mount);
 
 }  // namespace egressd::kernel
+
+namespace egressd::kernel {
+
+// Kills every process of the cgroup and its descendants (cgroup.kill) and
+// waits, up to `timeout_ms`, until the kernel reports it empty.
+Status KillCgroup(const std::string& path, int timeout_ms);
+
+// Removes the (empty) cgroup and its descendant cgroups, deepest first.
+Status RemoveCgroupTree(const std::string& path);
+
+}  // namespace egressd::kernel

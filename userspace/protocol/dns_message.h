@@ -47,10 +47,15 @@ struct DnsQuestion {
   uint16_t id;
   std::string name;  // lowercased, no trailing dot; DNS characters only
   uint16_t type;
+  size_t question_end;  // offset just past the question section
 };
 
 // Minimal checks on a query from a sandbox: header present, QR=0, opcode
 // QUERY, QDCOUNT=1, question parses (name of DNS characters only).
 std::optional<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> data, std::string* error);
+
+// The NXDOMAIN answer to `query` (which ParseDnsQuery accepted as `question`):
+// same id and question, RD as asked, no records.
+std::vector<uint8_t> BuildDnsNxdomain(std::span<const uint8_t> query, const DnsQuestion& question);
 
 }  // namespace egressd::protocol

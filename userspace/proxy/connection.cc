@@ -151,10 +151,10 @@ void Connection::Classify() {
       DecideTls(hello.sni);
       return;
     case protocol::ClientHelloStatus::kMalformed:
-      Deny("malformed TLS ClientHello: " + hello.error);
+      DenyOrPass("malformed TLS ClientHello: " + hello.error);
       return;
     case protocol::ClientHelloStatus::kNeedMore:
-      if (up_.end >= kClassifyLimit) Deny("TLS ClientHello larger than 16 KiB");
+      if (up_.end >= kClassifyLimit) DenyOrPass("TLS ClientHello larger than 16 KiB");
       return;
     case protocol::ClientHelloStatus::kNotTls:
       break;
@@ -168,10 +168,10 @@ void Connection::Classify() {
       HttpProcessClient();
       return;
     case protocol::SniffResult::kNeedMore:
-      if (up_.end >= kClassifyLimit) Deny("no HTTP request line within 16 KiB");
+      if (up_.end >= kClassifyLimit) DenyOrPass("no HTTP request line within 16 KiB");
       return;
     case protocol::SniffResult::kNotHttp:
-      Deny("neither TLS nor HTTP, and not in allow_tcp");
+      DenyOrPass("neither TLS nor HTTP, and not in allow_tcp");
       return;
   }
 }
@@ -182,15 +182,17 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   mode_ = Mode::kTunnel;
   if (!sni) {
     if (policy.deny_by_default()) {
-      Deny("TLS without SNI under a deny-by-default policy");
+      DenyOrPass("TLS without SNI under a deny-by-default policy");
       return;
     }
     view->counters->tls_passthrough++;
     PassToOriginal("TLS without SNI, no allowed_hosts");
     return;
   }
+  if (view->audit()) view->observed->Host(*sni);
   auto decision = policy.DecideHost(*sni);
-  if (decision.verdict != policy::HostVerdict::kAllowed) {
+  if (decision.verdict != policy::HostVerdict::kAllowed &&
+      !AuditOnly(*sni, "SNI " + *sni + ": " + decision.reason)) {
     decided_host_ = *sni;
     Deny("SNI " + *sni + ": " + decision.reason);
     return;
@@ -202,12 +204,15 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
 void Connection::PassToOriginal(const char* why) {
   mode_ = Mode::kTunnel;
   decided_host_.clear();
-  OwnListeners own{worker_.ctx().options.proxy_port, worker_.ctx().options.dns_port};
-  std::string refusal = RefuseUpstreamAddress(origin_addr_, origin_port_, *sandbox_->policy, own);
+  auto view = CurrentView();
+  // Audit mode: the kernel reported a deny_cidrs hit on this address already.
+  std::string refusal = RefuseUpstreamAddress(origin_addr_, origin_port_, *view->policy, Own(),
+                                              /*apply_deny_cidrs=*/!view->audit());
   if (!refusal.empty()) {
     Deny(refusal);
     return;
   }
+  if (view->audit()) view->observed->Tcp(FormatAddressPort(origin_addr_, origin_port_));
   spdlog::debug("proxy: {} -> {}:{} passed through ({})", sandbox_->instance,
                 origin_addr_.ToString(), origin_port_, why);
   up_.Allocate(worker_.ctx().options.buffer_bytes);
@@ -279,9 +284,15 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
     }
     return;
   }
-  OwnListeners own{worker_.ctx().options.proxy_port, worker_.ctx().options.dns_port};
   UpstreamChoice choice =
-      ChooseUpstream(result.addrs, origin_addr_, origin_port_, *view->policy, own);
+      ChooseUpstream(result.addrs, origin_addr_, origin_port_, *view->policy, Own());
+  if (!choice.addr && view->audit()) {
+    // Refused by deny_cidrs (an own listener stays refused below).
+    UpstreamChoice unenforced = ChooseUpstream(result.addrs, origin_addr_, origin_port_,
+                                               *view->policy, Own(), /*apply_deny_cidrs=*/false);
+    if (unenforced.addr && AuditOnly(decided_host_, "host " + decided_host_ + ": " + choice.error))
+      choice = unenforced;
+  }
   if (!choice.addr) {
     if (mode_ == Mode::kHttp) {
       view->counters->requests_denied++;
@@ -422,8 +433,11 @@ void Connection::HttpOnHead() {
   request_keep_alive_ = head.keep_alive;
   upgrade_ = head.upgrade;
   request_done_ = response_done_ = false;
+  if (view->audit()) view->observed->Host(head.host);
   auto decision = policy.DecideHost(head.host);
-  if (decision.verdict != policy::HostVerdict::kAllowed) {
+  if (decision.verdict != policy::HostVerdict::kAllowed &&
+      !AuditOnly(head.host, "request to host \"" + head.host + "\" denied by policy \"" +
+                                policy.name() + "\": " + decision.reason)) {
     view->counters->requests_denied++;
     decided_host_ = head.host;
     spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
@@ -435,9 +449,8 @@ void Connection::HttpOnHead() {
     return;
   }
   view->counters->requests_allowed++;
-  OwnListeners own{worker_.ctx().options.proxy_port, worker_.ctx().options.dns_port};
   if (upstream_fd_ >= 0 && decided_host_ == head.host &&
-      RefuseUpstreamAddress(*upstream_addr_, origin_port_, policy, own).empty()) {
+      RefuseUpstreamAddress(*upstream_addr_, origin_port_, policy, Own(), !view->audit()).empty()) {
     HttpStartForwarding();  // same host, still allowed: reuse the open upstream connection
     return;
   }
@@ -868,7 +881,29 @@ void Connection::Deny(const std::string& why) {
   Close(why);
 }
 
-void Connection::RecordDeny(const std::string& host, const std::string& reason) {
+void Connection::DenyOrPass(const std::string& why) {
+  if (AuditOnly(decided_host_, why)) {
+    PassToOriginal("audit mode");
+    return;
+  }
+  Deny(why);
+}
+
+bool Connection::AuditOnly(const std::string& host, const std::string& why) {
+  auto view = CurrentView();
+  if (!view || !view->audit()) return false;
+  spdlog::info("audit: sandbox={} instance={} layer=proxy host={} dst={}:{} not enforced: \"{}\"",
+               view->id, view->instance, host.empty() ? "-" : host, origin_addr_.ToString(),
+               origin_port_, why);
+  RecordDeny(host, why, /*enforced=*/false);
+  return true;
+}
+
+OwnListeners Connection::Own() const {
+  return {worker_.ctx().options.proxy_port, worker_.ctx().sandboxes};
+}
+
+void Connection::RecordDeny(const std::string& host, const std::string& reason, bool enforced) {
   audit::EventLog* events = worker_.ctx().events;
   if (!events || !sandbox_) return;
   audit::AuditEvent e;
@@ -879,6 +914,7 @@ void Connection::RecordDeny(const std::string& host, const std::string& reason) 
   e.port = origin_port_;
   e.host = host;
   e.reason = reason;
+  e.enforced = enforced;
   events->Append(std::move(e));
 }
 
@@ -926,7 +962,7 @@ void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
       } else if (res == -ETIME && deadline_armed_) {
         deadline_armed_ = false;
         if (phase_ == Phase::kClassifying) {
-          Deny("no TLS ClientHello or HTTP request in time");
+          DenyOrPass("no TLS ClientHello or HTTP request in time");
         } else if (phase_ == Phase::kHttp && http_step_ == HttpStep::kReadingHead) {
           Close("no complete request head in time");
         } else if (phase_ == Phase::kDraining) {

@@ -27,6 +27,7 @@
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/http_request_stream.h"
 #include "userspace/protocol/http_response_stream.h"
+#include "userspace/proxy/upstream_choice.h"
 #include "userspace/sandbox/sandbox_view.h"
 
 namespace egressd::proxy {
@@ -112,7 +113,15 @@ class alignas(16) Connection {
   void OnRecv(bool client, int res);
   void OnSend(bool to_upstream, int res);
   void Deny(const std::string& why);
-  void RecordDeny(const std::string& host, const std::string& reason);
+  // A deny decided by address or by the shape of the first bytes: in audit
+  // mode it is reported and the connection passes through to its original
+  // destination instead.
+  void DenyOrPass(const std::string& why);
+  // Audit mode: reports a deny that is not enforced and returns true (the
+  // caller goes on as if allowed); false when the policy is enforced.
+  bool AuditOnly(const std::string& host, const std::string& why);
+  void RecordDeny(const std::string& host, const std::string& reason, bool enforced = true);
+  OwnListeners Own() const;
   void Close(const std::string& why);
   void MaybeFinish();
   bool RetireDone();

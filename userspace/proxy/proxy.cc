@@ -25,6 +25,18 @@ Status Proxy::Start() {
   return {};
 }
 
+void Proxy::AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds) {
+  if (workers_.empty()) {
+    for (int fd : fds) close(fd);
+    return;
+  }
+  workers_[sandbox_id % workers_.size()]->AddSandboxListeners(sandbox_id, std::move(fds));
+}
+
+void Proxy::RemoveSandboxListeners(uint32_t sandbox_id) {
+  if (!workers_.empty()) workers_[sandbox_id % workers_.size()]->RemoveSandboxListeners(sandbox_id);
+}
+
 void Proxy::Stop() {
   for (auto& w : workers_) w->Stop();
   workers_.clear();

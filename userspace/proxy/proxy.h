@@ -2,6 +2,7 @@
 // with SO_REUSEPORT.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,11 @@ class Proxy {
   ~Proxy();
   Status Start();
   void Stop();
+
+  // Listeners of a sandbox in its own network namespace: served by one worker
+  // (chosen by id), which owns the fds from here on.
+  void AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds);
+  void RemoveSandboxListeners(uint32_t sandbox_id);
 
  private:
   ProxyContext ctx_;

@@ -22,7 +22,6 @@ struct ProxyGlobalCounters {
 
 struct ProxyOptions {
   uint16_t proxy_port = 15001;
-  uint16_t dns_port = 15053;
   int workers = 0;                                    // 0 = one per CPU
   std::chrono::milliseconds classify_timeout{10000};  // first bytes of a connection
   std::chrono::milliseconds connect_timeout{5000};    // upstream connect

@@ -14,18 +14,27 @@ bool IsLoopback(const policy::IpAddress& a) {
 }  // namespace
 
 std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
-                                  const policy::CompiledPolicy& policy, const OwnListeners& own) {
-  for (const auto& cidr : policy.policy().deny_cidrs)
-    if (cidr.Contains(addr))
-      return "address " + addr.ToString() + " is in deny_cidrs " + cidr.ToString();
-  if (IsLoopback(addr) && (port == own.proxy_port || port == own.dns_port))
+                                  const policy::CompiledPolicy& policy, const OwnListeners& own,
+                                  bool apply_deny_cidrs) {
+  if (apply_deny_cidrs)
+    for (const auto& cidr : policy.policy().deny_cidrs)
+      if (cidr.Contains(addr))
+        return "address " + addr.ToString() + " is in deny_cidrs " + cidr.ToString();
+  if (IsLoopback(addr) &&
+      (port == own.proxy_port || (own.sandboxes && own.sandboxes->IsListenerPort(port))))
     return "address " + addr.ToString() + " is egressd itself";
   return "";
 }
 
+std::string FormatAddressPort(const policy::IpAddress& addr, uint16_t port) {
+  if (addr.is_v4()) return addr.ToString() + ":" + std::to_string(port);
+  return "[" + addr.ToString() + "]:" + std::to_string(port);
+}
+
 UpstreamChoice ChooseUpstream(const std::vector<policy::IpAddress>& answers,
                               const policy::IpAddress& original, uint16_t port,
-                              const policy::CompiledPolicy& policy, const OwnListeners& own) {
+                              const policy::CompiledPolicy& policy, const OwnListeners& own,
+                              bool apply_deny_cidrs) {
   if (answers.empty()) return {std::nullopt, "the name has no addresses"};
   std::vector<policy::IpAddress> candidates;
   if (std::find(answers.begin(), answers.end(), original) != answers.end())
@@ -37,7 +46,7 @@ UpstreamChoice ChooseUpstream(const std::vector<policy::IpAddress>& answers,
     if (a.is_v4() != original.is_v4()) candidates.push_back(a);
   std::string first_refusal;
   for (const auto& c : candidates) {
-    std::string refusal = RefuseUpstreamAddress(c, port, policy, own);
+    std::string refusal = RefuseUpstreamAddress(c, port, policy, own, apply_deny_cidrs);
     if (refusal.empty()) return {c, ""};
     if (first_refusal.empty()) first_refusal = refusal;
   }

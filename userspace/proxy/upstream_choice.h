@@ -12,6 +12,7 @@
 
 #include "policy/compiled_policy.h"
 #include "policy/ip_address.h"
+#include "userspace/sandbox/sandbox_view.h"
 
 namespace egressd::proxy {
 
@@ -20,17 +21,26 @@ struct UpstreamChoice {
   std::string error;  // set when addr is empty
 };
 
+// egressd's own loopback listeners: the shared proxy port, and the
+// per-sandbox DNS (and proxy) ports the sandbox directory knows.
 struct OwnListeners {
   uint16_t proxy_port = 0;
-  uint16_t dns_port = 0;
+  const sandbox::SandboxDirectory* sandboxes = nullptr;
 };
 
+// apply_deny_cidrs false (audit mode): deny_cidrs do not refuse; egressd's
+// own listeners always do.
 UpstreamChoice ChooseUpstream(const std::vector<policy::IpAddress>& answers,
                               const policy::IpAddress& original, uint16_t port,
-                              const policy::CompiledPolicy& policy, const OwnListeners& own);
+                              const policy::CompiledPolicy& policy, const OwnListeners& own,
+                              bool apply_deny_cidrs = true);
 
 // Refusal reason when `addr:port` may not be an upstream at all, else "".
 std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
-                                  const policy::CompiledPolicy& policy, const OwnListeners& own);
+                                  const policy::CompiledPolicy& policy, const OwnListeners& own,
+                                  bool apply_deny_cidrs = true);
+
+// "1.2.3.4:80", "[::1]:80": the allow_tcp form of a destination.
+std::string FormatAddressPort(const policy::IpAddress& addr, uint16_t port);
 
 }  // namespace egressd::proxy

@@ -26,6 +26,9 @@ Worker::~Worker() {
   conns_.clear();
   for (Listener& l : listeners_)
     if (l.fd >= 0) close(l.fd);
+  for (auto& [id, list] : sandbox_listeners_)
+    for (auto& l : list) close(l->fd);
+  for (auto& [ptr, l] : closing_listeners_) close(l->fd);
   if (wake_fd_ >= 0) close(wake_fd_);
   if (ring_ready_) io_uring_queue_exit(&ring_);
 }
@@ -42,7 +45,7 @@ Status Worker::Init() {
   ring_ready_ = true;
   int families[2] = {AF_INET, AF_INET6};
   for (int i = 0; i < 2; ++i) {
-    auto fd = BindLoopback(families[i], SOCK_STREAM, ctx_.options.proxy_port);
+    auto fd = BindLoopback(families[i], SOCK_STREAM, ctx_.options.proxy_port, /*reuse_port=*/true);
     if (!fd.ok()) return fd.status();
     listeners_[i].fd = *fd;
     listeners_[i].family = families[i];
@@ -110,7 +113,48 @@ void Worker::Destroy(Connection* conn) {
   conns_.erase(conn->id());
 }
 
+void Worker::AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds) {
+  Post([this, sandbox_id, fds = std::move(fds)] {
+    auto& list = sandbox_listeners_[sandbox_id];
+    for (int fd : fds) {
+      auto l = std::make_unique<Listener>();
+      l->fd = fd;
+      ArmAccept(*l);
+      list.push_back(std::move(l));
+    }
+  });
+}
+
+void Worker::RemoveSandboxListeners(uint32_t sandbox_id) {
+  Post([this, sandbox_id] {
+    auto it = sandbox_listeners_.find(sandbox_id);
+    if (it == sandbox_listeners_.end()) return;
+    for (auto& l : it->second) {
+      // The accept (or its retry timer) completes once more, then it is freed.
+      l->closing = true;
+      io_uring_sqe* sqe = GetSqe();
+      io_uring_prep_cancel64(sqe, EncodeOp(l.get(), OpKind::kAccept), 0);
+      io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kListenerCancel));
+      Listener* raw = l.get();
+      closing_listeners_.emplace(raw, std::move(l));
+    }
+    sandbox_listeners_.erase(it);
+  });
+}
+
+void Worker::Retire(Listener* listener) {
+  auto it = closing_listeners_.find(listener);
+  if (it == closing_listeners_.end()) return;
+  close(listener->fd);
+  closing_listeners_.erase(it);
+}
+
 void Worker::OnAccept(Listener& listener, int res, uint32_t flags) {
+  if (listener.closing) {
+    if (res >= 0) close(res);  // the sandbox is gone: nobody decides for this connection
+    if (!(flags & IORING_CQE_F_MORE)) Retire(&listener);
+    return;
+  }
   if (res < 0) {
     // Out of fds or memory: wait a little before accepting again instead of
     // spinning; pending connections stay in the backlog meanwhile.
@@ -148,8 +192,15 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
     case OpKind::kAccept:
       OnAccept(*static_cast<Listener*>(ptr), cqe->res, cqe->flags);
       break;
-    case OpKind::kAcceptRetry:
-      if (!stop_) ArmAccept(*static_cast<Listener*>(ptr));
+    case OpKind::kAcceptRetry: {
+      auto* listener = static_cast<Listener*>(ptr);
+      if (listener->closing)
+        Retire(listener);
+      else if (!stop_)
+        ArmAccept(*listener);
+      break;
+    }
+    case OpKind::kListenerCancel:
       break;
     case OpKind::kWake:
       RunPosted();

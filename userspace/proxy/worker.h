@@ -34,7 +34,8 @@ enum class OpKind : uint8_t {
   kConnectTimeout = 8,
   kDeadline = 9,
   kCancel = 10,       // cancel / timeout-remove requests: only counted
-  kAcceptRetry = 11,  // ptr: Listener; re-arm accept after an error
+  kAcceptRetry = 11,     // ptr: Listener; re-arm accept after an error
+  kListenerCancel = 12,  // ptr: Worker; cancel of a removed listener's accept
 };
 
 inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
@@ -45,6 +46,7 @@ struct alignas(16) Listener {
   int fd = -1;
   int family = 0;
   __kernel_timespec retry_after{0, 100 * 1000 * 1000};  // back off after accept errors
+  bool closing = false;  // a sandbox's listener being removed: closed at its last completion
 };
 
 class alignas(16) Worker {
@@ -64,6 +66,10 @@ class alignas(16) Worker {
   // Makes sure the next `n` GetSqe() calls come from one submission batch.
   void ReserveSqes(unsigned n);
   const ProxyContext& ctx() const { return ctx_; }
+  // The proxy listeners of a sandbox in a network namespace of its own
+  // (thread-safe; the worker owns and closes the fds from here on).
+  void AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds);
+  void RemoveSandboxListeners(uint32_t sandbox_id);
   // Called by a connection when its last operation completed after close.
   void Destroy(Connection* conn);
   Connection* FindConnection(uint64_t id);
@@ -75,12 +81,16 @@ class alignas(16) Worker {
   void Dispatch(io_uring_cqe* cqe);
   void OnAccept(Listener& listener, int res, uint32_t flags);
   void RunPosted();
+  void Retire(Listener* listener);  // closes and frees a closing listener
 
   const ProxyContext& ctx_;
   int index_;
   io_uring ring_{};
   bool ring_ready_ = false;
   alignas(16) Listener listeners_[2];
+  // Per-sandbox listeners (own network namespace), and those being removed.
+  std::unordered_map<uint32_t, std::vector<std::unique_ptr<Listener>>> sandbox_listeners_;
+  std::unordered_map<Listener*, std::unique_ptr<Listener>> closing_listeners_;
   int wake_fd_ = -1;
   uint64_t wake_value_ = 0;
   bool stop_ = false;

@@ -1,6 +1,7 @@
 #include "userspace/sandbox/registry.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -9,14 +10,34 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "policy/bpf_lowering.h"
+#include "policy/suggest.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/netns.h"
 
 namespace egressd::sandbox {
 namespace {
 
-constexpr int kStateVersion = 1;
+// 2 added netns, ports and transient owners; version 1 files still load.
+constexpr int kStateVersion = 2;
+constexpr size_t kFinishedKept = 64;
+constexpr int kKillTimeoutMs = 5000;
+
+// Field 22 of /proc/PID/stat (start time in clock ticks), 0 when the process is gone.
+uint64_t ProcessStartTime(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return 0;
+  size_t end = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (end == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(end + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i)
+    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  return 0;
+}
 
 }  // namespace
 
@@ -46,10 +67,25 @@ void Registry::Publish() {
     view->cgroup = sb.cgroup;
     view->policy = sb.policy;
     view->counters = sb.counters;
+    view->observed = sb.observed;
     (*views)[id] = std::move(view);
   }
+  auto ports = std::make_shared<std::set<uint16_t>>();
+  ports->insert(options_.proxy_port);
+  for (const auto& [id, sb] : sandboxes_)
+    if (sb.netns.empty()) ports->insert(sb.dns_port);
   std::lock_guard lock(views_mu_);
   views_ = std::move(views);
+  listener_ports_ = std::move(ports);
+}
+
+bool Registry::IsListenerPort(uint16_t port) const {
+  std::shared_ptr<const std::set<uint16_t>> ports;
+  {
+    std::lock_guard lock(views_mu_);
+    ports = listener_ports_;
+  }
+  return port == options_.proxy_port || (ports && ports->count(port));
 }
 
 uint32_t Registry::AllocateId() {
@@ -86,14 +122,40 @@ void Registry::DeleteRules(const policy::Policy& policy, uint32_t set_id) {
   }
 }
 
-Status Registry::WriteConfig(const SandboxInfo& sb) {
+Status Registry::WriteConfig(const SandboxInfo& sb, const policy::Policy& policy) {
   egressd_sandbox_config config{};
   config.sandbox_id = sb.id;
   config.policy_set_id = sb.policy_set_id;
   config.flags = 0;
-  config.proxy_port_host = options_.proxy_port;
-  config.dns_port_host = options_.dns_port;
+  // In a namespace of its own, the sandbox's loopback is its own business.
+  if (!sb.netns.empty()) config.flags |= EGRESSD_SANDBOX_LOOPBACK_LOCAL;
+  if (policy.mode == policy::PolicyMode::kAudit) config.flags |= EGRESSD_SANDBOX_AUDIT;
+  config.proxy_port_host = sb.proxy_port;
+  config.dns_port_host = sb.dns_port;
   return bpf_->WriteConfig(sb.cgroup_id, config);
+}
+
+// Opens the sandbox's listeners in its namespace (preferring the given ports).
+Status Registry::OpenListeners(SandboxInfo& sb, uint16_t want_proxy, uint16_t want_dns,
+                               SandboxListeners* out) {
+  if (sb.netns.empty()) {
+    auto l = OpenSandboxListeners(false, 0, want_dns);
+    if (!l.ok()) return l.status();
+    *out = std::move(*l);
+    sb.proxy_port = options_.proxy_port;
+  } else {
+    auto ns = kernel::OpenNetns(sb.netns);
+    if (!ns.ok()) return ns.status();
+    EGRESSD_RETURN_IF_ERROR(kernel::RunInNetns(ns->get(), [&]() -> Status {
+      auto l = OpenSandboxListeners(true, want_proxy, want_dns);
+      if (!l.ok()) return l.status();
+      *out = std::move(*l);
+      return {};
+    }));
+    sb.proxy_port = out->proxy_port;
+  }
+  sb.dns_port = out->dns_port;
+  return {};
 }
 
 // Writes the policy's rules under a fresh set id, flips the config, then
@@ -105,7 +167,7 @@ Status Registry::ApplyPolicy(SandboxInfo& sb,
   uint32_t old_set = sb.policy_set_id;
   auto old_policy = sb.policy;
   sb.policy_set_id = new_set;
-  Status st = WriteConfig(sb);
+  Status st = WriteConfig(sb, policy->policy());
   if (!st.ok()) {
     sb.policy_set_id = old_set;
     DeleteRules(policy->policy(), new_set);
@@ -117,19 +179,19 @@ Status Registry::ApplyPolicy(SandboxInfo& sb,
   return {};
 }
 
-StatusOr<AttachResult> Registry::Attach(const std::string& cgroup_spec, const PolicySource& source,
-                                        const std::string& instance) {
+StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   std::lock_guard lock(mu_);
-  auto cgroup = kernel::ResolveCgroup(cgroup_spec, options_.cgroup2_mount);
+  auto cgroup = kernel::ResolveCgroup(request.cgroup, options_.cgroup2_mount);
   if (!cgroup.ok()) return cgroup.status();
-  auto policy = LoadPolicySource(source, options_.policy_dir);
+  auto policy = LoadPolicySource(request.source, options_.policy_dir);
   if (!policy.ok()) return policy.status();
 
   if (SandboxInfo* existing = FindByCgroup(cgroup->path)) {
     // Runtime switch: the next connection and the next request follow it.
+    // The namespace and ownership stay what the first attach made them.
     EGRESSD_RETURN_IF_ERROR(ApplyPolicy(*existing, *policy));
-    existing->source = source;
-    if (!instance.empty()) existing->instance = instance;
+    existing->source = request.source;
+    if (!request.instance.empty()) existing->instance = request.instance;
     Publish();
     Status saved = SaveState();
     if (!saved.ok()) spdlog::error("registry: {}", saved.ToString());
@@ -139,66 +201,188 @@ StatusOr<AttachResult> Registry::Attach(const std::string& cgroup_spec, const Po
   }
 
   SandboxInfo sb;
-  sb.id = AllocateId();
-  if (sb.id == 0)
-    return EGRESSD_ERROR("too many sandboxes (at most {})", EGRESSD_MAX_SANDBOXES - 1);
-  sb.generation = next_generation_++;
   sb.cgroup = cgroup->path;
   sb.cgroup_id = cgroup->id;
-  sb.instance =
-      instance.empty() ? cgroup->path.substr(cgroup->path.find_last_of('/') + 1) : instance;
-  sb.source = source;
-  sb.counters = std::make_shared<ProxyCounters>();
+  sb.instance = request.instance.empty()
+                    ? cgroup->path.substr(cgroup->path.find_last_of('/') + 1)
+                    : request.instance;
   for (const auto& [id, other] : sandboxes_)
     if (other.instance == sb.instance)
       return EGRESSD_ERROR("instance \"{}\" is already attached (cgroup {})", sb.instance,
                            other.cgroup);
+  sb.id = AllocateId();
+  if (sb.id == 0)
+    return EGRESSD_ERROR("too many sandboxes (at most {})", EGRESSD_MAX_SANDBOXES - 1);
+  sb.generation = next_generation_++;
+  sb.source = request.source;
+  sb.counters = std::make_shared<ProxyCounters>();
+  sb.observed = std::make_shared<Observations>();
+  sb.transient = request.transient;
+  if (request.owner_pid > 0) {
+    sb.owner_pid = request.owner_pid;
+    sb.owner_start_time = ProcessStartTime(request.owner_pid);
+    if (sb.owner_start_time == 0)
+      return EGRESSD_ERROR("owner process {} is not running", request.owner_pid);
+  }
 
-  EGRESSD_RETURN_IF_ERROR(bpf_->ResetCounters(sb.id));
+  // Which network namespace: asked for, or the one all its processes share.
+  std::string netns_path = request.netns;
+  if (netns_path.empty()) {
+    auto detected = kernel::DetectCgroupNetns(sb.cgroup);
+    if (!detected.ok()) return detected.status();
+    netns_path = *detected;
+  }
+  UniqueFd netns;
+  if (!netns_path.empty() && netns_path != "host") {
+    auto ns = kernel::OpenNetns(netns_path);
+    if (!ns.ok()) return ns.status();
+    auto own = kernel::IsOwnNetns(ns->get());
+    if (!own.ok()) return own.status();
+    if (!*own) netns = std::move(*ns);
+  }
+  if (netns.valid()) {
+    // A reference of our own, so the namespace (and our listeners in it)
+    // outlives the processes and survives a daemon restart.
+    std::string dir = options_.state_dir + "/netns";
+    mkdir(dir.c_str(), 0700);
+    sb.netns = dir + "/sandbox-" + std::to_string(sb.id);
+    kernel::UnpinNetns(sb.netns);  // a leftover of a crash
+    EGRESSD_RETURN_IF_ERROR(kernel::PinNetns(netns.get(), sb.netns));
+  }
+  auto unpin = [&] {
+    if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
+  };
+  SandboxListeners listeners;
+  Status opened = OpenListeners(sb, 0, 0, &listeners);
+  if (!opened.ok()) {
+    unpin();
+    return EGRESSD_ERROR("sandbox listeners: {}", opened.message());
+  }
+
+  Status reset = bpf_->ResetCounters(sb.id);
+  if (!reset.ok()) {
+    unpin();
+    return reset;
+  }
   int fd = open(sb.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return EGRESSD_ERROR("cannot open cgroup {}: {}", sb.cgroup, strerror(errno));
+  if (fd < 0) {
+    unpin();
+    return EGRESSD_ERROR("cannot open cgroup {}: {}", sb.cgroup, strerror(errno));
+  }
   Status attached = bpf_->AttachCgroup(fd, sb.id);
   close(fd);
-  if (!attached.ok()) return attached;
+  if (!attached.ok()) {
+    unpin();
+    return attached;
+  }
   // From here the cgroup denies everything until ApplyPolicy writes its config.
   Status applied = ApplyPolicy(sb, *policy);
   if (!applied.ok()) {
     Status st = bpf_->DetachSandbox(sb.id);
     if (!st.ok()) spdlog::error("registry: rollback: {}", st.ToString());
+    unpin();
     return applied;
   }
+  // Connections redirected before the workers take the listeners wait in
+  // their backlog: nothing is refused for being early.
+  if (sink_) sink_->AddSandboxListeners(sb.id, std::move(listeners));
   sandboxes_[sb.id] = sb;
   Publish();
   Status saved = SaveState();
   if (!saved.ok()) spdlog::error("registry: {}", saved.ToString());
-  spdlog::info("sandbox {} attached: cgroup {} policy {} (id {})", sb.instance, sb.cgroup,
-               sb.policy->name(), sb.id);
+  spdlog::info("sandbox {} attached: cgroup {} policy {} (id {}, {}, proxy port {}, dns port {})",
+               sb.instance, sb.cgroup, sb.policy->name(), sb.id,
+               sb.netns.empty() ? "host network namespace" : "network namespace " + netns_path,
+               sb.proxy_port, sb.dns_port);
   return AttachResult{sb, false};
 }
 
-Status Registry::Detach(const std::string& cgroup_spec) {
+// Kills a transient sandbox's processes while it is still enforced, then
+// takes the kernel programs, listeners and namespace pin away.
+Status Registry::DetachLocked(SandboxInfo& sb) {
+  if (sb.transient) {
+    Status killed = kernel::KillCgroup(sb.cgroup, kKillTimeoutMs);
+    if (!killed.ok() && access(sb.cgroup.c_str(), F_OK) == 0) return killed;
+  }
+  Status st = bpf_->DetachSandbox(sb.id);
+  if (!st.ok()) return st;
+  if (sb.policy) DeleteRules(sb.policy->policy(), sb.policy_set_id);
+  if (sink_) sink_->RemoveSandboxListeners(sb.id);
+  if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
+  if (sb.transient) {
+    Status removed = kernel::RemoveCgroupTree(sb.cgroup);
+    if (!removed.ok()) spdlog::warn("sandbox {}: {}", sb.instance, removed.ToString());
+  }
+  if (sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit) {
+    finished_.push_back({sb.instance, sb.policy, sb.observed});
+    if (finished_.size() > kFinishedKept) finished_.pop_front();
+  }
+  spdlog::info("sandbox {} detached: cgroup {}", sb.instance, sb.cgroup);
+  sandboxes_.erase(sb.id);
+  Publish();
+  return SaveState();
+}
+
+Status Registry::Detach(const std::string& cgroup_or_instance) {
   std::lock_guard lock(mu_);
   // The cgroup may be gone already (the container ended): match by path too.
-  std::string path = cgroup_spec;
-  auto cgroup = kernel::ResolveCgroup(cgroup_spec, options_.cgroup2_mount);
+  std::string path = cgroup_or_instance;
+  auto cgroup = kernel::ResolveCgroup(cgroup_or_instance, options_.cgroup2_mount);
   if (cgroup.ok()) {
     path = cgroup->path;
-  } else if (!cgroup_spec.empty() && cgroup_spec[0] != '/') {
-    path = options_.cgroup2_mount + "/" + cgroup_spec;
+  } else if (!cgroup_or_instance.empty() && cgroup_or_instance[0] != '/') {
+    path = options_.cgroup2_mount + "/" + cgroup_or_instance;
   }
   SandboxInfo* sb = FindByCgroup(path);
   if (!sb) {
     for (auto& [id, other] : sandboxes_)
-      if (other.instance == cgroup_spec) sb = &other;
+      if (other.instance == cgroup_or_instance) sb = &other;
   }
-  if (!sb) return EGRESSD_ERROR("{} is not attached", cgroup_spec);
-  Status st = bpf_->DetachSandbox(sb->id);
-  if (!st.ok()) return st;
-  if (sb->policy) DeleteRules(sb->policy->policy(), sb->policy_set_id);
-  spdlog::info("sandbox {} detached: cgroup {}", sb->instance, sb->cgroup);
-  sandboxes_.erase(sb->id);
-  Publish();
-  return SaveState();
+  if (!sb) return EGRESSD_ERROR("{} is not attached", cgroup_or_instance);
+  return DetachLocked(*sb);
+}
+
+size_t Registry::ReapOrphans() {
+  std::lock_guard lock(mu_);
+  std::vector<uint32_t> orphans;
+  for (const auto& [id, sb] : sandboxes_)
+    if (sb.owner_pid > 0 && ProcessStartTime(sb.owner_pid) != sb.owner_start_time)
+      orphans.push_back(id);
+  for (uint32_t id : orphans) {
+    SandboxInfo& sb = sandboxes_[id];
+    spdlog::warn("sandbox {}: its owner (pid {}) is gone; removing it", sb.instance, sb.owner_pid);
+    Status st = DetachLocked(sb);
+    if (!st.ok()) spdlog::error("sandbox {}: {}", sb.instance, st.ToString());
+  }
+  return orphans.size();
+}
+
+StatusOr<std::string> Registry::Suggest(const std::string& instance) const {
+  std::lock_guard lock(mu_);
+  std::shared_ptr<const policy::CompiledPolicy> policy;
+  std::shared_ptr<Observations> observed;
+  for (const auto& [id, sb] : sandboxes_)
+    if (sb.instance == instance) {
+      policy = sb.policy;
+      observed = sb.observed;
+    }
+  if (!observed)
+    for (auto it = finished_.rbegin(); it != finished_.rend() && !observed; ++it)
+      if (it->instance == instance) {
+        policy = it->policy;
+        observed = it->observed;
+      }
+  if (!observed)
+    return EGRESSD_ERROR(
+        "no instance \"{}\" is attached or ended recently (egressd keeps the last {})", instance,
+        kFinishedKept);
+  if (!policy) return EGRESSD_ERROR("instance \"{}\" has no policy loaded", instance);
+  if (policy->policy().mode != policy::PolicyMode::kAudit)
+    return EGRESSD_ERROR(
+        "instance \"{}\" runs policy \"{}\" in enforce mode: only audit mode (mode: audit) "
+        "records what a sandbox does",
+        instance, policy->name());
+  return policy::SuggestPolicy(policy->policy(), observed->Snapshot(), instance);
 }
 
 StatusOr<size_t> Registry::ReloadPolicies() {
@@ -260,6 +444,12 @@ Status Registry::SaveState() const {
         {"policy_kind", sb.source.kind == PolicySource::Kind::kName ? "name" : "file"},
         {"policy", sb.source.value},
         {"policy_set_id", sb.policy_set_id},
+        {"netns", sb.netns},
+        {"proxy_port", sb.proxy_port},
+        {"dns_port", sb.dns_port},
+        {"transient", sb.transient},
+        {"owner_pid", sb.owner_pid},
+        {"owner_start_time", sb.owner_start_time},
     });
   }
   std::string path = options_.state_dir + "/state.json";
@@ -282,8 +472,9 @@ Status Registry::Restore() {
   nlohmann::json state;
   try {
     state = nlohmann::json::parse(in);
-    if (state.at("version").get<int>() != kStateVersion)
-      return EGRESSD_ERROR("{}: unsupported state version", path);
+    int version = state.at("version").get<int>();
+    if (version < 1 || version > kStateVersion)
+      return EGRESSD_ERROR("{}: unsupported state version {}", path, version);
     next_policy_set_id_ = state.at("next_policy_set_id").get<uint32_t>();
     for (const auto& s : state.at("sandboxes")) {
       SandboxInfo sb;
@@ -295,7 +486,14 @@ Status Registry::Restore() {
                                                                         : PolicySource::Kind::kFile;
       sb.source.value = s.at("policy").get<std::string>();
       sb.policy_set_id = s.at("policy_set_id").get<uint32_t>();
+      sb.netns = s.value("netns", std::string());
+      sb.proxy_port = s.value("proxy_port", uint16_t{0});
+      sb.dns_port = s.value("dns_port", uint16_t{0});
+      sb.transient = s.value("transient", false);
+      sb.owner_pid = s.value("owner_pid", pid_t{0});
+      sb.owner_start_time = s.value("owner_start_time", uint64_t{0});
       sb.counters = std::make_shared<ProxyCounters>();
+      sb.observed = std::make_shared<Observations>();
       sb.generation = next_generation_++;
       sandboxes_[sb.id] = sb;
     }
@@ -312,6 +510,7 @@ Status Registry::Restore() {
       spdlog::info("sandbox {}: cgroup {} is gone, forgetting it", sb.instance, sb.cgroup);
       Status st = bpf_->DetachSandbox(sb.id);
       if (!st.ok()) spdlog::warn("registry: {}", st.ToString());
+      if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
       it = sandboxes_.erase(it);
       continue;
     }
@@ -323,6 +522,18 @@ Status Registry::Restore() {
                          : bpf_->AttachCgroup(fd, sb.id);
       if (fd >= 0) close(fd);
       if (!st.ok()) spdlog::error("sandbox {}: {}", sb.instance, st.ToString());
+    }
+    // Listeners again, on the same ports when they are still free. Should
+    // that fail, the kernel keeps sending the sandbox to ports nobody serves:
+    // refused, fail closed.
+    SandboxListeners listeners;
+    Status opened = OpenListeners(sb, sb.proxy_port, sb.dns_port, &listeners);
+    if (!opened.ok()) {
+      sb.problem = "listeners: " + opened.message();
+      spdlog::error("sandbox {}: cannot open its listeners, its connections are refused: {}",
+                    sb.instance, opened.ToString());
+      ++it;
+      continue;
     }
     auto policy = LoadPolicySource(sb.source, options_.policy_dir);
     if (!policy.ok()) {
@@ -337,6 +548,7 @@ Status Registry::Restore() {
         spdlog::error("sandbox {}: {}", sb.instance, st.ToString());
       }
     }
+    if (sink_) sink_->AddSandboxListeners(sb.id, std::move(listeners));
     spdlog::info("sandbox {} re-adopted: cgroup {} id {}", sb.instance, sb.cgroup, sb.id);
     ++it;
   }

@@ -9,15 +9,20 @@
 // sees a half-written rule set.
 #pragma once
 
+#include <sys/types.h>
+
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "userspace/common/status.h"
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/sandbox/policy_source.h"
+#include "userspace/sandbox/sandbox_listeners.h"
 #include "userspace/sandbox/sandbox_view.h"
 
 namespace egressd::sandbox {
@@ -26,8 +31,29 @@ struct RegistryOptions {
   std::string state_dir;
   std::string policy_dir;
   std::string cgroup2_mount;
-  uint16_t proxy_port = 0;
-  uint16_t dns_port = 0;
+  uint16_t proxy_port = 0;  // the shared proxy listeners of host-namespace sandboxes
+};
+
+// Where a sandbox's listeners go once they are open: the proxy workers take
+// the proxy sockets, the DNS forwarder the DNS sockets.
+class ListenerSink {
+ public:
+  virtual ~ListenerSink() = default;
+  virtual void AddSandboxListeners(uint32_t sandbox_id, SandboxListeners listeners) = 0;
+  virtual void RemoveSandboxListeners(uint32_t sandbox_id) = 0;
+};
+
+struct AttachRequest {
+  std::string cgroup;  // path, absolute or relative to the cgroup2 mount
+  PolicySource source;
+  std::string instance;  // default: the cgroup's directory name
+  // Network namespace: "" detects it from the cgroup's processes, "host" is
+  // the daemon's, anything else a path (/proc/PID/ns/net, /run/netns/NAME).
+  std::string netns;
+  // `egressctl run`: the daemon owns the cgroup. Detach kills what is left in
+  // it and removes it; so does the daemon when owner_pid dies first.
+  bool transient = false;
+  pid_t owner_pid = 0;
 };
 
 struct SandboxInfo {
@@ -40,7 +66,14 @@ struct SandboxInfo {
   uint32_t policy_set_id = 0;
   std::shared_ptr<const policy::CompiledPolicy> policy;  // null if it failed to load on restore
   std::shared_ptr<ProxyCounters> counters;
+  std::shared_ptr<Observations> observed;
   std::string problem;  // why the sandbox is refusing everything, if it is
+  std::string netns;    // "" for the daemon's namespace, else egressd's pin of it
+  uint16_t proxy_port = 0;
+  uint16_t dns_port = 0;
+  bool transient = false;
+  pid_t owner_pid = 0;
+  uint64_t owner_start_time = 0;  // tells a reused pid from the owner
 };
 
 struct AttachResult {
@@ -55,20 +88,32 @@ class Registry : public SandboxDirectory {
   // Re-adopts the sandboxes recorded in the state dir (after a restart).
   Status Restore();
 
-  StatusOr<AttachResult> Attach(const std::string& cgroup_spec, const PolicySource& source,
-                                const std::string& instance);
-  Status Detach(const std::string& cgroup_spec);
+  // Called once, before Restore() and any Attach().
+  void SetListenerSink(ListenerSink* sink) { sink_ = sink; }
+
+  StatusOr<AttachResult> Attach(const AttachRequest& request);
+  // By cgroup path or instance name.
+  Status Detach(const std::string& cgroup_or_instance);
+  // Detaches transient sandboxes whose owner process is gone. Returns how many.
+  size_t ReapOrphans();
+  // `policy suggest`: a policy allowing what an audit-mode instance did
+  // (attached now, or one of the last instances that ended).
+  StatusOr<std::string> Suggest(const std::string& instance) const;
   // Re-reads every sandbox's policy; all or nothing.
   StatusOr<size_t> ReloadPolicies();
 
   std::vector<SandboxInfo> List() const;
   std::shared_ptr<const SandboxView> Find(uint32_t sandbox_id) const override;
+  bool IsListenerPort(uint16_t port) const override;
 
  private:
   Status ApplyPolicy(SandboxInfo& sb, std::shared_ptr<const policy::CompiledPolicy> policy);
   Status WriteRules(const policy::Policy& policy, uint32_t set_id);
   void DeleteRules(const policy::Policy& policy, uint32_t set_id);
-  Status WriteConfig(const SandboxInfo& sb);
+  Status WriteConfig(const SandboxInfo& sb, const policy::Policy& policy);
+  Status OpenListeners(SandboxInfo& sb, uint16_t want_proxy, uint16_t want_dns,
+                       SandboxListeners* out);
+  Status DetachLocked(SandboxInfo& sb);
   void Publish();
   Status SaveState() const;
   uint32_t AllocateId();
@@ -82,8 +127,19 @@ class Registry : public SandboxDirectory {
   uint64_t next_generation_ = 1;
   uint32_t next_id_hint_ = 1;  // ids are handed out round-robin, not lowest-free
 
+  ListenerSink* sink_ = nullptr;
+
+  // What audit-mode instances that ended did, for `policy suggest` (bounded).
+  struct Finished {
+    std::string instance;
+    std::shared_ptr<const policy::CompiledPolicy> policy;
+    std::shared_ptr<Observations> observed;
+  };
+  std::deque<Finished> finished_;
+
   mutable std::mutex views_mu_;  // data plane: held only to copy a pointer
   std::shared_ptr<const std::map<uint32_t, std::shared_ptr<const SandboxView>>> views_;
+  std::shared_ptr<const std::set<uint16_t>> listener_ports_;
 };
 
 }  // namespace egressd::sandbox

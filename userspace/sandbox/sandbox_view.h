@@ -10,6 +10,7 @@
 #include <string>
 
 #include "policy/compiled_policy.h"
+#include "userspace/sandbox/observations.h"
 
 namespace egressd::sandbox {
 
@@ -24,6 +25,8 @@ struct ProxyCounters {
   std::atomic<uint64_t> bytes_up{0};            // bytes sent to upstreams
   std::atomic<uint64_t> bytes_down{0};          // bytes sent back to the sandbox
   std::atomic<uint64_t> tls_passthrough{0};     // TLS connections passed through by SNI
+  std::atomic<uint64_t> dns_queries{0};         // DNS queries from the sandbox
+  std::atomic<uint64_t> dns_refused{0};         // answered NXDOMAIN by policy
 };
 
 struct SandboxView {
@@ -33,6 +36,8 @@ struct SandboxView {
   std::string cgroup;
   std::shared_ptr<const policy::CompiledPolicy> policy;  // never null
   std::shared_ptr<ProxyCounters> counters;               // never null
+  std::shared_ptr<Observations> observed;                // never null; filled in audit mode
+  bool audit() const { return policy->policy().mode == policy::PolicyMode::kAudit; }
 };
 
 // Read side of the sandbox registry, as the proxy sees it.
@@ -41,6 +46,9 @@ class SandboxDirectory {
   virtual ~SandboxDirectory() = default;
   // The current view of a sandbox, or null when no such sandbox is attached.
   virtual std::shared_ptr<const SandboxView> Find(uint32_t sandbox_id) const = 0;
+  // Whether a loopback port is one of the sandboxes' own listeners (DNS, and
+  // proxy for sandboxes in a network namespace): never an upstream.
+  virtual bool IsListenerPort(uint16_t port) const = 0;
 };
 
 }  // namespace egressd::sandbox

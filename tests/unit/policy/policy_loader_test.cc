@@ -133,7 +133,7 @@ TEST(ParsePolicyErrors, MoreThanOneDocument) {
   // An empty second document is still a second document.
   ExpectOneError("name: a\n---\n", 3, 1, "one policy per file");
   // Errors in the first document are reported too.
-  EXPECT_EQ(Errors("name: a\nmode: audit\n---\nname: b\n").size(), 2u);
+  EXPECT_EQ(Errors("name: a\nmode: bogus\n---\nname: b\n").size(), 2u);
 }
 
 TEST(ParsePolicyErrors, MissingName) {
@@ -199,14 +199,18 @@ TEST(ParsePolicy, NameOf64IsFine) {
   EXPECT_EQ(MustParse("name: " + std::string(64, 'n') + "\n").name, std::string(64, 'n'));
 }
 
-TEST(ParsePolicyErrors, ModeAuditNotSupportedYet) {
-  EXPECT_EQ(Errors("name: a\nmode: audit\n"),
-            std::vector<std::string>{
-                "2:7: mode \"audit\" is not supported yet; the only mode is \"enforce\""});
+TEST(ParsePolicy, Modes) {
+  EXPECT_EQ(MustParse("name: a\n").mode, PolicyMode::kEnforce);
+  EXPECT_EQ(MustParse("name: a\nmode: enforce\n").mode, PolicyMode::kEnforce);
+  EXPECT_EQ(MustParse("name: a\nmode: audit\n").mode, PolicyMode::kAudit);
+}
+
+TEST(ParsePolicyErrors, BadMode) {
   ExpectOneError("name: a\nmode: permissive\n", 2, 7,
-                 "mode must be \"enforce\", not the string \"permissive\"");
+                 "mode must be \"enforce\" or \"audit\", not the string \"permissive\"");
   ExpectOneError("name: a\nmode: [enforce]\n", 2, 7, "not a list");
-  ExpectOneError("name: a\nmode:\n", 2, 1, "mode must be \"enforce\"");
+  ExpectOneError("name: a\nmode:\n", 2, 1, "mode must be \"enforce\" or \"audit\"");
+  ExpectOneError("name: a\nmode: Audit\n", 2, 7, "mode must be");
 }
 
 // --- list shapes -------------------------------------------------------------
@@ -370,7 +374,7 @@ allowed_hosts: ["**.x.com", 7]
 denied_hosts: gist.github.com
 deny_cidrs: ["10.0.0.1/8"]
 allow_tcp: ["db:0"]
-mode: audit
+mode: learn
 )");
   EXPECT_EQ(errors,
             (std::vector<std::string>{
@@ -383,7 +387,7 @@ mode: audit
                 "\"gist.github.com\" (write [\"gist.github.com\"] for a list of one)",
                 "4:14: deny_cidrs: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?",
                 "5:13: allow_tcp: \"db:0\": port must be a number 1..65535",
-                "6:7: mode \"audit\" is not supported yet; the only mode is \"enforce\"",
+                "6:7: mode must be \"enforce\" or \"audit\", not the string \"learn\"",
                 "1:1: missing required key \"name\""}));
 }
 
@@ -444,7 +448,7 @@ TEST_F(LoadPolicyFileTest, LoadsAFile) {
 }
 
 TEST_F(LoadPolicyFileTest, ReportsErrorsOfAFile) {
-  LoadResult r = LoadPolicyFile(Write("bad.yaml", "name: agent\nmode: audit\n"));
+  LoadResult r = LoadPolicyFile(Write("bad.yaml", "name: agent\nmode: learn\n"));
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].line, 2);
 }

@@ -113,6 +113,26 @@ TEST(DnsMessage, QueryRoundTrip) {
   EXPECT_EQ(parsed->type, 28);
 }
 
+TEST(DnsMessage, NxdomainAnswersTheQuestionAsked) {
+  Bytes q = *BuildDnsQuery(4242, "Exfil.Example.org", DnsType::kA);
+  q[11] = 1;  // an EDNS OPT record: not echoed
+  q.insert(q.end(), {0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0});
+  std::string err;
+  auto question = ParseDnsQuery(q, &err);
+  ASSERT_TRUE(question) << err;
+  Bytes nx = BuildDnsNxdomain(q, *question);
+  auto parsed = ParseDnsResponse(nx, &err);
+  ASSERT_TRUE(parsed) << err;
+  EXPECT_EQ(parsed->id, 4242);
+  EXPECT_EQ(parsed->rcode, 3);
+  EXPECT_EQ(parsed->question_name, "exfil.example.org");
+  EXPECT_EQ(parsed->question_type, 1);
+  EXPECT_TRUE(parsed->answers.empty());
+  EXPECT_EQ(nx[2] & 0x01, 0x01) << "RD echoed";
+  EXPECT_EQ(nx[11], 0) << "no additional records";
+  EXPECT_EQ(nx.size(), question->question_end);
+}
+
 TEST(DnsMessage, ParseQueryChecks) {
   std::string err;
   Bytes q = *BuildDnsQuery(1, "a.com", DnsType::kA);

@@ -17,7 +17,14 @@ policy::CompiledPolicy Compile(const char* yaml) {
   return policy::CompiledPolicy(*result.policy);
 }
 
-const OwnListeners kOwn{15001, 15053};
+// The directory of sandboxes, as far as own listener ports go.
+class FakeDirectory : public sandbox::SandboxDirectory {
+ public:
+  std::shared_ptr<const sandbox::SandboxView> Find(uint32_t) const override { return nullptr; }
+  bool IsListenerPort(uint16_t port) const override { return port == 15053; }
+};
+const FakeDirectory kDirectory;
+const OwnListeners kOwn{15001, &kDirectory};
 
 TEST(UpstreamChoice, OriginalDestinationWinsWhenAmongAnswers) {
   auto p = Compile("name: t\n");
@@ -58,6 +65,20 @@ TEST(UpstreamChoice, RefusesEgressdItself) {
   EXPECT_FALSE(c.addr);
   EXPECT_FALSE(RefuseUpstreamAddress(Ip("::1"), 15053, p, kOwn).empty());
   EXPECT_TRUE(RefuseUpstreamAddress(Ip("127.0.0.1"), 8080, p, kOwn).empty());
+}
+
+TEST(UpstreamChoice, AuditModeIgnoresDenyCidrsButNeverEgressdItself) {
+  auto p = Compile("name: t\nmode: audit\ndeny_cidrs: [\"169.254.0.0/16\", \"127.0.0.0/8\"]\n");
+  auto c = ChooseUpstream({Ip("169.254.169.254")}, Ip("169.254.169.254"), 80, p, kOwn,
+                          /*apply_deny_cidrs=*/false);
+  ASSERT_TRUE(c.addr);
+  EXPECT_FALSE(RefuseUpstreamAddress(Ip("127.0.0.1"), 15053, p, kOwn, false).empty());
+  EXPECT_TRUE(RefuseUpstreamAddress(Ip("127.0.0.1"), 8080, p, kOwn, false).empty());
+}
+
+TEST(UpstreamChoice, FormatAddressPort) {
+  EXPECT_EQ(FormatAddressPort(Ip("10.1.2.3"), 22), "10.1.2.3:22");
+  EXPECT_EQ(FormatAddressPort(Ip("::1"), 5432), "[::1]:5432");
 }
 
 TEST(UpstreamChoice, NoAnswers) {

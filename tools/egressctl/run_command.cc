@@ -1,0 +1,244 @@
+#include "tools/egressctl/run_command.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "tools/egressctl/control_client.h"
+
+namespace egressctl {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kSetupFailed = 125;
+
+struct User {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string name, home;
+  std::vector<gid_t> groups;
+};
+
+int SetupError(const std::string& message) {
+  std::cerr << "egressctl: " << message << "\n";
+  return kSetupFailed;
+}
+
+bool LookUpUser(const std::string& spec, User* user, std::string* error) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  bool numeric = !spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos;
+  int rc = numeric ? getpwuid_r(static_cast<uid_t>(std::stoul(spec)), &pw, buf.data(), buf.size(),
+                                &found)
+                   : getpwnam_r(spec.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0 || !found) {
+    *error = "--user " + spec + ": no such user";
+    return false;
+  }
+  user->uid = pw.pw_uid;
+  user->gid = pw.pw_gid;
+  user->name = pw.pw_name;
+  user->home = pw.pw_dir;
+  int n = 64;
+  user->groups.resize(static_cast<size_t>(n));
+  if (getgrouplist(pw.pw_name, pw.pw_gid, user->groups.data(), &n) < 0) {
+    user->groups.resize(static_cast<size_t>(n));
+    getgrouplist(pw.pw_name, pw.pw_gid, user->groups.data(), &n);
+  }
+  user->groups.resize(static_cast<size_t>(n));
+  return true;
+}
+
+std::string RandomInstance() {
+  unsigned char bytes[4] = {};
+  std::ifstream("/dev/urandom", std::ios::binary).read(reinterpret_cast<char*>(bytes), 4);
+  char out[16];
+  snprintf(out, sizeof(out), "run-%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
+  return out;
+}
+
+// Removes CAP_NET_RAW and CAP_NET_ADMIN from every capability set of this
+// process, so neither the command nor anything it executes can have them.
+bool DropNetworkCapabilities() {
+  for (int cap : {CAP_NET_RAW, CAP_NET_ADMIN})
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return false;
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  for (int cap : {CAP_NET_RAW, CAP_NET_ADMIN}) {
+    uint32_t bit = 1u << (cap % 32);
+    data[cap / 32].effective &= ~bit;
+    data[cap / 32].permitted &= ~bit;
+    data[cap / 32].inheritable &= ~bit;
+  }
+  return syscall(SYS_capset, &header, data) == 0;
+}
+
+// In the child: waits for the go-ahead, then becomes the command. On failure
+// the error goes through `error_fd` (close-on-exec: silent on success).
+[[noreturn]] void ChildMain(const RunOptions& options, const User* user, int go_fd, int error_fd,
+                            const sigset_t& original_mask) {
+  auto die = [&](const char* stage, int code) {
+    int err = errno;
+    std::string message = std::string(stage) + ": " + strerror(err);
+    (void)!write(error_fd, message.data(), message.size());
+    _exit(code);
+  };
+  char go = 0;
+  if (read(go_fd, &go, 1) != 1) _exit(kSetupFailed);  // egressctl gave up: attach failed
+  close(go_fd);
+  if (!DropNetworkCapabilities()) die("dropping CAP_NET_RAW and CAP_NET_ADMIN", kSetupFailed);
+  if (user) {
+    if (setgroups(user->groups.size(), user->groups.data()) != 0) die("setgroups", kSetupFailed);
+    if (setgid(user->gid) != 0) die("setgid", kSetupFailed);
+    if (setuid(user->uid) != 0) die("setuid", kSetupFailed);
+    setenv("HOME", user->home.c_str(), 1);
+    setenv("USER", user->name.c_str(), 1);
+    setenv("LOGNAME", user->name.c_str(), 1);
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs", kSetupFailed);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) signal(sig, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+  std::vector<char*> argv;
+  for (const auto& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  die(options.command[0].c_str(), errno == ENOENT ? 127 : 126);
+  _exit(126);
+}
+
+pid_t CloneIntoCgroup(int cgroup_fd, bool new_netns) {
+  clone_args args{};
+  args.flags = CLONE_INTO_CGROUP | (new_netns ? CLONE_NEWNET : 0);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  return static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof(args)));
+}
+
+}  // namespace
+
+int RunCommand(const RunOptions& options) {
+  if (options.command.empty()) return SetupError("run: no command given (egressctl run ... -- CMD)");
+  if (options.netns != "new" && options.netns != "host")
+    return SetupError("run: --netns must be \"new\" or \"host\", not \"" + options.netns + "\"");
+  if (options.policy.empty()) return SetupError("run: --policy NAME|FILE is required");
+  User user;
+  std::string error;
+  if (!options.user.empty() && !LookUpUser(options.user, &user, &error)) return SetupError(error);
+
+  auto status = TryCall(options.socket, {{"cmd", "status"}}, &error);
+  if (!status) return SetupError(error);
+  std::string root = status->value("cgroup_root", std::string());
+  if (root.empty()) return SetupError("egressd did not say where its cgroups go (cgroup_root)");
+  std::string instance = options.instance.empty() ? RandomInstance() : options.instance;
+  if (instance.find('/') != std::string::npos || instance == "." || instance == "..")
+    return SetupError("run: --instance must not contain '/'");
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec) return SetupError("cannot create " + root + ": " + ec.message());
+  std::string cgroup = root + "/" + instance;
+  if (mkdir(cgroup.c_str(), 0755) != 0)
+    return SetupError("cannot create cgroup " + cgroup + ": " + strerror(errno) +
+                      (errno == EEXIST ? " (is instance \"" + instance + "\" running already?)"
+                                       : ""));
+  int cgroup_fd = open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup_fd < 0) {
+    int err = errno;
+    rmdir(cgroup.c_str());
+    return SetupError("cannot open " + cgroup + ": " + strerror(err));
+  }
+
+  // Signals are taken synchronously below; the child restores the mask.
+  sigset_t handled, original;
+  sigemptyset(&handled);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&handled, sig);
+  sigprocmask(SIG_BLOCK, &handled, &original);
+
+  int go[2], errors[2];
+  if (pipe2(go, O_CLOEXEC) != 0 || pipe2(errors, O_CLOEXEC) != 0) {
+    rmdir(cgroup.c_str());
+    return SetupError(std::string("pipe: ") + strerror(errno));
+  }
+  pid_t child = CloneIntoCgroup(cgroup_fd, options.netns == "new");
+  if (child == 0) {
+    close(go[1]);
+    close(errors[0]);
+    ChildMain(options, options.user.empty() ? nullptr : &user, go[0], errors[1], original);
+  }
+  int clone_errno = errno;
+  close(cgroup_fd);
+  close(go[0]);
+  close(errors[1]);
+  if (child < 0) {
+    rmdir(cgroup.c_str());
+    return SetupError(std::string("cannot start the command in ") + cgroup + ": clone3: " +
+                      strerror(clone_errno));
+  }
+
+  json attach = {{"cmd", "attach"},
+                 {"cgroup", cgroup},
+                 {"instance", instance},
+                 {"netns", options.netns == "new" ? "/proc/" + std::to_string(child) + "/ns/net"
+                                                  : std::string("host")},
+                 {"transient", true},
+                 {"owner_pid", getpid()}};
+  attach[options.policy_is_file ? "policy_file" : "policy"] = options.policy;
+  if (!TryCall(options.socket, attach, &error)) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    rmdir(cgroup.c_str());
+    return SetupError("cannot attach the policy: " + error);
+  }
+  // Enforced from here: let the child go on.
+  (void)!write(go[1], "g", 1);
+  close(go[1]);
+  std::string exec_error;
+  char buf[512];
+  for (ssize_t n; (n = read(errors[0], buf, sizeof(buf))) > 0;)
+    exec_error.append(buf, static_cast<size_t>(n));
+  close(errors[0]);
+  if (!exec_error.empty()) std::cerr << "egressctl: cannot run the command: " << exec_error << "\n";
+
+  int exit_code = kSetupFailed;
+  for (bool done = false; !done;) {
+    siginfo_t info{};
+    int sig = sigwaitinfo(&handled, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig != SIGCHLD) {
+      // Signals from the terminal reach the command by themselves (same
+      // process group); only those sent to egressctl alone are forwarded.
+      if (info.si_code == SI_USER || info.si_code == SI_QUEUE) kill(child, sig);
+      continue;
+    }
+    int wstatus = 0;
+    pid_t r = waitpid(child, &wstatus, WNOHANG);
+    if (r == child) {
+      done = true;
+      exit_code = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+    }
+  }
+
+  // The daemon kills what the command left behind and removes the cgroup.
+  if (!TryCall(options.socket, {{"cmd", "detach"}, {"cgroup", cgroup}}, &error))
+    std::cerr << "egressctl: detaching " << cgroup << ": " << error << "\n";
+  return exit_code;
+}
+
+}  // namespace egressctl
