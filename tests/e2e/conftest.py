@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakedns import FakeDns  # noqa: E402
+from netns_helpers import OriginNetns  # noqa: E402
 from origins import Origin, make_ca  # noqa: E402
 
 BUILD_DIR = os.environ.get("EGRESSD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -84,6 +85,7 @@ class Daemon:
         os.makedirs(self.policy_dir, exist_ok=True)
         self.bpffs = f"/sys/fs/bpf/egressd-test-{uuid.uuid4().hex[:8]}"
         self.proxy_port = free_port()
+        self.cgroup_root = os.path.join(CGROUP2, f"egressd-test-root-{uuid.uuid4().hex[:8]}")
         self.dns_upstream = dns_upstream
         self.proc = None
         self.log = []
@@ -94,7 +96,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [EGRESSD, "--socket", self.socket, "--state-dir", self.state_dir, "--bpffs", self.bpffs,
              "--policy-dir", self.policy_dir, "--proxy-port", str(self.proxy_port),
-             "--dns-upstream", self.dns_upstream,
+             "--dns-upstream", self.dns_upstream, "--cgroup-root", self.cgroup_root,
              "--log-level", "debug"],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         proc = self.proc
@@ -139,6 +141,19 @@ class Daemon:
             raise AssertionError(f"egressctl {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r
 
+    def run(self, *args, **kw):
+        """`egressctl run ARGS`: returns the CompletedProcess (no check)."""
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 60)
+        return subprocess.run([EGRESSCTL, "--socket", self.socket, "run", *args], **kw)
+
+    def popen_run(self, *args, **kw):
+        return subprocess.Popen([EGRESSCTL, "--socket", self.socket, "run", *args], **kw)
+
+    def instances(self):
+        return {s["instance"]: s for s in json.loads(self.ctl("list", "--json").stdout)["sandboxes"]}
+
     def status(self):
         return json.loads(self.ctl("status").stdout)
 
@@ -151,6 +166,39 @@ class Daemon:
         self.stop()
         # Unpinning the links detaches the programs; then the maps go.
         shutil.rmtree(self.bpffs, ignore_errors=True)
+        # Transient sandboxes a failed test left: kill, then remove their cgroups.
+        if os.path.isdir(self.cgroup_root):
+            for name in os.listdir(self.cgroup_root):
+                path = os.path.join(self.cgroup_root, name)
+                if os.path.isdir(path):
+                    kill_cgroup(path)
+                    try:
+                        os.rmdir(path)
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(self.cgroup_root)
+            except OSError:
+                pass
+        netns_dir = os.path.join(self.state_dir, "netns")
+        if os.path.isdir(netns_dir):
+            for name in os.listdir(netns_dir):
+                subprocess.run(["umount", "-l", os.path.join(netns_dir, name)], capture_output=True)
+
+
+def kill_cgroup(path, timeout=5):
+    """Kills every process of a cgroup and waits until it is empty."""
+    try:
+        with open(os.path.join(path, "cgroup.kill"), "w") as f:
+            f.write("1")
+    except OSError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(os.path.join(path, "cgroup.events")) as f:
+            if "populated 0" in f.read():
+                return
+        time.sleep(0.05)  # cgroup.kill is asynchronous
 
 
 class Sandbox:
@@ -196,16 +244,7 @@ class Sandbox:
         return self.daemon.stats(self.instance)
 
     def cleanup(self):
-        try:
-            with open(os.path.join(self.path, "cgroup.kill"), "w") as f:
-                f.write("1")
-        except OSError:
-            pass
-        for _ in range(100):
-            with open(os.path.join(self.path, "cgroup.procs")) as f:
-                if not f.read().strip():
-                    break
-            time.sleep(0.05)  # cgroup.kill is asynchronous; no event to wait on
+        kill_cgroup(self.path)
         self.daemon.ctl("detach", self.path, check=False)
         try:
             os.rmdir(self.path)
@@ -233,6 +272,7 @@ def env(tmp_path_factory):
     cleanups = [e.http.close, e.https.close, e.http6.close, e.dns.close, e.daemon.cleanup]
     e.sandboxes = []
     e.dns_dir = os.path.dirname(__file__)
+    e.daemon_egressctl = EGRESSCTL
     try:
         e.daemon.start()
         write_policy(e.daemon.policy_dir, "open", denied_hosts=["denied.test"])
@@ -244,6 +284,19 @@ def env(tmp_path_factory):
             return sb
 
         e.sandbox = sandbox
+
+        def origin_netns():
+            """An origin namespace (veth to the host) with one HTTP origin, named
+            origin.test / origin2.test / origin3.test in the test's DNS."""
+            if not hasattr(e, "netns"):
+                e.netns = OriginNetns()
+                cleanups.append(e.netns.close)
+                e.netns_port = e.netns.http_server("netns-origin")
+                for name in ("origin.test", "origin2.test", "origin3.test"):
+                    e.dns.records[name] = [e.netns.ip]
+            return e.netns
+
+        e.origin_netns = origin_netns
         yield e
     finally:
         for sb in e.sandboxes:
