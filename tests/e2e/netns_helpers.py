@@ -82,3 +82,39 @@ class OriginNetns:
             run("ip", "link", "del", self.host_if, check=False)
         if self._made_ns:
             run("ip", "netns", "del", self.name, check=False)
+
+
+AGENT = os.path.join(os.path.dirname(__file__), "sandbox_agent.py")
+
+
+class Agent:
+    """sandbox_agent.py started by `argv_prefix` (egressctl run ..., unshare ...)."""
+
+    def __init__(self, argv_prefix):
+        self.proc = subprocess.Popen([*argv_prefix, "/usr/bin/python3", "-u", AGENT],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line != "ready\n":
+            self.close()
+            raise RuntimeError(f"sandbox agent did not start: {line!r}")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def ask(self, *words):
+        self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self):
+        """Ends the agent; returns its exit status (egressctl's when it ran through run)."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()

@@ -1,0 +1,87 @@
+"""Runs inside a sandbox and does what the test asks, one command per stdin
+line, one result per stdout line (so a test can act before and after a
+daemon restart with the same process):
+
+  http HOST PORT IP      GET http://HOST:PORT/ connecting to IP -> status and body
+  dns NAME IP udp|tcp    A query for NAME sent to IP:53 -> rcode and addresses
+  local                  a TCP server on 127.0.0.1 of the sandbox, and a connection to it
+"""
+import http.client
+import socket
+import struct
+import sys
+import threading
+
+
+def http_get(host, port, ip):
+    conn = http.client.HTTPConnection(ip, int(port), timeout=10)
+    conn.request("GET", "/", headers={"Host": f"{host}:{port}"})
+    r = conn.getresponse()
+    return f"{r.status} {r.read().decode().strip()}"
+
+
+def dns_query(name, ip, transport):
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+    msg = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + q + struct.pack("!HH", 1, 1)
+    if transport == "tcp":
+        with socket.create_connection((ip, 53), timeout=5) as s:
+            s.sendall(struct.pack("!H", len(msg)) + msg)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            reply = data[2:]
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(msg, (ip, 53))
+            reply = s.recv(4096)
+    rcode = reply[3] & 0xF
+    ancount = struct.unpack("!H", reply[6:8])[0]
+    addrs = []
+    off = len(msg)
+    for _ in range(ancount):
+        off += 2  # compressed name pointer
+        rtype, _, _, rdlen = struct.unpack("!HHIH", reply[off:off + 10])
+        off += 10
+        if rtype == 1:
+            addrs.append(socket.inet_ntoa(reply[off:off + rdlen]))
+        off += rdlen
+    return f"rcode={rcode} {','.join(addrs)}".strip()
+
+
+def local():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def serve():
+        c, _ = srv.accept()
+        c.sendall(b"local-hello")
+        c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        return c.recv(100).decode()
+
+
+print("ready", flush=True)
+for line in sys.stdin:
+    words = line.split()
+    if not words:
+        continue
+    try:
+        if words[0] == "http":
+            out = http_get(*words[1:4])
+        elif words[0] == "dns":
+            out = dns_query(*words[1:4])
+        elif words[0] == "local":
+            out = local()
+        else:
+            out = "unknown command"
+    except Exception as e:  # the test reads the error
+        out = f"error {type(e).__name__}: {e}"
+    print(out, flush=True)

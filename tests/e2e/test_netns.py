@@ -1,0 +1,119 @@
+"""Sandboxes in network namespaces of their own: `egressctl run --netns new`,
+attaching to an `unshare -n` process, and a daemon restart keeping them
+enforced. Origins live in a namespace the test creates, behind a veth pair."""
+import json
+import os
+import uuid
+
+from conftest import CGROUP2, kill_cgroup, write_policy
+from netns_helpers import Agent
+
+
+def test_run_in_new_netns_reaches_origins_only_through_the_policy(env):
+    ns = env.origin_netns()
+    write_policy(env.daemon.policy_dir, "ns-strict", allowed_hosts=["origin.test"])
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy",
+                   "ns-strict", "--instance", "ns-run", "--"])
+    try:
+        listed = env.daemon.instances()["ns-run"]
+        assert listed["netns"].startswith(os.path.join(env.daemon.state_dir, "netns"))
+        assert listed["transient"] is True
+        port = env.netns_port
+        assert agent.ask("http", "origin.test", port, ns.ip) == \
+            f"200 netns-origin host=origin.test:{port} path=/"
+        assert agent.ask("http", "origin2.test", port, ns.ip).startswith("403 ")
+        # The sandbox's own loopback is its own: not redirected, not proxied.
+        before = env.daemon.stats("ns-run")["proxy"]["connections"]
+        assert agent.ask("local") == "local-hello"
+        assert env.daemon.stats("ns-run")["proxy"]["connections"] == before
+    finally:
+        assert agent.close() == 0
+    assert "ns-run" not in env.daemon.instances()
+    assert os.listdir(os.path.join(env.daemon.state_dir, "netns")) == []
+
+
+def test_netns_host_puts_loopback_under_the_policy(env):
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "strict",
+                   "--netns", "host", "--instance", "host-run", "--"])
+    try:
+        assert env.daemon.instances()["host-run"]["netns"] == "host"
+        assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
+        assert agent.ask("http", "other.test", env.http.port, "127.0.0.1").startswith("403 ")
+    finally:
+        assert agent.close() == 0
+
+
+class UnsharedProcess:
+    """`unshare -n` in a cgroup of the test's: a container as egressd finds it."""
+
+    def __init__(self):
+        self.cgroup = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
+        os.mkdir(self.cgroup)
+        self.agent = Agent(["unshare", "-n", "sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
+                            self.cgroup])
+
+    def close(self):
+        kill_cgroup(self.cgroup)
+        self.agent.close()
+        os.rmdir(self.cgroup)
+
+
+def test_attach_detects_the_netns_and_survives_a_restart(env):
+    ns = env.origin_netns()
+    write_policy(env.daemon.policy_dir, "ns-strict", allowed_hosts=["origin.test"])
+    proc = UnsharedProcess()
+    try:
+        # No --netns: every process of the cgroup shares one namespace, not ours.
+        env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--instance", "unshared")
+        info = env.daemon.instances()["unshared"]
+        pin = info["netns"]
+        assert pin.startswith(os.path.join(env.daemon.state_dir, "netns")) and os.path.ismount(pin)
+        assert info["transient"] is False
+        port = env.netns_port
+        assert agent_ok(proc.agent, port, ns)
+
+        # Restart: the listeners come back inside the namespace (same ports).
+        env.daemon.kill9()
+        env.daemon.start()
+        after = env.daemon.instances()["unshared"]
+        assert after["problem"] == ""
+        assert (after["proxy_port"], after["dns_port"]) == (info["proxy_port"], info["dns_port"])
+        assert agent_ok(proc.agent, port, ns)
+
+        env.daemon.ctl("detach", "unshared")
+        assert not os.path.exists(pin)
+        # Not transient: the daemon leaves the cgroup and its processes alone.
+        assert os.path.isdir(proc.cgroup) and proc.agent.proc.poll() is None
+    finally:
+        env.daemon.ctl("detach", "unshared", check=False)
+        proc.close()
+
+
+def agent_ok(agent, port, ns):
+    allowed = agent.ask("http", "origin.test", port, ns.ip)
+    denied = agent.ask("http", "origin2.test", port, ns.ip)
+    assert allowed.startswith("200 netns-origin"), allowed
+    assert denied.startswith("403 "), denied
+    return True
+
+
+def test_attach_with_explicit_netns_and_refusals(env):
+    ns = env.origin_netns()
+    write_policy(env.daemon.policy_dir, "ns-strict", allowed_hosts=["origin.test"])
+    proc = UnsharedProcess()
+    try:
+        r = env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--netns", "/etc/hostname",
+                           check=False)
+        assert r.returncode != 0 and "is not a network namespace" in r.stderr
+        assert "explicit" not in env.daemon.instances()
+        env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--instance", "explicit",
+                       "--netns", f"/proc/{proc.agent.pid}/ns/net")
+        assert agent_ok(proc.agent, env.netns_port, ns)
+        # The state file records the pin, so a restart finds the namespace again.
+        with open(os.path.join(env.daemon.state_dir, "state.json")) as f:
+            state = json.load(f)
+        assert [s["netns"] for s in state["sandboxes"] if s["instance"] == "explicit"] == \
+            [env.daemon.instances()["explicit"]["netns"]]
+    finally:
+        env.daemon.ctl("detach", "explicit", check=False)
+        proc.close()
