@@ -292,6 +292,7 @@ def env(tmp_path_factory):
                 e.netns = OriginNetns()
                 cleanups.append(e.netns.close)
                 e.netns_port = e.netns.http_server("netns-origin")
+                e.netns_raw_port = e.netns.http_server("netns-raw")  # for non-HTTP TCP
                 for name in ("origin.test", "origin2.test", "origin3.test"):
                     e.dns.records[name] = [e.netns.ip]
             return e.netns

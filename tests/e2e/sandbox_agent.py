@@ -5,6 +5,8 @@ daemon restart with the same process):
   http HOST PORT IP      GET http://HOST:PORT/ connecting to IP -> status and body
   dns NAME IP udp|tcp    A query for NAME sent to IP:53 -> rcode and addresses
   local                  a TCP server on 127.0.0.1 of the sandbox, and a connection to it
+  tcp IP PORT            connect, send a line that is not HTTP -> first line of the answer
+  udp IP PORT            send one datagram -> "sent" or the error
 """
 import http.client
 import socket
@@ -68,6 +70,20 @@ def local():
         return c.recv(100).decode()
 
 
+def tcp(ip, port):
+    with socket.create_connection((ip, int(port)), timeout=10) as c:
+        c.sendall(b"\x00\x01 hello, not http\r\n\r\n")
+        data = c.recv(4096)
+        first = data.split(b"\n")[0].strip().decode(errors="replace")
+        return f"answered {first}" if data else "closed"
+
+
+def udp(ip, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"x", (ip, int(port)))
+    return "sent"
+
+
 print("ready", flush=True)
 for line in sys.stdin:
     words = line.split()
@@ -80,6 +96,10 @@ for line in sys.stdin:
             out = dns_query(*words[1:4])
         elif words[0] == "local":
             out = local()
+        elif words[0] == "tcp":
+            out = tcp(*words[1:3])
+        elif words[0] == "udp":
+            out = udp(*words[1:3])
         else:
             out = "unknown command"
     except Exception as e:  # the test reads the error

@@ -1,0 +1,119 @@
+"""Learning mode: a `mode: audit` policy decides as usual but lets denied
+traffic through, recording `"enforced": false` events in every layer; then
+`egressctl policy suggest` writes the policy that, enforced, allows the same
+run and nothing more."""
+import json
+import time
+
+from conftest import write_policy
+from netns_helpers import Agent
+
+
+def events(env, instance, count, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        out = env.daemon.ctl("events", "--json", "--instance", instance).stdout
+        got = [json.loads(line) for line in out.splitlines()]
+        if len(got) >= count or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def run_agent(env, policy, instance):
+    return Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", policy,
+                  "--instance", instance, "--"])
+
+
+def the_run(agent, env, ns):
+    """What the 'agent' under study does; returns its observable results."""
+    port = env.netns_port
+    return [
+        agent.ask("http", "origin.test", port, ns.ip),   # allowed by the base policy
+        agent.ask("http", "origin2.test", port, ns.ip),  # denied by it
+        agent.ask("dns", "origin3.test", ns.ip, "udp"),  # denied by it
+        agent.ask("tcp", ns.ip, env.netns_raw_port),     # not HTTP: decided by address
+    ]
+
+
+def test_audit_lets_through_records_and_suggest_round_trips(env, tmp_path):
+    ns = env.origin_netns()
+    port = env.netns_port
+    write_policy(env.daemon.policy_dir, "learner", mode="audit", allowed_hosts=["origin.test"],
+                 deny_cidrs=["192.0.2.0/24"])
+    agent = run_agent(env, "learner", "learn-1")
+    try:
+        results = the_run(agent, env, ns)
+    finally:
+        assert agent.close() == 0
+    assert results[0].startswith("200 netns-origin host=origin.test")
+    assert results[1].startswith("200 netns-origin host=origin2.test"), results  # let through
+    assert results[2] == f"rcode=0 {ns.ip}"  # relayed, not NXDOMAIN
+    assert results[3] == "answered <!DOCTYPE HTML>", results  # the origin's error page
+    got = events(env, "learn-1", 3)
+    assert {(e["layer"], e["host"]) for e in got} >= {("proxy", "origin2.test"), ("dns", "origin3.test")}
+    assert all(e["enforced"] is False for e in got), got
+    assert any(e["layer"] == "proxy" and e["address"] == ns.ip and e["port"] == port for e in got)
+
+    # The instance ended; the daemon still has what it did.
+    suggested = env.daemon.ctl("policy", "suggest", "--instance", "learn-1").stdout
+    assert "name: learner-learned" in suggested
+    assert not [l for l in suggested.splitlines() if l.startswith("mode:")]  # enforce: the default
+    path = tmp_path / "learned.yaml"
+    path.write_text(suggested)
+    checked = env.daemon.ctl("policy", "check", str(path)).stdout
+    assert "deny by default" in checked
+    for host in ("origin.test", "origin2.test", "origin3.test"):
+        assert f'"{host}"' in suggested
+    assert f'"{ns.ip}:{env.netns_raw_port}"' in suggested
+    assert '"192.0.2.0/24"' in suggested  # deny_cidrs kept
+
+    # Enforced, it allows the same run...
+    agent = run_agent(env, str(path), "learn-2")
+    try:
+        again = the_run(agent, env, ns)
+        # ... and nothing more.
+        unseen_host = agent.ask("http", "unseen.test", port, ns.ip)
+        unseen_name = agent.ask("dns", "allowed.test", ns.ip, "udp")
+        unseen_port = agent.ask("tcp", ns.ip, port)  # HTTP's port: only by name
+    finally:
+        assert agent.close() == 0
+    assert [r.split(" path")[0] for r in again] == [r.split(" path")[0] for r in results]
+    assert unseen_host.startswith("403 ")
+    assert unseen_name == "rcode=3"
+    assert not unseen_port.startswith("answered"), unseen_port
+    assert events(env, "learn-2", 3)  # those three were denied, enforced
+    assert all(e["enforced"] is True for e in events(env, "learn-2", 3))
+
+
+def test_audit_kernel_layer_and_unexpressible_traffic(env):
+    # The host namespace: traffic the kernel lets through has somewhere to go.
+    write_policy(env.daemon.policy_dir, "learner-cidr", mode="audit", deny_cidrs=["127.0.0.1/32"])
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy",
+                   "learner-cidr", "--netns", "host", "--instance", "learn-k", "--"])
+    try:
+        # deny_cidrs in the kernel: reported, then on to the proxy, which lets it through too.
+        assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
+        assert agent.ask("udp", "127.0.0.1", 9) == "sent"  # UDP other than DNS: let through
+        got = events(env, "learn-k", 4)
+        suggested = env.daemon.ctl("policy", "suggest", "--instance", "learn-k").stdout
+    finally:
+        assert agent.close() == 0
+    kernel = {(e["reason"], e["address"], e["port"]) for e in got if e["layer"] == "kernel"}
+    # Every decision that would have denied is reported: the datagram hits deny_cidrs and the UDP rule.
+    assert kernel == {("deny_cidrs", "127.0.0.1", env.http.port), ("deny_cidrs", "127.0.0.1", 9),
+                      ("UDP other than DNS", "127.0.0.1", 9)}
+    proxy = [e for e in got if e["layer"] == "proxy"]
+    assert [e["host"] for e in proxy] == ["allowed.test"]  # its address is in deny_cidrs
+    assert all(e["enforced"] is False for e in got)
+    assert "# Seen, and no policy can allow it: UDP to 127.0.0.1:9" in suggested
+
+
+def test_suggest_refuses_what_it_cannot_know(env):
+    r = env.daemon.ctl("policy", "suggest", "--instance", "never-ran", check=False)
+    assert r.returncode == 1 and "never-ran" in r.stderr
+    agent = run_agent(env, "open", "enforcing")
+    try:
+        r = env.daemon.ctl("policy", "suggest", "--instance", "enforcing", check=False)
+        assert r.returncode == 1 and "enforce mode" in r.stderr
+    finally:
+        assert agent.close() == 0

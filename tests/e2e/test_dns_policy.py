@@ -1,0 +1,72 @@
+"""DNS by policy: allowed names are answered by the upstream resolver (the
+test's FakeDns), denied names get NXDOMAIN from egressd and never reach it.
+UDP and TCP, in the host namespace and in a namespace of the sandbox's own;
+counted per sandbox and recorded as `dns` events."""
+import json
+
+from netns_helpers import Agent
+
+
+def dns_events(env, instance):
+    out = env.daemon.ctl("events", "--json", "--instance", instance).stdout
+    return [e for e in map(json.loads, out.splitlines()) if e["layer"] == "dns"]
+
+
+def test_dns_answers_by_policy_in_the_host_namespace(env):
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "strict",
+                   "--netns", "host", "--instance", "dns-host", "--"])
+    try:
+        seen_before = list(env.dns.queries)
+        for transport in ("udp", "tcp"):
+            # Port 53 of any address goes to the sandbox's own DNS listener.
+            assert agent.ask("dns", "allowed.test", "127.0.0.1", transport) == "rcode=0 127.0.0.1"
+            assert agent.ask("dns", "denied.test", "127.0.0.1", transport) == "rcode=3"
+            # strict is deny by default: a name it does not list is refused too.
+            assert agent.ask("dns", "exfil-4142.other.test", "127.0.0.1", transport) == "rcode=3"
+        asked = [name for name, _ in env.dns.queries[len(seen_before):]]
+        assert asked == ["allowed.test", "allowed.test"]  # nothing denied left the host
+        stats = env.daemon.stats("dns-host")
+        assert stats["dns"] == {"queries": 6, "refused": 4}
+        events = dns_events(env, "dns-host")
+        assert sorted(e["host"] for e in events) == sorted(["denied.test", "exfil-4142.other.test"] * 2)
+        for e in events:
+            assert e["port"] == 53 and e["enforced"] is True and e["reason"]
+            assert e["cgroup"].endswith("/dns-host")
+    finally:
+        assert agent.close() == 0
+
+
+def test_dns_in_a_namespace_of_its_own(env):
+    ns = env.origin_netns()
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "strict",
+                   "--instance", "dns-ns", "--"])
+    try:
+        # The sandbox has no route anywhere: its queries reach egressd only
+        # because the kernel redirects them to its listener in the namespace.
+        assert agent.ask("dns", "allowed.test", ns.ip, "udp") == "rcode=0 127.0.0.1"
+        assert agent.ask("dns", "allowed.test", ns.ip, "tcp") == "rcode=0 127.0.0.1"
+        assert agent.ask("dns", "origin.test", ns.ip, "udp") == "rcode=3"
+        assert env.daemon.stats("dns-ns")["dns"] == {"queries": 3, "refused": 1}
+    finally:
+        assert agent.close() == 0
+
+
+def test_malformed_dns_is_dropped_and_counted(env):
+    before = env.daemon.status()["dns"]
+    r = env.daemon.run("--policy", "strict", "--netns", "host", "--", "/usr/bin/python3", "-c", """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.sendto(b'\\x00\\x01garbage', ('127.0.0.1', 53))
+try:
+    s.recv(512)
+    print('answered')
+except socket.timeout:
+    print('dropped')
+t = socket.create_connection(('127.0.0.1', 53), timeout=5)
+t.sendall(b'\\x00\\x05abcde')
+print('closed' if t.recv(10) == b'' else 'answered')
+""")
+    assert r.stdout.split() == ["dropped", "closed"], r.stderr
+    after = env.daemon.status()["dns"]
+    assert after["malformed"] == before["malformed"] + 2
