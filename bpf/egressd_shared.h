@@ -23,7 +23,7 @@
 
 /* sandbox_config.flags */
 #define EGRESSD_SANDBOX_LOOPBACK_LOCAL 0x1u /* own netns: 127/8 and ::1 are not redirected */
-#define EGRESSD_SANDBOX_AUDIT 0x2u /* learning mode: denies are reported, not enforced */
+#define EGRESSD_SANDBOX_AUDIT 0x2u          /* learning mode: denies are reported, not enforced */
 
 /* The value of the cgroup storage map: one per attached cgroup, shared by all
  * egressd programs on it. A zeroed value (sandbox_id == 0) means "attached but

@@ -35,7 +35,8 @@ std::string SuggestPolicy(const Policy& base, const ObservedTraffic& seen,
   if (seen.dropped > 0)
     out << "# Warning: " << seen.dropped
         << " observations past egressd's limit were not kept; this list is incomplete.\n";
-  for (const std::string& o : seen.other) out << "# Seen, and no policy can allow it: " << o << "\n";
+  for (const std::string& o : seen.other)
+    out << "# Seen, and no policy can allow it: " << o << "\n";
   out << "name: " << name << "\n";
   if (seen.hosts.empty()) {
     out << "# No host was named: every host is denied.\n";

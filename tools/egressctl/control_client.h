@@ -10,8 +10,8 @@ namespace egressctl {
 
 // The reply without its "ok" field, or nullopt with `error` set (the
 // daemon's own message when it refused the request).
-std::optional<nlohmann::json> TryCall(const std::string& socket_path,
-                                      const nlohmann::json& request, std::string* error);
+std::optional<nlohmann::json> TryCall(const std::string& socket_path, const nlohmann::json& request,
+                                      std::string* error);
 
 // As TryCall, but prints "egressctl: ERROR" on stderr and exits 1 on failure.
 nlohmann::json Call(const std::string& socket_path, const nlohmann::json& request);

@@ -197,9 +197,10 @@ int main(int argc, char** argv) {
 
   if (cmd == "run") {
     if (a.positional.size() != 1 || a.command.empty())
-      Fail("usage: egressctl run --policy NAME|FILE [--instance ID] [--user USER] "
-           "[--netns new|host] -- CMD [ARGS...]",
-           125);
+      Fail(
+          "usage: egressctl run --policy NAME|FILE [--instance ID] [--user USER] "
+          "[--netns new|host] -- CMD [ARGS...]",
+          125);
     egressctl::RunOptions run;
     run.socket = a.socket;
     run.policy = a.policy;

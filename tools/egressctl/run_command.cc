@@ -135,7 +135,8 @@ pid_t CloneIntoCgroup(int cgroup_fd, bool new_netns) {
 }  // namespace
 
 int RunCommand(const RunOptions& options) {
-  if (options.command.empty()) return SetupError("run: no command given (egressctl run ... -- CMD)");
+  if (options.command.empty())
+    return SetupError("run: no command given (egressctl run ... -- CMD)");
   if (options.netns != "new" && options.netns != "host")
     return SetupError("run: --netns must be \"new\" or \"host\", not \"" + options.netns + "\"");
   if (options.policy.empty()) return SetupError("run: --policy NAME|FILE is required");
@@ -155,9 +156,9 @@ int RunCommand(const RunOptions& options) {
   if (ec) return SetupError("cannot create " + root + ": " + ec.message());
   std::string cgroup = root + "/" + instance;
   if (mkdir(cgroup.c_str(), 0755) != 0)
-    return SetupError("cannot create cgroup " + cgroup + ": " + strerror(errno) +
-                      (errno == EEXIST ? " (is instance \"" + instance + "\" running already?)"
-                                       : ""));
+    return SetupError(
+        "cannot create cgroup " + cgroup + ": " + strerror(errno) +
+        (errno == EEXIST ? " (is instance \"" + instance + "\" running already?)" : ""));
   int cgroup_fd = open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgroup_fd < 0) {
     int err = errno;
@@ -188,8 +189,8 @@ int RunCommand(const RunOptions& options) {
   close(errors[1]);
   if (child < 0) {
     rmdir(cgroup.c_str());
-    return SetupError(std::string("cannot start the command in ") + cgroup + ": clone3: " +
-                      strerror(clone_errno));
+    return SetupError(std::string("cannot start the command in ") + cgroup +
+                      ": clone3: " + strerror(clone_errno));
   }
 
   json attach = {{"cmd", "attach"},

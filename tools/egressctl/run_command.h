@@ -16,10 +16,10 @@ namespace egressctl {
 
 struct RunOptions {
   std::string socket;
-  std::string policy;    // name, or a file (absolute path sent to the daemon)
+  std::string policy;  // name, or a file (absolute path sent to the daemon)
   bool policy_is_file = false;
-  std::string instance;  // default: run-<8 hex digits>
-  std::string user;      // drop to this user and its groups; "" keeps the caller's
+  std::string instance;       // default: run-<8 hex digits>
+  std::string user;           // drop to this user and its groups; "" keeps the caller's
   std::string netns = "new";  // "new" or "host"
   std::vector<std::string> command;
 };

@@ -50,9 +50,8 @@ nlohmann::json SandboxJson(const sandbox::SandboxInfo& sb) {
           {"cgroup", sb.cgroup},
           {"policy", sb.policy ? sb.policy->name() : std::string("")},
           {"policy_source", sb.source.Describe()},
-          {"mode", sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit
-                       ? "audit"
-                       : "enforce"},
+          {"mode", sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit ? "audit"
+                                                                                       : "enforce"},
           {"netns", sb.netns.empty() ? "host" : sb.netns},
           {"transient", sb.transient},
           {"proxy_port", sb.proxy_port},
@@ -219,8 +218,8 @@ Status Daemon::Start() {
       options_.socket_path, [this](const nlohmann::json& r) { return Handle(r); });
   EGRESSD_RETURN_IF_ERROR(control_->Start());
   spdlog::info("egressd ready: socket {} proxy port {} dns upstream {} bpffs {}",
-               options_.socket_path, options_.proxy_port,
-               dns::FormatSocketAddress(upstream), options_.bpffs);
+               options_.socket_path, options_.proxy_port, dns::FormatSocketAddress(upstream),
+               options_.bpffs);
   return {};
 }
 
@@ -277,28 +276,27 @@ StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
     auto kc = bpf_->ReadCounters(sb.id);
     egressd_kernel_counters k = kc.ok() ? *kc : egressd_kernel_counters{};
     const sandbox::ProxyCounters& p = *sb.counters;
-    out["sandboxes"].push_back({{"instance", sb.instance},
-                                {"cgroup", sb.cgroup},
-                                {"policy", sb.policy ? sb.policy->name() : std::string("")},
-                                {"kernel",
-                                 {{"connect_redirected", k.connect_redirected},
-                                  {"connect_denied", k.connect_denied},
-                                  {"udp_denied", k.udp_denied},
-                                  {"socket_denied", k.socket_denied},
-                                  {"dns_redirected", k.dns_redirected}}},
-                                {"proxy",
-                                 {{"connections", p.connections.load()},
-                                  {"connections_denied", p.connections_denied.load()},
-                                  {"requests_allowed", p.requests_allowed.load()},
-                                  {"requests_denied", p.requests_denied.load()},
-                                  {"bad_requests", p.bad_requests.load()},
-                                  {"upstream_errors", p.upstream_errors.load()},
-                                  {"bytes_up", p.bytes_up.load()},
-                                  {"bytes_down", p.bytes_down.load()},
-                                  {"tls_passthrough", p.tls_passthrough.load()}}},
-                                {"dns",
-                                 {{"queries", p.dns_queries.load()},
-                                  {"refused", p.dns_refused.load()}}}});
+    out["sandboxes"].push_back(
+        {{"instance", sb.instance},
+         {"cgroup", sb.cgroup},
+         {"policy", sb.policy ? sb.policy->name() : std::string("")},
+         {"kernel",
+          {{"connect_redirected", k.connect_redirected},
+           {"connect_denied", k.connect_denied},
+           {"udp_denied", k.udp_denied},
+           {"socket_denied", k.socket_denied},
+           {"dns_redirected", k.dns_redirected}}},
+         {"proxy",
+          {{"connections", p.connections.load()},
+           {"connections_denied", p.connections_denied.load()},
+           {"requests_allowed", p.requests_allowed.load()},
+           {"requests_denied", p.requests_denied.load()},
+           {"bad_requests", p.bad_requests.load()},
+           {"upstream_errors", p.upstream_errors.load()},
+           {"bytes_up", p.bytes_up.load()},
+           {"bytes_down", p.bytes_down.load()},
+           {"tls_passthrough", p.tls_passthrough.load()}}},
+         {"dns", {{"queries", p.dns_queries.load()}, {"refused", p.dns_refused.load()}}}});
   }
   if (!target.empty() && !found) return EGRESSD_ERROR("no attached sandbox matches \"{}\"", target);
   out["kernel_events_dropped"] = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);

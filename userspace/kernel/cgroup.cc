@@ -3,9 +3,9 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <poll.h>
-#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>

@@ -40,9 +40,10 @@ StatusOr<UniqueFd> OpenNetns(const std::string& path) {
   if (!fd.valid()) return EGRESSD_ERROR("network namespace {}: {}", path, strerror(errno));
   int type = ioctl(fd.get(), NS_GET_NSTYPE);
   if (type != CLONE_NEWNET)
-    return EGRESSD_ERROR("{} is not a network namespace (expected /proc/PID/ns/net or "
-                         "/run/netns/NAME)",
-                         path);
+    return EGRESSD_ERROR(
+        "{} is not a network namespace (expected /proc/PID/ns/net or "
+        "/run/netns/NAME)",
+        path);
   return fd;
 }
 

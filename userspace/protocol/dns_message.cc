@@ -243,8 +243,8 @@ std::optional<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> data, std::str
 std::vector<uint8_t> BuildDnsNxdomain(std::span<const uint8_t> query, const DnsQuestion& question) {
   std::vector<uint8_t> out(query.begin(), query.begin() + question.question_end);
   const uint8_t rd = out[2] & 0x01;
-  out[2] = 0x80 | rd;  // QR=1, opcode QUERY, AA=0, TC=0, RD as asked
-  out[3] = 0x80 | 3;   // RA=1, RCODE=3 (NXDOMAIN)
+  out[2] = 0x80 | rd;                          // QR=1, opcode QUERY, AA=0, TC=0, RD as asked
+  out[3] = 0x80 | 3;                           // RA=1, RCODE=3 (NXDOMAIN)
   for (size_t i = 6; i < 12; ++i) out[i] = 0;  // no answer, authority or additional records
   return out;
 }

@@ -33,7 +33,7 @@ enum class OpKind : uint8_t {
   kConnect = 7,
   kConnectTimeout = 8,
   kDeadline = 9,
-  kCancel = 10,       // cancel / timeout-remove requests: only counted
+  kCancel = 10,          // cancel / timeout-remove requests: only counted
   kAcceptRetry = 11,     // ptr: Listener; re-arm accept after an error
   kListenerCancel = 12,  // ptr: Worker; cancel of a removed listener's accept
 };

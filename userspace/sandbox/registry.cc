@@ -1,8 +1,8 @@
 #include "userspace/sandbox/registry.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -203,9 +203,8 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   SandboxInfo sb;
   sb.cgroup = cgroup->path;
   sb.cgroup_id = cgroup->id;
-  sb.instance = request.instance.empty()
-                    ? cgroup->path.substr(cgroup->path.find_last_of('/') + 1)
-                    : request.instance;
+  sb.instance = request.instance.empty() ? cgroup->path.substr(cgroup->path.find_last_of('/') + 1)
+                                         : request.instance;
   for (const auto& [id, other] : sandboxes_)
     if (other.instance == sb.instance)
       return EGRESSD_ERROR("instance \"{}\" is already attached (cgroup {})", sb.instance,

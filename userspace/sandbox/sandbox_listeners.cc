@@ -63,7 +63,8 @@ StatusOr<SandboxListeners> OpenSandboxListeners(bool with_proxy, uint16_t want_p
                                                 uint16_t want_dns_port) {
   SandboxListeners l;
   bool v6 = HasIpv6Loopback();
-  std::vector<Wanted> dns = {{AF_INET, SOCK_DGRAM, &l.dns_udp4}, {AF_INET, SOCK_STREAM, &l.dns_tcp4}};
+  std::vector<Wanted> dns = {{AF_INET, SOCK_DGRAM, &l.dns_udp4},
+                             {AF_INET, SOCK_STREAM, &l.dns_tcp4}};
   std::vector<Wanted> proxy = {{AF_INET, SOCK_STREAM, &l.proxy4}};
   if (v6) {
     dns.push_back({AF_INET6, SOCK_DGRAM, &l.dns_udp6});

@@ -16,8 +16,9 @@ CompiledPolicy Load(const std::string& yaml) {
 }
 
 Policy Base() {
-  LoadResult r = ParsePolicy("name: learn\nmode: audit\nallowed_hosts: [unused.test]\n"
-                             "deny_cidrs: [169.254.0.0/16, \"fd00::/8\"]\n");
+  LoadResult r = ParsePolicy(
+      "name: learn\nmode: audit\nallowed_hosts: [unused.test]\n"
+      "deny_cidrs: [169.254.0.0/16, \"fd00::/8\"]\n");
   EXPECT_TRUE(r.ok());
   return *r.policy;
 }
