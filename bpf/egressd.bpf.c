@@ -160,6 +160,13 @@ static __always_inline int is_loopback(const __u32 addr[4]) {
   return addr[0] == 0 && addr[1] == 0 && addr[2] == 0 && addr[3] == bpf_htonl(1);
 }
 
+/* Loopback or unspecified (0.0.0.0, ::): connect() to either stays on this host. */
+static __always_inline int is_local(const __u32 addr[4]) {
+  if (is_loopback(addr)) return 1;
+  if (is_v4_mapped(addr)) return addr[3] == 0;
+  return addr[0] == 0 && addr[1] == 0 && addr[2] == 0 && addr[3] == 0;
+}
+
 static __always_inline int remember_destination(struct bpf_sock_addr* ctx, __u32 sandbox_id,
                                                 const __u32 addr[4], __u16 port, __u16 family,
                                                 __u32 target) {
@@ -191,7 +198,13 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
     return VERDICT_DENY;
   }
   struct egressd_kernel_counters* c = counters_of(cfg->sandbox_id);
-  if ((cfg->flags & EGRESSD_SANDBOX_LOOPBACK_LOCAL) && is_loopback(addr)) return VERDICT_PASS;
+  /* DNS first, even to the sandbox's own loopback: a resolver there (Docker's
+   * 127.0.0.11, systemd-resolved's 127.0.0.53) would answer names the policy
+   * denies. */
+  int dns = port == DNS_PORT_NET && (type == SOCK_DGRAM || (type == SOCK_STREAM && is_connect));
+  if (!dns && (cfg->flags & EGRESSD_SANDBOX_LOOPBACK_LOCAL) && is_local(addr) &&
+      bpf_get_netns_cookie(ctx) == cfg->netns_cookie)
+    return VERDICT_PASS;
   int audit = (cfg->flags & EGRESSD_SANDBOX_AUDIT) != 0;
   __u32 event_flags = audit ? EGRESSD_EVENT_NOT_ENFORCED : 0;
 
@@ -209,7 +222,7 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
       return VERDICT_DENY;
     }
   }
-  if (port == DNS_PORT_NET && (type == SOCK_DGRAM || (type == SOCK_STREAM && is_connect))) {
+  if (dns) {
     if (c) c->dns_redirected += 1;
     return VERDICT_TO_DNS;
   }

@@ -34,6 +34,9 @@ struct egressd_sandbox_config {
   __u32 flags;         /* EGRESSD_SANDBOX_* */
   __u16 proxy_port_host;
   __u16 dns_port_host;
+  /* LOOPBACK_LOCAL applies only in this namespace (bpf_get_netns_cookie), so
+   * a process of the cgroup that is somewhere else gets no loopback pass. */
+  __u64 netns_cookie;
 };
 
 /* deny_cidrs: LPM trie key. prefixlen counts the bits after the prefixlen
@@ -117,7 +120,7 @@ enum egressd_global_counter {
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct egressd_sandbox_config) == 16);
+static_assert(sizeof(struct egressd_sandbox_config) == 24);
 static_assert(sizeof(struct egressd_cidr_key) == 24);
 static_assert(sizeof(struct egressd_cidr_value) == 4);
 static_assert(sizeof(struct egressd_orig_dst_key) == 32);
@@ -125,7 +128,7 @@ static_assert(sizeof(struct egressd_orig_dst) == 28);
 static_assert(sizeof(struct egressd_kernel_counters) == 40);
 static_assert(sizeof(struct egressd_event) == 48);
 #elif defined(__BPF__)
-_Static_assert(sizeof(struct egressd_sandbox_config) == 16, "layout");
+_Static_assert(sizeof(struct egressd_sandbox_config) == 24, "layout");
 _Static_assert(sizeof(struct egressd_cidr_key) == 24, "layout");
 _Static_assert(sizeof(struct egressd_orig_dst_key) == 32, "layout");
 _Static_assert(sizeof(struct egressd_orig_dst) == 28, "layout");

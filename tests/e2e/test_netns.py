@@ -3,6 +3,7 @@ attaching to an `unshare -n` process, and a daemon restart keeping them
 enforced. Origins live in a namespace the test creates, behind a veth pair."""
 import json
 import os
+import subprocess
 import uuid
 
 from conftest import CGROUP2, kill_cgroup, write_policy
@@ -116,4 +117,44 @@ def test_attach_with_explicit_netns_and_refusals(env):
             [env.daemon.instances()["explicit"]["netns"]]
     finally:
         env.daemon.ctl("detach", "explicit", check=False)
+        proc.close()
+
+
+def test_own_netns_never_reaches_the_hosts_loopback(env):
+    ns = env.origin_netns()
+    before = len(env.http.requests)
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "open",
+                   "--instance", "ns-loopback", "--"])
+    try:
+        # allowed.test resolves to 127.0.0.1: the host's loopback, not the sandbox's.
+        refused = agent.ask("http", "allowed.test", env.http.port, ns.ip)
+        assert not refused.startswith("200"), refused
+        # 0.0.0.0 means this host to the kernel: the sandbox's own, so it stays local.
+        assert agent.ask("http", "allowed.test", env.http.port, "0.0.0.0").startswith("error")
+        # DNS to its own loopback still goes to egressd, under the policy.
+        assert agent.ask("dns", "denied.test", "127.0.0.1", "udp") == "rcode=3"
+        assert agent.ask("dns", "allowed.test", "127.0.0.1", "tcp") == "rcode=0 127.0.0.1"
+    finally:
+        assert agent.close() == 0
+    assert len(env.http.requests) == before  # the host's origin saw nothing
+
+
+def test_loopback_pass_is_only_for_the_sandboxes_namespace(env):
+    """A process of the cgroup in the host's namespace gets no loopback pass."""
+    write_policy(env.daemon.policy_dir, "ns-open", denied_hosts=["denied.test"])
+    proc = UnsharedProcess()
+    before = len(env.http.requests)
+    try:
+        env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-open", "--instance", "mixed")
+        assert env.daemon.instances()["mixed"]["netns"] != "host"
+        r = subprocess.run(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', proc.cgroup,
+                            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                            f"http://127.0.0.1:{env.http.port}/", "-H", "Host: denied.test"],
+                           capture_output=True, text=True, timeout=30)
+        # Redirected like any destination, to listeners that live in the
+        # sandbox's namespace: refused, and the origin never sees it.
+        assert r.stdout == "000" and "Couldn't connect" in r.stderr, (r.stdout, r.stderr)
+        assert len(env.http.requests) == before
+    finally:
+        env.daemon.ctl("detach", "mixed", check=False)
         proc.close()

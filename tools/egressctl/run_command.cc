@@ -73,20 +73,40 @@ std::string RandomInstance() {
   return out;
 }
 
-// Removes CAP_NET_RAW and CAP_NET_ADMIN from every capability set of this
-// process, so neither the command nor anything it executes can have them.
-bool DropNetworkCapabilities() {
-  for (int cap : {CAP_NET_RAW, CAP_NET_ADMIN})
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return false;
+// What a command run as root keeps: Docker's default set without CAP_NET_RAW.
+// Gone with the rest: CAP_NET_ADMIN and CAP_NET_RAW (the network), CAP_SYS_ADMIN
+// (setns into the host's namespace, mounts, BPF), CAP_SYS_PTRACE, CAP_BPF...
+constexpr int kKeptCapabilities[] = {
+    CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,     CAP_FOWNER,  CAP_MKNOD,
+    CAP_SETGID, CAP_SETUID,       CAP_SETFCAP,    CAP_SETPCAP, CAP_NET_BIND_SERVICE,
+    CAP_KILL,   CAP_SYS_CHROOT,   CAP_AUDIT_WRITE};
+
+int LastCapability() {
+  std::ifstream in("/proc/sys/kernel/cap_last_cap");
+  int last = 40;
+  in >> last;
+  return last;
+}
+
+// Limits every capability set of this process (bounding, ambient, effective,
+// permitted, inheritable) to kKeptCapabilities, for the command and anything
+// it executes.
+bool LimitCapabilities() {
+  uint64_t keep = 0;
+  for (int cap : kKeptCapabilities) keep |= uint64_t{1} << cap;
+  for (int cap = 0; cap <= LastCapability(); ++cap)
+    if (!(keep & (uint64_t{1} << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
+        errno != EINVAL)
+      return false;
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capget, &header, data) != 0) return false;
-  for (int cap : {CAP_NET_RAW, CAP_NET_ADMIN}) {
-    uint32_t bit = 1u << (cap % 32);
-    data[cap / 32].effective &= ~bit;
-    data[cap / 32].permitted &= ~bit;
-    data[cap / 32].inheritable &= ~bit;
+  for (int i = 0; i < 2; ++i) {
+    auto mask = static_cast<uint32_t>(keep >> (32 * i));
+    data[i].effective &= mask;
+    data[i].permitted &= mask;
+    data[i].inheritable &= mask;
   }
   return syscall(SYS_capset, &header, data) == 0;
 }
@@ -104,7 +124,7 @@ bool DropNetworkCapabilities() {
   char go = 0;
   if (read(go_fd, &go, 1) != 1) _exit(kSetupFailed);  // egressctl gave up: attach failed
   close(go_fd);
-  if (!DropNetworkCapabilities()) die("dropping CAP_NET_RAW and CAP_NET_ADMIN", kSetupFailed);
+  if (!LimitCapabilities()) die("limiting capabilities", kSetupFailed);
   if (user) {
     if (setgroups(user->groups.size(), user->groups.data()) != 0) die("setgroups", kSetupFailed);
     if (setgid(user->gid) != 0) die("setgid", kSetupFailed);

@@ -13,7 +13,9 @@ StatusOr<int> BindLoopback(int family, int type, uint16_t port, bool reuse_port)
   int fd = socket(family, type | SOCK_CLOEXEC | (type == SOCK_DGRAM ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) return EGRESSD_ERROR("socket: {}", strerror(errno));
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // TCP only: on UDP, SO_REUSEADDR would let another socket that sets it bind
+  // the same port and receive the sandbox's queries.
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   sockaddr_storage ss{};
   socklen_t len;

@@ -107,6 +107,12 @@ Status Daemon::Start() {
   if (!mount.ok()) return mount.status();
   cgroup2_mount_ = *mount;
   if (options_.cgroup_root.empty()) options_.cgroup_root = cgroup2_mount_ + "/egressd";
+  options_.cgroup_root = std::filesystem::path(options_.cgroup_root).lexically_normal().string();
+  while (options_.cgroup_root.size() > 1 && options_.cgroup_root.back() == '/')
+    options_.cgroup_root.pop_back();
+  if (options_.cgroup_root.rfind(cgroup2_mount_ + "/", 0) != 0)
+    return EGRESSD_ERROR("--cgroup-root {} is not below the cgroup2 mount {}", options_.cgroup_root,
+                         cgroup2_mount_);
 
   std::error_code ec;
   std::filesystem::create_directories(options_.state_dir, ec);
@@ -360,6 +366,14 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
     if (transient != request.end() && !transient->is_boolean())
       return EGRESSD_ERROR("attach: \"transient\" must be true or false");
     attach.transient = transient != request.end() && transient->get<bool>();
+    if (attach.transient) {
+      // The daemon kills and removes a transient cgroup: only its own.
+      auto resolved = kernel::ResolveCgroup(cgroup, cgroup2_mount_);
+      if (!resolved.ok()) return resolved.status();
+      if (resolved->path.rfind(options_.cgroup_root + "/", 0) != 0)
+        return EGRESSD_ERROR("attach: a transient sandbox must be a cgroup under {}, not {}",
+                             options_.cgroup_root, resolved->path);
+    }
     auto owner = request.find("owner_pid");
     if (owner != request.end()) {
       if (!owner->is_number_unsigned() || owner->get<uint64_t>() == 0 ||

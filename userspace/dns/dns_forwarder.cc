@@ -21,6 +21,7 @@ namespace {
 constexpr auto kQueryLifetime = std::chrono::seconds(10);
 constexpr auto kTcpIdle = std::chrono::seconds(10);
 constexpr size_t kMaxOutstanding = 4096;
+constexpr size_t kMaxOutstandingPerSandbox = 256;  // one sandbox cannot starve the others
 constexpr size_t kMaxTcpClientsPerSandbox = 32;
 // A query names one question: anything longer than this is not a query we relay.
 constexpr size_t kMaxQueryBytes = 4096;
@@ -138,7 +139,9 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
       return true;
     }
   }
-  if (outstanding_.size() >= kMaxOutstanding) {
+  size_t mine = 0;
+  for (const auto& [id, o] : outstanding_) mine += o.sandbox_id == sandbox_id;
+  if (outstanding_.size() >= kMaxOutstanding || mine >= kMaxOutstandingPerSandbox) {
     overloaded_++;
     return true;  // the client retries or times out
   }
@@ -149,9 +152,14 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
   where.sandbox_id = sandbox_id;
   where.client_id = question->id;
   where.expires = std::chrono::steady_clock::now() + kQueryLifetime;
-  msg[0] = static_cast<uint8_t>(id >> 8);
-  msg[1] = static_cast<uint8_t>(id & 0xff);
-  if (send(upstream_fd_.get(), msg.data(), msg.size(), 0) == static_cast<ssize_t>(msg.size()))
+  // Only the header and the question go upstream: records a sandbox appends
+  // (EDNS options, anything in the other sections) could carry its data.
+  std::span<uint8_t> relayed = msg.first(question->question_end);
+  relayed[0] = static_cast<uint8_t>(id >> 8);
+  relayed[1] = static_cast<uint8_t>(id & 0xff);
+  for (size_t i = 6; i < 12; ++i) relayed[i] = 0;  // ANCOUNT, NSCOUNT, ARCOUNT
+  if (send(upstream_fd_.get(), relayed.data(), relayed.size(), 0) ==
+      static_cast<ssize_t>(relayed.size()))
     outstanding_[id] = where;
   return true;
 }
@@ -179,7 +187,7 @@ void DnsForwarder::OnUdp(Socket& s) {
 }
 
 void DnsForwarder::OnAccept(Socket& s, std::vector<Socket>* accepted) {
-  for (;;) {
+  for (int budget = 0; budget < 16; ++budget) {  // then the other sockets get their turn
     UniqueFd fd(accept4(s.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd.valid()) return;
     size_t clients = 0;

@@ -11,6 +11,14 @@ bool IsLoopback(const policy::IpAddress& a) {
   return a == kV6Loopback;
 }
 
+bool IsUnspecified(const policy::IpAddress& a) {
+  if (a.is_v4())
+    return a.bytes[12] == 0 && a.bytes[13] == 0 && a.bytes[14] == 0 && a.bytes[15] == 0;
+  for (uint8_t b : a.bytes)
+    if (b != 0) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
@@ -20,6 +28,10 @@ std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
     for (const auto& cidr : policy.policy().deny_cidrs)
       if (cidr.Contains(addr))
         return "address " + addr.ToString() + " is in deny_cidrs " + cidr.ToString();
+  if (IsUnspecified(addr)) return "address " + addr.ToString() + " is unspecified";
+  if (IsLoopback(addr) && own.refuse_loopback)
+    return "address " + addr.ToString() +
+           " is the host's loopback, not the sandbox's (it has a network namespace of its own)";
   if (IsLoopback(addr) &&
       (port == own.proxy_port || (own.sandboxes && own.sandboxes->IsListenerPort(port))))
     return "address " + addr.ToString() + " is egressd itself";

@@ -26,10 +26,14 @@ struct UpstreamChoice {
 struct OwnListeners {
   uint16_t proxy_port = 0;
   const sandbox::SandboxDirectory* sandboxes = nullptr;
+  // A sandbox in a namespace of its own: egressd must not reach the host's
+  // loopback on its behalf (its own loopback never reaches the proxy).
+  bool refuse_loopback = false;
 };
 
 // apply_deny_cidrs false (audit mode): deny_cidrs do not refuse; egressd's
-// own listeners always do.
+// own listeners, unspecified addresses (0.0.0.0, ::: this host) and, for
+// sandboxes in a namespace of their own, loopback always do.
 UpstreamChoice ChooseUpstream(const std::vector<policy::IpAddress>& answers,
                               const policy::IpAddress& original, uint16_t port,
                               const policy::CompiledPolicy& policy, const OwnListeners& own,

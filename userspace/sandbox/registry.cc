@@ -68,6 +68,7 @@ void Registry::Publish() {
     view->policy = sb.policy;
     view->counters = sb.counters;
     view->observed = sb.observed;
+    view->own_netns = !sb.netns.empty();
     (*views)[id] = std::move(view);
   }
   auto ports = std::make_shared<std::set<uint16_t>>();
@@ -132,6 +133,7 @@ Status Registry::WriteConfig(const SandboxInfo& sb, const policy::Policy& policy
   if (policy.mode == policy::PolicyMode::kAudit) config.flags |= EGRESSD_SANDBOX_AUDIT;
   config.proxy_port_host = sb.proxy_port;
   config.dns_port_host = sb.dns_port;
+  config.netns_cookie = sb.netns_cookie;
   return bpf_->WriteConfig(sb.cgroup_id, config);
 }
 
@@ -155,6 +157,7 @@ Status Registry::OpenListeners(SandboxInfo& sb, uint16_t want_proxy, uint16_t wa
     sb.proxy_port = out->proxy_port;
   }
   sb.dns_port = out->dns_port;
+  sb.netns_cookie = out->netns_cookie;
   return {};
 }
 
@@ -522,15 +525,17 @@ Status Registry::Restore() {
       if (fd >= 0) close(fd);
       if (!st.ok()) spdlog::error("sandbox {}: {}", sb.instance, st.ToString());
     }
-    // Listeners again, on the same ports when they are still free. Should
-    // that fail, the kernel keeps sending the sandbox to ports nobody serves:
-    // refused, fail closed.
+    // Listeners again, on the same ports when they are still free.
+    const uint16_t old_proxy_port = sb.proxy_port, old_dns_port = sb.dns_port;
     SandboxListeners listeners;
     Status opened = OpenListeners(sb, sb.proxy_port, sb.dns_port, &listeners);
     if (!opened.ok()) {
       sb.problem = "listeners: " + opened.message();
-      spdlog::error("sandbox {}: cannot open its listeners, its connections are refused: {}",
+      spdlog::error("sandbox {}: cannot open its listeners, everything it sends is refused: {}",
                     sb.instance, opened.ToString());
+      // Its old ports may be someone else's by now: deny all (a zeroed config).
+      Status denied = bpf_->WriteConfig(sb.cgroup_id, egressd_sandbox_config{});
+      if (!denied.ok()) spdlog::error("sandbox {}: {}", sb.instance, denied.ToString());
       ++it;
       continue;
     }
@@ -540,6 +545,11 @@ Status Registry::Restore() {
       sb.problem = policy.status().message();
       spdlog::error("sandbox {}: policy {} failed to load, refusing its connections: {}",
                     sb.instance, sb.source.Describe(), sb.problem);
+      if (sb.proxy_port != old_proxy_port || sb.dns_port != old_dns_port) {
+        // The kernel would send it to ports that are no longer ours: deny all.
+        Status denied = bpf_->WriteConfig(sb.cgroup_id, egressd_sandbox_config{});
+        if (!denied.ok()) spdlog::error("sandbox {}: {}", sb.instance, denied.ToString());
+      }
     } else {
       Status st = ApplyPolicy(sb, *policy);
       if (!st.ok()) {

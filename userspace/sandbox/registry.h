@@ -67,8 +67,9 @@ struct SandboxInfo {
   std::shared_ptr<const policy::CompiledPolicy> policy;  // null if it failed to load on restore
   std::shared_ptr<ProxyCounters> counters;
   std::shared_ptr<Observations> observed;
-  std::string problem;  // why the sandbox is refusing everything, if it is
-  std::string netns;    // "" for the daemon's namespace, else egressd's pin of it
+  std::string problem;        // why the sandbox is refusing everything, if it is
+  std::string netns;          // "" for the daemon's namespace, else egressd's pin of it
+  uint64_t netns_cookie = 0;  // of that namespace, once its listeners are open
   uint16_t proxy_port = 0;
   uint16_t dns_port = 0;
   bool transient = false;

@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "userspace/common/loopback_socket.h"
@@ -57,6 +59,10 @@ bool HasIpv6Loopback() {
   return fd.valid() && bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
 }
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71  // Linux 5.14; older libc headers lack it
+#endif
+
 }  // namespace
 
 StatusOr<SandboxListeners> OpenSandboxListeners(bool with_proxy, uint16_t want_proxy_port,
@@ -74,6 +80,9 @@ StatusOr<SandboxListeners> OpenSandboxListeners(bool with_proxy, uint16_t want_p
   auto dns_port = BindSetPreferring(dns, want_dns_port);
   if (!dns_port.ok()) return dns_port.status();
   l.dns_port = *dns_port;
+  socklen_t len = sizeof(l.netns_cookie);
+  if (getsockopt(l.dns_udp4.get(), SOL_SOCKET, SO_NETNS_COOKIE, &l.netns_cookie, &len) != 0)
+    return EGRESSD_ERROR("network namespace cookie: {}", strerror(errno));
   if (with_proxy) {
     auto proxy_port = BindSetPreferring(proxy, want_proxy_port);
     if (!proxy_port.ok()) return proxy_port.status();

@@ -18,6 +18,7 @@ struct SandboxListeners {
   UniqueFd dns_udp4, dns_udp6, dns_tcp4, dns_tcp6;
   uint16_t proxy_port = 0;
   uint16_t dns_port = 0;
+  uint64_t netns_cookie = 0;  // the kernel's cookie of the namespace they are in
 };
 
 // Opens them in the calling thread's network namespace. The IPv6 sockets are

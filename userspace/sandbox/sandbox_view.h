@@ -37,6 +37,8 @@ struct SandboxView {
   std::shared_ptr<const policy::CompiledPolicy> policy;  // never null
   std::shared_ptr<ProxyCounters> counters;               // never null
   std::shared_ptr<Observations> observed;                // never null; filled in audit mode
+  // In a network namespace of its own: the host's loopback is not its loopback.
+  bool own_netns = false;
   bool audit() const { return policy->policy().mode == policy::PolicyMode::kAudit; }
 };
 

@@ -76,6 +76,28 @@ TEST(UpstreamChoice, AuditModeIgnoresDenyCidrsButNeverEgressdItself) {
   EXPECT_TRUE(RefuseUpstreamAddress(Ip("127.0.0.1"), 8080, p, kOwn, false).empty());
 }
 
+TEST(UpstreamChoice, UnspecifiedAddressesAreNeverUpstreams) {
+  auto p = Compile("name: t\nmode: audit\n");
+  for (const char* a : {"0.0.0.0", "::", "::ffff:0.0.0.0"})
+    EXPECT_EQ(RefuseUpstreamAddress(Ip(a), 6379, p, kOwn, false),
+              std::string("address ") + Ip(a).ToString() + " is unspecified")
+        << a;
+  EXPECT_FALSE(ChooseUpstream({Ip("0.0.0.0")}, Ip("0.0.0.0"), 6379, p, kOwn, false).addr);
+}
+
+TEST(UpstreamChoice, OwnNetnsSandboxesNeverReachTheHostsLoopback) {
+  auto p = Compile("name: t\n");
+  const OwnListeners netns{15001, &kDirectory, /*refuse_loopback=*/true};
+  EXPECT_NE(RefuseUpstreamAddress(Ip("127.0.0.1"), 6379, p, netns).find("host's loopback"),
+            std::string::npos);
+  EXPECT_NE(RefuseUpstreamAddress(Ip("::1"), 6379, p, netns), "");
+  EXPECT_EQ(RefuseUpstreamAddress(Ip("127.0.0.1"), 6379, p, kOwn),
+            "");  // host netns: policy decides
+  auto c = ChooseUpstream({Ip("127.0.0.1"), Ip("10.1.1.1")}, Ip("127.0.0.1"), 80, p, netns);
+  ASSERT_TRUE(c.addr);
+  EXPECT_EQ(*c.addr, Ip("10.1.1.1"));
+}
+
 TEST(UpstreamChoice, FormatAddressPort) {
   EXPECT_EQ(FormatAddressPort(Ip("10.1.2.3"), 22), "10.1.2.3:22");
   EXPECT_EQ(FormatAddressPort(Ip("::1"), 5432), "[::1]:5432");
