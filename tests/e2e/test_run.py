@@ -7,6 +7,8 @@ import signal
 import subprocess
 import time
 
+from conftest import CGROUP2
+
 def wait_for(predicate, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -192,3 +194,31 @@ def test_leftover_processes_are_killed_at_the_end(env):
     background = int(r.stdout.strip())
     assert wait_for(lambda: not os.path.exists(f"/proc/{background}"), timeout=5)
     assert not os.path.exists(os.path.join(env.daemon.cgroup_root, "run-bg"))
+
+
+def test_root_command_cannot_leave_or_reach_the_daemon(env):
+    """Even as root (no --user): the cgroup tree is read-only, the control socket
+    and the daemon's state dir are hidden, in a mount namespace of its own."""
+    script = f"""
+import os, socket
+out = []
+try:
+    with open("{CGROUP2}/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+    out.append("left-cgroup")
+except OSError as e:
+    out.append(f"cgroup-{{e.errno}}")
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("{env.daemon.socket}")
+    out.append("socket-reached")
+except OSError as e:
+    out.append("socket-refused")
+out.append("state-" + ",".join(sorted(os.listdir("{env.daemon.state_dir}"))))
+print(" ".join(out))
+"""
+    r = env.daemon.run("--policy", "open", "--", "/usr/bin/python3", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["cgroup-30", "socket-refused", "state-"]  # 30: EROFS
+    # Outside, nothing changed: the state dir still has its files.
+    assert "state.json" in os.listdir(env.daemon.state_dir)

@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,6 +34,48 @@ struct User {
   std::string name, home;
   std::vector<gid_t> groups;
 };
+
+// What the command must not see or change, in a mount namespace of its own.
+struct Hidden {
+  std::string cgroup2_mount;  // remounted read-only: the command cannot leave its cgroup
+  std::string socket;         // egressd's control socket: /dev/null over it
+  std::string state_dir;      // egressd's state (audit log, namespace pins): an empty tmpfs
+};
+
+std::string FindCgroup2Mount() {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string dev, path, type, rest;
+  while (mounts >> dev >> path >> type && std::getline(mounts, rest))
+    if (type == "cgroup2") return path;
+  return "";
+}
+
+// In the child, while it still has CAP_SYS_ADMIN (dropped right after, so
+// none of this can be undone).
+bool HideDaemon(const Hidden& hidden, std::string* stage) {
+  *stage = "making mounts private";
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+  *stage = "remounting " + hidden.cgroup2_mount + " read-only";
+  if (mount(hidden.cgroup2_mount.c_str(), hidden.cgroup2_mount.c_str(), nullptr, MS_BIND,
+            nullptr) != 0 ||
+      mount(nullptr, hidden.cgroup2_mount.c_str(), nullptr,
+            MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    return false;
+  *stage = "hiding " + hidden.socket;
+  if (mount("/dev/null", hidden.socket.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
+  // Our copies of other sandboxes' namespace pins would keep those namespaces
+  // alive as long as this command runs: drop them.
+  std::error_code ec;
+  if (!hidden.state_dir.empty())
+    for (const auto& pin : std::filesystem::directory_iterator(hidden.state_dir + "/netns", ec))
+      umount2(pin.path().c_str(), MNT_DETACH);
+  *stage = "hiding " + hidden.state_dir;
+  if (!hidden.state_dir.empty() &&
+      mount("tmpfs", hidden.state_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "size=4k,mode=700") != 0)
+    return false;
+  return true;
+}
 
 int SetupError(const std::string& message) {
   std::cerr << "egressctl: " << message << "\n";
@@ -113,8 +156,8 @@ bool LimitCapabilities() {
 
 // In the child: waits for the go-ahead, then becomes the command. On failure
 // the error goes through `error_fd` (close-on-exec: silent on success).
-[[noreturn]] void ChildMain(const RunOptions& options, const User* user, int go_fd, int error_fd,
-                            const sigset_t& original_mask) {
+[[noreturn]] void ChildMain(const RunOptions& options, const User* user, const Hidden& hidden,
+                            int go_fd, int error_fd, const sigset_t& original_mask) {
   auto die = [&](const char* stage, int code) {
     int err = errno;
     std::string message = std::string(stage) + ": " + strerror(err);
@@ -124,6 +167,8 @@ bool LimitCapabilities() {
   char go = 0;
   if (read(go_fd, &go, 1) != 1) _exit(kSetupFailed);  // egressctl gave up: attach failed
   close(go_fd);
+  std::string stage;
+  if (!HideDaemon(hidden, &stage)) die(stage.c_str(), kSetupFailed);
   if (!LimitCapabilities()) die("limiting capabilities", kSetupFailed);
   if (user) {
     if (setgroups(user->groups.size(), user->groups.data()) != 0) die("setgroups", kSetupFailed);
@@ -146,7 +191,7 @@ bool LimitCapabilities() {
 
 pid_t CloneIntoCgroup(int cgroup_fd, bool new_netns) {
   clone_args args{};
-  args.flags = CLONE_INTO_CGROUP | (new_netns ? CLONE_NEWNET : 0);
+  args.flags = CLONE_INTO_CGROUP | CLONE_NEWNS | (new_netns ? CLONE_NEWNET : 0);
   args.exit_signal = SIGCHLD;
   args.cgroup = static_cast<uint64_t>(cgroup_fd);
   return static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof(args)));
@@ -168,6 +213,11 @@ int RunCommand(const RunOptions& options) {
   if (!status) return SetupError(error);
   std::string root = status->value("cgroup_root", std::string());
   if (root.empty()) return SetupError("egressd did not say where its cgroups go (cgroup_root)");
+  Hidden hidden;
+  hidden.cgroup2_mount = FindCgroup2Mount();
+  if (hidden.cgroup2_mount.empty()) return SetupError("no cgroup2 mount in /proc/self/mounts");
+  hidden.socket = options.socket;
+  hidden.state_dir = status->value("state_dir", std::string());
   std::string instance = options.instance.empty() ? RandomInstance() : options.instance;
   if (instance.find('/') != std::string::npos || instance == "." || instance == "..")
     return SetupError("run: --instance must not contain '/'");
@@ -201,7 +251,7 @@ int RunCommand(const RunOptions& options) {
   if (child == 0) {
     close(go[1]);
     close(errors[0]);
-    ChildMain(options, options.user.empty() ? nullptr : &user, go[0], errors[1], original);
+    ChildMain(options, options.user.empty() ? nullptr : &user, hidden, go[0], errors[1], original);
   }
   int clone_errno = errno;
   close(cgroup_fd);

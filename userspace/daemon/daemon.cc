@@ -247,6 +247,7 @@ void Daemon::Stop() {
 nlohmann::json Daemon::Status_() const {
   return {{"pid", getpid()},
           {"socket", options_.socket_path},
+          {"state_dir", std::filesystem::absolute(options_.state_dir).string()},
           {"bpffs", options_.bpffs},
           {"policy_dir", options_.policy_dir},
           {"cgroup_root", options_.cgroup_root},
