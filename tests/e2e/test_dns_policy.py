@@ -70,3 +70,29 @@ print('closed' if t.recv(10) == b'' else 'answered')
     assert r.stdout.split() == ["dropped", "closed"], r.stderr
     after = env.daemon.status()["dns"]
     assert after["malformed"] == before["malformed"] + 2
+
+
+def test_tcp_client_that_half_closes_still_gets_its_answers(env):
+    r = env.daemon.run("--policy", "strict", "--netns", "host", "--", "/usr/bin/python3", "-c", f"""
+import socket, struct, sys
+sys.path.insert(0, {env.dns_dir!r})
+from fakedns import build_query
+t = socket.create_connection(('127.0.0.1', 53), timeout=5)
+for i, name in enumerate(['allowed.test', 'denied.test']):
+    q = build_query(100 + i, name)
+    t.sendall(struct.pack('!H', len(q)) + q)
+t.shutdown(socket.SHUT_WR)  # done sending: the answers must still come
+data = b''
+while True:
+    chunk = t.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+codes = {{}}
+while data:
+    n = struct.unpack('!H', data[:2])[0]
+    msg, data = data[2:2 + n], data[2 + n:]
+    codes[struct.unpack('!H', msg[:2])[0]] = msg[3] & 0xF
+print(codes[100], codes[101])
+""")
+    assert r.stdout.split() == ["0", "3"], r.stderr

@@ -70,9 +70,8 @@ bool HideDaemon(const Hidden& hidden, std::string* stage) {
     for (const auto& pin : std::filesystem::directory_iterator(hidden.state_dir + "/netns", ec))
       umount2(pin.path().c_str(), MNT_DETACH);
   *stage = "hiding " + hidden.state_dir;
-  if (!hidden.state_dir.empty() &&
-      mount("tmpfs", hidden.state_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            "size=4k,mode=700") != 0)
+  if (!hidden.state_dir.empty() && mount("tmpfs", hidden.state_dir.c_str(), "tmpfs",
+                                         MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=700") != 0)
     return false;
   return true;
 }
@@ -268,8 +267,7 @@ int RunCommand(const RunOptions& options) {
                  {"instance", instance},
                  {"netns", options.netns == "new" ? "/proc/" + std::to_string(child) + "/ns/net"
                                                   : std::string("host")},
-                 {"transient", true},
-                 {"owner_pid", getpid()}};
+                 {"transient", true}};  // owned by this process: the daemon reads our pid
   attach[options.policy_is_file ? "policy_file" : "policy"] = options.policy;
   if (!TryCall(options.socket, attach, &error)) {
     kill(child, SIGKILL);

@@ -16,8 +16,12 @@ nlohmann::json ToJson(const AuditEvent& e) {
           {"enforced", e.enforced}};
 }
 
-EventLog::EventLog(std::string path, size_t memory_events, size_t max_file_bytes)
-    : path_(std::move(path)), memory_events_(memory_events), max_file_bytes_(max_file_bytes) {
+EventLog::EventLog(std::string path, size_t memory_events, size_t max_file_bytes,
+                   uint32_t per_instance_per_second)
+    : path_(std::move(path)),
+      memory_events_(memory_events),
+      max_file_bytes_(max_file_bytes),
+      per_second_(per_instance_per_second) {
   fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   struct stat st {};
   if (fd_ >= 0 && fstat(fd_, &st) == 0) file_bytes_ = static_cast<size_t>(st.st_size);
@@ -48,10 +52,44 @@ void EventLog::Append(AuditEvent event) {
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
   std::lock_guard lock(mu_);
+  const int64_t second = event.time_ms / 1000;
+  if (windows_.size() > 8192 && !windows_.count(event.instance))
+    std::erase_if(windows_, [&](const auto& kv) {
+      return kv.second.second < second && kv.second.suppressed == 0;
+    });
+  Window& w = windows_[event.instance];
+  if (w.second != second) {
+    if (w.suppressed > 0) {
+      AuditEvent notice;
+      notice.time_ms = event.time_ms;
+      notice.instance = event.instance;
+      notice.cgroup = event.cgroup;
+      notice.layer = "audit";
+      notice.reason = std::to_string(w.suppressed) +
+                      " events of this instance were left out (over " +
+                      std::to_string(per_second_) + " in one second)";
+      AppendLocked(std::move(notice));
+    }
+    w = Window{second, 0, 0};
+  }
+  if (++w.count > per_second_) {
+    w.suppressed++;
+    suppressed_++;
+    return;
+  }
+  AppendLocked(std::move(event));
+}
+
+void EventLog::AppendLocked(AuditEvent event) {
   event.seq = next_seq_++;
   WriteLine(ToJson(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   recent_.push_back(std::move(event));
   while (recent_.size() > memory_events_) recent_.pop_front();
+}
+
+uint64_t EventLog::suppressed() const {
+  std::lock_guard lock(mu_);
+  return suppressed_;
 }
 
 std::vector<AuditEvent> EventLog::Since(uint64_t after_seq, const std::string& instance,

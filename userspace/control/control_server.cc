@@ -117,7 +117,10 @@ void ControlServer::Serve(int fd) {
     } else {
       StatusOr<nlohmann::json> result = EGRESSD_ERROR("internal error");
       try {
-        result = handler_(parsed);
+        ucred peer{};
+        socklen_t len = sizeof(peer);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) peer.pid = 0;
+        result = handler_(parsed, peer.pid);
       } catch (const std::exception& e) {
         result = EGRESSD_ERROR("bad request: {}", e.what());
       }

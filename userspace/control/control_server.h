@@ -4,6 +4,8 @@
 // counted, and change nothing.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -16,8 +18,10 @@ namespace egressd::control {
 
 class ControlServer {
  public:
-  // Handles one parsed request; returns the reply (without "ok" when ok).
-  using Handler = std::function<StatusOr<nlohmann::json>(const nlohmann::json& request)>;
+  // Handles one parsed request from process `peer_pid` (SO_PEERCRED, in the
+  // daemon's pid namespace; 0 if unknown); returns the reply (without "ok").
+  using Handler =
+      std::function<StatusOr<nlohmann::json>(const nlohmann::json& request, pid_t peer_pid)>;
   ControlServer(std::string socket_path, Handler handler);
   ~ControlServer();
   Status Start();

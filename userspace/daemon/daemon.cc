@@ -221,7 +221,8 @@ Status Daemon::Start() {
   });
 
   control_ = std::make_unique<control::ControlServer>(
-      options_.socket_path, [this](const nlohmann::json& r) { return Handle(r); });
+      options_.socket_path,
+      [this](const nlohmann::json& r, pid_t peer) { return Handle(r, peer); });
   EGRESSD_RETURN_IF_ERROR(control_->Start());
   spdlog::info("egressd ready: socket {} proxy port {} dns upstream {} bpffs {}",
                options_.socket_path, options_.proxy_port, dns::FormatSocketAddress(upstream),
@@ -268,7 +269,10 @@ nlohmann::json Daemon::Status_() const {
             {"malformed", forwarder_->malformed()},
             {"overloaded", forwarder_->overloaded()}}},
           {"api", {{"errors", control_ ? control_->bad_requests() : 0}}},
-          {"audit", {{"events", events_->appended()}, {"write_errors", events_->write_errors()}}}};
+          {"audit",
+           {{"events", events_->appended()},
+            {"write_errors", events_->write_errors()},
+            {"suppressed", events_->suppressed()}}}};
 }
 
 StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
@@ -323,7 +327,7 @@ nlohmann::json Daemon::Events(const nlohmann::json& request) const {
   return out;
 }
 
-StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
+StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, pid_t peer_pid) {
   auto str = [&](const char* key) -> std::string {
     auto it = request.find(key);
     if (it == request.end() || it->is_null()) return "";
@@ -375,12 +379,10 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request) {
         return EGRESSD_ERROR("attach: a transient sandbox must be a cgroup under {}, not {}",
                              options_.cgroup_root, resolved->path);
     }
-    auto owner = request.find("owner_pid");
-    if (owner != request.end()) {
-      if (!owner->is_number_unsigned() || owner->get<uint64_t>() == 0 ||
-          owner->get<uint64_t>() > 4194304)
-        return EGRESSD_ERROR("attach: \"owner_pid\" must be a process id");
-      attach.owner_pid = static_cast<pid_t>(owner->get<uint64_t>());
+    if (attach.transient) {
+      // Owned by the process asking (egressctl run): when it is gone, so is the sandbox.
+      if (peer_pid <= 0) return EGRESSD_ERROR("attach: cannot tell which process is asking");
+      attach.owner_pid = peer_pid;
     }
     auto result = registry_->Attach(attach);
     if (!result.ok()) return result.status();

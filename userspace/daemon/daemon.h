@@ -57,7 +57,7 @@ class Daemon {
   void Stop();
 
  private:
-  StatusOr<nlohmann::json> Handle(const nlohmann::json& request);
+  StatusOr<nlohmann::json> Handle(const nlohmann::json& request, pid_t peer_pid);
   nlohmann::json Status_() const;
   StatusOr<nlohmann::json> Stats(const std::string& target) const;
   nlohmann::json Events(const nlohmann::json& request) const;

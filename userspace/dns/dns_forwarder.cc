@@ -208,10 +208,15 @@ void DnsForwarder::OnAccept(Socket& s, std::vector<Socket>* accepted) {
 
 void DnsForwarder::OnTcpData(Socket& s) {
   uint8_t buf[4096];
+  bool eof = false;
   for (;;) {
     ssize_t n = recv(s.fd.get(), buf, sizeof(buf), 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-      s.fd.Reset();  // closed by the client, or broken
+    if (n == 0) {
+      eof = true;  // a client may send its queries, then shut down its side
+      break;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      s.fd.Reset();  // broken
       return;
     }
     if (n < 0) break;
@@ -240,6 +245,16 @@ void DnsForwarder::OnTcpData(Socket& s) {
     }
     if (!reply.empty() && !WriteTcp(s, reply)) return;
   }
+  if (eof) {
+    s.eof = true;
+    if (!HasOutstanding(s.client_id)) s.fd.Reset();  // else: after the last answer
+  }
+}
+
+bool DnsForwarder::HasOutstanding(uint64_t tcp_client) const {
+  for (const auto& [id, o] : outstanding_)
+    if (o.tcp_client == tcp_client) return true;
+  return false;
 }
 
 bool DnsForwarder::WriteTcp(Socket& s, std::span<const uint8_t> msg) {
@@ -277,7 +292,8 @@ void DnsForwarder::OnResponse() {
     }
     for (Socket& s : sockets_)
       if (s.kind == Kind::kTcpClient && s.client_id == o.tcp_client && s.fd.valid()) {
-        WriteTcp(s, {buf, static_cast<size_t>(n)});
+        if (WriteTcp(s, {buf, static_cast<size_t>(n)}) && s.eof && !HasOutstanding(s.client_id))
+          s.fd.Reset();
         break;
       }
   }
@@ -290,7 +306,8 @@ void DnsForwarder::Run() {
     fds.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     fds.push_back({upstream_fd_.get(), POLLIN, 0});
-    for (const Socket& s : sockets_) fds.push_back({s.fd.get(), POLLIN, 0});
+    for (const Socket& s : sockets_)
+      fds.push_back({s.fd.get(), static_cast<short>(s.eof ? 0 : POLLIN), 0});
     int n = poll(fds.data(), fds.size(), 1000);
     if (n < 0 && errno != EINTR) {
       spdlog::error("dns forwarder: poll: {}", strerror(errno));
@@ -314,7 +331,10 @@ void DnsForwarder::Run() {
           OnAccept(s, &accepted);
           break;
         case Kind::kTcpClient:
-          OnTcpData(s);
+          if (s.eof)
+            s.fd.Reset();  // gone entirely while its answers were pending
+          else
+            OnTcpData(s);
           break;
       }
     }

@@ -53,6 +53,7 @@ class DnsForwarder {
     Kind kind = Kind::kUdp;
     uint64_t client_id = 0;  // kTcpClient
     std::string in;          // kTcpClient: bytes of an incomplete message
+    bool eof = false;        // kTcpClient: the client is done sending; answers still go out
     std::chrono::steady_clock::time_point idle_until{};
   };
   // Where the answer to a relayed query goes.
@@ -79,6 +80,7 @@ class DnsForwarder {
   // false) when it cannot take it all at once.
   bool WriteTcp(Socket& s, std::span<const uint8_t> msg);
   void Wake();
+  bool HasOutstanding(uint64_t tcp_client) const;
   // Decides one query; sends NXDOMAIN or relays it. `reply` gets the answer
   // bytes when we answer ourselves. Returns false when the message is malformed.
   bool OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstanding where,

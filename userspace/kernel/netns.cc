@@ -90,13 +90,12 @@ void UnpinNetns(const std::string& path) {
     spdlog::warn("removing {}: {}", path, strerror(errno));
 }
 
-StatusOr<std::string> DetectCgroupNetns(const std::string& cgroup_dir) {
+StatusOr<DetectedNetns> DetectCgroupNetns(const std::string& cgroup_dir) {
   struct stat ours {};
   if (stat("/proc/self/ns/net", &ours) != 0)
     return EGRESSD_ERROR("/proc/self/ns/net: {}", strerror(errno));
-  std::string found;
-  dev_t found_dev = 0;
-  ino_t found_ino = 0;
+  DetectedNetns found;
+  struct stat found_st {};
   bool any_own = false;
   std::error_code ec;
   std::vector<std::string> dirs = {cgroup_dir};
@@ -109,15 +108,17 @@ StatusOr<std::string> DetectCgroupNetns(const std::string& cgroup_dir) {
     pid_t pid;
     while (procs >> pid) {
       std::string ns = "/proc/" + std::to_string(pid) + "/ns/net";
+      // Opened, not just looked at: a pid reused later cannot change the answer.
+      UniqueFd fd(open(ns.c_str(), O_RDONLY | O_CLOEXEC));
       struct stat st {};
-      if (stat(ns.c_str(), &st) != 0) continue;  // exited meanwhile
+      if (!fd.valid() || fstat(fd.get(), &st) != 0) continue;  // exited meanwhile
       if (st.st_dev == ours.st_dev && st.st_ino == ours.st_ino) {
         any_own = true;
-      } else if (found.empty()) {
-        found = ns;
-        found_dev = st.st_dev;
-        found_ino = st.st_ino;
-      } else if (st.st_dev != found_dev || st.st_ino != found_ino) {
+      } else if (!found.fd.valid()) {
+        found.fd = std::move(fd);
+        found.source = ns;
+        found_st = st;
+      } else if (st.st_dev != found_st.st_dev || st.st_ino != found_st.st_ino) {
         return EGRESSD_ERROR(
             "the processes of {} are in several network namespaces; pass --netns PATH or "
             "--netns host",
@@ -125,7 +126,7 @@ StatusOr<std::string> DetectCgroupNetns(const std::string& cgroup_dir) {
       }
     }
   }
-  if (!found.empty() && any_own)
+  if (found.fd.valid() && any_own)
     return EGRESSD_ERROR(
         "some processes of {} share the daemon's network namespace and some do not; pass "
         "--netns PATH or --netns host",

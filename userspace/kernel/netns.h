@@ -29,10 +29,14 @@ Status PinNetns(int netns_fd, const std::string& path);
 // Removes what PinNetns made; errors are only logged.
 void UnpinNetns(const std::string& path);
 
+struct DetectedNetns {
+  UniqueFd fd;         // invalid: the cgroup is empty or in the daemon's namespace
+  std::string source;  // "/proc/PID/ns/net" it was opened from, for messages
+};
+
 // The one network namespace of every process in `cgroup_dir` (and below) when
-// it is not the daemon's: "/proc/PID/ns/net" of one of them. "" when the
-// cgroup is empty or its processes share the daemon's namespace. An error
-// when the processes are in several namespaces.
-StatusOr<std::string> DetectCgroupNetns(const std::string& cgroup_dir);
+// it is not the daemon's, opened while the process that showed it still
+// holds it. An error when the processes are in several namespaces.
+StatusOr<DetectedNetns> DetectCgroupNetns(const std::string& cgroup_dir);
 
 }  // namespace egressd::kernel

@@ -229,13 +229,13 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
 
   // Which network namespace: asked for, or the one all its processes share.
   std::string netns_path = request.netns;
+  UniqueFd netns;
   if (netns_path.empty()) {
     auto detected = kernel::DetectCgroupNetns(sb.cgroup);
     if (!detected.ok()) return detected.status();
-    netns_path = *detected;
-  }
-  UniqueFd netns;
-  if (!netns_path.empty() && netns_path != "host") {
+    netns = std::move(detected->fd);
+    netns_path = detected->source;
+  } else if (netns_path != "host") {
     auto ns = kernel::OpenNetns(netns_path);
     if (!ns.ok()) return ns.status();
     auto own = kernel::IsOwnNetns(ns->get());
