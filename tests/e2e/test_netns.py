@@ -19,6 +19,8 @@ def test_run_in_new_netns_reaches_origins_only_through_the_policy(env):
         listed = env.daemon.instances()["ns-run"]
         assert listed["netns"].startswith(os.path.join(env.daemon.state_dir, "netns"))
         assert listed["transient"] is True
+        row = [l for l in env.daemon.ctl("list").stdout.splitlines() if " ns-run " in l]
+        assert len(row) == 1 and row[0].split()[2:5] == ["ns-strict", "enforce", "own"], row
         port = env.netns_port
         assert agent.ask("http", "origin.test", port, ns.ip) == \
             f"200 netns-origin host=origin.test:{port} path=/"

@@ -125,8 +125,8 @@ int Events(const Args& a) {
 void PrintStats(const json& reply) {
   std::cout << Pad("INSTANCE", 20) << Pad("POLICY", 14) << Pad("CONNS", 8) << Pad("DENIED", 8)
             << Pad("REQ OK", 8) << Pad("REQ DENY", 9) << Pad("K-REDIR", 9) << Pad("K-DENY", 8)
-            << Pad("UDP-DENY", 9) << Pad("SOCK-DENY", 10) << Pad("DNS", 6) << Pad("UP", 10)
-            << "DOWN\n";
+            << Pad("UDP-DENY", 9) << Pad("SOCK-DENY", 10) << Pad("DNS", 6) << Pad("DNS-NX", 7)
+            << Pad("UP", 10) << "DOWN\n";
   for (const auto& s : reply["sandboxes"]) {
     const auto& k = s["kernel"];
     const auto& p = s["proxy"];
@@ -135,7 +135,8 @@ void PrintStats(const json& reply) {
               << Pad(n(p["connections_denied"]), 8) << Pad(n(p["requests_allowed"]), 8)
               << Pad(n(p["requests_denied"]), 9) << Pad(n(k["connect_redirected"]), 9)
               << Pad(n(k["connect_denied"]), 8) << Pad(n(k["udp_denied"]), 9)
-              << Pad(n(k["socket_denied"]), 10) << Pad(n(k["dns_redirected"]), 6)
+              << Pad(n(k["socket_denied"]), 10) << Pad(n(s["dns"]["queries"]), 6)
+              << Pad(n(s["dns"]["refused"]), 7)
               << Pad(n(p["bytes_up"]), 10) << n(p["bytes_down"]) << "\n";
   }
 }
@@ -277,10 +278,13 @@ int main(int argc, char** argv) {
       std::cout << r.dump() << "\n";
       return 0;
     }
-    std::cout << Pad("ID", 5) << Pad("INSTANCE", 24) << Pad("POLICY", 16) << "CGROUP\n";
+    std::cout << Pad("ID", 5) << Pad("INSTANCE", 24) << Pad("POLICY", 16) << Pad("MODE", 8)
+              << Pad("NETNS", 6) << "CGROUP\n";
     for (const auto& s : r["sandboxes"])
       std::cout << Pad(std::to_string(s["id"].get<int>()), 5) << Pad(s["instance"], 24)
-                << Pad(s["policy"], 16) << s["cgroup"].get<std::string>()
+                << Pad(s["policy"], 16) << Pad(s["mode"], 8)
+                << Pad(s["netns"].get<std::string>() == "host" ? "host" : "own", 6)
+                << s["cgroup"].get<std::string>()
                 << (s["problem"].get<std::string>().empty()
                         ? ""
                         : "  (" + s["problem"].get<std::string>() + ")")
