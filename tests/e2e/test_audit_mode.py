@@ -53,6 +53,8 @@ def test_audit_lets_through_records_and_suggest_round_trips(env, tmp_path):
     assert {(e["layer"], e["host"]) for e in got} >= {("proxy", "origin2.test"), ("dns", "origin3.test")}
     assert all(e["enforced"] is False for e in got), got
     assert any(e["layer"] == "proxy" and e["address"] == ns.ip and e["port"] == port for e in got)
+    table = env.daemon.ctl("events", "--instance", "learn-1").stdout.splitlines()[1:]
+    assert table and all(line.endswith("[audit mode: let through]") for line in table), table
 
     # The instance ended; the daemon still has what it did.
     suggested = env.daemon.ctl("policy", "suggest", "--instance", "learn-1").stdout

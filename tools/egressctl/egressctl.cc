@@ -97,7 +97,8 @@ void PrintEvent(const json& e, bool as_json) {
   std::string host = e["host"].get<std::string>();
   std::cout << when << "  " << Pad(e["layer"], 7) << Pad(e["instance"], 20)
             << Pad(dst.empty() ? "-" : dst, 24) << Pad(host.empty() ? "-" : host, 24)
-            << e["reason"].get<std::string>() << "\n";
+            << e["reason"].get<std::string>()
+            << (e.value("enforced", true) ? "" : "  [audit mode: let through]") << "\n";
 }
 
 int Events(const Args& a) {
