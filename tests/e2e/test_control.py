@@ -115,3 +115,23 @@ def test_detach_removes_enforcement(env):
     # UDP to a non-DNS port is no longer refused by egressd
     r = sb.python("import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 9)); print('sent')")
     assert r.stdout.strip() == "sent"
+
+
+def test_requests_from_inside_a_sandbox_are_refused(env):
+    # An attached sandbox in the host's mount namespace, as root, can open the
+    # socket file; the daemon still refuses it (the peer's cgroup decides).
+    sb = env.sandbox("open")
+    r = sb.run(EGRESSCTL, "--socket", env.daemon.socket, "detach", sb.instance)
+    assert r.returncode == 1
+    assert f'requests from inside sandbox "{sb.instance}" are refused' in r.stderr
+    assert sb.instance in env.daemon.instances()  # still attached
+    # A process in a child cgroup of the sandbox is inside it too.
+    child = os.path.join(sb.path, "child")
+    os.mkdir(child)
+    try:
+        r = subprocess.run(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', child, EGRESSCTL,
+                            "--socket", env.daemon.socket, "status"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1 and "are refused" in r.stderr
+    finally:
+        os.rmdir(child)

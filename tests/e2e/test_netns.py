@@ -67,7 +67,11 @@ def test_attach_detects_the_netns_and_survives_a_restart(env):
     proc = UnsharedProcess()
     try:
         # No --netns: every process of the cgroup shares one namespace, not ours.
-        env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--instance", "unshared")
+        attached = env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--instance",
+                                  "unshared")
+        # It runs as root with every capability: the operator hears about packet sockets.
+        assert "egressctl: warning: 1 process(es)" in attached.stderr
+        assert "CAP_NET_RAW" in attached.stderr
         info = env.daemon.instances()["unshared"]
         pin = info["netns"]
         assert pin.startswith(os.path.join(env.daemon.state_dir, "netns")) and os.path.ismount(pin)

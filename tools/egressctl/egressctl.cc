@@ -137,8 +137,8 @@ void PrintStats(const json& reply) {
               << Pad(n(p["requests_denied"]), 9) << Pad(n(k["connect_redirected"]), 9)
               << Pad(n(k["connect_denied"]), 8) << Pad(n(k["udp_denied"]), 9)
               << Pad(n(k["socket_denied"]), 10) << Pad(n(s["dns"]["queries"]), 6)
-              << Pad(n(s["dns"]["refused"]), 7)
-              << Pad(n(p["bytes_up"]), 10) << n(p["bytes_down"]) << "\n";
+              << Pad(n(s["dns"]["refused"]), 7) << Pad(n(p["bytes_up"]), 10) << n(p["bytes_down"])
+              << "\n";
   }
 }
 
@@ -256,6 +256,8 @@ int main(int argc, char** argv) {
       req["netns"] = a.netns == "host" ? a.netns : std::filesystem::absolute(a.netns, ec).string();
     }
     json r = Call(a.socket, req);
+    for (const auto& w : r.value("warnings", json::array()))
+      std::cerr << "egressctl: warning: " << w.get<std::string>() << "\n";
     if (a.json) {
       std::cout << r.dump() << "\n";
     } else {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 namespace egressd::control {
 namespace {
@@ -18,7 +19,34 @@ namespace {
 constexpr size_t kMaxRequestBytes = 1 << 20;
 constexpr int kClientTimeoutMs = 5000;
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5; older libc headers lack it
+#endif
+
 }  // namespace
+
+Peer IdentifyPeer(int fd) {
+  Peer peer;
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0) return peer;
+  int pidfd = -1;
+  len = sizeof(pidfd);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0 || pidfd < 0) return peer;
+  std::ifstream in("/proc/" + std::to_string(cred.pid) + "/cgroup");
+  std::string cgroup;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("0::", 0) == 0) cgroup = line.substr(3);
+  // A pidfd turns readable when its process exits: if it has, the pid (and
+  // the cgroup just read) may be someone else's.
+  pollfd pfd{pidfd, POLLIN, 0};
+  bool exited = poll(&pfd, 1, 0) != 0;
+  close(pidfd);
+  if (exited || cgroup.empty()) return peer;
+  peer.pid = cred.pid;
+  peer.cgroup = cgroup;
+  return peer;
+}
 
 ControlServer::ControlServer(std::string socket_path, Handler handler)
     : socket_path_(std::move(socket_path)), handler_(std::move(handler)) {}
@@ -117,10 +145,7 @@ void ControlServer::Serve(int fd) {
     } else {
       StatusOr<nlohmann::json> result = EGRESSD_ERROR("internal error");
       try {
-        ucred peer{};
-        socklen_t len = sizeof(peer);
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) peer.pid = 0;
-        result = handler_(parsed, peer.pid);
+        result = handler_(parsed, IdentifyPeer(fd));
       } catch (const std::exception& e) {
         result = EGRESSD_ERROR("bad request: {}", e.what());
       }

@@ -16,12 +16,22 @@
 
 namespace egressd::control {
 
+// Who is asking: the process at the other end of the connection.
+struct Peer {
+  pid_t pid = 0;       // SO_PEERCRED, in the daemon's pid namespace; 0 if unknown
+  std::string cgroup;  // its cgroup v2 path ("/egressd/run-1"), "" if unknown
+};
+
+// The peer of a connected unix socket. The cgroup is read through a pidfd
+// (SO_PEERPIDFD) and only believed if the process still lives afterwards, so
+// a reused pid cannot lend its cgroup to a process that has gone.
+Peer IdentifyPeer(int fd);
+
 class ControlServer {
  public:
-  // Handles one parsed request from process `peer_pid` (SO_PEERCRED, in the
-  // daemon's pid namespace; 0 if unknown); returns the reply (without "ok").
+  // Handles one parsed request from `peer`; returns the reply (without "ok").
   using Handler =
-      std::function<StatusOr<nlohmann::json>(const nlohmann::json& request, pid_t peer_pid)>;
+      std::function<StatusOr<nlohmann::json>(const nlohmann::json& request, const Peer& peer)>;
   ControlServer(std::string socket_path, Handler handler);
   ~ControlServer();
   Status Start();

@@ -222,7 +222,7 @@ Status Daemon::Start() {
 
   control_ = std::make_unique<control::ControlServer>(
       options_.socket_path,
-      [this](const nlohmann::json& r, pid_t peer) { return Handle(r, peer); });
+      [this](const nlohmann::json& r, const control::Peer& peer) { return Handle(r, peer); });
   EGRESSD_RETURN_IF_ERROR(control_->Start());
   spdlog::info("egressd ready: socket {} proxy port {} dns upstream {} bpffs {}",
                options_.socket_path, options_.proxy_port, dns::FormatSocketAddress(upstream),
@@ -327,7 +327,13 @@ nlohmann::json Daemon::Events(const nlohmann::json& request) const {
   return out;
 }
 
-StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, pid_t peer_pid) {
+StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const control::Peer& peer) {
+  // Sandboxes never steer the daemon, whatever reached them of the socket
+  // (root in the host's mount namespace can open it). Unknown peers neither.
+  if (peer.cgroup.empty())
+    return EGRESSD_ERROR("cannot tell which process or cgroup is asking: refused");
+  if (auto inside = registry_->SandboxContaining(cgroup2_mount_ + peer.cgroup))
+    return EGRESSD_ERROR("requests from inside sandbox \"{}\" are refused", *inside);
   auto str = [&](const char* key) -> std::string {
     auto it = request.find(key);
     if (it == request.end() || it->is_null()) return "";
@@ -381,13 +387,13 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, pid_t pee
     }
     if (attach.transient) {
       // Owned by the process asking (egressctl run): when it is gone, so is the sandbox.
-      if (peer_pid <= 0) return EGRESSD_ERROR("attach: cannot tell which process is asking");
-      attach.owner_pid = peer_pid;
+      attach.owner_pid = peer.pid;
     }
     auto result = registry_->Attach(attach);
     if (!result.ok()) return result.status();
     nlohmann::json out = SandboxJson(result->sandbox);
     out["switched"] = result->switched;
+    out["warnings"] = result->warnings;
     return out;
   }
   if (cmd == "detach") {

@@ -34,7 +34,8 @@ class Proxy;
 }
 namespace egressd::control {
 class ControlServer;
-}
+struct Peer;
+}  // namespace egressd::control
 
 namespace egressd::daemon {
 
@@ -57,7 +58,7 @@ class Daemon {
   void Stop();
 
  private:
-  StatusOr<nlohmann::json> Handle(const nlohmann::json& request, pid_t peer_pid);
+  StatusOr<nlohmann::json> Handle(const nlohmann::json& request, const control::Peer& peer);
   nlohmann::json Status_() const;
   StatusOr<nlohmann::json> Stats(const std::string& target) const;
   nlohmann::json Events(const nlohmann::json& request) const;

@@ -90,6 +90,20 @@ Status KillCgroup(const std::string& path, int timeout_ms) {
   return {};
 }
 
+std::vector<int> CgroupProcesses(const std::string& path) {
+  std::vector<std::string> dirs = {path};
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(path, ec), end; !ec && it != end;
+       it.increment(ec))
+    if (it->is_directory()) dirs.push_back(it->path());
+  std::vector<int> pids;
+  for (const auto& dir : dirs) {
+    std::ifstream procs(dir + "/cgroup.procs");
+    for (int pid; procs >> pid;) pids.push_back(pid);
+  }
+  return pids;
+}
+
 Status RemoveCgroupTree(const std::string& path) {
   std::vector<std::string> dirs;
   std::error_code ec;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "userspace/common/status.h"
 
@@ -30,5 +31,8 @@ Status KillCgroup(const std::string& path, int timeout_ms);
 
 // Removes the (empty) cgroup and its descendant cgroups, deepest first.
 Status RemoveCgroupTree(const std::string& path);
+
+// The processes of the cgroup and its descendants (a snapshot).
+std::vector<int> CgroupProcesses(const std::string& path);
 
 }  // namespace egressd::kernel

@@ -39,6 +39,25 @@ uint64_t ProcessStartTime(pid_t pid) {
   return 0;
 }
 
+// Packet sockets (AF_PACKET) reach no cgroup hook: a process that may use
+// them can send raw frames past egressd on any interface its namespace has.
+std::vector<std::string> RawPacketWarnings(const std::string& cgroup) {
+  constexpr uint64_t kNetRaw = uint64_t{1} << 13;  // CAP_NET_RAW
+  std::vector<int> able;
+  for (int pid : kernel::CgroupProcesses(cgroup)) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("CapBnd:", 0) == 0 && (std::strtoull(line.c_str() + 7, nullptr, 16) & kNetRaw))
+        able.push_back(pid);
+  }
+  if (able.empty()) return {};
+  return {fmt::format(
+      "{} process(es) of {} (pid {}{}) may use CAP_NET_RAW: packet sockets are not seen by "
+      "cgroup hooks and can send past egressd; run them without it (docker run --cap-drop "
+      "NET_RAW)",
+      able.size(), cgroup, able[0], able.size() > 1 ? ", ..." : "")};
+}
+
 }  // namespace
 
 Registry::Registry(RegistryOptions options, kernel::BpfPrograms* bpf)
@@ -200,7 +219,9 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     if (!saved.ok()) spdlog::error("registry: {}", saved.ToString());
     spdlog::info("sandbox {} ({}) switched to policy {}", existing->instance, existing->cgroup,
                  (*policy)->name());
-    return AttachResult{*existing, true};
+    return AttachResult{
+        *existing, true,
+        existing->transient ? std::vector<std::string>{} : RawPacketWarnings(existing->cgroup)};
   }
 
   SandboxInfo sb;
@@ -296,7 +317,11 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
                sb.instance, sb.cgroup, sb.policy->name(), sb.id,
                sb.netns.empty() ? "host network namespace" : "network namespace " + netns_path,
                sb.proxy_port, sb.dns_port);
-  return AttachResult{sb, false};
+  // `egressctl run` drops CAP_NET_RAW itself, once the policy is attached.
+  AttachResult result{sb, false,
+                      sb.transient ? std::vector<std::string>{} : RawPacketWarnings(sb.cgroup)};
+  for (const auto& w : result.warnings) spdlog::warn("sandbox {}: {}", sb.instance, w);
+  return result;
 }
 
 // Kills a transient sandbox's processes while it is still enforced, then
@@ -423,6 +448,13 @@ StatusOr<size_t> Registry::ReloadPolicies() {
   }
   EGRESSD_RETURN_IF_ERROR(SaveState());
   return changed;
+}
+
+std::optional<std::string> Registry::SandboxContaining(const std::string& cgroup_path) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, sb] : sandboxes_)
+    if (cgroup_path == sb.cgroup || cgroup_path.rfind(sb.cgroup + "/", 0) == 0) return sb.instance;
+  return std::nullopt;
 }
 
 std::vector<SandboxInfo> Registry::List() const {

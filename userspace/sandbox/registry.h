@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -80,6 +81,8 @@ struct SandboxInfo {
 struct AttachResult {
   SandboxInfo sandbox;
   bool switched = false;  // the cgroup was attached already; its policy changed
+  // What the sandbox can still do that no cgroup hook sees (for the operator).
+  std::vector<std::string> warnings;
 };
 
 class Registry : public SandboxDirectory {
@@ -104,6 +107,8 @@ class Registry : public SandboxDirectory {
   StatusOr<size_t> ReloadPolicies();
 
   std::vector<SandboxInfo> List() const;
+  // The instance whose cgroup is `cgroup_path` or one of its ancestors.
+  std::optional<std::string> SandboxContaining(const std::string& cgroup_path) const;
   std::shared_ptr<const SandboxView> Find(uint32_t sandbox_id) const override;
   bool IsListenerPort(uint16_t port) const override;
 
