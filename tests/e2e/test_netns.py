@@ -116,6 +116,12 @@ def test_attach_with_explicit_netns_and_refusals(env):
         env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--instance", "explicit",
                        "--netns", f"/proc/{proc.agent.pid}/ns/net")
         assert agent_ok(proc.agent, env.netns_port, ns)
+        # A policy switch may name the same namespace again, not another one.
+        env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--netns",
+                       f"/proc/{proc.agent.pid}/ns/net")
+        r = env.daemon.ctl("attach", proc.cgroup, "--policy", "ns-strict", "--netns", "host",
+                           check=False)
+        assert r.returncode == 1 and "detach it first" in r.stderr
         # The state file records the pin, so a restart finds the namespace again.
         with open(os.path.join(env.daemon.state_dir, "state.json")) as f:
             state = json.load(f)

@@ -58,6 +58,21 @@ std::vector<std::string> RawPacketWarnings(const std::string& cgroup) {
       able.size(), cgroup, able[0], able.size() > 1 ? ", ..." : "")};
 }
 
+// Whether `spec` ("host" or a path) names the namespace `sb` is in.
+StatusOr<bool> SameNetns(const SandboxInfo& sb, const std::string& spec) {
+  if (spec == "host") return sb.netns.empty();
+  auto asked = kernel::OpenNetns(spec);
+  if (!asked.ok()) return asked.status();
+  if (sb.netns.empty()) return kernel::IsOwnNetns(asked->get());
+  auto pinned = kernel::OpenNetns(sb.netns);
+  if (!pinned.ok()) return pinned.status();
+  struct stat a {};
+  struct stat b {};
+  if (fstat(asked->get(), &a) != 0 || fstat(pinned->get(), &b) != 0)
+    return EGRESSD_ERROR("comparing network namespaces: {}", strerror(errno));
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 }  // namespace
 
 Registry::Registry(RegistryOptions options, kernel::BpfPrograms* bpf)
@@ -211,6 +226,15 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   if (SandboxInfo* existing = FindByCgroup(cgroup->path)) {
     // Runtime switch: the next connection and the next request follow it.
     // The namespace and ownership stay what the first attach made them.
+    if (!request.netns.empty()) {
+      auto same = SameNetns(*existing, request.netns);
+      if (!same.ok()) return same.status();
+      if (!*same)
+        return EGRESSD_ERROR(
+            "{} is attached already, in {}; detach it first to change its network namespace",
+            existing->cgroup,
+            existing->netns.empty() ? "the host's network namespace" : existing->netns);
+    }
     EGRESSD_RETURN_IF_ERROR(ApplyPolicy(*existing, *policy));
     existing->source = request.source;
     if (!request.instance.empty()) existing->instance = request.instance;
