@@ -160,6 +160,13 @@ static __always_inline int is_loopback(const __u32 addr[4]) {
   return addr[0] == 0 && addr[1] == 0 && addr[2] == 0 && addr[3] == bpf_htonl(1);
 }
 
+/* 127.0.0.11: Docker's embedded resolver, which listens there on a port other
+ * than 53 (NAT'd from 53). Never the container's own business: it would
+ * resolve names the policy denies. */
+static __always_inline int is_docker_dns(const __u32 addr[4]) {
+  return is_v4_mapped(addr) && addr[3] == bpf_htonl(0x7f00000b);
+}
+
 /* Loopback or unspecified (0.0.0.0, ::): connect() to either stays on this host. */
 static __always_inline int is_local(const __u32 addr[4]) {
   if (is_loopback(addr)) return 1;
@@ -203,7 +210,7 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
    * denies. */
   int dns = port == DNS_PORT_NET && (type == SOCK_DGRAM || (type == SOCK_STREAM && is_connect));
   if (!dns && (cfg->flags & EGRESSD_SANDBOX_LOOPBACK_LOCAL) && is_local(addr) &&
-      bpf_get_netns_cookie(ctx) == cfg->netns_cookie)
+      !is_docker_dns(addr) && bpf_get_netns_cookie(ctx) == cfg->netns_cookie)
     return VERDICT_PASS;
   int audit = (cfg->flags & EGRESSD_SANDBOX_AUDIT) != 0;
   __u32 event_flags = audit ? EGRESSD_EVENT_NOT_ENFORCED : 0;

@@ -21,6 +21,7 @@ class FakeDns:
         self.records = dict(records or {})  # name -> list of "1.2.3.4" / "::1"
         self.ttl = ttl
         self.queries = []
+        self.raw_queries = []  # the bytes of each query, as they arrived
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
@@ -45,6 +46,7 @@ class FakeDns:
             self.sock.sendto(reply, peer)
 
     def _answer(self, data):
+        self.raw_queries.append(data)
         qid, flags, qd, _, _, _ = struct.unpack("!HHHHHH", data[:12])
         name, off = _read_name(data, 12)
         qtype, qclass = struct.unpack("!HH", data[off:off + 4])

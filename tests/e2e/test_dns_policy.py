@@ -96,3 +96,26 @@ while data:
 print(codes[100], codes[101])
 """)
     assert r.stdout.split() == ["0", "3"], r.stderr
+
+
+def test_only_the_question_leaves_and_edns_is_egressds(env):
+    # A query for an allowed name with data riding along in an EDNS option.
+    r = env.daemon.run("--policy", "strict", "--netns", "host", "--", "/usr/bin/python3", "-c", f"""
+import socket, struct, sys
+sys.path.insert(0, {env.dns_dir!r})
+from fakedns import build_query
+q = bytearray(build_query(9, 'allowed.test'))
+q[10:12] = b'\\x00\\x01'  # ARCOUNT 1
+secret = b'SECRET-PAYLOAD-0123456789'
+q += b'\\x00' + struct.pack('!HHIH', 41, 4096, 0, 4 + len(secret)) + struct.pack('!HH', 65001, len(secret)) + secret
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(bytes(q), ('127.0.0.1', 53))
+print(s.recv(4096)[3] & 15)
+""")
+    assert r.stdout.strip() == "0", r.stderr
+    relayed = [q for q in env.dns.raw_queries if b"allowed" in q][-1]
+    assert b"SECRET" not in relayed
+    # Header, the question, and egressd's own OPT record (payload 1232, no options).
+    assert relayed[10:12] == b"\x00\x01"
+    assert relayed.endswith(b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00")

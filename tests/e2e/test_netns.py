@@ -143,6 +143,9 @@ def test_own_netns_never_reaches_the_hosts_loopback(env):
         assert not refused.startswith("200"), refused
         # 0.0.0.0 means this host to the kernel: the sandbox's own, so it stays local.
         assert agent.ask("http", "allowed.test", env.http.port, "0.0.0.0").startswith("error")
+        # Docker's embedded resolver address is never the sandbox's own business.
+        assert agent.ask("udp", "127.0.0.11", 5353).startswith("error PermissionError")
+        assert agent.ask("udp", "127.0.0.12", 5353) == "sent"  # the rest of 127/8 is
         # DNS to its own loopback still goes to egressd, under the policy.
         assert agent.ask("dns", "denied.test", "127.0.0.1", "udp") == "rcode=3"
         assert agent.ask("dns", "allowed.test", "127.0.0.1", "tcp") == "rcode=0 127.0.0.1"

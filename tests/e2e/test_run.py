@@ -56,10 +56,19 @@ def test_setup_errors_are_clear_and_leave_nothing(env):
 
 
 def test_instance_name_and_policy_from_the_start(env):
-    seen = env.daemon.run("--policy", "open", "--instance", "run-named", "--", "cat",
-                          "/proc/self/cgroup")
-    assert seen.returncode == 0
-    assert seen.stdout.strip().endswith("/run-named")
+    p = env.daemon.popen_run("--policy", "open", "--instance", "run-named", "--", "sh", "-c",
+                             "echo $$; grep '^0::' /proc/self/cgroup; read x",
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline())
+        # Seen from outside: the instance's cgroup under the daemon's root...
+        with open(f"/proc/{pid}/cgroup") as f:
+            assert f"0::/{os.path.relpath(env.daemon.cgroup_root, CGROUP2)}/run-named\n" in f.read()
+        # ... and from inside, a cgroup namespace rooted there.
+        assert p.stdout.readline() == "0::/\n"
+    finally:
+        p.communicate("\n", timeout=20)
+    assert p.returncode == 0
     # The command's very first connection is already decided by the policy.
     r = env.daemon.run("--policy", "open", "--netns", "host", "--", "curl", "-sS", "-o", "/dev/null",
                        "-w", "%{http_code}", "--max-time", "10", "--resolve",
@@ -222,3 +231,22 @@ print(" ".join(out))
     assert r.stdout.split() == ["cgroup-30", "socket-refused", "state-"]  # 30: EROFS
     # Outside, nothing changed: the state dir still has its files.
     assert "state.json" in os.listdir(env.daemon.state_dir)
+
+
+def test_a_policy_file_is_followed_as_it_was_at_start(env, tmp_path):
+    from conftest import write_policy
+    from netns_helpers import Agent
+    policy = write_policy(str(tmp_path), "mine", denied_hosts=["denied.test"])
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", policy,
+                   "--netns", "host", "--instance", "run-file", "--"])
+    try:
+        assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
+        # The file may belong to whoever runs in the sandbox: changing it changes nothing.
+        write_policy(str(tmp_path), "mine", denied_hosts=["allowed.test"])
+        env.daemon.ctl("policy", "reload")
+        assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
+        source = env.daemon.instances()["run-file"]["policy_source"]
+        assert source.startswith("file " + os.path.join(env.daemon.state_dir, "run-policies"))
+    finally:
+        assert agent.close() == 0
+    assert os.listdir(os.path.join(env.daemon.state_dir, "run-policies")) == []

@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/sched.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -39,7 +40,10 @@ struct User {
 struct Hidden {
   std::string cgroup2_mount;  // remounted read-only: the command cannot leave its cgroup
   std::string socket;         // egressd's control socket: /dev/null over it
-  std::string state_dir;      // egressd's state (audit log, namespace pins): an empty tmpfs
+  // egressd's state (audit log, namespace pins), policies and pinned BPF
+  // objects: an empty tmpfs over each (skipped when not on this host, as
+  // with a daemon in a container of its own).
+  std::vector<std::string> dirs;
 };
 
 std::string FindCgroup2Mount() {
@@ -61,18 +65,30 @@ bool HideDaemon(const Hidden& hidden, std::string* stage) {
       mount(nullptr, hidden.cgroup2_mount.c_str(), nullptr,
             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     return false;
-  *stage = "hiding " + hidden.socket;
-  if (mount("/dev/null", hidden.socket.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
-  // Our copies of other sandboxes' namespace pins would keep those namespaces
-  // alive as long as this command runs: drop them.
-  std::error_code ec;
-  if (!hidden.state_dir.empty())
-    for (const auto& pin : std::filesystem::directory_iterator(hidden.state_dir + "/netns", ec))
-      umount2(pin.path().c_str(), MNT_DETACH);
-  *stage = "hiding " + hidden.state_dir;
-  if (!hidden.state_dir.empty() && mount("tmpfs", hidden.state_dir.c_str(), "tmpfs",
-                                         MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=700") != 0)
+  *stage = "remounting /proc/sys read-only";
+  if (mount("/proc/sys", "/proc/sys", nullptr, MS_BIND, nullptr) != 0 ||
+      mount(nullptr, "/proc/sys", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0)
     return false;
+  *stage = "hiding " + hidden.socket;
+  if (access(hidden.socket.c_str(), F_OK) == 0 &&
+      mount("/dev/null", hidden.socket.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    return false;
+  for (const std::string& dir : hidden.dirs) {
+    if (dir.empty() || access(dir.c_str(), F_OK) != 0) continue;
+    // Our copies of other sandboxes' namespace pins would keep those
+    // namespaces alive as long as this command runs: drop them first.
+    std::error_code ec;
+    for (const auto& pin : std::filesystem::directory_iterator(dir + "/netns", ec))
+      umount2(pin.path().c_str(), MNT_DETACH);
+    *stage = "hiding " + dir;
+    if (mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=4k,mode=700") != 0)
+      return false;
+  }
+  // A cgroup namespace rooted at the sandbox: no cgroup outside it can be
+  // named, so none can be moved into, whatever cgroup2 mount is writable.
+  *stage = "cgroup namespace";
+  if (unshare(CLONE_NEWCGROUP) != 0) return false;
   return true;
 }
 
@@ -216,7 +232,8 @@ int RunCommand(const RunOptions& options) {
   hidden.cgroup2_mount = FindCgroup2Mount();
   if (hidden.cgroup2_mount.empty()) return SetupError("no cgroup2 mount in /proc/self/mounts");
   hidden.socket = options.socket;
-  hidden.state_dir = status->value("state_dir", std::string());
+  for (const char* key : {"state_dir", "policy_dir", "bpffs"})
+    hidden.dirs.push_back(status->value(key, std::string()));
   std::string instance = options.instance.empty() ? RandomInstance() : options.instance;
   if (instance.find('/') != std::string::npos || instance == "." || instance == "..")
     return SetupError("run: --instance must not contain '/'");

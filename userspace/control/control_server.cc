@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -32,7 +33,13 @@ Peer IdentifyPeer(int fd) {
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0) return peer;
   int pidfd = -1;
   len = sizeof(pidfd);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0 || pidfd < 0) return peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0 || pidfd < 0) {
+    // Before Linux 6.5: a pidfd opened now. The peer is blocked waiting for
+    // our answer, so its pid is still its own unless it died already, which
+    // the check below catches from here on.
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, cred.pid, 0));
+    if (pidfd < 0) return peer;
+  }
   std::ifstream in("/proc/" + std::to_string(cred.pid) + "/cgroup");
   std::string cgroup;
   for (std::string line; std::getline(in, line);)

@@ -249,8 +249,8 @@ nlohmann::json Daemon::Status_() const {
   return {{"pid", getpid()},
           {"socket", options_.socket_path},
           {"state_dir", std::filesystem::absolute(options_.state_dir).string()},
-          {"bpffs", options_.bpffs},
-          {"policy_dir", options_.policy_dir},
+          {"bpffs", std::filesystem::absolute(options_.bpffs).string()},
+          {"policy_dir", std::filesystem::absolute(options_.policy_dir).string()},
           {"cgroup_root", options_.cgroup_root},
           {"proxy_port", options_.proxy_port},
           {"sandboxes", registry_->List().size()},
@@ -331,7 +331,9 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
   // Sandboxes never steer the daemon, whatever reached them of the socket
   // (root in the host's mount namespace can open it). Unknown peers neither.
   if (peer.cgroup.empty())
-    return EGRESSD_ERROR("cannot tell which process or cgroup is asking: refused");
+    return EGRESSD_ERROR(
+        "cannot tell which process or cgroup is asking (a client outside egressd's pid "
+        "namespace?): refused");
   if (auto inside = registry_->SandboxContaining(cgroup2_mount_ + peer.cgroup))
     return EGRESSD_ERROR("requests from inside sandbox \"{}\" are refused", *inside);
   auto str = [&](const char* key) -> std::string {

@@ -153,11 +153,24 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
   where.client_id = question->id;
   where.expires = std::chrono::steady_clock::now() + kQueryLifetime;
   // Only the header and the question go upstream: records a sandbox appends
-  // (EDNS options, anything in the other sections) could carry its data.
-  std::span<uint8_t> relayed = msg.first(question->question_end);
+  // (EDNS options, anything in the other sections) could carry its data. An
+  // EDNS client (anything in its additional section) and every TCP client get
+  // an OPT record of ours instead, so answers past 512 bytes still fit.
+  const bool client_edns = (msg[10] | msg[11]) != 0 || where.tcp_client != 0;
+  std::vector<uint8_t> relayed(msg.begin(),
+                               msg.begin() + static_cast<long>(question->question_end));
   relayed[0] = static_cast<uint8_t>(id >> 8);
   relayed[1] = static_cast<uint8_t>(id & 0xff);
   for (size_t i = 6; i < 12; ++i) relayed[i] = 0;  // ANCOUNT, NSCOUNT, ARCOUNT
+  if (client_edns) {
+    const uint16_t payload = where.tcp_client != 0 ? 4096 : 1232;
+    // Root name, TYPE OPT (41), CLASS = UDP payload size, TTL 0 (no flags), RDLEN 0.
+    const uint8_t opt[] = {
+        0, 0, 41, static_cast<uint8_t>(payload >> 8), static_cast<uint8_t>(payload & 0xff), 0, 0, 0,
+        0, 0, 0};
+    relayed.insert(relayed.end(), std::begin(opt), std::end(opt));
+    relayed[11] = 1;  // ARCOUNT
+  }
   if (send(upstream_fd_.get(), relayed.data(), relayed.size(), 0) ==
       static_cast<ssize_t>(relayed.size()))
     outstanding_[id] = where;

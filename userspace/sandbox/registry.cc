@@ -171,6 +171,22 @@ Status Registry::WriteConfig(const SandboxInfo& sb, const policy::Policy& policy
   return bpf_->WriteConfig(sb.cgroup_id, config);
 }
 
+StatusOr<std::string> Registry::SnapshotPolicyFile(const std::string& file, uint64_t cgroup_id) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return EGRESSD_ERROR("{}: cannot read the policy file", file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  constexpr size_t kMaxPolicyBytes = 1 << 20;
+  if (text.size() > kMaxPolicyBytes) return EGRESSD_ERROR("{}: policy file too large", file);
+  std::string dir = options_.state_dir + "/run-policies";
+  mkdir(dir.c_str(), 0700);
+  std::string path = dir + "/" + std::to_string(cgroup_id) + ".yaml";
+  UniqueFd out(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out.valid() ||
+      write(out.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return EGRESSD_ERROR("{}: {}", path, strerror(errno));
+  return path;
+}
+
 // Opens the sandbox's listeners in its namespace (preferring the given ports).
 Status Registry::OpenListeners(SandboxInfo& sb, uint16_t want_proxy, uint16_t want_dns,
                                SandboxListeners* out) {
@@ -220,8 +236,21 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   std::lock_guard lock(mu_);
   auto cgroup = kernel::ResolveCgroup(request.cgroup, options_.cgroup2_mount);
   if (!cgroup.ok()) return cgroup.status();
-  auto policy = LoadPolicySource(request.source, options_.policy_dir);
-  if (!policy.ok()) return policy.status();
+  // `egressctl run --policy FILE`: the file may belong to the user whose
+  // command runs in the sandbox. The sandbox follows a copy of it as it was.
+  PolicySource source = request.source;
+  bool snapshot =
+      request.transient && source.kind == PolicySource::Kind::kFile && !FindByCgroup(cgroup->path);
+  if (snapshot) {
+    auto copy = SnapshotPolicyFile(source.value, cgroup->id);
+    if (!copy.ok()) return copy.status();
+    source.value = *copy;
+  }
+  auto policy = LoadPolicySource(source, options_.policy_dir);
+  if (!policy.ok()) {
+    if (snapshot) unlink(source.value.c_str());
+    return policy.status();
+  }
 
   if (SandboxInfo* existing = FindByCgroup(cgroup->path)) {
     // Runtime switch: the next connection and the next request follow it.
@@ -261,7 +290,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   if (sb.id == 0)
     return EGRESSD_ERROR("too many sandboxes (at most {})", EGRESSD_MAX_SANDBOXES - 1);
   sb.generation = next_generation_++;
-  sb.source = request.source;
+  sb.source = source;
   sb.counters = std::make_shared<ProxyCounters>();
   sb.observed = std::make_shared<Observations>();
   sb.transient = request.transient;
@@ -298,6 +327,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   }
   auto unpin = [&] {
     if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
+    if (snapshot) unlink(source.value.c_str());
   };
   SandboxListeners listeners;
   Status opened = OpenListeners(sb, 0, 0, &listeners);
@@ -360,6 +390,9 @@ Status Registry::DetachLocked(SandboxInfo& sb) {
   if (sb.policy) DeleteRules(sb.policy->policy(), sb.policy_set_id);
   if (sink_) sink_->RemoveSandboxListeners(sb.id);
   if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
+  if (sb.source.kind == PolicySource::Kind::kFile &&
+      sb.source.value.rfind(options_.state_dir + "/run-policies/", 0) == 0)
+    unlink(sb.source.value.c_str());
   if (sb.transient) {
     Status removed = kernel::RemoveCgroupTree(sb.cgroup);
     if (!removed.ok()) spdlog::warn("sandbox {}: {}", sb.instance, removed.ToString());

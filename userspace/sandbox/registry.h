@@ -120,6 +120,8 @@ class Registry : public SandboxDirectory {
   Status OpenListeners(SandboxInfo& sb, uint16_t want_proxy, uint16_t want_dns,
                        SandboxListeners* out);
   Status DetachLocked(SandboxInfo& sb);
+  // A private copy (in the state dir) of a transient sandbox's policy file.
+  StatusOr<std::string> SnapshotPolicyFile(const std::string& file, uint64_t cgroup_id);
   void Publish();
   Status SaveState() const;
   uint32_t AllocateId();
