@@ -92,7 +92,9 @@ class Daemon:
         self._ready = threading.Event()
 
     def start(self, timeout=20):
-        self._ready.clear()
+        # An event of this start's own: the reader of a previous (killed)
+        # process sets its own when it reaches EOF, never this one.
+        ready = self._ready = threading.Event()
         self.proc = subprocess.Popen(
             [EGRESSD, "--socket", self.socket, "--state-dir", self.state_dir, "--bpffs", self.bpffs,
              "--policy-dir", self.policy_dir, "--proxy-port", str(self.proxy_port),
@@ -105,11 +107,11 @@ class Daemon:
             for line in proc.stderr:
                 self.log.append(line.rstrip())
                 if "egressd ready" in line:
-                    self._ready.set()
-            self._ready.set()  # exited: unblock the waiter
+                    ready.set()
+            ready.set()  # exited: unblock the waiter
 
         threading.Thread(target=read, daemon=True).start()
-        if not self._ready.wait(timeout) or proc.poll() is not None:
+        if not ready.wait(timeout) or proc.poll() is not None:
             raise RuntimeError("egressd did not become ready:\n" + "\n".join(self.log[-30:]))
 
     def wait_log(self, predicate, timeout=5):
