@@ -141,6 +141,10 @@ def test_own_netns_never_reaches_the_hosts_loopback(env):
         # allowed.test resolves to 127.0.0.1: the host's loopback, not the sandbox's.
         refused = agent.ask("http", "allowed.test", env.http.port, ns.ip)
         assert not refused.startswith("200"), refused
+        # Nor any other address of the host (here the host's end of the veth).
+        env.dns.records["hostside.test"] = [ns.host_ip]
+        hostside = agent.ask("http", "hostside.test", env.netns_port, ns.ip)
+        assert hostside.startswith("403 ") and "is the host's own" in hostside, hostside
         # 0.0.0.0 means this host to the kernel: the sandbox's own, so it stays local.
         assert agent.ask("http", "allowed.test", env.http.port, "0.0.0.0").startswith("error")
         # Docker's embedded resolver address is never the sandbox's own business.

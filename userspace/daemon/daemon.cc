@@ -15,6 +15,7 @@
 #include "userspace/kernel/audit_reader.h"
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy.h"
 #include "userspace/sandbox/registry.h"
 
@@ -161,6 +162,7 @@ Status Daemon::Start() {
   ctx.resolver = resolver_.get();
   ctx.counters = &proxy_counters_;
   ctx.events = events_.get();
+  ctx.host_addresses = &host_addresses_;
   proxy_ = std::make_unique<proxy::Proxy>(ctx);
   // Listeners first, then re-adopt: re-adopted sandboxes find the proxy up.
   EGRESSD_RETURN_IF_ERROR(proxy_->Start());

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "userspace/common/status.h"
+#include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy_context.h"
 
 namespace egressd::kernel {
@@ -74,6 +75,7 @@ class Daemon {
   std::unique_ptr<sandbox::Registry> registry_;
   std::unique_ptr<Listeners> listeners_;
   proxy::ProxyGlobalCounters proxy_counters_;
+  proxy::HostAddresses host_addresses_;
   std::unique_ptr<proxy::Proxy> proxy_;
   std::unique_ptr<kernel::AuditReader> audit_;
   std::unique_ptr<control::ControlServer> control_;

@@ -901,7 +901,7 @@ bool Connection::AuditOnly(const std::string& host, const std::string& why) {
 
 OwnListeners Connection::Own() const {
   return {worker_.ctx().options.proxy_port, worker_.ctx().sandboxes,
-          /*refuse_loopback=*/sandbox_ && sandbox_->own_netns};
+          /*refuse_loopback=*/sandbox_ && sandbox_->own_netns, worker_.ctx().host_addresses};
 }
 
 void Connection::RecordDeny(const std::string& host, const std::string& reason, bool enforced) {

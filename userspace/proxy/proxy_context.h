@@ -9,6 +9,7 @@
 #include "userspace/audit/event_log.h"
 #include "userspace/dns/resolver.h"
 #include "userspace/kernel/bpf_programs.h"
+#include "userspace/proxy/host_addresses.h"
 #include "userspace/sandbox/sandbox_view.h"
 
 namespace egressd::proxy {
@@ -35,7 +36,8 @@ struct ProxyContext {
   const sandbox::SandboxDirectory* sandboxes = nullptr;
   dns::Resolver* resolver = nullptr;
   ProxyGlobalCounters* counters = nullptr;
-  audit::EventLog* events = nullptr;  // every deny is recorded here
+  audit::EventLog* events = nullptr;           // every deny is recorded here
+  const AddressSet* host_addresses = nullptr;  // never upstreams of netns sandboxes
 };
 
 }  // namespace egressd::proxy

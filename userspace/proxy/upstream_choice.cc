@@ -32,6 +32,9 @@ std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
   if (IsLoopback(addr) && own.refuse_loopback)
     return "address " + addr.ToString() +
            " is the host's loopback, not the sandbox's (it has a network namespace of its own)";
+  if (own.refuse_loopback && own.host_addresses && own.host_addresses->Contains(addr))
+    return "address " + addr.ToString() +
+           " is the host's own (the sandbox has a network namespace of its own)";
   if (IsLoopback(addr) &&
       (port == own.proxy_port || (own.sandboxes && own.sandboxes->IsListenerPort(port))))
     return "address " + addr.ToString() + " is egressd itself";

@@ -12,6 +12,7 @@
 
 #include "policy/compiled_policy.h"
 #include "policy/ip_address.h"
+#include "userspace/proxy/host_addresses.h"
 #include "userspace/sandbox/sandbox_view.h"
 
 namespace egressd::proxy {
@@ -27,8 +28,10 @@ struct OwnListeners {
   uint16_t proxy_port = 0;
   const sandbox::SandboxDirectory* sandboxes = nullptr;
   // A sandbox in a namespace of its own: egressd must not reach the host's
-  // loopback on its behalf (its own loopback never reaches the proxy).
+  // loopback on its behalf (its own loopback never reaches the proxy), nor
+  // any other address of the host (`host_addresses`, when given).
   bool refuse_loopback = false;
+  const AddressSet* host_addresses = nullptr;
 };
 
 // apply_deny_cidrs false (audit mode): deny_cidrs do not refuse; egressd's

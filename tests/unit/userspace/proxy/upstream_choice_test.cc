@@ -98,6 +98,28 @@ TEST(UpstreamChoice, OwnNetnsSandboxesNeverReachTheHostsLoopback) {
   EXPECT_EQ(*c.addr, Ip("10.1.1.1"));
 }
 
+class FakeHostAddresses : public AddressSet {
+ public:
+  bool Contains(const policy::IpAddress& a) const override { return a == Ip("192.0.2.10"); }
+};
+
+TEST(UpstreamChoice, OwnNetnsSandboxesNeverReachTheHostsOwnAddresses) {
+  auto p = Compile("name: t\n");
+  const FakeHostAddresses host;
+  const OwnListeners netns{15001, &kDirectory, /*refuse_loopback=*/true, &host};
+  EXPECT_NE(RefuseUpstreamAddress(Ip("192.0.2.10"), 22, p, netns).find("is the host's own"),
+            std::string::npos);
+  EXPECT_EQ(RefuseUpstreamAddress(Ip("192.0.2.11"), 22, p, netns), "");
+  const OwnListeners host_netns{15001, &kDirectory, false, &host};
+  EXPECT_EQ(RefuseUpstreamAddress(Ip("192.0.2.10"), 22, p, host_netns), "");  // policy decides
+}
+
+TEST(HostAddresses, KnowsLoopback) {
+  HostAddresses host;
+  EXPECT_TRUE(host.Contains(Ip("127.0.0.1")));
+  EXPECT_FALSE(host.Contains(Ip("192.0.2.99")));
+}
+
 TEST(UpstreamChoice, FormatAddressPort) {
   EXPECT_EQ(FormatAddressPort(Ip("10.1.2.3"), 22), "10.1.2.3:22");
   EXPECT_EQ(FormatAddressPort(Ip("::1"), 5432), "[::1]:5432");
