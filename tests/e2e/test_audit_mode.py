@@ -56,8 +56,11 @@ def test_audit_lets_through_records_and_suggest_round_trips(env, tmp_path):
     table = env.daemon.ctl("events", "--instance", "learn-1").stdout.splitlines()[1:]
     assert table and all(line.endswith("[audit mode: let through]") for line in table), table
 
-    # The instance ended; the daemon still has what it did.
+    # The instance ended; the daemon still has what it did, even after a restart.
     suggested = env.daemon.ctl("policy", "suggest", "--instance", "learn-1").stdout
+    env.daemon.kill9()
+    env.daemon.start()
+    assert env.daemon.ctl("policy", "suggest", "--instance", "learn-1").stdout == suggested
     assert "name: learner-learned" in suggested
     assert not [l for l in suggested.splitlines() if l.startswith("mode:")]  # enforce: the default
     path = tmp_path / "learned.yaml"
@@ -117,5 +120,20 @@ def test_suggest_refuses_what_it_cannot_know(env):
     try:
         r = env.daemon.ctl("policy", "suggest", "--instance", "enforcing", check=False)
         assert r.returncode == 1 and "enforce mode" in r.stderr
+    finally:
+        assert agent.close() == 0
+
+
+def test_a_running_instance_keeps_its_observations_across_a_restart(env):
+    write_policy(env.daemon.policy_dir, "learner-live", mode="audit", allowed_hosts=["nothing.test"])
+    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy",
+                   "learner-live", "--netns", "host", "--instance", "learn-live", "--"])
+    try:
+        assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
+        env.daemon.stop()  # a graceful stop writes what it saw
+        env.daemon.start()
+        assert agent.ask("http", "other.test", env.http.port, "127.0.0.1").startswith("200 ")
+        suggested = env.daemon.ctl("policy", "suggest", "--instance", "learn-live").stdout
+        assert '"allowed.test"' in suggested and '"other.test"' in suggested, suggested
     finally:
         assert agent.close() == 0

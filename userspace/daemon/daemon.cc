@@ -213,11 +213,15 @@ Status Daemon::Start() {
   // Sandboxes of `egressctl run` whose egressctl died are removed by the daemon.
   reaper_ = std::thread([this] {
     std::unique_lock lock(reaper_mu_);
-    while (!reaper_stop_) {
+    for (unsigned tick = 1; !reaper_stop_; ++tick) {
       reaper_cv_.wait_for(lock, std::chrono::seconds(1));
       if (reaper_stop_) break;
       lock.unlock();
       registry_->ReapOrphans();
+      if (tick % 5 == 0) {  // what audit-mode sandboxes did, for `suggest` after a restart
+        Status saved = registry_->SaveObservations();
+        if (!saved.ok()) spdlog::warn("{}", saved.ToString());
+      }
       lock.lock();
     }
   });
@@ -241,6 +245,10 @@ void Daemon::Stop() {
   }
   reaper_cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
+  if (registry_) {
+    Status saved = registry_->SaveObservations();
+    if (!saved.ok()) spdlog::warn("{}", saved.ToString());
+  }
   if (audit_) audit_->Stop();
   if (proxy_) proxy_->Stop();
   if (forwarder_) forwarder_->Stop();

@@ -23,6 +23,14 @@ class Observations {
     std::lock_guard lock(mu_);
     return seen_;
   }
+  // What a previous daemon had recorded (read back from the state dir).
+  void Merge(const policy::ObservedTraffic& earlier) {
+    for (const auto& h : earlier.hosts) Host(h);
+    for (const auto& t : earlier.tcp) Tcp(t);
+    for (const auto& o : earlier.other) Unexpressible(o);
+    std::lock_guard lock(mu_);
+    seen_.dropped += earlier.dropped;
+  }
 
  private:
   void Add(std::set<std::string> policy::ObservedTraffic::*kind, const std::string& entry) {

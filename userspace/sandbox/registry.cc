@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "policy/bpf_lowering.h"
+#include "policy/cidr.h"
 #include "policy/suggest.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/netns.h"
@@ -397,12 +398,17 @@ Status Registry::DetachLocked(SandboxInfo& sb) {
     Status removed = kernel::RemoveCgroupTree(sb.cgroup);
     if (!removed.ok()) spdlog::warn("sandbox {}: {}", sb.instance, removed.ToString());
   }
-  if (sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit) {
+  const bool audit = sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit;
+  if (audit) {
     finished_.push_back({sb.instance, sb.policy, sb.observed});
     if (finished_.size() > kFinishedKept) finished_.pop_front();
   }
   spdlog::info("sandbox {} detached: cgroup {}", sb.instance, sb.cgroup);
-  sandboxes_.erase(sb.id);
+  sandboxes_.erase(sb.id);  // `sb` is gone from here
+  if (audit) {
+    Status saved = SaveObservationsLocked();
+    if (!saved.ok()) spdlog::warn("registry: {}", saved.ToString());
+  }
   Publish();
   return SaveState();
 }
@@ -655,8 +661,101 @@ Status Registry::Restore() {
   for (const auto& [id, sb] : sandboxes_) live.insert(sb.policy_set_id);
   Status pruned = bpf_->PruneCidrRules(live);
   if (!pruned.ok()) spdlog::warn("registry: {}", pruned.ToString());
+  RestoreObservations();
   Publish();
   return SaveState();
+}
+
+namespace {
+
+nlohmann::json ObservedJson(const policy::ObservedTraffic& seen) {
+  return {
+      {"hosts", seen.hosts}, {"tcp", seen.tcp}, {"other", seen.other}, {"dropped", seen.dropped}};
+}
+
+policy::ObservedTraffic ObservedFromJson(const nlohmann::json& j) {
+  policy::ObservedTraffic seen;
+  seen.hosts = j.at("hosts").get<std::set<std::string>>();
+  seen.tcp = j.at("tcp").get<std::set<std::string>>();
+  seen.other = j.at("other").get<std::set<std::string>>();
+  seen.dropped = j.at("dropped").get<uint64_t>();
+  return seen;
+}
+
+}  // namespace
+
+Status Registry::SaveObservations() const {
+  std::lock_guard lock(mu_);
+  return SaveObservationsLocked();
+}
+
+Status Registry::SaveObservationsLocked() const {
+  nlohmann::json out;
+  out["version"] = 1;
+  out["instances"] = nlohmann::json::array();
+  auto add = [&](const std::string& instance, const policy::CompiledPolicy& policy,
+                 const Observations& observed, bool finished) {
+    // What `suggest` needs of the base policy: its name and deny_cidrs.
+    std::vector<std::string> cidrs;
+    for (const auto& c : policy.policy().deny_cidrs) cidrs.push_back(c.ToString());
+    out["instances"].push_back({{"instance", instance},
+                                {"finished", finished},
+                                {"policy_name", policy.name()},
+                                {"deny_cidrs", cidrs},
+                                {"observed", ObservedJson(observed.Snapshot())}});
+  };
+  for (const auto& f : finished_) add(f.instance, *f.policy, *f.observed, true);
+  for (const auto& [id, sb] : sandboxes_)
+    if (sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit)
+      add(sb.instance, *sb.policy, *sb.observed, false);
+  std::string path = options_.state_dir + "/observations.json";
+  std::string tmp = path + ".tmp";
+  {
+    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    std::string text = out.dump() + "\n";
+    if (!fd.valid() ||
+        write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+      return EGRESSD_ERROR("cannot write {}: {}", tmp, strerror(errno));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0)
+    return EGRESSD_ERROR("cannot replace {}: {}", path, strerror(errno));
+  return {};
+}
+
+void Registry::RestoreObservations() {
+  std::string path = options_.state_dir + "/observations.json";
+  std::ifstream in(path);
+  if (!in) return;
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    for (const auto& e : j.at("instances")) {
+      std::string instance = e.at("instance").get<std::string>();
+      policy::ObservedTraffic seen = ObservedFromJson(e.at("observed"));
+      if (!e.at("finished").get<bool>()) {
+        for (auto& [id, sb] : sandboxes_)
+          if (sb.instance == instance) sb.observed->Merge(seen);
+        continue;
+      }
+      policy::Policy base;
+      base.name = e.at("policy_name").get<std::string>();
+      base.mode = policy::PolicyMode::kAudit;
+      for (const auto& c : e.at("deny_cidrs")) {
+        std::string error;
+        auto cidr = policy::ParseCidr(c.get<std::string>(), &error);
+        if (!cidr) throw std::runtime_error(error);
+        base.deny_cidrs.push_back(*cidr);
+      }
+      auto observed = std::make_shared<Observations>();
+      observed->Merge(seen);
+      finished_.push_back(
+          {instance, std::make_shared<const policy::CompiledPolicy>(std::move(base)), observed});
+      if (finished_.size() > kFinishedKept) finished_.pop_front();
+    }
+  } catch (const std::exception& e) {
+    // Only `suggest` loses its memory; enforcement is not affected.
+    spdlog::warn("registry: {} is unreadable, audit-mode observations forgotten: {}", path,
+                 e.what());
+  }
 }
 
 }  // namespace egressd::sandbox

@@ -103,6 +103,9 @@ class Registry : public SandboxDirectory {
   // `policy suggest`: a policy allowing what an audit-mode instance did
   // (attached now, or one of the last instances that ended).
   StatusOr<std::string> Suggest(const std::string& instance) const;
+  // Writes what audit-mode instances did to the state dir, so `suggest`
+  // survives a restart (on detach, at stop, and every few seconds).
+  Status SaveObservations() const;
   // Re-reads every sandbox's policy; all or nothing.
   StatusOr<size_t> ReloadPolicies();
 
@@ -124,6 +127,8 @@ class Registry : public SandboxDirectory {
   StatusOr<std::string> SnapshotPolicyFile(const std::string& file, uint64_t cgroup_id);
   void Publish();
   Status SaveState() const;
+  Status SaveObservationsLocked() const;
+  void RestoreObservations();
   uint32_t AllocateId();
   SandboxInfo* FindByCgroup(const std::string& path);
 
