@@ -193,6 +193,14 @@ static __always_inline int remember_destination(struct bpf_sock_addr* ctx, __u32
 
 enum verdict { VERDICT_DENY, VERDICT_PASS, VERDICT_TO_PROXY, VERDICT_TO_DNS };
 
+static __always_inline void count_deny(struct egressd_kernel_counters* c, __u32 type) {
+  if (!c) return;
+  if (type == SOCK_DGRAM)
+    c->udp_denied += 1;
+  else
+    c->connect_denied += 1;
+}
+
 /* The one decision shared by connect and sendmsg, v4 and v6. */
 static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
                                            const struct egressd_sandbox_config* cfg,
@@ -220,12 +228,7 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
     emit_deny(cfg->sandbox_id, EGRESSD_DENY_CIDR, addr, port, family, protocol, rule - 1,
               event_flags);
     if (!audit) {
-      if (c) {
-        if (type == SOCK_DGRAM)
-          c->udp_denied += 1;
-        else
-          c->connect_denied += 1;
-      }
+      count_deny(c, type);
       return VERDICT_DENY;
     }
   }
@@ -240,12 +243,7 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
   emit_deny(cfg->sandbox_id, type == SOCK_DGRAM ? EGRESSD_DENY_UDP : EGRESSD_DENY_PROTO, addr, port,
             family, protocol, type, event_flags);
   if (audit) return VERDICT_PASS;
-  if (c) {
-    if (type == SOCK_DGRAM)
-      c->udp_denied += 1;
-    else
-      c->connect_denied += 1;
-  }
+  count_deny(c, type);
   return VERDICT_DENY;
 }
 

@@ -150,6 +150,10 @@ class Daemon:
         kw.setdefault("timeout", 60)
         return subprocess.run([EGRESSCTL, "--socket", self.socket, "run", *args], **kw)
 
+    def run_prefix(self, *args):
+        """argv of `egressctl run ARGS --`, to put a command after."""
+        return [EGRESSCTL, "--socket", self.socket, "run", *args, "--"]
+
     def popen_run(self, *args, **kw):
         return subprocess.Popen([EGRESSCTL, "--socket", self.socket, "run", *args], **kw)
 

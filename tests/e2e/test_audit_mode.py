@@ -19,9 +19,8 @@ def events(env, instance, count, timeout=5):
         time.sleep(0.05)
 
 
-def run_agent(env, policy, instance):
-    return Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", policy,
-                  "--instance", instance, "--"])
+def run_agent(env, policy, instance, *more):
+    return Agent(env.daemon.run_prefix("--policy", policy, "--instance", instance, *more))
 
 
 def the_run(agent, env, ns):
@@ -93,8 +92,7 @@ def test_audit_lets_through_records_and_suggest_round_trips(env, tmp_path):
 def test_audit_kernel_layer_and_unexpressible_traffic(env):
     # The host namespace: traffic the kernel lets through has somewhere to go.
     write_policy(env.daemon.policy_dir, "learner-cidr", mode="audit", deny_cidrs=["127.0.0.1/32"])
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy",
-                   "learner-cidr", "--netns", "host", "--instance", "learn-k", "--"])
+    agent = run_agent(env, "learner-cidr", "learn-k", "--netns", "host")
     try:
         # deny_cidrs in the kernel: reported, then on to the proxy, which lets it through too.
         assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
@@ -126,8 +124,7 @@ def test_suggest_refuses_what_it_cannot_know(env):
 
 def test_a_running_instance_keeps_its_observations_across_a_restart(env):
     write_policy(env.daemon.policy_dir, "learner-live", mode="audit", allowed_hosts=["nothing.test"])
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy",
-                   "learner-live", "--netns", "host", "--instance", "learn-live", "--"])
+    agent = run_agent(env, "learner-live", "learn-live", "--netns", "host")
     try:
         assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
         env.daemon.stop()  # a graceful stop writes what it saw

@@ -13,8 +13,7 @@ def dns_events(env, instance):
 
 
 def test_dns_answers_by_policy_in_the_host_namespace(env):
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "strict",
-                   "--netns", "host", "--instance", "dns-host", "--"])
+    agent = Agent(env.daemon.run_prefix("--policy", "strict", "--netns", "host", "--instance", "dns-host"))
     try:
         seen_before = list(env.dns.queries)
         for transport in ("udp", "tcp"):
@@ -38,8 +37,7 @@ def test_dns_answers_by_policy_in_the_host_namespace(env):
 
 def test_dns_in_a_namespace_of_its_own(env):
     ns = env.origin_netns()
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "strict",
-                   "--instance", "dns-ns", "--"])
+    agent = Agent(env.daemon.run_prefix("--policy", "strict", "--instance", "dns-ns"))
     try:
         # The sandbox has no route anywhere: its queries reach egressd only
         # because the kernel redirects them to its listener in the namespace.

@@ -13,8 +13,7 @@ from netns_helpers import Agent
 def test_run_in_new_netns_reaches_origins_only_through_the_policy(env):
     ns = env.origin_netns()
     write_policy(env.daemon.policy_dir, "ns-strict", allowed_hosts=["origin.test"])
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy",
-                   "ns-strict", "--instance", "ns-run", "--"])
+    agent = Agent(env.daemon.run_prefix("--policy", "ns-strict", "--instance", "ns-run"))
     try:
         listed = env.daemon.instances()["ns-run"]
         assert listed["netns"].startswith(os.path.join(env.daemon.state_dir, "netns"))
@@ -36,8 +35,7 @@ def test_run_in_new_netns_reaches_origins_only_through_the_policy(env):
 
 
 def test_netns_host_puts_loopback_under_the_policy(env):
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "strict",
-                   "--netns", "host", "--instance", "host-run", "--"])
+    agent = Agent(env.daemon.run_prefix("--policy", "strict", "--netns", "host", "--instance", "host-run"))
     try:
         assert env.daemon.instances()["host-run"]["netns"] == "host"
         assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
@@ -135,8 +133,7 @@ def test_attach_with_explicit_netns_and_refusals(env):
 def test_own_netns_never_reaches_the_hosts_loopback(env):
     ns = env.origin_netns()
     before = len(env.http.requests)
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", "open",
-                   "--instance", "ns-loopback", "--"])
+    agent = Agent(env.daemon.run_prefix("--policy", "open", "--instance", "ns-loopback"))
     try:
         # allowed.test resolves to 127.0.0.1: the host's loopback, not the sandbox's.
         refused = agent.ask("http", "allowed.test", env.http.port, ns.ip)

@@ -237,8 +237,8 @@ def test_a_policy_file_is_followed_as_it_was_at_start(env, tmp_path):
     from conftest import write_policy
     from netns_helpers import Agent
     policy = write_policy(str(tmp_path), "mine", denied_hosts=["denied.test"])
-    agent = Agent([env.daemon_egressctl, "--socket", env.daemon.socket, "run", "--policy", policy,
-                   "--netns", "host", "--instance", "run-file", "--"])
+    agent = Agent(env.daemon.run_prefix("--policy", policy, "--netns", "host", "--instance",
+                                        "run-file"))
     try:
         assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
         # The file may belong to whoever runs in the sandbox: changing it changes nothing.

@@ -35,7 +35,7 @@ commands:
   list [--json]                            attached sandboxes
   stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters
   events [--follow] [--json] [--instance ID]
-                                           every deny (kernel and proxy), oldest first
+                                           every deny (kernel, proxy, dns), oldest first
   policy check FILE                        validate a policy file (no daemon needed)
   policy reload                            re-read every attached policy, all or nothing
   policy suggest --instance ID             a policy allowing what an audit-mode instance did
