@@ -10,6 +10,7 @@
 #
 # Other arguments go to ctest (for example -R e2e_test_http).
 set -euo pipefail
+. "$(dirname "$0")/require-root.sh"
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -3,11 +3,12 @@
 # through egressd (cgroup redirect), and through haproxy, in one run, on
 # loopback only. Prints a markdown table; record it in docs/benchmarks.md.
 #
-#   sudo [EGRESSD_WORKERS=N] tools/bench/run.sh [SECONDS_PER_RUN]
+#   [EGRESSD_WORKERS=N] tools/bench/run.sh [SECONDS_PER_RUN]     (as root)
 #
 # Needs: a built tree (tools/build.sh) and tools/install-deps.sh (wrk, haproxy);
 # installs nginx-light if missing.
 set -euo pipefail
+. "$(dirname "$0")/../require-root.sh"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DUR=${1:-10}
