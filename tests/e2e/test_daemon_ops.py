@@ -121,7 +121,8 @@ def test_sighup_with_a_broken_policy_changes_nothing_and_says_so(env):
         f.write("name: hup2\nallowed_hosts: [\n")
     try:
         env.daemon.proc.send_signal(signal.SIGHUP)
-        assert env.daemon.wait_log(lambda l: "policy reload failed" in l and "hup2" in l)
+        assert env.daemon.wait_log(lambda l: "policy reload failed" in l and "hup2" in l), \
+            "\n".join(env.daemon.log[-5:])
         r = sb.curl(f"http://allowed.test:{env.http.port}/")
         assert r.returncode == 0 and "origin-http" in r.stdout
         assert env.daemon.proc.poll() is None
@@ -262,17 +263,23 @@ def test_events_follow_survives_a_daemon_restart(env, own_daemon):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = read_lines(p.stdout)
+        errors = read_lines(p.stderr)
         sb.run("/usr/bin/python3", "-c", deny, "81")
         first = next_event(lines, "127.0.0.3")
         assert first and first["port"] == 81, first
         d.stop()
+        # egressctl notices and says it waits (the daemon is down until it does).
+        said = errors.get(timeout=10)
+        assert said and "retrying" in said, said
+        assert p.poll() is None
         d.start()
         sb.run("/usr/bin/python3", "-c", deny, "82")
         second = next_event(lines, "127.0.0.3", timeout=20)
         assert second and second["port"] == 82, (second, p.poll())
         assert second["instance"] == sb.instance
         assert p.poll() is None
+        said = errors.get(timeout=10)
+        assert said and "answers again" in said, said
     finally:
         p.kill()
-        _, err = p.communicate()
-    assert "retrying" in err, err
+        p.wait()

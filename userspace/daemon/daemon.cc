@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -301,10 +302,14 @@ void Daemon::Stop() {
 
 void Daemon::ReloadPolicies() {
   auto n = registry_->ReloadPolicies();
-  if (n.ok())
+  if (n.ok()) {
     spdlog::info("policy reload: {} sandbox policies re-read", *n);
-  else
-    spdlog::error("policy reload failed: {}", n.status().ToString());
+    return;
+  }
+  std::string why = n.status().message();  // one log line, however many sandboxes failed
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  std::replace(why.begin(), why.end(), '\n', ' ');
+  spdlog::error("policy reload failed: {}", why);
 }
 
 nlohmann::json Daemon::Status_() const {
