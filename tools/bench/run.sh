@@ -92,7 +92,7 @@ mkdir -p "$W/policies"
 printf 'name: bench\ndeny_cidrs: ["127.0.0.99/32"]\n' > "$W/policies/bench.yaml"
 "$BUILD/userspace/egressd" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
   --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:9 \
-  --workers "${EGRESSD_WORKERS:-0}" --log-level warn 2>"$W/egressd.log" &
+  ${EGRESSD_WORKERS:+--workers "$EGRESSD_WORKERS"} --log-level warn 2>"$W/egressd.log" &
 pids+=($!)
 for _ in $(seq 100); do "$BUILD/tools/egressctl" --socket "$W/sock" status >/dev/null 2>&1 && break; sleep 0.1; done
 mkdir "$CG"
