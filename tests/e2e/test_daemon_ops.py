@@ -146,15 +146,16 @@ def own_daemon(env, tmp_path):
         d.cleanup()
 
 
-def test_sigterm_stops_cleanly_and_sandboxes_stay_enforced(env, own_daemon):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_stops_cleanly_and_sandboxes_stay_enforced(env, own_daemon, sig):
     d = own_daemon
     sb = d.sandbox("strict")
     r = sb.curl(f"http://allowed.test:{env.http.port}/before")
     assert r.returncode == 0 and "origin-http" in r.stdout, r.stderr
     before = env.http.connections
-    d.proc.send_signal(signal.SIGTERM)
+    d.proc.send_signal(sig)
     assert d.proc.wait(timeout=10) == 0
-    assert d.wait_log(lambda l: "SIGTERM received, stopping" in l), "\n".join(d.log[-10:])
+    assert d.wait_log(lambda l: f"{sig.name} received, stopping" in l), "\n".join(d.log[-10:])
     assert d.wait_log(lambda l: "egressd: stopped" in l)
     assert not os.path.exists(d.socket)
     # Still enforced: the connection is refused, not let through to the origin.

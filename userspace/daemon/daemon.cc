@@ -300,16 +300,17 @@ void Daemon::Stop() {
   if (resolver_) resolver_->Stop();
 }
 
-void Daemon::ReloadPolicies() {
+StatusOr<size_t> Daemon::ReloadPolicies() {
   auto n = registry_->ReloadPolicies();
   if (n.ok()) {
     spdlog::info("policy reload: {} sandbox policies re-read", *n);
-    return;
+    return n;
   }
   std::string why = n.status().message();  // one log line, however many sandboxes failed
   while (!why.empty() && why.back() == '\n') why.pop_back();
   std::replace(why.begin(), why.end(), '\n', ' ');
   spdlog::error("policy reload failed: {}", why);
+  return n;
 }
 
 nlohmann::json Daemon::Status_() const {
@@ -472,7 +473,7 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
     return nlohmann::json{{"policy", *yaml}};
   }
   if (cmd == "policy_reload") {
-    auto n = registry_->ReloadPolicies();
+    auto n = ReloadPolicies();
     if (!n.ok()) return n.status();
     return nlohmann::json{{"reloaded", *n}};
   }

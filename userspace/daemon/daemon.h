@@ -61,8 +61,9 @@ class Daemon {
   // dir, bpffs directory or control socket.
   Status Start();
   void Stop();
-  // SIGHUP: re-reads every sandbox's policy, as `egressctl policy reload`; logs the result.
-  void ReloadPolicies();
+  // SIGHUP and `egressctl policy reload`: re-reads every sandbox's policy,
+  // all or nothing, and logs the result. Returns how many were re-read.
+  StatusOr<size_t> ReloadPolicies();
 
  private:
   StatusOr<nlohmann::json> Handle(const nlohmann::json& request, const control::Peer& peer);

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig == SIGHUP) {
       spdlog::info("egressd: SIGHUP: reloading every sandbox's policy");
-      daemon.ReloadPolicies();
+      (void)daemon.ReloadPolicies();  // logged either way; the daemon goes on
       continue;
     }
     spdlog::info(
