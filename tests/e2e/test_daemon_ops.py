@@ -175,6 +175,8 @@ BAD_FLAGS = [
     ("--log-level", "verbose"),
     ("--policy-dir", "/nonexistent/egressd-policies"),
     ("--dns-upstream", "not-an-address"),
+    ("--cgroup-root", "relative/cgroups"),
+    ("--socket", "/tmp/" + "s" * 120),
 ]
 
 

@@ -33,9 +33,11 @@ commands:
                                            put a cgroup under a policy (again: switch policy)
   detach CGROUP|INSTANCE                   remove the policy from a cgroup
   list [--json]                            attached sandboxes
-  stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters
+  stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters (also
+                                           the final ones of the last 64 that ended)
   events [--follow] [--json] [--instance ID]
-                                           every deny (kernel, proxy, dns), oldest first
+                                           every deny (kernel, proxy, dns), oldest first;
+                                           --follow waits out a daemon restart (60 s)
   policy check FILE                        validate a policy file (no daemon needed)
   policy reload                            re-read every attached policy, all or nothing
   policy suggest --instance ID             a policy allowing what an audit-mode instance did
@@ -43,6 +45,7 @@ commands:
 CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
 --policy takes a policy name in the daemon's --policy-dir, or a path to a
 YAML file (anything containing '/' or ending in .yaml/.yml).
+Exit status: 2 for a usage error, 1 when egressd refuses or cannot be reached.
 attach --netns: the sandbox's network namespace (/proc/PID/ns/net,
 /run/netns/NAME); by default the one all the cgroup's processes share.
 )";

@@ -79,6 +79,12 @@ Status CheckSocketPath(const std::string& path) {
   return {};
 }
 
+Status CheckCgroupRoot(const std::string& dir) {
+  if (!dir.empty() && dir[0] != '/')
+    return EGRESSD_ERROR("--cgroup-root {}: must be an absolute path below the cgroup2 mount", dir);
+  return {};
+}
+
 Status CheckBpffsDir(const std::string& dir) {
   EGRESSD_RETURN_IF_ERROR(CheckNotEmpty("--bpffs", dir));
   return {};
@@ -142,6 +148,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   EGRESSD_RETURN_IF_ERROR(CheckStateDir(o.state_dir));
   EGRESSD_RETURN_IF_ERROR(CheckBpffsDir(o.bpffs));
   EGRESSD_RETURN_IF_ERROR(CheckPolicyDir(o.policy_dir));
+  EGRESSD_RETURN_IF_ERROR(CheckCgroupRoot(o.cgroup_root));
   EGRESSD_RETURN_IF_ERROR(CheckDnsUpstream(o.dns_upstream));
   return flags;
 }

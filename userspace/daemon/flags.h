@@ -31,6 +31,7 @@ Status CheckPolicyDir(const std::string& dir);
 Status CheckStateDir(const std::string& dir);
 Status CheckSocketPath(const std::string& path);
 Status CheckBpffsDir(const std::string& dir);
+Status CheckCgroupRoot(const std::string& dir);
 Status CheckDnsUpstream(const std::string& text);
 
 }  // namespace egressd::daemon
