@@ -34,17 +34,14 @@ Status Lock(int fd, const std::string& what, const char* flag) {
 pid_t FlockHolder(int fd) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return 0;
-  // "1: FLOCK  ADVISORY  WRITE 1234 00:27:35627 0 EOF"; waiters show "->".
+  // "1: FLOCK  ADVISORY  WRITE 1234 00:27:35627 0 EOF"; waiters ("1: -> FLOCK ...") hold nothing.
   std::string id = fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev), st.st_ino);
   std::ifstream locks("/proc/locks");
   for (std::string line; std::getline(locks, line);) {
     std::istringstream fields(line);
     std::string number, type, mode, access, pid, file;
     fields >> number >> type;
-    if (type == "->")
-      fields >> type;
-    else if (line.find("->") != std::string::npos)
-      continue;
+    if (type == "->") continue;
     fields >> mode >> access >> pid >> file;
     if (type == "FLOCK" && file == id)
       return static_cast<pid_t>(std::strtol(pid.c_str(), nullptr, 10));
