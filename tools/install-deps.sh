@@ -3,10 +3,7 @@
 # packages only. Idempotent; run as root.
 set -euo pipefail
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps.sh: run as root (it calls apt-get)" >&2
-  exit 1
-fi
+. "$(dirname "$0")/require-root.sh"
 
 packages=(
   # build

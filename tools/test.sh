@@ -10,12 +10,8 @@
 #
 # Other arguments go to ctest (for example -R e2e_test_http).
 set -euo pipefail
+. "$(dirname "$0")/require-root.sh"
 cd "$(dirname "$0")/.."
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "test.sh: run as root (the end-to-end tests create cgroups, BPF programs and network namespaces)" >&2
-  exit 1
-fi
 
 build_dir=build
 if [ "${1:-}" = "--sanitize" ]; then

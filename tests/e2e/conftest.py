@@ -126,17 +126,22 @@ class Daemon:
         self._reader = None
         self._ready = threading.Event()
 
+    def argv(self, **flags):
+        """egressd's command line; keyword arguments (socket=..., proxy_port=...) replace flags."""
+        values = {"socket": self.socket, "state-dir": self.state_dir, "bpffs": self.bpffs,
+                  "policy-dir": self.policy_dir, "proxy-port": self.proxy_port,
+                  "dns-upstream": self.dns_upstream, "cgroup-root": self.cgroup_root,
+                  "log-level": "debug"}
+        values.update({k.replace("_", "-"): v for k, v in flags.items()})
+        return [EGRESSD] + [a for k, v in values.items() for a in (f"--{k}", str(v))]
+
     def start(self, timeout=20):
         # An event and a log of this start's own: the reader of a previous
         # (killed) process sets its own when it reaches EOF, never this one's.
         ready = self._ready = threading.Event()
         log = self.log = []
-        self.proc = subprocess.Popen(
-            [EGRESSD, "--socket", self.socket, "--state-dir", self.state_dir, "--bpffs", self.bpffs,
-             "--policy-dir", self.policy_dir, "--proxy-port", str(self.proxy_port),
-             "--dns-upstream", self.dns_upstream, "--cgroup-root", self.cgroup_root,
-             "--log-level", "debug"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(self.argv(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True)
         proc = self.proc
 
         def read():
