@@ -546,46 +546,51 @@ struct packet {
   __u8 tcp_flags;
 };
 
-/* skb data starts at the IP header in cgroup_skb programs. */
-static __always_inline int parse_packet(struct __sk_buff* skb, struct packet* p) {
+/* skb data starts at the IP header in cgroup_skb programs. Fills the
+ * addresses, family and protocol; returns the L4 offset (0 when there is no
+ * L4 header to read: a later fragment), or -1 when it is not IPv4/IPv6. */
+static __always_inline int parse_ip(struct __sk_buff* skb, struct packet* p) {
   __u8 first = 0;
-  if (bpf_skb_load_bytes(skb, 0, &first, 1) != 0) return 0;
-  __u32 l4 = 0;
+  if (bpf_skb_load_bytes(skb, 0, &first, 1) != 0) return -1;
   if ((first >> 4) == 4) {
     struct iphdr ip;
-    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0) return 0;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0) return -1;
     p->family = AF_INET;
     p->saddr[2] = V4_MAPPED_PREFIX_NET;
     p->saddr[3] = ip.saddr;
     p->daddr[2] = V4_MAPPED_PREFIX_NET;
     p->daddr[3] = ip.daddr;
     p->protocol = ip.protocol;
-    if (ip.frag_off & bpf_htons(0x1fff)) return 1; /* a later fragment: no ports */
-    l4 = (first & 0xf) * 4;
-  } else if ((first >> 4) == 6) {
+    if (ip.frag_off & bpf_htons(0x1fff)) return 0;
+    return (first & 0xf) * 4;
+  }
+  if ((first >> 4) == 6) {
     struct ipv6hdr ip6;
-    if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0) return 0;
+    if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0) return -1;
     p->family = AF_INET6;
     __builtin_memcpy(p->saddr, ip6.saddr.in6_u.u6_addr32, 16);
     __builtin_memcpy(p->daddr, ip6.daddr.in6_u.u6_addr32, 16);
     p->protocol = ip6.nexthdr; /* an extension header (a routing header) leaves no ports */
-    l4 = sizeof(ip6);
-  } else {
-    return 0;
+    return sizeof(ip6);
   }
+  return -1;
+}
+
+/* Ports and TCP flags, when the packet has a TCP or UDP header at l4. */
+static __always_inline void parse_l4(struct __sk_buff* skb, struct packet* p, int l4) {
+  if (l4 <= 0) return;
   if (p->protocol == IPPROTO_TCP) {
     __u8 th[14];
-    if (bpf_skb_load_bytes(skb, l4, th, sizeof(th)) != 0) return 1;
+    if (bpf_skb_load_bytes(skb, l4, th, sizeof(th)) != 0) return;
     __builtin_memcpy(&p->sport, th, 2);
     __builtin_memcpy(&p->dport, th + 2, 2);
     p->tcp_flags = th[13];
   } else if (p->protocol == IPPROTO_UDP) {
     __u16 ports[2];
-    if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) != 0) return 1;
+    if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) != 0) return;
     p->sport = ports[0];
     p->dport = ports[1];
   }
-  return 1;
 }
 
 /* A listener's SYN-ACK: skb->sk is the listener, not the request socket.
@@ -644,9 +649,11 @@ static __always_inline int is_reply_of_accepted(struct __sk_buff* skb, const str
 SEC("cgroup_skb/egress")
 int egressd_egress(struct __sk_buff* skb) {
   struct packet p = {};
-  int parsed = parse_packet(skb, &p);
-  if (parsed && is_loopback(p.daddr)) return 1;
-  if (parsed && is_reply_of_accepted(skb, &p)) return 1;
+  int l4 = parse_ip(skb, &p);
+  /* The common case first: to egressd's listeners or the sandbox's own loopback. */
+  if (l4 >= 0 && is_loopback(p.daddr)) return 1;
+  parse_l4(skb, &p, l4);
+  if (l4 >= 0 && is_reply_of_accepted(skb, &p)) return 1;
 
   /* Not configured yet, unparseable, or going somewhere no hook allowed. */
   struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);

@@ -281,3 +281,76 @@ def test_dns_works_when_deny_cidrs_covers_the_resolver(env):
         assert stats["kernel"]["dns_redirected"] == 5 and stats["kernel"]["connect_denied"] == 1
     finally:
         assert agent.close() == 0
+
+
+ECHO_SERVER = r"""
+import socket
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.bind(("0.0.0.0", 0))
+srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+c, _ = srv.accept()
+f = c.makefile("rb")
+for line in f:
+    c.sendall(b"echo " + line)
+"""
+
+ECHO_CLIENT = r"""
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+f = c.makefile("rb")
+for line in sys.stdin:
+    c.sendall(line.encode())
+    print(f.readline().decode().strip(), flush=True)
+"""
+
+
+def test_restart_keeps_accepted_connections_and_attaches_missing_programs(env):
+    ns = env.origin_netns()
+    sb = env.sandbox("open")
+    server = sb.popen(PYTHON, "-u", "-c", ECHO_SERVER, stdout=subprocess.PIPE, text=True)
+    client = None
+    try:
+        port = int(server.stdout.readline())
+        client = subprocess.Popen(["ip", "netns", "exec", ns.name, PYTHON, "-u", "-c", ECHO_CLIENT, ns.host_ip,
+                                   str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+        def ask(word):
+            client.stdin.write(word + "\n")
+            client.stdin.flush()
+            return client.stdout.readline().strip()
+
+        assert ask("before") == "echo before"
+        # As if an older build had attached this sandbox without the backstop.
+        sandbox_id = env.daemon.instances()[sb.instance]["id"]
+        os.unlink(os.path.join(env.daemon.bpffs, "links", str(sandbox_id), "egress"))
+        env.daemon.kill9()
+        env.daemon.start()
+        assert env.daemon.wait_log(lambda l: "pinned links missing" in l and sb.instance in l)
+        # The restarted daemon's backstop reads the marks the old sockops made
+        # (the pinned map is reused): the accepted connection still answers.
+        assert ask("after") == "echo after"
+        sent, verdict = source_route_escape(env, sb, ns)
+        assert (sent, verdict) == ("EPERM", "nothing")
+    finally:
+        for p in (client, server):
+            if p:
+                p.kill()
+                p.wait()
+
+
+def test_maps_pinned_by_another_layout_are_refused_with_a_clear_error(env, tmp_path):
+    from conftest import Daemon
+    d = Daemon(str(tmp_path), env.dns.address)
+    os.makedirs(os.path.join(d.bpffs, "maps"))
+    try:
+        # kernel_counters as an older build made it (40-byte values).
+        subprocess.run(["/usr/sbin/bpftool", "map", "create", os.path.join(d.bpffs, "maps", "kernel_counters"),
+                        "type", "percpu_array", "key", "4", "value", "40", "entries", "4096",
+                        "name", "kernel_counters"], check=True, capture_output=True, timeout=10)
+        with pytest.raises(RuntimeError):
+            d.start()
+        assert d.proc.wait(timeout=10) != 0
+        assert any("kernel_counters" in l and "another kernel layout" in l and "remove" in l for l in d.log), d.log
+    finally:
+        d.cleanup()
