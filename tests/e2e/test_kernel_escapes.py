@@ -184,6 +184,11 @@ def test_backstop_in_audit_mode_records_and_lets_through(env):
     assert sb.stats()["kernel"]["egress_dropped"] == 0
     got = events(env, sb.instance, backstop_event)
     assert got and got[0]["address"] == ns.ip and got[0]["enforced"] is False, got
+    # A routing header option, likewise: recorded, then set.
+    assert unprivileged_python(sb, SRH_CODE)[:2] == ["ok", "ok"]
+    assert sb.stats()["kernel"]["sockopt_denied"] == 0
+    got = events(env, sb.instance, lambda e: e["layer"] == "kernel" and "routing header" in e["reason"])
+    assert got and got[0]["enforced"] is False, got
 
 
 # A server inside the sandbox on every address: it answers one line per
