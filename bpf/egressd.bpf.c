@@ -504,7 +504,8 @@ int egressd_setsockopt(struct bpf_sockopt* ctx) {
   __s32 optname = ctx->optname;
   __s32 optlen = ctx->optlen;
   /* Longer than a page: the program saw a truncated copy; optlen 0 tells the
-   * kernel to use the caller's buffer as it is (leaving it would be EFAULT). */
+   * kernel to use the caller's buffer as it is (kernels before 6.5 fail
+   * with EFAULT otherwise). */
   if (optlen > SOCKOPT_BUF_MAX) ctx->optlen = 0;
   if (!is_route_option(level, optname)) return 1;
 
@@ -530,7 +531,6 @@ int egressd_setsockopt(struct bpf_sockopt* ctx) {
  * connection the sandbox accepted. Kernel-made packets (ICMP errors, RSTs of
  * closed ports, IPv6 neighbour discovery) come from per-netns control
  * sockets outside the cgroup and never reach this program. */
-#define ETH_P_IP_NET bpf_htons(0x0800)
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
