@@ -9,8 +9,16 @@
  * recvmsg4/6   DNS replies look as if they came from the resolver asked.
  * getpeername4/6  a redirected socket shows its original peer.
  * sockops      at TCP_CONNECT_CB (before the SYN) index the original
- *              destination by the socket's own address for the proxy.
+ *              destination by the socket's own address for the proxy; at
+ *              PASSIVE_ESTABLISHED_CB mark a connection the sandbox accepted.
  * sock_create  only TCP and UDP sockets may be created.
+ * setsockopt   routing headers and IPv4 source routes are refused: they send
+ *              a packet to a first hop the connect/sendmsg hooks never saw.
+ * egress       (cgroup_skb) the backstop: a packet leaves only to a loopback
+ *              address, or as the reply of a connection the sandbox accepted
+ *              (to that connection's peer, or a listener's SYN-ACK). Catches
+ *              what no hook above judged: sockets opened before attach, the
+ *              IP_RETOPTS cmsg, any header that changes the first hop.
  *
  * Every program first reads the sandbox's config from cgroup storage; a
  * zeroed config (attached, not configured yet) denies everything. A sandbox
@@ -68,6 +76,17 @@ struct {
   __type(key, int);
   __type(value, struct egressd_orig_dst);
 } sock_orig_dst SEC(".maps");
+
+/* Written by: sockops at PASSIVE_ESTABLISHED_CB (a connection the sandbox
+ * accepted: a server it exposes). Read by: egress, which lets such a socket
+ * send to its own peer. Pinned and reused by a restarted daemon: a map of a
+ * new load would have lost every mark, and those replies would be dropped. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, __u32);
+} sock_accepted SEC(".maps");
 
 /* Written by: sockops at TCP_CONNECT_CB. Read and deleted by: the proxy after
  * accept(), keyed by the peer address and netns cookie of the accepted socket. */
@@ -220,6 +239,14 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
   if (!dns && (cfg->flags & EGRESSD_SANDBOX_LOOPBACK_LOCAL) && is_local(addr) &&
       !is_docker_dns(addr) && bpf_get_netns_cookie(ctx) == cfg->netns_cookie)
     return VERDICT_PASS;
+  /* DNS goes to egressd's forwarder whatever address it was sent to: the
+   * sandbox never talks to that address, so deny_cidrs does not apply to it
+   * (a resolver in 10.0.0.0/8 must not break every lookup); the policy
+   * judges the name instead. */
+  if (dns) {
+    if (c) c->dns_redirected += 1;
+    return VERDICT_TO_DNS;
+  }
   int audit = (cfg->flags & EGRESSD_SANDBOX_AUDIT) != 0;
   __u32 event_flags = audit ? EGRESSD_EVENT_NOT_ENFORCED : 0;
 
@@ -231,10 +258,6 @@ static __always_inline enum verdict decide(struct bpf_sock_addr* ctx,
       count_deny(c, type);
       return VERDICT_DENY;
     }
-  }
-  if (dns) {
-    if (c) c->dns_redirected += 1;
-    return VERDICT_TO_DNS;
   }
   if (type == SOCK_STREAM && is_connect) {
     if (c) c->connect_redirected += 1;
@@ -392,6 +415,17 @@ int egressd_sockops(struct bpf_sock_ops* skops) {
   __u32 l6_2 = skops->local_ip6[2];
   __u32 l6_3 = skops->local_ip6[3];
   __u32 lport_host = skops->local_port;
+  if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+    /* Called for every accepted connection without any callback flag. */
+    struct bpf_sock* child = skops->sk;
+    if (!child) return 1;
+    __u32* mark = bpf_sk_storage_get(&sock_accepted, child, 0, SK_STORAGE_GET_F_CREATE);
+    if (mark)
+      *mark = 1;
+    else
+      count_global(EGRESSD_GLOBAL_ORIG_DST_FAILED);
+    return 1;
+  }
   if (op != BPF_SOCK_OPS_TCP_CONNECT_CB) return 1;
 
   struct bpf_sock* sk = skops->sk;
@@ -443,5 +477,194 @@ int egressd_sock_create(struct bpf_sock* sk) {
   struct egressd_kernel_counters* c = counters_of(cfg->sandbox_id);
   if (c) c->socket_denied += 1;
   emit_deny(cfg->sandbox_id, EGRESSD_DENY_SOCKET, none, 0, family, protocol, type, 0);
+  return 0;
+}
+
+/* setsockopt: a routing header (IPv6) or a source route (IPv4 IP_OPTIONS)
+ * makes the kernel send to its first hop, while connect/sendmsg judged the
+ * final address. Refused (EPERM); every other option is left alone. */
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IP_OPTIONS 4
+#define IPV6_2292RTHDR 5
+#define IPV6_2292PKTOPTIONS 6
+#define IPV6_RTHDR 57
+#define SOCKOPT_BUF_MAX 4096 /* the kernel hands a program at most a page */
+
+static __always_inline int is_route_option(__s32 level, __s32 optname) {
+  if (level == SOL_IP) return optname == IP_OPTIONS;
+  if (level == SOL_IPV6)
+    return optname == IPV6_RTHDR || optname == IPV6_2292RTHDR || optname == IPV6_2292PKTOPTIONS;
+  return 0;
+}
+
+SEC("cgroup/setsockopt")
+int egressd_setsockopt(struct bpf_sockopt* ctx) {
+  __s32 level = ctx->level;
+  __s32 optname = ctx->optname;
+  __s32 optlen = ctx->optlen;
+  /* Longer than a page: the program saw a truncated copy; optlen 0 tells the
+   * kernel to use the caller's buffer as it is (kernels before 6.5 fail
+   * with EFAULT otherwise). */
+  if (optlen > SOCKOPT_BUF_MAX) ctx->optlen = 0;
+  if (!is_route_option(level, optname)) return 1;
+
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  __u32 none[4] = {0, 0, 0, 0};
+  struct bpf_sock* sk = ctx->sk;
+  __u16 family = sk ? sk->family : 0;
+  __u32 id = cfg->sandbox_id;
+  if (id != 0 && (cfg->flags & EGRESSD_SANDBOX_AUDIT)) {
+    emit_deny(id, EGRESSD_DENY_SOCKOPT, none, 0, family, level, optname,
+              EGRESSD_EVENT_NOT_ENFORCED);
+    return 1;
+  }
+  struct egressd_kernel_counters* c = id ? counters_of(id) : 0;
+  if (c) c->sockopt_denied += 1;
+  emit_deny(id, EGRESSD_DENY_SOCKOPT, none, 0, family, level, optname, 0);
+  return 0;
+}
+
+/* The backstop (cgroup_skb/egress). Everything a sandbox may send goes to
+ * egressd's listeners or to its own loopback, so a packet whose IP
+ * destination is not loopback is dropped, unless it is the reply of a
+ * connection the sandbox accepted. Kernel-made packets (ICMP errors, RSTs of
+ * closed ports, IPv6 neighbour discovery) come from per-netns control
+ * sockets outside the cgroup and never reach this program. */
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+struct packet {
+  __u32 saddr[4]; /* v4-mapped for IPv4 */
+  __u32 daddr[4];
+  __u16 sport; /* network byte order; 0 when there is no TCP/UDP header */
+  __u16 dport;
+  __u16 family;
+  __u8 protocol; /* IPv4 protocol or IPv6 next header */
+  __u8 tcp_flags;
+};
+
+/* skb data starts at the IP header in cgroup_skb programs. Fills the
+ * addresses, family and protocol; returns the L4 offset (0 when there is no
+ * L4 header to read: a later fragment), or -1 when it is not IPv4/IPv6. */
+static __always_inline int parse_ip(struct __sk_buff* skb, struct packet* p) {
+  __u8 first = 0;
+  if (bpf_skb_load_bytes(skb, 0, &first, 1) != 0) return -1;
+  if ((first >> 4) == 4) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0) return -1;
+    p->family = AF_INET;
+    p->saddr[2] = V4_MAPPED_PREFIX_NET;
+    p->saddr[3] = ip.saddr;
+    p->daddr[2] = V4_MAPPED_PREFIX_NET;
+    p->daddr[3] = ip.daddr;
+    p->protocol = ip.protocol;
+    if (ip.frag_off & bpf_htons(0x1fff)) return 0;
+    return (first & 0xf) * 4;
+  }
+  if ((first >> 4) == 6) {
+    struct ipv6hdr ip6;
+    if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0) return -1;
+    p->family = AF_INET6;
+    __builtin_memcpy(p->saddr, ip6.saddr.in6_u.u6_addr32, 16);
+    __builtin_memcpy(p->daddr, ip6.daddr.in6_u.u6_addr32, 16);
+    p->protocol = ip6.nexthdr; /* an extension header (a routing header) leaves no ports */
+    return sizeof(ip6);
+  }
+  return -1;
+}
+
+/* Ports and TCP flags, when the packet has a TCP or UDP header at l4. */
+static __always_inline void parse_l4(struct __sk_buff* skb, struct packet* p, int l4) {
+  if (l4 <= 0) return;
+  if (p->protocol == IPPROTO_TCP) {
+    __u8 th[14];
+    if (bpf_skb_load_bytes(skb, l4, th, sizeof(th)) != 0) return;
+    __builtin_memcpy(&p->sport, th, 2);
+    __builtin_memcpy(&p->dport, th + 2, 2);
+    p->tcp_flags = th[13];
+  } else if (p->protocol == IPPROTO_UDP) {
+    __u16 ports[2];
+    if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) != 0) return;
+    p->sport = ports[0];
+    p->dport = ports[1];
+  }
+}
+
+/* A listener's SYN-ACK: skb->sk is the listener, not the request socket.
+ * It passes only if a request socket (NEW_SYN_RECV) exists for the reversed
+ * tuple, i.e. the packet goes back to the address that sent the SYN. */
+static __always_inline int is_synack_of_request(struct __sk_buff* skb, const struct packet* p) {
+  if (p->protocol != IPPROTO_TCP ||
+      (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST | TCP_FLAG_FIN)) !=
+          (TCP_FLAG_SYN | TCP_FLAG_ACK))
+    return 0;
+  struct bpf_sock_tuple t = {};
+  __u32 size;
+  if (p->family == AF_INET) {
+    t.ipv4.saddr = p->daddr[3];
+    t.ipv4.daddr = p->saddr[3];
+    t.ipv4.sport = p->dport;
+    t.ipv4.dport = p->sport;
+    size = sizeof(t.ipv4);
+  } else {
+    __builtin_memcpy(t.ipv6.saddr, p->daddr, 16);
+    __builtin_memcpy(t.ipv6.daddr, p->saddr, 16);
+    t.ipv6.sport = p->dport;
+    t.ipv6.dport = p->sport;
+    size = sizeof(t.ipv6);
+  }
+  struct bpf_sock* req = bpf_skc_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+  if (!req) return 0;
+  int ok = req->state == BPF_TCP_NEW_SYN_RECV;
+  bpf_sk_release(req);
+  return ok;
+}
+
+/* A reply of a server the sandbox exposes: an accepted socket sending to its
+ * own peer (a routing header on it would change the first hop: dropped), or
+ * a listener's SYN-ACK. */
+static __always_inline int is_reply_of_accepted(struct __sk_buff* skb, const struct packet* p) {
+  struct bpf_sock* any = skb->sk;
+  if (!any) return 0;
+  struct bpf_sock* sk = bpf_sk_fullsock(any);
+  if (!sk) return 0;
+  /* Read every field before branching (see the verifier note at the top). */
+  __u32 state = sk->state;
+  __u32 peer4 = sk->dst_ip4;
+  __u32 peer6[4];
+  peer6[0] = sk->dst_ip6[0];
+  peer6[1] = sk->dst_ip6[1];
+  peer6[2] = sk->dst_ip6[2];
+  peer6[3] = sk->dst_ip6[3];
+  if (state == BPF_TCP_LISTEN) return is_synack_of_request(skb, p);
+  if (!bpf_sk_storage_get(&sock_accepted, sk, 0, 0)) return 0;
+  if (p->family == AF_INET) return peer4 == p->daddr[3];
+  return peer6[0] == p->daddr[0] && peer6[1] == p->daddr[1] && peer6[2] == p->daddr[2] &&
+         peer6[3] == p->daddr[3];
+}
+
+SEC("cgroup_skb/egress")
+int egressd_egress(struct __sk_buff* skb) {
+  struct packet p = {};
+  int l4 = parse_ip(skb, &p);
+  /* The common case first: to egressd's listeners or the sandbox's own loopback. */
+  if (l4 >= 0 && is_loopback(p.daddr)) return 1;
+  parse_l4(skb, &p, l4);
+  if (l4 >= 0 && is_reply_of_accepted(skb, &p)) return 1;
+
+  /* Not configured yet, unparseable, or going somewhere no hook allowed. */
+  struct egressd_sandbox_config* cfg = bpf_get_local_storage(&sandbox_config, 0);
+  __u32 id = cfg->sandbox_id;
+  if (id != 0 && (cfg->flags & EGRESSD_SANDBOX_AUDIT)) {
+    emit_deny(id, EGRESSD_DENY_EGRESS, p.daddr, p.dport, p.family, p.protocol, 0,
+              EGRESSD_EVENT_NOT_ENFORCED);
+    return 1;
+  }
+  struct egressd_kernel_counters* c = id ? counters_of(id) : 0;
+  if (c) c->egress_dropped += 1;
+  emit_deny(id, EGRESSD_DENY_EGRESS, p.daddr, p.dport, p.family, p.protocol, 0, 0);
   return 0;
 }

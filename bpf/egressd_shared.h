@@ -85,6 +85,8 @@ struct egressd_kernel_counters {
   __u64 udp_denied;
   __u64 socket_denied;
   __u64 dns_redirected;
+  __u64 egress_dropped; /* backstop: packets to a non-loopback address that no hook judged */
+  __u64 sockopt_denied; /* setsockopt of a routing header or IP source route */
 };
 
 /* Why the kernel refused something (egressd_event.reason). */
@@ -94,6 +96,8 @@ enum egressd_deny_reason {
   EGRESSD_DENY_UDP = 3,            /* UDP that is not DNS */
   EGRESSD_DENY_SOCKET = 4,         /* raw, ping, SCTP, MPTCP socket */
   EGRESSD_DENY_PROTO = 5,          /* connect() of a protocol we do not proxy */
+  EGRESSD_DENY_EGRESS = 6,         /* backstop: a packet to a non-loopback address */
+  EGRESSD_DENY_SOCKOPT = 7,        /* routing header / source route option (detail: optname) */
 };
 
 /* Kernel -> daemon audit event, through the ring buffer. */
@@ -104,8 +108,8 @@ struct egressd_event {
   __u32 addr[4];
   __u16 port;     /* network byte order, 0 when not applicable */
   __u16 family;   /* socket family */
-  __u32 protocol; /* IPPROTO_* or socket type for socket denies */
-  __u32 detail;   /* reason-specific: cidr rule index, socket type */
+  __u32 protocol; /* IPPROTO_* (socket denies, backstop); the option level for sockopt */
+  __u32 detail;   /* reason-specific: cidr rule index, socket type, option name */
   __u32 flags;    /* EGRESSD_EVENT_* */
 };
 
@@ -125,13 +129,14 @@ static_assert(sizeof(struct egressd_cidr_key) == 24);
 static_assert(sizeof(struct egressd_cidr_value) == 4);
 static_assert(sizeof(struct egressd_orig_dst_key) == 32);
 static_assert(sizeof(struct egressd_orig_dst) == 28);
-static_assert(sizeof(struct egressd_kernel_counters) == 40);
+static_assert(sizeof(struct egressd_kernel_counters) == 56);
 static_assert(sizeof(struct egressd_event) == 48);
 #elif defined(__BPF__)
 _Static_assert(sizeof(struct egressd_sandbox_config) == 24, "layout");
 _Static_assert(sizeof(struct egressd_cidr_key) == 24, "layout");
 _Static_assert(sizeof(struct egressd_orig_dst_key) == 32, "layout");
 _Static_assert(sizeof(struct egressd_orig_dst) == 28, "layout");
+_Static_assert(sizeof(struct egressd_kernel_counters) == 56, "layout");
 _Static_assert(sizeof(struct egressd_event) == 48, "layout");
 #endif
 

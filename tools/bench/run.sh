@@ -164,3 +164,30 @@ echo "|---|---|"
 echo "| to a closed local port (ECONNREFUSED), outside any sandbox | $refused_ns |"
 echo "| kernel deny_cidrs (EPERM) inside the sandbox | $denied_ns |"
 echo "| ratio deny / refused | $(awk -v a="$denied_ns" -v b="$refused_ns" 'BEGIN{printf "%.2f", a/b}') |"
+
+# The egress backstop (cgroup_skb/egress) runs on every packet a sandbox
+# sends. Its cost, in the same run: the sandbox workloads with it attached,
+# then with its link detached; and the program's own time per packet from
+# the kernel's BPF run-time statistics.
+BPFTOOL=$(command -v bpftool || echo /usr/sbin/bpftool)
+EGRESS_LINK=$(ls -d /sys/fs/bpf/egressd-bench-$$/links/*/egress)
+egress_prog=$("$BPFTOOL" link show pinned "$EGRESS_LINK" -j | jq -r .prog_id)
+stats_was=$(cat /proc/sys/kernel/bpf_stats_enabled)
+echo 1 > /proc/sys/kernel/bpf_stats_enabled
+prog_stat() { "$BPFTOOL" prog show id "$egress_prog" -j | jq -r "(.run_time_ns // 0), (.run_cnt // 0)" | paste -sd' '; }
+read -r t0 c0 <<<"$(prog_stat)"
+read -r on_rps on_p99 _ <<<"$(wrk_run sandbox "http://127.0.0.1:$ORIGIN_HTTP$small" -t2 -c50)"
+read -r _ _ on_t <<<"$(wrk_run sandbox "http://127.0.0.1:$ORIGIN_HTTP$large" -t1 -c1)"
+read -r t1 c1 <<<"$(prog_stat)"
+echo "$stats_was" > /proc/sys/kernel/bpf_stats_enabled
+"$BPFTOOL" link detach pinned "$EGRESS_LINK"
+read -r off_rps off_p99 _ <<<"$(wrk_run sandbox "http://127.0.0.1:$ORIGIN_HTTP$small" -t2 -c50)"
+read -r _ _ off_t <<<"$(wrk_run sandbox "http://127.0.0.1:$ORIGIN_HTTP$large" -t1 -c1)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0>0) printf "%.2f", a/b; else print "-" }'; }
+echo
+echo "| egress backstop (sandbox side, through egressd) | backstop on | backstop off | on/off |"
+echo "|---|---|---|---|"
+echo "| HTTP keep-alive 100 B, 2x50 conns (req/s) | $on_rps | $off_rps | $(ratio "$on_rps" "$off_rps") |"
+echo "| ... p99 latency | $on_p99 | $off_p99 | |"
+echo "| 10 MiB over HTTP, 1 conn (MB/s) | $(mbps "$on_t") | $(mbps "$off_t") | $(ratio "$(mbps "$on_t")" "$(mbps "$off_t")") |"
+echo "| program time per packet (ns, bpf_stats) | $(awk -v t=$((t1 - t0)) -v c=$((c1 - c0)) 'BEGIN{ if (c>0) printf "%.0f (%d packets)", t/c, c; else print "-" }') | | |"

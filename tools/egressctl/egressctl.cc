@@ -158,19 +158,22 @@ int Events(const Args& a) {
 void PrintStats(const json& reply) {
   std::cout << Pad("INSTANCE", 20) << Pad("POLICY", 14) << Pad("CONNS", 8) << Pad("DENIED", 8)
             << Pad("REQ OK", 8) << Pad("REQ DENY", 9) << Pad("K-REDIR", 9) << Pad("K-DENY", 8)
-            << Pad("UDP-DENY", 9) << Pad("SOCK-DENY", 10) << Pad("DNS", 6) << Pad("DNS-NX", 7)
-            << Pad("UP", 10) << "DOWN\n";
+            << Pad("UDP-DENY", 9) << Pad("SOCK-DENY", 10) << Pad("ESCAPE", 7) << Pad("DNS", 6)
+            << Pad("DNS-NX", 7) << Pad("UP", 10) << "DOWN\n";
   for (const auto& s : reply["sandboxes"]) {
     const auto& k = s["kernel"];
     const auto& p = s["proxy"];
     auto n = [](const json& v) { return std::to_string(v.get<uint64_t>()); };
+    // Escape attempts the kernel stopped: backstop drops and routing options.
+    uint64_t escapes =
+        k.value("egress_dropped", uint64_t{0}) + k.value("sockopt_denied", uint64_t{0});
     std::cout << Pad(s["instance"], 20) << Pad(s["policy"], 14) << Pad(n(p["connections"]), 8)
               << Pad(n(p["connections_denied"]), 8) << Pad(n(p["requests_allowed"]), 8)
               << Pad(n(p["requests_denied"]), 9) << Pad(n(k["connect_redirected"]), 9)
               << Pad(n(k["connect_denied"]), 8) << Pad(n(k["udp_denied"]), 9)
-              << Pad(n(k["socket_denied"]), 10) << Pad(n(s["dns"]["queries"]), 6)
-              << Pad(n(s["dns"]["refused"]), 7) << Pad(n(p["bytes_up"]), 10) << n(p["bytes_down"])
-              << "\n";
+              << Pad(n(k["socket_denied"]), 10) << Pad(std::to_string(escapes), 7)
+              << Pad(n(s["dns"]["queries"]), 6) << Pad(n(s["dns"]["refused"]), 7)
+              << Pad(n(p["bytes_up"]), 10) << n(p["bytes_down"]) << "\n";
   }
 }
 

@@ -35,6 +35,10 @@ const char* DenyReasonName(uint32_t reason) {
       return "socket type not allowed (raw, ping, SCTP, MPTCP...)";
     case EGRESSD_DENY_PROTO:
       return "protocol not proxied";
+    case EGRESSD_DENY_EGRESS:
+      return "packet to a non-loopback address no hook judged (backstop)";
+    case EGRESSD_DENY_SOCKOPT:
+      return "routing header or source route option";
     default:
       return "unknown";
   }
@@ -61,12 +65,37 @@ nlohmann::json SandboxJson(const sandbox::SandboxInfo& sb) {
           {"problem", sb.problem}};
 }
 
+// Socket and setsockopt denies happen before there is any destination.
+bool EventHasAddress(const egressd_event& ev) {
+  return ev.reason != EGRESSD_DENY_SOCKET && ev.reason != EGRESSD_DENY_SOCKOPT;
+}
+
+// The reason of a kernel event as the audit log shows it.
+std::string EventReason(const egressd_event& ev) {
+  if (ev.reason == EGRESSD_DENY_SOCKET)
+    return fmt::format("{}: type {} protocol {}", DenyReasonName(ev.reason), ev.detail,
+                       ev.protocol);
+  if (ev.reason == EGRESSD_DENY_SOCKOPT)
+    return fmt::format("{}: level {} option {}", DenyReasonName(ev.reason), ev.protocol, ev.detail);
+  return DenyReasonName(ev.reason);
+}
+
+// What the denied thing was aimed at, for the daemon log's dst= field.
+std::string EventTarget(const egressd_event& ev) {
+  if (ev.reason == EGRESSD_DENY_SOCKET) return "socket type " + std::to_string(ev.detail);
+  if (ev.reason == EGRESSD_DENY_SOCKOPT)
+    return fmt::format("setsockopt level {} option {}", ev.protocol, ev.detail);
+  return FormatEventAddress(ev);
+}
+
 // What no policy can allow, as `policy suggest` lists it.
 std::string DescribeUnexpressible(const egressd_event& ev) {
   if (ev.reason == EGRESSD_DENY_SOCKET)
     return fmt::format("socket type {} protocol {}", ev.detail, ev.protocol);
   if (ev.reason == EGRESSD_DENY_UDP) return "UDP to " + FormatEventAddress(ev);
   if (ev.reason == EGRESSD_DENY_CIDR) return "deny_cidrs hit: " + FormatEventAddress(ev);
+  if (ev.reason == EGRESSD_DENY_SOCKOPT)
+    return fmt::format("setsockopt level {} option {} (routing header)", ev.protocol, ev.detail);
   return std::string(DenyReasonName(ev.reason)) + ": " + FormatEventAddress(ev);
 }
 
@@ -82,7 +111,9 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"connect_denied", k.connect_denied},
             {"udp_denied", k.udp_denied},
             {"socket_denied", k.socket_denied},
-            {"dns_redirected", k.dns_redirected}}},
+            {"dns_redirected", k.dns_redirected},
+            {"egress_dropped", k.egress_dropped},
+            {"sockopt_denied", k.sockopt_denied}}},
           {"proxy",
            {{"connections", p.connections.load()},
             {"connections_denied", p.connections_denied.load()},
@@ -224,16 +255,13 @@ Status Daemon::Start() {
     }
     event.layer = "kernel";
     event.enforced = enforced;
-    if (ev.reason != EGRESSD_DENY_SOCKET) {
+    if (EventHasAddress(ev)) {
       policy::IpAddress addr;
       memcpy(addr.bytes.data(), ev.addr, 16);
       event.address = addr.ToString();
       event.port = ntohs(ev.port);
     }
-    event.reason = ev.reason == EGRESSD_DENY_SOCKET
-                       ? std::string(DenyReasonName(ev.reason)) + ": type " +
-                             std::to_string(ev.detail) + " protocol " + std::to_string(ev.protocol)
-                       : DenyReasonName(ev.reason);
+    event.reason = EventReason(ev);
     const std::string instance = event.instance;
     events_->Append(std::move(event));
     // Events the kernel could not queue are never lost silently: log the
@@ -249,10 +277,8 @@ Status Daemon::Start() {
       }
     }
     spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"{}", ev.sandbox_id,
-                 instance,
-                 ev.reason == EGRESSD_DENY_SOCKET ? "socket type " + std::to_string(ev.detail)
-                                                  : FormatEventAddress(ev),
-                 DenyReasonName(ev.reason), enforced ? "" : " (audit mode: let through)");
+                 instance, EventTarget(ev), DenyReasonName(ev.reason),
+                 enforced ? "" : " (audit mode: let through)");
   }));
 
   // Sandboxes of `egressctl run` whose egressctl died are removed by the daemon.

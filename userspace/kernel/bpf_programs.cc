@@ -22,10 +22,13 @@ struct ProgramLink {
   bpf_program* (*get)(egressd_bpf*);
 };
 
-// Every program attached to a sandbox cgroup, in attach order: sock_create
-// and the sockops/connect hooks first, so no socket slips through between.
+// Every program attached to a sandbox cgroup, in attach order: sock_create,
+// setsockopt, the egress backstop and the sockops/connect hooks first, so no
+// socket slips through between.
 const ProgramLink kPrograms[] = {
     {"sock_create", [](egressd_bpf* s) { return s->progs.egressd_sock_create; }},
+    {"setsockopt", [](egressd_bpf* s) { return s->progs.egressd_setsockopt; }},
+    {"egress", [](egressd_bpf* s) { return s->progs.egressd_egress; }},
     {"sockops", [](egressd_bpf* s) { return s->progs.egressd_sockops; }},
     {"connect4", [](egressd_bpf* s) { return s->progs.egressd_connect4; }},
     {"connect6", [](egressd_bpf* s) { return s->progs.egressd_connect6; }},
@@ -58,6 +61,34 @@ Status EnsureBpffs(const std::string& pin_dir) {
                        parent.string());
 }
 
+// A map pinned by an egressd whose kernel structs differ cannot be reused:
+// say which one and what to do, before libbpf fails with a bare EINVAL.
+Status CheckPinnedMap(bpf_map* map, const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    if (errno == ENOENT) return {};  // not pinned yet: this load pins it
+    return EGRESSD_ERROR("cannot open the pinned map {}: {}", path, strerror(errno));
+  }
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  int err = bpf_obj_get_info_by_fd(fd, &info, &len);
+  int saved_errno = errno;
+  close(fd);
+  if (err != 0)
+    return EGRESSD_ERROR("cannot inspect the pinned map {}: {}", path, strerror(saved_errno));
+  if (info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+      info.value_size == bpf_map__value_size(map) &&
+      info.max_entries == bpf_map__max_entries(map) && info.map_flags == bpf_map__map_flags(map))
+    return {};
+  return EGRESSD_ERROR(
+      "the map {} was pinned by an egressd with another kernel layout (type {} key {} value {} "
+      "entries {}; this build needs type {} key {} value {} entries {}): to upgrade, detach every "
+      "sandbox with the old egressd, stop it, remove {}, then start this one and attach again",
+      path, static_cast<int>(info.type), info.key_size, info.value_size, info.max_entries,
+      static_cast<int>(bpf_map__type(map)), bpf_map__key_size(map), bpf_map__value_size(map),
+      bpf_map__max_entries(map), std::filesystem::path(path).parent_path().parent_path().string());
+}
+
 }  // namespace
 
 Status BpfPrograms::PreparePinDir(const std::string& pin_dir) {
@@ -72,12 +103,18 @@ StatusOr<std::unique_ptr<BpfPrograms>> BpfPrograms::Load(const std::string& pin_
 
   egressd_bpf* skel = egressd_bpf__open();
   if (!skel) return EGRESSD_ERROR("cannot open the BPF object: {}", strerror(errno));
-  bpf_map* maps[] = {skel->maps.sandbox_config,  skel->maps.deny_cidrs,
-                     skel->maps.sock_orig_dst,   skel->maps.orig_dst,
-                     skel->maps.kernel_counters, skel->maps.global_counters,
-                     skel->maps.events};
+  // Every map is pinned, so a restarted daemon keeps its entries (SK_STORAGE
+  // marks included: the accepted-connection marks live on the sockets).
+  bpf_map* maps[] = {skel->maps.sandbox_config,  skel->maps.deny_cidrs, skel->maps.sock_orig_dst,
+                     skel->maps.sock_accepted,   skel->maps.orig_dst,   skel->maps.kernel_counters,
+                     skel->maps.global_counters, skel->maps.events};
   for (bpf_map* map : maps) {
     std::string path = pin_dir + "/maps/" + bpf_map__name(map);
+    Status compatible = CheckPinnedMap(map, path);
+    if (!compatible.ok()) {
+      egressd_bpf__destroy(skel);
+      return compatible;
+    }
     if (int err = bpf_map__set_pin_path(map, path.c_str()); err != 0) {
       egressd_bpf__destroy(skel);
       return EGRESSD_ERROR("cannot set pin path {}: {}", path, strerror(-err));
@@ -108,13 +145,25 @@ std::string BpfPrograms::LinkDir(uint32_t sandbox_id) const {
 }
 
 Status BpfPrograms::AttachCgroup(int cgroup_fd, uint32_t sandbox_id) {
+  return AttachPrograms(cgroup_fd, sandbox_id, /*only_missing=*/false);
+}
+
+Status BpfPrograms::AttachMissing(int cgroup_fd, uint32_t sandbox_id) {
+  return AttachPrograms(cgroup_fd, sandbox_id, /*only_missing=*/true);
+}
+
+Status BpfPrograms::AttachPrograms(int cgroup_fd, uint32_t sandbox_id, bool only_missing) {
   std::string dir = LinkDir(sandbox_id);
   EGRESSD_RETURN_IF_ERROR(EnsureDir(dir));
   for (const ProgramLink& p : kPrograms) {
+    struct stat pinned {};
+    if (only_missing && stat((dir + "/" + p.name).c_str(), &pinned) == 0) continue;
     bpf_link* link = bpf_program__attach_cgroup(p.get(skel_), cgroup_fd);
+    // A new sandbox is all or nothing; a re-adopted one keeps the programs it
+    // already has (removing them would let its traffic out unjudged).
     if (!link) {
       Status st = EGRESSD_ERROR("cannot attach {} to the cgroup: {}", p.name, strerror(errno));
-      DetachSandbox(sandbox_id);
+      if (!only_missing) DetachSandbox(sandbox_id);
       return st;
     }
     std::string path = dir + "/" + p.name;
@@ -122,7 +171,7 @@ Status BpfPrograms::AttachCgroup(int cgroup_fd, uint32_t sandbox_id) {
     if (err != 0) {
       bpf_link__destroy(link);  // not pinned: closing the fd detaches it
       Status st = EGRESSD_ERROR("cannot pin link {}: {}", path, strerror(-err));
-      DetachSandbox(sandbox_id);
+      if (!only_missing) DetachSandbox(sandbox_id);
       return st;
     }
     bpf_link__destroy(link);  // pinned: the bpffs file keeps it attached
@@ -218,6 +267,8 @@ StatusOr<egressd_kernel_counters> BpfPrograms::ReadCounters(uint32_t sandbox_id)
     sum.udp_denied += c.udp_denied;
     sum.socket_denied += c.socket_denied;
     sum.dns_redirected += c.dns_redirected;
+    sum.egress_dropped += c.egress_dropped;
+    sum.sockopt_denied += c.sockopt_denied;
   }
   return sum;
 }

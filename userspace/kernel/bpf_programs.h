@@ -37,6 +37,9 @@ class BpfPrograms {
   // Attaches every program to the cgroup and pins the links. The sandbox's
   // storage starts zeroed, so it denies everything until WriteConfig.
   Status AttachCgroup(int cgroup_fd, uint32_t sandbox_id);
+  // Attaches only the programs whose link is not pinned (a sandbox attached by
+  // an older build that lacked some, or whose pins someone removed).
+  Status AttachMissing(int cgroup_fd, uint32_t sandbox_id);
   // Detaches and unpins every link of the sandbox (also after a restart).
   Status DetachSandbox(uint32_t sandbox_id);
   // True when all of the sandbox's links are pinned (used when re-adopting).
@@ -63,6 +66,7 @@ class BpfPrograms {
  private:
   BpfPrograms(std::string pin_dir, egressd_bpf* skel) : pin_dir_(std::move(pin_dir)), skel_(skel) {}
   std::string LinkDir(uint32_t sandbox_id) const;
+  Status AttachPrograms(int cgroup_fd, uint32_t sandbox_id, bool only_missing);
 
   std::string pin_dir_;
   egressd_bpf* skel_;

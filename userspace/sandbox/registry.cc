@@ -619,11 +619,12 @@ Status Registry::Restore() {
       continue;
     }
     if (!bpf_->SandboxLinksPinned(sb.id)) {
-      // Someone removed our pins: attach again (zeroed config: deny all first).
-      spdlog::warn("sandbox {}: pinned links missing, attaching again", sb.instance);
+      // Someone removed our pins, or an older build attached fewer programs:
+      // attach the missing ones.
+      spdlog::warn("sandbox {}: pinned links missing, attaching them", sb.instance);
       int fd = open(sb.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       Status st = fd < 0 ? EGRESSD_ERROR("open {}: {}", sb.cgroup, strerror(errno))
-                         : bpf_->AttachCgroup(fd, sb.id);
+                         : bpf_->AttachMissing(fd, sb.id);
       if (fd >= 0) close(fd);
       if (!st.ok()) spdlog::error("sandbox {}: {}", sb.instance, st.ToString());
     }
