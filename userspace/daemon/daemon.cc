@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "userspace/audit/event_log.h"
 #include "userspace/control/control_server.h"
@@ -15,6 +16,7 @@
 #include "userspace/kernel/audit_reader.h"
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/socket_destroyer.h"
 #include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy.h"
 #include "userspace/sandbox/registry.h"
@@ -67,6 +69,22 @@ std::string DescribeUnexpressible(const egressd_event& ev) {
   if (ev.reason == EGRESSD_DENY_UDP) return "UDP to " + FormatEventAddress(ev);
   if (ev.reason == EGRESSD_DENY_CIDR) return "deny_cidrs hit: " + FormatEventAddress(ev);
   return std::string(DenyReasonName(ev.reason)) + ": " + FormatEventAddress(ev);
+}
+
+// The audit event of an attach that found sockets opened before it.
+std::optional<audit::AuditEvent> SocketSweepEvent(const sandbox::SandboxInfo& sb,
+                                                  const kernel::SocketSweep& sweep) {
+  if (sweep.total() == 0 && sweep.failed == 0) return std::nullopt;
+  audit::AuditEvent event;
+  event.instance = sb.instance;
+  event.cgroup = sb.cgroup;
+  event.layer = "kernel";
+  event.enforced = sweep.action == kernel::SweepAction::kClose;
+  event.reason = fmt::format(
+      "{} {} socket(s) opened before attach (TCP {}, UDP {}{})",
+      event.enforced ? "closed" : "audit mode: left open", sweep.total(), sweep.tcp, sweep.udp,
+      sweep.failed ? fmt::format(", {} could not be closed", sweep.failed) : std::string());
+  return event;
 }
 
 }  // namespace
@@ -406,6 +424,10 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
     nlohmann::json out = SandboxJson(result->sandbox);
     out["switched"] = result->switched;
     out["warnings"] = result->warnings;
+    out["sockets_closed"] = result->sockets.closed();
+    out["sockets_left_open"] = result->sockets.total() - result->sockets.closed();
+    if (auto event = SocketSweepEvent(result->sandbox, result->sockets))
+      events_->Append(std::move(*event));
     return out;
   }
   if (cmd == "detach") {
