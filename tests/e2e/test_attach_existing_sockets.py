@@ -54,7 +54,8 @@ if uport:
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.connect((peer, uport))
     socks["udp"] = u
-socks["loop"] = socket.create_connection(("127.0.0.1", lport), timeout=5)
+if lport:
+    socks["loop"] = socket.create_connection(("127.0.0.1", lport), timeout=5)
 print("ready", flush=True)
 for line in sys.stdin:
     out = []
@@ -119,11 +120,12 @@ class LoopbackServer:
 
 class Scene:
     """A cgroup (not attached) with a client in it, connected to a peer in
-    an origin namespace and to a loopback server."""
+    an origin namespace and to a loopback server; or, with `inside`, a
+    client that is itself in that namespace (no loopback server then)."""
 
-    def __init__(self, env, tcp=True, udp=True):
+    def __init__(self, env, tcp=True, udp=True, inside=None):
         self.env = env
-        self.netns = env.origin_netns()
+        self.netns = inside or env.origin_netns()
         self.path = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
         self.instance = f"sk-{uuid.uuid4().hex[:8]}"
         self.peer = self.client = self.loop = None
@@ -134,10 +136,13 @@ class Scene:
             tport, uport = (int(p) for p in self.peer.stdout.readline().split())
             self.udp_port = uport
             self.peer_lines = Lines(self.peer)
-            self.loop = LoopbackServer()
+            self.loop = None if inside else LoopbackServer()
+            # nsenter, not `ip netns exec`: that one remounts /sys (and the cgroup tree with it).
+            enter = ["nsenter", f"--net=/run/netns/{inside.name}"] if inside else []
             self.client = subprocess.Popen(
-                ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.path, PYTHON, "-c", CLIENT,
-                 self.netns.ip, str(tport if tcp else 0), str(uport if udp else 0), str(self.loop.port)],
+                [*enter, "sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.path, PYTHON, "-c",
+                 CLIENT, self.netns.ip, str(tport if tcp else 0), str(uport if udp else 0),
+                 str(self.loop.port if self.loop else 0)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert self.client.stdout.readline() == "ready\n"
         except BaseException:
@@ -240,3 +245,28 @@ def test_audit_mode_leaves_them_open_until_enforced(env):
         assert reply["switched"] is True and reply["sockets_closed"] == 0
     finally:
         scene.close()
+
+
+def test_sockets_in_the_containers_own_namespace(env):
+    """The cgroup's processes are in a namespace of their own: attach detects
+    it and closes the sockets there (sock_diag answers per namespace)."""
+    from netns_helpers import OriginNetns
+    ns = OriginNetns()
+    try:
+        # Client and peer both in `ns`: the peer's address is not loopback.
+        scene = Scene(env, inside=ns)
+        try:
+            assert scene.send("before") == {"tcp": "ok", "udp": "ok"}
+            scene.peer_lines.wait("tcp before-tcp")
+            reply = json.loads(scene.attach("strict", "--json").stdout)
+            assert reply["netns"] != "host", reply  # detected from the client
+            assert reply["sockets_closed"] == 2, reply
+            after = scene.send("after")
+            assert after["tcp"] == "ECONNABORTED", after
+            assert after["udp"] in ("ECONNABORTED", "EDESTADDRREQ"), after
+            scene.sentinel("sentinel")
+            assert not [line for line in scene.received_by_peer() if "after" in line]
+        finally:
+            scene.close()
+    finally:
+        ns.close()
