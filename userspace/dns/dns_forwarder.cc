@@ -19,8 +19,9 @@ namespace {
 
 constexpr auto kQueryLifetime = std::chrono::seconds(10);
 constexpr auto kTcpIdle = std::chrono::seconds(10);
-// Each relayed query holds a socket until it is answered or expires.
-constexpr size_t kMaxOutstanding = 1024;
+// Each relayed query holds a socket until it is answered or expires: bounded
+// well below a default descriptor limit (1024), which the proxy shares.
+constexpr size_t kMaxOutstanding = 512;
 constexpr size_t kMaxOutstandingPerSandbox = 128;  // one sandbox cannot starve the others
 constexpr size_t kMaxTcpClientsPerSandbox = 32;
 // A query names one question: anything longer than this is not a query we relay.

@@ -18,8 +18,9 @@ namespace egressd::dns {
 using Clock = std::chrono::steady_clock;
 
 namespace {
-// Lookups in flight hold two sockets each: past this many, new ones fail.
-constexpr size_t kMaxPending = 256;
+// Lookups in flight hold two sockets each: past this many, new ones fail
+// (as a timeout would) rather than take descriptors the proxy needs.
+constexpr size_t kMaxPending = 128;
 }  // namespace
 
 Resolver::Resolver(Options options) : options_(options) {}
