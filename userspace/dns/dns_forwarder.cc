@@ -196,8 +196,8 @@ void DnsForwarder::OnUdp(Socket& s) {
     std::vector<uint8_t> reply;
     OnQuery(s.sandbox_id, {buf, static_cast<size_t>(n)}, std::move(where), &reply);
     if (!reply.empty())
-      sendto(s.fd.get(), reply.data(), reply.size(), 0,
-             reinterpret_cast<const sockaddr*>(&client), client_len);
+      sendto(s.fd.get(), reply.data(), reply.size(), 0, reinterpret_cast<const sockaddr*>(&client),
+             client_len);
   }
 }
 
