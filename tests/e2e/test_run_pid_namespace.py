@@ -83,3 +83,36 @@ def test_signals_reach_the_command_through_init(env):
     # A signal the command cannot catch still reads as 128+N.
     r = env.daemon.run("--policy", "open", "--", "sh", "-c", "kill -KILL $$")
     assert r.returncode == 128 + signal.SIGKILL
+
+
+def test_ctrl_c_at_the_terminal_reaches_the_command(env):
+    import os
+    import pty
+    import select
+    import time
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(env.daemon_egressctl, [env.daemon_egressctl, "--socket", env.daemon.socket, "run",
+                                        "--policy", "open", "--", "sh", "-c", "echo ready; exec sleep 100"])
+    out = b""
+    status = None
+    try:
+        deadline = time.monotonic() + 20
+        while b"ready" not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.5)[0]:
+                out += os.read(fd, 1024)
+        assert b"ready" in out, out
+        os.write(fd, b"\x03")  # the terminal sends SIGINT to its foreground process group
+        pidfd = os.pidfd_open(pid)  # readable once egressctl has exited
+        try:
+            if select.select([pidfd], [], [], 20)[0]:
+                status = os.waitpid(pid, 0)[1]
+        finally:
+            os.close(pidfd)
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert status is not None, "egressctl did not exit after Ctrl-C"
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT
