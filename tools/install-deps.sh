@@ -3,10 +3,7 @@
 # packages only. Idempotent; run as root.
 set -euo pipefail
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps.sh: run as root (it calls apt-get)" >&2
-  exit 1
-fi
+. "$(dirname "$0")/require-root.sh"
 
 packages=(
   # build
@@ -17,7 +14,7 @@ packages=(
   liburing-dev libssl-dev libspdlog-dev libfmt-dev libcxxopts-dev
   libyaml-cpp-dev nlohmann-json3-dev node-llhttp
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest
+  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest python3-pytest-timeout
   curl openssl iproute2 procps psmisc haproxy wrk
 )
 

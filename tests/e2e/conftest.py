@@ -1,8 +1,13 @@
 """Fixtures for egressd's end-to-end tests: a real daemon, real cgroups, real
 BPF, origin servers and a DNS server on loopback, real clients.
 
-They need root, cgroup v2 and BPF. Outside CI a machine without them skips;
-under CI=true a missing capability fails the run instead.
+They need root, cgroup v2 and BPF. Outside CI a machine without them skips
+(the module exits 77, which ctest shows as skipped); under CI (CI=true, 1 or
+yes) a missing capability or tool fails the run instead.
+
+Every wait is bounded: sockets get a default timeout, lines from a process
+are read with `read_line(stream, timeout)`, pytest-timeout bounds each test.
+Cleanup runs each step on its own, so one failure skips no other step.
 """
 import json
 import os
@@ -22,6 +27,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fakedns import FakeDns  # noqa: E402
 from netns_helpers import OriginNetns  # noqa: E402
 from origins import Origin, make_ca  # noqa: E402
+from bounded import read_line, run_each  # noqa: E402,F401  (read_line is for the test modules)
+from leftovers import cgroup2_mount, kill_cgroup  # noqa: E402,F401
 
 BUILD_DIR = os.environ.get("EGRESSD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 EGRESSD = os.path.join(BUILD_DIR, "userspace", "egressd")
@@ -29,31 +36,57 @@ EGRESSCTL = os.path.join(BUILD_DIR, "tools", "egressctl")
 PYTHON = "/usr/bin/python3"
 
 
-def _cgroup2_mount():
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            dev, path, fstype = line.split()[:3]
-            if fstype == "cgroup2":
-                return path
-    return None
+def in_ci():
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 
-def _require_privileges():
+# What the end-to-end tests run besides egressd: missing under CI is a failure.
+TOOLS = ["curl", "openssl", "ip", "nsenter", "unshare"]
+PYTHON_MODULES = ["pytest_timeout", "ssl", "json"]
+
+
+def _missing_prerequisites():
     problems = []
     if os.geteuid() != 0:
         problems.append("not root")
-    if not _cgroup2_mount():
+    if not cgroup2_mount():
         problems.append("no cgroup2 mount")
     if not os.path.exists(EGRESSD):
         problems.append(f"{EGRESSD} not built")
+    problems += [f"{t} not installed" for t in TOOLS if not shutil.which(t)]
+    for module in PYTHON_MODULES:
+        r = subprocess.run([PYTHON, "-c", f"import {module}"], capture_output=True, timeout=30)
+        if r.returncode != 0:
+            problems.append(f"python module {module} missing for {PYTHON}")
+    return problems
+
+
+def _require_privileges():
+    problems = _missing_prerequisites()
     if problems:
         msg = "end-to-end tests need: " + ", ".join(problems)
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg + " (CI=true: this is a failure, not a skip)")
+        if in_ci():
+            pytest.fail(msg + " (under CI this is a failure, not a skip)")
         pytest.skip(msg)
 
 
-CGROUP2 = _cgroup2_mount()
+# Nothing in a test waits forever on a socket.
+socket.setdefaulttimeout(30)
+
+SKIPPED_EXIT = 77  # ctest's SKIP_RETURN_CODE for the e2e modules
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A module whose tests all skipped is reported to ctest as skipped, never as passed."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or exitstatus != 0:
+        return
+    ran = sum(len(reporter.stats.get(k, [])) for k in ("passed", "failed", "error", "xfailed", "xpassed"))
+    if reporter.stats.get("skipped") and ran == 0:
+        session.exitstatus = SKIPPED_EXIT
+
+
+CGROUP2 = cgroup2_mount()
 
 
 def free_port(family=socket.AF_INET):
@@ -88,34 +121,45 @@ class Daemon:
         self.cgroup_root = os.path.join(CGROUP2, f"egressd-test-root-{uuid.uuid4().hex[:8]}")
         self.dns_upstream = dns_upstream
         self.proc = None
-        self.log = []
+        self.log = []        # this start's lines only: wait_log never matches an earlier daemon
+        self.history = []    # every start's lines, for failure messages and sanitizer reports
+        self._reader = None
         self._ready = threading.Event()
 
+    def argv(self, **flags):
+        """egressd's command line; keyword arguments (socket=..., proxy_port=...) replace flags."""
+        values = {"socket": self.socket, "state-dir": self.state_dir, "bpffs": self.bpffs,
+                  "policy-dir": self.policy_dir, "proxy-port": self.proxy_port,
+                  "dns-upstream": self.dns_upstream, "cgroup-root": self.cgroup_root,
+                  "log-level": "debug"}
+        values.update({k.replace("_", "-"): v for k, v in flags.items()})
+        return [EGRESSD] + [a for k, v in values.items() for a in (f"--{k}", str(v))]
+
     def start(self, timeout=20):
-        # An event of this start's own: the reader of a previous (killed)
-        # process sets its own when it reaches EOF, never this one.
+        # An event and a log of this start's own: the reader of a previous
+        # (killed) process sets its own when it reaches EOF, never this one's.
         ready = self._ready = threading.Event()
-        self.proc = subprocess.Popen(
-            [EGRESSD, "--socket", self.socket, "--state-dir", self.state_dir, "--bpffs", self.bpffs,
-             "--policy-dir", self.policy_dir, "--proxy-port", str(self.proxy_port),
-             "--dns-upstream", self.dns_upstream, "--cgroup-root", self.cgroup_root,
-             "--log-level", "debug"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        log = self.log = []
+        self.proc = subprocess.Popen(self.argv(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True)
         proc = self.proc
 
         def read():
             for line in proc.stderr:
-                self.log.append(line.rstrip())
+                log.append(line.rstrip())
+                self.history.append(line.rstrip())
                 if "egressd ready" in line:
                     ready.set()
             ready.set()  # exited: unblock the waiter
 
-        threading.Thread(target=read, daemon=True).start()
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
         if not ready.wait(timeout) or proc.poll() is not None:
-            raise RuntimeError("egressd did not become ready:\n" + "\n".join(self.log[-30:]))
+            raise RuntimeError("egressd did not become ready:\n" + "\n".join(log[-30:]))
 
     def wait_log(self, predicate, timeout=5):
-        """Waits for a daemon log line matching predicate (events are drained every 100 ms)."""
+        """Waits for a line of the running daemon's log matching predicate
+        (events are drained every 100 ms); polling the log is the signal."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(predicate(l) for l in list(self.log)):
@@ -123,18 +167,31 @@ class Daemon:
             time.sleep(0.05)
         return False
 
+    def _wait_exit(self, timeout=10):
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self._reader:
+            self._reader.join(timeout=10)  # the whole log, sanitizer reports included
+
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self._wait_exit()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            self._wait_exit()
+
+    def check_sanitizers(self):
+        """Fails when an instrumented daemon (tools/test.sh --sanitize) reported anything."""
+        reports = [l for l in self.history if any(m in l for m in SANITIZER_MARKERS)]
+        if reports:
+            start = self.history.index(reports[0])
+            raise AssertionError("sanitizer report from egressd:\n" + "\n".join(self.history[start:start + 60]))
 
     def ctl(self, *args, check=True):
         r = subprocess.run([EGRESSCTL, "--socket", self.socket, *args], capture_output=True, text=True,
@@ -169,42 +226,37 @@ class Daemon:
         return data["sandboxes"][0]
 
     def cleanup(self):
-        self.stop()
-        # Unpinning the links detaches the programs; then the maps go.
-        shutil.rmtree(self.bpffs, ignore_errors=True)
+        run_each([
+            ("stop egressd", self.stop),
+            # Unpinning the links detaches the programs; then the maps go.
+            ("remove bpffs pins", lambda: shutil.rmtree(self.bpffs, ignore_errors=True)),
+            ("remove transient cgroups", self._remove_cgroup_root),
+            ("unmount netns references", self._unmount_netns),
+            ("sanitizer reports", self.check_sanitizers),
+        ])
+
+    def _remove_cgroup_root(self):
         # Transient sandboxes a failed test left: kill, then remove their cgroups.
-        if os.path.isdir(self.cgroup_root):
-            for name in os.listdir(self.cgroup_root):
-                path = os.path.join(self.cgroup_root, name)
+        if not os.path.isdir(self.cgroup_root):
+            return
+        for name in os.listdir(self.cgroup_root):
+            path = os.path.join(self.cgroup_root, name)
+            if os.path.isdir(path):
+                kill_cgroup(path)
                 if os.path.isdir(path):
-                    kill_cgroup(path)
-                    try:
-                        os.rmdir(path)
-                    except OSError:
-                        pass
-            try:
-                os.rmdir(self.cgroup_root)
-            except OSError:
-                pass
+                    os.rmdir(path)
+        os.rmdir(self.cgroup_root)
+
+    def _unmount_netns(self):
         netns_dir = os.path.join(self.state_dir, "netns")
         if os.path.isdir(netns_dir):
             for name in os.listdir(netns_dir):
-                subprocess.run(["umount", "-l", os.path.join(netns_dir, name)], capture_output=True)
+                subprocess.run(["umount", "-l", os.path.join(netns_dir, name)], capture_output=True,
+                               timeout=10)
 
 
-def kill_cgroup(path, timeout=5):
-    """Kills every process of a cgroup and waits until it is empty."""
-    try:
-        with open(os.path.join(path, "cgroup.kill"), "w") as f:
-            f.write("1")
-    except OSError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(os.path.join(path, "cgroup.events")) as f:
-            if "populated 0" in f.read():
-                return
-        time.sleep(0.05)  # cgroup.kill is asynchronous
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer")
 
 
 class Sandbox:
@@ -215,7 +267,11 @@ class Sandbox:
         self.instance = instance or f"sb-{uuid.uuid4().hex[:8]}"
         self.path = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
         os.mkdir(self.path)
-        self.attach(policy)
+        try:
+            self.attach(policy)
+        except BaseException:
+            self.cleanup()  # a sandbox whose attach failed leaves nothing behind either
+            raise
 
     def attach(self, policy, check=True):
         return self.daemon.ctl("attach", self.path, "--policy", policy, "--instance", self.instance,
@@ -250,12 +306,11 @@ class Sandbox:
         return self.daemon.stats(self.instance)
 
     def cleanup(self):
-        kill_cgroup(self.path)
-        self.daemon.ctl("detach", self.path, check=False)
-        try:
-            os.rmdir(self.path)
-        except OSError:
-            pass
+        run_each([
+            ("kill the sandbox's processes", lambda: kill_cgroup(self.path)),
+            ("detach", lambda: self.daemon.ctl("detach", self.path, check=False)),
+            ("remove the cgroup", lambda: os.path.isdir(self.path) and os.rmdir(self.path)),
+        ])
 
 
 @pytest.fixture(scope="module")
@@ -306,10 +361,5 @@ def env(tmp_path_factory):
         e.origin_netns = origin_netns
         yield e
     finally:
-        for sb in e.sandboxes:
-            sb.cleanup()
-        for c in reversed(cleanups):
-            try:
-                c()
-            except Exception:
-                pass
+        run_each([(f"sandbox {sb.instance}", sb.cleanup) for sb in e.sandboxes] +
+                 [(getattr(c, "__qualname__", str(c)), c) for c in reversed(cleanups)])

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import uuid
 
+from bounded import read_line
+
 SERVER = r"""
 import http.server, socket, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -69,7 +71,7 @@ class OriginNetns:
         proc = subprocess.Popen(["ip", "netns", "exec", self.name, sys.executable, "-c", SERVER,
                                  self.ip, "0", name], stdout=subprocess.PIPE, text=True)
         self.servers.append(proc)
-        line = proc.stdout.readline()  # the port, printed once it listens
+        line = read_line(proc.stdout, 20, f"port of origin {name}")  # printed once it listens
         if not line.strip():
             raise RuntimeError(f"origin {name} did not start in {self.name}")
         return int(line)
@@ -77,7 +79,7 @@ class OriginNetns:
     def close(self):
         for p in self.servers:
             p.kill()
-            p.wait()
+            p.wait(timeout=10)
         if self._made_link:
             run("ip", "link", "del", self.host_if, check=False)
         if self._made_ns:
@@ -93,7 +95,7 @@ class Agent:
     def __init__(self, argv_prefix):
         self.proc = subprocess.Popen([*argv_prefix, "/usr/bin/python3", "-u", AGENT],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
+        line = read_line(self.proc.stdout, 20, "ready from the sandbox agent")
         if line != "ready\n":
             self.close()
             raise RuntimeError(f"sandbox agent did not start: {line!r}")
@@ -105,7 +107,7 @@ class Agent:
     def ask(self, *words):
         self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
         self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
+        return read_line(self.proc.stdout, 30, f"an answer to {words}").strip()
 
     def close(self):
         """Ends the agent; returns its exit status (egressctl's when it ran through run)."""
@@ -117,4 +119,4 @@ class Agent:
             return self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            return self.proc.wait(timeout=10)

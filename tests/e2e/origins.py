@@ -36,9 +36,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def _read_chunked(self):
+        """The decoded body, or None when the chunked framing is broken or cut short."""
+        body = b""
+        while True:
+            size_line = self.rfile.readline(1024).split(b";")[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                self.close_connection = True
+                return None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+            chunk = self.rfile.read(size + 2)
+            if len(chunk) != size + 2:
+                self.close_connection = True
+                return None
+            body += chunk[:size]
+
     def _reply(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body_in = self.rfile.read(length) if length else b""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body_in = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body_in = self.rfile.read(length) if length else b""
         self.server.origin.requests.append(
             {"method": self.command, "path": self.path, "host": self.headers.get("Host"),
              "headers": dict(self.headers), "body": body_in})

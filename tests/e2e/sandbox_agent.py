@@ -25,6 +25,7 @@ def http_get(host, port, ip):
 def dns_query(name, ip, transport):
     q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
     msg = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + q + struct.pack("!HH", 1, 1)
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     if transport == "tcp":
         with socket.create_connection((ip, 53), timeout=5) as s:
             s.sendall(struct.pack("!H", len(msg)) + msg)
@@ -36,7 +37,7 @@ def dns_query(name, ip, transport):
                 data += chunk
             reply = data[2:]
     else:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.settimeout(5)
             s.sendto(msg, (ip, 53))
             reply = s.recv(4096)

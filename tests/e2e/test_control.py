@@ -4,7 +4,7 @@ import os
 import socket
 import subprocess
 
-from conftest import EGRESSCTL, write_policy
+from conftest import EGRESSCTL, read_line, write_policy
 
 
 def test_policy_check_reports_lines(env, tmp_path):
@@ -73,15 +73,15 @@ print(req("/after"))
 """
     p = sb.popen("/usr/bin/python3", "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert p.stdout.readline().strip() == "HTTP/1.1 200 OK"
+        assert read_line(p.stdout).strip() == "HTTP/1.1 200 OK"
         r = sb.attach("deny-a")
         assert "switched" in r.stdout
         p.stdin.write("\n")
         p.stdin.flush()
-        assert p.stdout.readline().strip() == "HTTP/1.1 403 Forbidden"
+        assert read_line(p.stdout).strip() == "HTTP/1.1 403 Forbidden"
     finally:
         p.kill()
-        p.wait()
+        p.wait(timeout=10)
     # and a new connection follows the new policy too
     r = sb.curl("-i", f"http://allowed.test:{env.http.port}/")
     assert r.stdout.startswith("HTTP/1.1 403")

@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from conftest import write_policy
+from conftest import read_line, write_policy
 
 
 def events(env, instance):
@@ -61,9 +61,9 @@ def test_events_follow_streams_new_denies(env):
                           "--instance", sb.instance], stdout=subprocess.PIPE, text=True)
     try:
         sb.curl(f"http://denied.test:{env.http.port}/followed")
-        line = p.stdout.readline()  # blocks until the event is printed
+        line = read_line(p.stdout, 10, "the followed event")
         event = json.loads(line)
         assert event["layer"] == "proxy" and event["host"] == "denied.test"
     finally:
         p.kill()
-        p.wait()
+        p.wait(timeout=10)

@@ -49,7 +49,7 @@ def test_setup_errors_are_clear_and_leave_nothing(env):
     assert r.stderr.startswith("egressctl: cannot attach the policy:")
     assert "no-such-policy" in r.stderr
     r = env.daemon.run("--policy", "open", "--netns", "sideways", "--", "true")
-    assert r.returncode == 125 and "--netns must be" in r.stderr
+    assert r.returncode == 2 and "--netns must be" in r.stderr  # a usage error
     r = env.daemon.run("--policy", "open", "--user", "no-such-user-xyz", "--", "true")
     assert r.returncode == 125 and "no such user" in r.stderr
     assert only_dirs(cgroups_left(env), env.daemon.cgroup_root) == []

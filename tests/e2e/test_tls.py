@@ -1,5 +1,6 @@
 """TLS: the SNI decides; bytes pass through untouched (no interception yet)."""
 from origins import RawListener
+from test_events import wait_events
 
 
 def test_allowed_sni_passes_through_with_origin_certificate(env):
@@ -23,11 +24,19 @@ def test_denied_sni_is_closed_before_origin(env):
 
 def test_no_sni_under_deny_by_default_is_closed(env):
     sb = env.sandbox("strict")
+    # Positive control: the same origin, the same policy, with an allowed SNI.
+    r = sb.curl("--cacert", env.ca, f"https://allowed.test:{env.https.port}/control")
+    assert r.returncode == 0 and "origin-https host=allowed.test" in r.stdout, r.stderr
     before = env.https.connections
-    # An IP-literal URL sends no SNI.
+    # An IP-literal URL sends no SNI: refused for that reason, before the origin.
     r = sb.curl("-k", f"https://127.0.0.1:{env.https.port}/")
     assert r.returncode != 0
     assert env.https.connections == before
+    st = sb.stats()["proxy"]
+    assert st["tls_passthrough"] == 1 and st["connections_denied"] == 1, st
+    events = wait_events(env, sb.instance, 1)
+    assert [(e["layer"], e["port"]) for e in events] == [("proxy", env.https.port)], events
+    assert "without SNI" in events[0]["reason"], events[0]
 
 
 def test_spoofed_sni_goes_to_resolved_address(env):

@@ -3,11 +3,12 @@
 # through egressd (cgroup redirect), and through haproxy, in one run, on
 # loopback only. Prints a markdown table; record it in docs/benchmarks.md.
 #
-#   sudo [EGRESSD_WORKERS=N] tools/bench/run.sh [SECONDS_PER_RUN]
+#   [EGRESSD_WORKERS=N] tools/bench/run.sh [SECONDS_PER_RUN]     (as root)
 #
 # Needs: a built tree (tools/build.sh) and tools/install-deps.sh (wrk, haproxy);
 # installs nginx-light if missing.
 set -euo pipefail
+. "$(dirname "$0")/../require-root.sh"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DUR=${1:-10}
@@ -91,7 +92,7 @@ mkdir -p "$W/policies"
 printf 'name: bench\ndeny_cidrs: ["127.0.0.99/32"]\n' > "$W/policies/bench.yaml"
 "$BUILD/userspace/egressd" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
   --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:9 \
-  --workers "${EGRESSD_WORKERS:-0}" --log-level warn 2>"$W/egressd.log" &
+  ${EGRESSD_WORKERS:+--workers "$EGRESSD_WORKERS"} --log-level warn 2>"$W/egressd.log" &
 pids+=($!)
 for _ in $(seq 100); do "$BUILD/tools/egressctl" --socket "$W/sock" status >/dev/null 2>&1 && break; sleep 0.1; done
 mkdir "$CG"

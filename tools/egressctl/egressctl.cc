@@ -33,9 +33,11 @@ commands:
                                            put a cgroup under a policy (again: switch policy)
   detach CGROUP|INSTANCE                   remove the policy from a cgroup
   list [--json]                            attached sandboxes
-  stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters
+  stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters (also
+                                           the final ones of the last 64 that ended)
   events [--follow] [--json] [--instance ID]
-                                           every deny (kernel, proxy, dns), oldest first
+                                           every deny (kernel, proxy, dns), oldest first;
+                                           --follow waits out a daemon restart (60 s)
   policy check FILE                        validate a policy file (no daemon needed)
   policy reload                            re-read every attached policy, all or nothing
   policy suggest --instance ID             a policy allowing what an audit-mode instance did
@@ -43,6 +45,7 @@ commands:
 CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
 --policy takes a policy name in the daemon's --policy-dir, or a path to a
 YAML file (anything containing '/' or ending in .yaml/.yml).
+Exit status: 2 for a usage error, 1 when egressd refuses or cannot be reached.
 attach --netns: the sandbox's network namespace (/proc/PID/ns/net,
 /run/netns/NAME); by default the one all the cgroup's processes share.
 )";
@@ -101,13 +104,42 @@ void PrintEvent(const json& e, bool as_json) {
             << (e.value("enforced", true) ? "" : "  [audit mode: let through]") << "\n";
 }
 
+// One `events` call; with --follow, a daemon that stops answering (a
+// restart) is waited for, up to kFollowRetrySeconds, instead of giving up.
+json EventsCall(const Args& a, const json& request) {
+  constexpr int kFollowRetrySeconds = 60;
+  constexpr int kRetryMs = 250;
+  std::string error;
+  for (int waited_ms = 0;; waited_ms += kRetryMs) {
+    if (auto reply = egressctl::TryCall(a.socket, request, &error)) {
+      if (waited_ms > 0) std::cerr << "egressctl: egressd answers again; following its events\n";
+      return *reply;
+    }
+    if (!a.follow || waited_ms >= kFollowRetrySeconds * 1000) Fail(error);
+    if (waited_ms == 0)
+      std::cerr << "egressctl: " << error << "; retrying for up to " << kFollowRetrySeconds
+                << " s\n";
+    usleep(kRetryMs * 1000);
+  }
+}
+
 int Events(const Args& a) {
   uint64_t after = 0;
+  std::string log_id;
   bool first = true;
   for (;;) {
     json req = {{"cmd", "events"}, {"after_seq", after}};
     if (!a.instance.empty()) req["instance"] = a.instance;
-    json r = Call(a.socket, req);
+    json r = EventsCall(a, req);
+    std::string id = r.value("log_id", std::string());
+    if (!first && id != log_id) {
+      // A restarted daemon numbers its events from 1 again: all of them are new.
+      after = 0;
+      req["after_seq"] = 0;
+      r = EventsCall(a, req);
+      id = r.value("log_id", std::string());
+    }
+    log_id = id;
     if (first && !a.json)
       std::cout << Pad("TIME", 21) << Pad("LAYER", 7) << Pad("INSTANCE", 20)
                 << Pad("DESTINATION", 24) << Pad("HOST", 24) << "REASON\n";
@@ -202,7 +234,7 @@ int main(int argc, char** argv) {
       Fail(
           "usage: egressctl run --policy NAME|FILE [--instance ID] [--user USER] "
           "[--netns new|host] -- CMD [ARGS...]",
-          125);
+          2);
     egressctl::RunOptions run;
     run.socket = a.socket;
     run.policy = a.policy;

@@ -279,11 +279,16 @@ pid_t CloneIntoCgroup(int cgroup_fd, bool new_netns) {
 }  // namespace
 
 int RunCommand(const RunOptions& options) {
+  // Usage errors exit 2, as everywhere in egressctl.
+  auto usage_error = [](const std::string& message) {
+    std::cerr << "egressctl: " << message << "\n";
+    return 2;
+  };
   if (options.command.empty())
-    return SetupError("run: no command given (egressctl run ... -- CMD)");
+    return usage_error("run: no command given (egressctl run ... -- CMD)");
   if (options.netns != "new" && options.netns != "host")
-    return SetupError("run: --netns must be \"new\" or \"host\", not \"" + options.netns + "\"");
-  if (options.policy.empty()) return SetupError("run: --policy NAME|FILE is required");
+    return usage_error("run: --netns must be \"new\" or \"host\", not \"" + options.netns + "\"");
+  if (options.policy.empty()) return usage_error("run: --policy NAME|FILE is required");
   User user;
   std::string error;
   if (!options.user.empty() && !LookUpUser(options.user, &user, &error)) return SetupError(error);

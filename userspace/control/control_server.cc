@@ -86,6 +86,11 @@ Status ControlServer::Start() {
   umask(old);
   if (rc != 0) return EGRESSD_ERROR("bind {}: {}", socket_path_, strerror(errno));
   chmod(socket_path_.c_str(), 0600);
+  struct stat bound {};
+  if (stat(socket_path_.c_str(), &bound) == 0) {
+    bound_dev_ = bound.st_dev;
+    bound_ino_ = bound.st_ino;
+  }
   if (listen(listen_fd_, 64) != 0)
     return EGRESSD_ERROR("listen {}: {}", socket_path_, strerror(errno));
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
@@ -102,7 +107,11 @@ void ControlServer::Stop() {
   if (thread_.joinable()) thread_.join();
   if (listen_fd_ >= 0) {
     close(listen_fd_);
-    unlink(socket_path_.c_str());
+    // Only our own socket: the path may be another daemon's by now.
+    struct stat now {};
+    if (stat(socket_path_.c_str(), &now) == 0 && now.st_dev == bound_dev_ &&
+        now.st_ino == bound_ino_)
+      unlink(socket_path_.c_str());
   }
   if (wake_fd_ >= 0) close(wake_fd_);
 }

@@ -45,6 +45,8 @@ class ControlServer {
   std::string socket_path_;
   Handler handler_;
   int listen_fd_ = -1;
+  dev_t bound_dev_ = 0;  // of the socket file we created
+  ino_t bound_ino_ = 0;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> bad_requests_{0};

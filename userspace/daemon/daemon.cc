@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -87,6 +88,32 @@ std::optional<audit::AuditEvent> SocketSweepEvent(const sandbox::SandboxInfo& sb
   return event;
 }
 
+// One sandbox's `egressctl stats --json` entry.
+nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
+                         const std::string& policy, const egressd_kernel_counters& k,
+                         const sandbox::ProxyCounters& p) {
+  return {{"instance", instance},
+          {"cgroup", cgroup},
+          {"policy", policy},
+          {"kernel",
+           {{"connect_redirected", k.connect_redirected},
+            {"connect_denied", k.connect_denied},
+            {"udp_denied", k.udp_denied},
+            {"socket_denied", k.socket_denied},
+            {"dns_redirected", k.dns_redirected}}},
+          {"proxy",
+           {{"connections", p.connections.load()},
+            {"connections_denied", p.connections_denied.load()},
+            {"requests_allowed", p.requests_allowed.load()},
+            {"requests_denied", p.requests_denied.load()},
+            {"bad_requests", p.bad_requests.load()},
+            {"upstream_errors", p.upstream_errors.load()},
+            {"bytes_up", p.bytes_up.load()},
+            {"bytes_down", p.bytes_down.load()},
+            {"tls_passthrough", p.tls_passthrough.load()}}},
+          {"dns", {{"queries", p.dns_queries.load()}, {"refused", p.dns_refused.load()}}}};
+}
+
 }  // namespace
 
 // Hands each sandbox's listeners to whoever serves them.
@@ -133,10 +160,19 @@ Status Daemon::Start() {
     return EGRESSD_ERROR("--cgroup-root {} is not below the cgroup2 mount {}", options_.cgroup_root,
                          cgroup2_mount_);
 
+  // Nothing of another daemon's is touched before these checks and locks.
+  EGRESSD_RETURN_IF_ERROR(CheckSocketUnused(options_.socket_path));
   std::error_code ec;
   std::filesystem::create_directories(options_.state_dir, ec);
   if (ec) return EGRESSD_ERROR("state dir {}: {}", options_.state_dir, ec.message());
+  EGRESSD_RETURN_IF_ERROR(lock_.LockStateDir(options_.state_dir));
+  EGRESSD_RETURN_IF_ERROR(kernel::BpfPrograms::PreparePinDir(options_.bpffs));
+  EGRESSD_RETURN_IF_ERROR(lock_.LockBpffs(options_.bpffs));
   chmod(options_.state_dir.c_str(), 0700);
+  log_id_ = fmt::format("{}-{}", getpid(),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
 
   events_ = std::make_unique<audit::EventLog>(options_.state_dir + "/audit.jsonl");
 
@@ -165,6 +201,7 @@ Status Daemon::Start() {
   registry_options.policy_dir = options_.policy_dir;
   registry_options.cgroup2_mount = cgroup2_mount_;
   registry_options.proxy_port = options_.proxy_port;
+  registry_options.ended = &ended_;
   registry_ = std::make_unique<sandbox::Registry>(registry_options, bpf_.get());
   listeners_ = std::make_unique<Listeners>(this);
   registry_->SetListenerSink(listeners_.get());
@@ -194,8 +231,15 @@ Status Daemon::Start() {
     // Audit mode: the kernel let it through; remember what no policy allows.
     if (!enforced && view) view->observed->Unexpressible(DescribeUnexpressible(ev));
     audit::AuditEvent event;
-    event.instance = view ? view->instance : "-";
-    event.cgroup = view ? view->cgroup : "";
+    event.instance = "-";
+    if (view) {
+      event.instance = view->instance;
+      event.cgroup = view->cgroup;
+    } else if (auto ended = ended_.ById(ev.sandbox_id)) {
+      // Queued before its sandbox ended, read after: still its event.
+      event.instance = ended->instance;
+      event.cgroup = ended->cgroup;
+    }
     event.layer = "kernel";
     event.enforced = enforced;
     if (ev.reason != EGRESSD_DENY_SOCKET) {
@@ -208,6 +252,7 @@ Status Daemon::Start() {
                        ? std::string(DenyReasonName(ev.reason)) + ": type " +
                              std::to_string(ev.detail) + " protocol " + std::to_string(ev.protocol)
                        : DenyReasonName(ev.reason);
+    const std::string instance = event.instance;
     events_->Append(std::move(event));
     // Events the kernel could not queue are never lost silently: log the
     // counter when it moves (checked at most once a second).
@@ -222,7 +267,7 @@ Status Daemon::Start() {
       }
     }
     spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"{}", ev.sandbox_id,
-                 view ? view->instance : "-",
+                 instance,
                  ev.reason == EGRESSD_DENY_SOCKET ? "socket type " + std::to_string(ev.detail)
                                                   : FormatEventAddress(ev),
                  DenyReasonName(ev.reason), enforced ? "" : " (audit mode: let through)");
@@ -273,6 +318,19 @@ void Daemon::Stop() {
   if (resolver_) resolver_->Stop();
 }
 
+StatusOr<size_t> Daemon::ReloadPolicies() {
+  auto n = registry_->ReloadPolicies();
+  if (n.ok()) {
+    spdlog::info("policy reload: {} sandbox policies re-read", *n);
+    return n;
+  }
+  std::string why = n.status().message();  // one log line, however many sandboxes failed
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  std::replace(why.begin(), why.end(), '\n', ' ');
+  spdlog::error("policy reload failed: {}", why);
+  return n;
+}
+
 nlohmann::json Daemon::Status_() const {
   return {{"pid", getpid()},
           {"socket", options_.socket_path},
@@ -309,38 +367,30 @@ nlohmann::json Daemon::Status_() const {
 StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
   nlohmann::json out;
   out["sandboxes"] = nlohmann::json::array();
-  bool found = false;
   for (const auto& sb : registry_->List()) {
     if (!target.empty() && sb.instance != target && sb.cgroup != target &&
         sb.cgroup != cgroup2_mount_ + "/" + target)
       continue;
-    found = true;
     auto kc = bpf_->ReadCounters(sb.id);
-    egressd_kernel_counters k = kc.ok() ? *kc : egressd_kernel_counters{};
-    const sandbox::ProxyCounters& p = *sb.counters;
-    out["sandboxes"].push_back(
-        {{"instance", sb.instance},
-         {"cgroup", sb.cgroup},
-         {"policy", sb.policy ? sb.policy->name() : std::string("")},
-         {"kernel",
-          {{"connect_redirected", k.connect_redirected},
-           {"connect_denied", k.connect_denied},
-           {"udp_denied", k.udp_denied},
-           {"socket_denied", k.socket_denied},
-           {"dns_redirected", k.dns_redirected}}},
-         {"proxy",
-          {{"connections", p.connections.load()},
-           {"connections_denied", p.connections_denied.load()},
-           {"requests_allowed", p.requests_allowed.load()},
-           {"requests_denied", p.requests_denied.load()},
-           {"bad_requests", p.bad_requests.load()},
-           {"upstream_errors", p.upstream_errors.load()},
-           {"bytes_up", p.bytes_up.load()},
-           {"bytes_down", p.bytes_down.load()},
-           {"tls_passthrough", p.tls_passthrough.load()}}},
-         {"dns", {{"queries", p.dns_queries.load()}, {"refused", p.dns_refused.load()}}}});
+    nlohmann::json stats =
+        StatsJson(sb.instance, sb.cgroup, sb.policy ? sb.policy->name() : std::string(""),
+                  kc.ok() ? *kc : egressd_kernel_counters{}, *sb.counters);
+    stats["ended"] = false;
+    out["sandboxes"].push_back(std::move(stats));
   }
-  if (!target.empty() && !found) return EGRESSD_ERROR("no attached sandbox matches \"{}\"", target);
+  if (!target.empty() && out["sandboxes"].empty()) {
+    // A sandbox that ended recently: its final figures.
+    auto ended = ended_.ByName(target);
+    if (!ended && target[0] != '/') ended = ended_.ByName(cgroup2_mount_ + "/" + target);
+    if (!ended)
+      return EGRESSD_ERROR("no attached sandbox matches \"{}\", nor one of the last {} that ended",
+                           target, sandbox::EndedInstances::kKept);
+    nlohmann::json stats =
+        StatsJson(ended->instance, ended->cgroup, ended->policy, ended->kernel, *ended->proxy);
+    stats["ended"] = true;
+    stats["ended_ms"] = ended->ended_ms;
+    out["sandboxes"].push_back(std::move(stats));
+  }
   out["kernel_events_dropped"] = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
   return out;
 }
@@ -354,6 +404,7 @@ nlohmann::json Daemon::Events(const nlohmann::json& request) const {
   for (const auto& e : events_->Since(after, instance, std::min<size_t>(limit, 10000)))
     out["events"].push_back(audit::ToJson(e));
   out["last_seq"] = events_->appended();
+  out["log_id"] = log_id_;  // another value: the daemon restarted and numbers events afresh
   out["kernel_events_dropped"] = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
   return out;
 }
@@ -447,7 +498,7 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
     return nlohmann::json{{"policy", *yaml}};
   }
   if (cmd == "policy_reload") {
-    auto n = registry_->ReloadPolicies();
+    auto n = ReloadPolicies();
     if (!n.ok()) return n.status();
     return nlohmann::json{{"reloaded", *n}};
   }

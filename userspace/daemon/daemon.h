@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "userspace/common/status.h"
+#include "userspace/daemon/instance_lock.h"
 #include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy_context.h"
+#include "userspace/sandbox/ended_instances.h"
 
 namespace egressd::kernel {
 class BpfPrograms;
@@ -55,8 +57,13 @@ class Daemon {
  public:
   explicit Daemon(DaemonOptions options);
   ~Daemon();
+  // Refuses (changing nothing) when another egressd uses the same state
+  // dir, bpffs directory or control socket.
   Status Start();
   void Stop();
+  // SIGHUP and `egressctl policy reload`: re-reads every sandbox's policy,
+  // all or nothing, and logs the result. Returns how many were re-read.
+  StatusOr<size_t> ReloadPolicies();
 
  private:
   StatusOr<nlohmann::json> Handle(const nlohmann::json& request, const control::Peer& peer);
@@ -67,11 +74,14 @@ class Daemon {
   class Listeners;
 
   DaemonOptions options_;
+  InstanceLock lock_;  // held from Start() until the process exits
   std::string cgroup2_mount_;
+  std::string log_id_;  // tells this run's event numbering from another's
   std::unique_ptr<kernel::BpfPrograms> bpf_;
   std::unique_ptr<audit::EventLog> events_;
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<dns::DnsForwarder> forwarder_;
+  sandbox::EndedInstances ended_;
   std::unique_ptr<sandbox::Registry> registry_;
   std::unique_ptr<Listeners> listeners_;
   proxy::ProxyGlobalCounters proxy_counters_;

@@ -1,58 +1,31 @@
 // egressd: the daemon. Runs in the foreground, logs to stderr.
+//
+// Signals: SIGHUP re-reads every sandbox's policy (`egressctl policy reload`);
+// SIGTERM and SIGINT stop the daemon (the sandboxes stay attached and fail
+// closed until it runs again); SIGPIPE is ignored. Every exit says why.
+// Exit status: 0 stopped by a signal, 1 could not start, 2 bad flags.
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cxxopts.hpp>
+#include <cstring>
 #include <iostream>
 
 #include "userspace/daemon/daemon.h"
+#include "userspace/daemon/flags.h"
 
 int main(int argc, char** argv) {
-  cxxopts::Options cli("egressd", "egressd: kernel-enforced egress control for sandboxes (root)");
-  egressd::daemon::DaemonOptions o;
-  // clang-format off
-  cli.add_options()
-      ("socket", "control API unix socket", cxxopts::value<std::string>()->default_value(o.socket_path))
-      ("state-dir", "state directory (attached sandboxes)", cxxopts::value<std::string>()->default_value(o.state_dir))
-      ("bpffs", "where BPF maps and links are pinned", cxxopts::value<std::string>()->default_value(o.bpffs))
-      ("policy-dir", "directory of NAME.yaml policies", cxxopts::value<std::string>()->default_value(o.policy_dir))
-      ("cgroup-root", "parent of cgroups egressd creates (default <cgroup2 mount>/egressd)", cxxopts::value<std::string>()->default_value(""))
-      ("proxy-port", "proxy listener port on 127.0.0.1 and ::1", cxxopts::value<uint16_t>()->default_value("15001"))
-      ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
-      ("workers", "proxy worker threads (default: one per CPU)", cxxopts::value<int>()->default_value("0"))
-      ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>()->default_value("info"))
-      ("h,help", "show this help");
-  // clang-format on
-  try {
-    auto args = cli.parse(argc, argv);
-    if (args.count("help")) {
-      std::cout << cli.help() << std::endl;
-      return 0;
-    }
-    if (!args.unmatched().empty()) {
-      std::cerr << "egressd: unexpected argument " << args.unmatched()[0] << "\n";
-      return 2;
-    }
-    o.socket_path = args["socket"].as<std::string>();
-    o.state_dir = args["state-dir"].as<std::string>();
-    o.bpffs = args["bpffs"].as<std::string>();
-    o.policy_dir = args["policy-dir"].as<std::string>();
-    o.cgroup_root = args["cgroup-root"].as<std::string>();
-    o.proxy_port = args["proxy-port"].as<uint16_t>();
-    o.dns_upstream = args["dns-upstream"].as<std::string>();
-    o.workers = args["workers"].as<int>();
-    auto level = spdlog::level::from_str(args["log-level"].as<std::string>());
-    if (level == spdlog::level::off && args["log-level"].as<std::string>() != "off") {
-      std::cerr << "egressd: unknown --log-level " << args["log-level"].as<std::string>() << "\n";
-      return 2;
-    }
-    spdlog::set_default_logger(spdlog::stderr_color_mt("egressd"));
-    spdlog::set_level(level);
-  } catch (const std::exception& e) {
-    std::cerr << "egressd: " << e.what() << "\n";
+  auto flags = egressd::daemon::ParseFlags(argc, argv);
+  if (!flags.ok()) {
+    std::cerr << "egressd: " << flags.status().message() << " (egressd --help lists the flags)\n";
     return 2;
   }
+  if (flags->help) {
+    std::cout << flags->help_text << std::endl;
+    return 0;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("egressd"));
+  spdlog::set_level(flags->log_level);
 
   // Signals are taken synchronously by sigwait below; every thread inherits
   // the mask. SIGPIPE is ignored: sends use MSG_NOSIGNAL, writes get EPIPE.
@@ -60,19 +33,33 @@ int main(int argc, char** argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  egressd::daemon::Daemon daemon(o);
+  egressd::daemon::Daemon daemon(flags->options);
   egressd::Status st = daemon.Start();
   if (!st.ok()) {
-    spdlog::error("egressd: {}", st.ToString());
+    spdlog::error("egressd: not started: {}", st.ToString());
     daemon.Stop();
+    spdlog::error("egressd: exiting with status 1 (could not start)");
     return 1;
   }
-  int sig = 0;
-  sigwait(&sigs, &sig);
-  spdlog::info("egressd: signal {}, stopping (sandboxes stay attached and fail closed)", sig);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      spdlog::info("egressd: SIGHUP: reloading every sandbox's policy");
+      (void)daemon.ReloadPolicies();  // logged either way; the daemon goes on
+      continue;
+    }
+    spdlog::info(
+        "egressd: {} received, stopping (sandboxes stay attached and fail closed until egressd "
+        "runs again)",
+        sigabbrev_np(sig) ? std::string("SIG") + sigabbrev_np(sig) : std::to_string(sig));
+    break;
+  }
   daemon.Stop();
+  spdlog::info("egressd: stopped");
   return 0;
 }

@@ -60,9 +60,13 @@ Status EnsureBpffs(const std::string& pin_dir) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<BpfPrograms>> BpfPrograms::Load(const std::string& pin_dir) {
+Status BpfPrograms::PreparePinDir(const std::string& pin_dir) {
   EGRESSD_RETURN_IF_ERROR(EnsureBpffs(pin_dir));
-  EGRESSD_RETURN_IF_ERROR(EnsureDir(pin_dir));
+  return EnsureDir(pin_dir);
+}
+
+StatusOr<std::unique_ptr<BpfPrograms>> BpfPrograms::Load(const std::string& pin_dir) {
+  EGRESSD_RETURN_IF_ERROR(PreparePinDir(pin_dir));
   EGRESSD_RETURN_IF_ERROR(EnsureDir(pin_dir + "/maps"));
   EGRESSD_RETURN_IF_ERROR(EnsureDir(pin_dir + "/links"));
 

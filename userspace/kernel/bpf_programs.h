@@ -28,6 +28,8 @@ class BpfPrograms {
   // Loads the programs and opens the maps, reusing pinned maps of an earlier
   // daemon when present (an incompatible pinned map is an error, not replaced).
   static StatusOr<std::unique_ptr<BpfPrograms>> Load(const std::string& pin_dir);
+  // Makes sure `pin_dir` exists on bpffs (mounting /sys/fs/bpf if needed).
+  static Status PreparePinDir(const std::string& pin_dir);
   ~BpfPrograms();
   BpfPrograms(const BpfPrograms&) = delete;
   BpfPrograms& operator=(const BpfPrograms&) = delete;

@@ -19,7 +19,7 @@ bool ValidName(const std::string& name) {
 }  // namespace
 
 StatusOr<std::shared_ptr<const policy::CompiledPolicy>> LoadPolicySource(
-    const PolicySource& source, const std::string& policy_dir) {
+    const PolicySource& source, const std::string& policy_dir, const std::string& shown_as) {
   std::string path;
   if (source.kind == PolicySource::Kind::kName) {
     if (!ValidName(source.value))
@@ -40,7 +40,9 @@ StatusOr<std::shared_ptr<const policy::CompiledPolicy>> LoadPolicySource(
     path = source.value;
   }
   policy::LoadResult result = policy::LoadPolicyFile(path);
-  if (!result.ok()) return EGRESSD_ERROR("{}", policy::FormatErrors(result.errors, path));
+  if (!result.ok())
+    return EGRESSD_ERROR("{}",
+                         policy::FormatErrors(result.errors, shown_as.empty() ? path : shown_as));
   return std::make_shared<const policy::CompiledPolicy>(std::move(*result.policy));
 }
 

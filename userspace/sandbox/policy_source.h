@@ -18,8 +18,9 @@ struct PolicySource {
   bool operator==(const PolicySource&) const = default;
 };
 
-// Loads and compiles the policy; errors carry file:line for each problem.
+// Loads and compiles the policy; errors carry file:line for each problem,
+// naming the file `shown_as` when given (the user's file, for a copy of it).
 StatusOr<std::shared_ptr<const policy::CompiledPolicy>> LoadPolicySource(
-    const PolicySource& source, const std::string& policy_dir);
+    const PolicySource& source, const std::string& policy_dir, const std::string& shown_as = "");
 
 }  // namespace egressd::sandbox

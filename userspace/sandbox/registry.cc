@@ -17,6 +17,7 @@
 #include "policy/suggest.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/netns.h"
+#include "userspace/sandbox/ended_instances.h"
 
 namespace egressd::sandbox {
 namespace {
@@ -251,7 +252,8 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     if (!copy.ok()) return copy.status();
     source.value = *copy;
   }
-  auto policy = LoadPolicySource(source, options_.policy_dir);
+  // Errors name the user's file, not our copy of it.
+  auto policy = LoadPolicySource(source, options_.policy_dir, snapshot ? request.source.value : "");
   if (!policy.ok()) {
     if (snapshot) unlink(source.value.c_str());
     return policy.status();
@@ -400,8 +402,13 @@ Status Registry::DetachLocked(SandboxInfo& sb) {
     Status killed = kernel::KillCgroup(sb.cgroup, kKillTimeoutMs);
     if (!killed.ok() && access(sb.cgroup.c_str(), F_OK) == 0) return killed;
   }
+  auto final_counters = bpf_->ReadCounters(sb.id);  // before its programs go
   Status st = bpf_->DetachSandbox(sb.id);
   if (!st.ok()) return st;
+  if (options_.ended)
+    options_.ended->Add({sb.id, sb.instance, sb.cgroup, sb.policy ? sb.policy->name() : "",
+                         final_counters.ok() ? *final_counters : egressd_kernel_counters{},
+                         sb.counters});
   if (sb.policy) DeleteRules(sb.policy->policy(), sb.policy_set_id);
   if (sink_) sink_->RemoveSandboxListeners(sb.id);
   if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);

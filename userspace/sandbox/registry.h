@@ -29,11 +29,14 @@
 
 namespace egressd::sandbox {
 
+class EndedInstances;
+
 struct RegistryOptions {
   std::string state_dir;
   std::string policy_dir;
   std::string cgroup2_mount;
-  uint16_t proxy_port = 0;  // the shared proxy listeners of host-namespace sandboxes
+  uint16_t proxy_port = 0;          // the shared proxy listeners of host-namespace sandboxes
+  EndedInstances* ended = nullptr;  // told about every sandbox that is detached
 };
 
 // Where a sandbox's listeners go once they are open: the proxy workers take

@@ -1,0 +1,156 @@
+#include "userspace/daemon/flags.h"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <cxxopts.hpp>
+
+#include "userspace/dns/resolver.h"
+
+namespace egressd::daemon {
+namespace {
+
+// A whole decimal number in [min, max], or an error naming the flag.
+StatusOr<int64_t> ParseNumber(const char* flag, const std::string& text, int64_t min, int64_t max) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max)
+    return EGRESSD_ERROR("{} {}: expected a number from {} to {}", flag, text, min, max);
+  return value;
+}
+
+Status CheckNotEmpty(const char* flag, const std::string& value) {
+  if (value.empty()) return EGRESSD_ERROR("{}: must not be empty", flag);
+  return {};
+}
+
+}  // namespace
+
+StatusOr<uint16_t> ParseProxyPort(const std::string& text) {
+  auto port = ParseNumber("--proxy-port", text, 1, 65535);
+  if (!port.ok()) return port.status();
+  return static_cast<uint16_t>(*port);
+}
+
+StatusOr<int> ParseWorkers(const std::string& text) {
+  if (text.empty()) return 0;
+  constexpr int kMaxWorkers = 256;
+  auto workers = ParseNumber("--workers", text, 1, kMaxWorkers);
+  if (!workers.ok()) return workers.status();
+  return static_cast<int>(*workers);
+}
+
+StatusOr<spdlog::level::level_enum> ParseLogLevel(const std::string& text) {
+  // spdlog maps anything it does not know to "off".
+  auto level = spdlog::level::from_str(text);
+  if (level == spdlog::level::off && text != "off")
+    return EGRESSD_ERROR(
+        "--log-level {}: expected trace, debug, info, warn, error, critical or off", text);
+  return level;
+}
+
+Status CheckPolicyDir(const std::string& dir) {
+  EGRESSD_RETURN_IF_ERROR(CheckNotEmpty("--policy-dir", dir));
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0)
+    return EGRESSD_ERROR("--policy-dir {}: {} (create it, or point --policy-dir elsewhere)", dir,
+                         strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return EGRESSD_ERROR("--policy-dir {}: not a directory", dir);
+  return {};
+}
+
+Status CheckStateDir(const std::string& dir) {
+  EGRESSD_RETURN_IF_ERROR(CheckNotEmpty("--state-dir", dir));
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    return EGRESSD_ERROR("--state-dir {}: not a directory", dir);
+  return {};
+}
+
+Status CheckSocketPath(const std::string& path) {
+  EGRESSD_RETURN_IF_ERROR(CheckNotEmpty("--socket", path));
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+    return EGRESSD_ERROR("--socket {}: longer than a unix socket path can be ({} bytes)", path,
+                         sizeof(sockaddr_un{}.sun_path) - 1);
+  return {};
+}
+
+Status CheckCgroupRoot(const std::string& dir) {
+  if (!dir.empty() && dir[0] != '/')
+    return EGRESSD_ERROR("--cgroup-root {}: must be an absolute path below the cgroup2 mount", dir);
+  return {};
+}
+
+Status CheckBpffsDir(const std::string& dir) {
+  EGRESSD_RETURN_IF_ERROR(CheckNotEmpty("--bpffs", dir));
+  return {};
+}
+
+Status CheckDnsUpstream(const std::string& text) {
+  if (text.empty()) return {};  // the system's resolver
+  if (!dns::ParseSocketAddress(text, 53))
+    return EGRESSD_ERROR("--dns-upstream {}: expected IP or IP:PORT", text);
+  return {};
+}
+
+StatusOr<Flags> ParseFlags(int argc, char** argv) {
+  cxxopts::Options cli("egressd", "egressd: kernel-enforced egress control for sandboxes (root)");
+  Flags flags;
+  DaemonOptions& o = flags.options;
+  // Values are taken as text and checked below, so every error names its flag.
+  // clang-format off
+  cli.add_options()
+      ("socket", "control API unix socket", cxxopts::value<std::string>()->default_value(o.socket_path))
+      ("state-dir", "state directory (attached sandboxes)", cxxopts::value<std::string>()->default_value(o.state_dir))
+      ("bpffs", "where BPF maps and links are pinned", cxxopts::value<std::string>()->default_value(o.bpffs))
+      ("policy-dir", "directory of NAME.yaml policies (must exist)", cxxopts::value<std::string>()->default_value(o.policy_dir))
+      ("cgroup-root", "parent of cgroups egressd creates (default <cgroup2 mount>/egressd)", cxxopts::value<std::string>()->default_value(""))
+      ("proxy-port", "proxy listener port on 127.0.0.1 and ::1 (1-65535)", cxxopts::value<std::string>()->default_value("15001"))
+      ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
+      ("workers", "proxy worker threads, 1-256 (default: one per CPU)", cxxopts::value<std::string>())
+      ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
+      ("h,help", "show this help");
+  // clang-format on
+  cxxopts::ParseResult args;
+  try {
+    args = cli.parse(argc, argv);
+  } catch (const std::exception& e) {
+    return EGRESSD_ERROR("{}", e.what());
+  }
+  if (args.count("help")) {
+    flags.help = true;
+    flags.help_text = cli.help();
+    return flags;
+  }
+  if (!args.unmatched().empty())
+    return EGRESSD_ERROR("unexpected argument {}", args.unmatched()[0]);
+  auto text = [&](const char* name) { return args[name].as<std::string>(); };
+  o.socket_path = text("socket");
+  o.state_dir = text("state-dir");
+  o.bpffs = text("bpffs");
+  o.policy_dir = text("policy-dir");
+  o.cgroup_root = text("cgroup-root");
+  o.dns_upstream = text("dns-upstream");
+  auto port = ParseProxyPort(text("proxy-port"));
+  if (!port.ok()) return port.status();
+  o.proxy_port = *port;
+  auto workers = ParseWorkers(args.count("workers") ? text("workers") : "");
+  if (!workers.ok()) return workers.status();
+  o.workers = *workers;
+  auto level = ParseLogLevel(text("log-level"));
+  if (!level.ok()) return level.status();
+  flags.log_level = *level;
+  EGRESSD_RETURN_IF_ERROR(CheckSocketPath(o.socket_path));
+  EGRESSD_RETURN_IF_ERROR(CheckStateDir(o.state_dir));
+  EGRESSD_RETURN_IF_ERROR(CheckBpffsDir(o.bpffs));
+  EGRESSD_RETURN_IF_ERROR(CheckPolicyDir(o.policy_dir));
+  EGRESSD_RETURN_IF_ERROR(CheckCgroupRoot(o.cgroup_root));
+  EGRESSD_RETURN_IF_ERROR(CheckDnsUpstream(o.dns_upstream));
+  return flags;
+}
+
+}  // namespace egressd::daemon

@@ -1,0 +1,37 @@
+// egressd's command line: parsed and checked before anything starts, so a bad
+// flag is refused at once (exit status 2) with the flag's name, never late.
+// One small check per flag, each returning an error that names the flag.
+#pragma once
+
+#include <spdlog/common.h>
+
+#include <cstdint>
+#include <string>
+
+#include "userspace/common/status.h"
+#include "userspace/daemon/daemon.h"
+
+namespace egressd::daemon {
+
+struct Flags {
+  DaemonOptions options;
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  bool help = false;  // --help: print `help_text` and exit 0
+  std::string help_text;
+};
+
+// Parses and checks every flag. An error means exit status 2.
+StatusOr<Flags> ParseFlags(int argc, char** argv);
+
+StatusOr<uint16_t> ParseProxyPort(const std::string& text);
+// "" (not given): one worker per CPU, returned as 0.
+StatusOr<int> ParseWorkers(const std::string& text);
+StatusOr<spdlog::level::level_enum> ParseLogLevel(const std::string& text);
+Status CheckPolicyDir(const std::string& dir);
+Status CheckStateDir(const std::string& dir);
+Status CheckSocketPath(const std::string& path);
+Status CheckBpffsDir(const std::string& dir);
+Status CheckCgroupRoot(const std::string& dir);
+Status CheckDnsUpstream(const std::string& text);
+
+}  // namespace egressd::daemon
