@@ -281,8 +281,10 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     spdlog::info("sandbox {} ({}) switched to policy {}", existing->instance, existing->cgroup,
                  (*policy)->name());
     AttachResult result{
-        *existing, true,
-        existing->transient ? std::vector<std::string>{} : RawPacketWarnings(existing->cgroup)};
+        *existing,
+        true,
+        existing->transient ? std::vector<std::string>{} : RawPacketWarnings(existing->cgroup),
+        {}};
     // Enforce mode hooks every socket; only audit mode let some pass by.
     if (was_audit && !InAuditMode(*existing))
       result.sockets = kernel::SweepAtAttach(existing->cgroup, existing->netns,
@@ -385,8 +387,8 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
                sb.netns.empty() ? "host network namespace" : "network namespace " + netns_path,
                sb.proxy_port, sb.dns_port);
   // `egressctl run` drops CAP_NET_RAW itself, once the policy is attached.
-  AttachResult result{sb, false,
-                      sb.transient ? std::vector<std::string>{} : RawPacketWarnings(sb.cgroup)};
+  AttachResult result{
+      sb, false, sb.transient ? std::vector<std::string>{} : RawPacketWarnings(sb.cgroup), {}};
   result.sockets = kernel::SweepAtAttach(
       sb.cgroup, sb.netns,
       InAuditMode(sb) ? kernel::SweepAction::kCountOnly : kernel::SweepAction::kClose,
