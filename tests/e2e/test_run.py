@@ -57,11 +57,15 @@ def test_setup_errors_are_clear_and_leave_nothing(env):
 
 def test_instance_name_and_policy_from_the_start(env):
     p = env.daemon.popen_run("--policy", "open", "--instance", "run-named", "--", "sh", "-c",
-                             "echo $$; grep '^0::' /proc/self/cgroup; read x",
+                             "echo started; grep '^0::' /proc/self/cgroup; read x",
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        pid = int(p.stdout.readline())
+        assert p.stdout.readline() == "started\n"
         # Seen from outside: the instance's cgroup under the daemon's root...
+        # (the pid the command sees is of its own PID namespace: ask the cgroup)
+        cgroup = os.path.join(env.daemon.cgroup_root, "run-named")
+        with open(os.path.join(cgroup, "cgroup.procs")) as f:
+            pid = int(f.read().split()[0])
         with open(f"/proc/{pid}/cgroup") as f:
             assert f"0::/{os.path.relpath(env.daemon.cgroup_root, CGROUP2)}/run-named\n" in f.read()
         # ... and from inside, a cgroup namespace rooted there.
@@ -197,11 +201,24 @@ def test_killed_egressctl_leaves_no_sandbox(env):
 
 def test_leftover_processes_are_killed_at_the_end(env):
     # The command exits, a background child of it does not: detach kills it.
+    # (Found by its unique argument: the pid it has inside is of its own PID namespace.)
+    marker = f"1000.{os.getpid()}{int(time.monotonic() * 1000) % 100000}"
     r = env.daemon.run("--policy", "open", "--instance", "run-bg", "--", "sh", "-c",
-                       "sleep 1000 & echo $!")
+                       f"sleep {marker} & echo $!")
     assert r.returncode == 0
-    background = int(r.stdout.strip())
-    assert wait_for(lambda: not os.path.exists(f"/proc/{background}"), timeout=5)
+
+    def sleepers():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    assert wait_for(lambda: not sleepers(), timeout=5)
     assert not os.path.exists(os.path.join(env.daemon.cgroup_root, "run-bg"))
 
 

@@ -300,6 +300,11 @@ int main(int argc, char** argv) {
                 << r["cgroup"].get<std::string>() << " (instance "
                 << r["instance"].get<std::string>() << ") to policy "
                 << r["policy"].get<std::string>() << "\n";
+      if (uint64_t n = r.value("sockets_closed", uint64_t{0}))
+        std::cout << "closed " << n << " socket(s) opened before attach (peer not loopback)\n";
+      if (uint64_t n = r.value("sockets_left_open", uint64_t{0}))
+        std::cout << "audit mode: left open " << n
+                  << " socket(s) opened before attach (peer not loopback)\n";
     }
     return 0;
   }

@@ -65,6 +65,9 @@ bool HideDaemon(const Hidden& hidden, std::string* stage) {
       mount(nullptr, hidden.cgroup2_mount.c_str(), nullptr,
             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     return false;
+  // A /proc of the command's own PID namespace: no process outside shows.
+  *stage = "mounting /proc";
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return false;
   *stage = "remounting /proc/sys read-only";
   if (mount("/proc/sys", "/proc/sys", nullptr, MS_BIND, nullptr) != 0 ||
       mount(nullptr, "/proc/sys", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0)
@@ -169,8 +172,67 @@ bool LimitCapabilities() {
   return syscall(SYS_capset, &header, data) == 0;
 }
 
-// In the child: waits for the go-ahead, then becomes the command. On failure
-// the error goes through `error_fd` (close-on-exec: silent on success).
+// Signals the sandbox's init passes on to the command when they are sent to
+// it (by egressctl, which forwards SIGINT/SIGTERM/SIGHUP, or anyone else).
+constexpr int kForwardedSignals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+void IgnoreSignal(int) {}
+
+// The command's process, forked by init: drops to the user and becomes the
+// command. On failure the error goes through `error_fd` (close-on-exec:
+// silent on success) and the exit code says which kind.
+[[noreturn]] void CommandMain(const RunOptions& options, const User* user, int error_fd,
+                              const sigset_t& original_mask) {
+  auto die = [&](const char* stage, int code) {
+    int err = errno;
+    std::string message = std::string(stage) + ": " + strerror(err);
+    (void)!write(error_fd, message.data(), message.size());
+    _exit(code);
+  };
+  if (user) {
+    if (setgroups(user->groups.size(), user->groups.data()) != 0) die("setgroups", kSetupFailed);
+    if (setgid(user->gid) != 0) die("setgid", kSetupFailed);
+    if (setuid(user->uid) != 0) die("setuid", kSetupFailed);
+    setenv("HOME", user->home.c_str(), 1);
+    setenv("USER", user->name.c_str(), 1);
+    setenv("LOGNAME", user->name.c_str(), 1);
+  }
+  for (int sig : kForwardedSignals) signal(sig, SIG_DFL);
+  signal(SIGCHLD, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+  std::vector<char*> argv;
+  for (const auto& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  die(options.command[0].c_str(), errno == ENOENT ? 127 : 126);
+  _exit(126);
+}
+
+// PID 1 of the sandbox's PID namespace, once the command runs: passes the
+// signals sent to it on to the command, reaps every orphan, and returns the
+// command's status as an exit code (128+N when it died of signal N: a signal
+// re-raised in PID 1 would not kill it). When it returns, the kernel kills
+// whatever else is left in the namespace.
+int InitLoop(pid_t command, const sigset_t& waited) {
+  for (;;) {
+    siginfo_t info{};
+    int sig = sigwaitinfo(&waited, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig != SIGCHLD) {
+      // The terminal's own signals reach the command directly (same process group).
+      if (info.si_code == SI_USER || info.si_code == SI_QUEUE) kill(command, sig);
+      continue;
+    }
+    int wstatus = 0;
+    for (pid_t r; (r = waitpid(-1, &wstatus, WNOHANG)) > 0;)
+      if (r == command)
+        return WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+  }
+}
+
+// The cloned child, PID 1 of a new PID namespace: waits for the go-ahead,
+// hides the daemon, drops capabilities, forks the command and stays as its
+// init. Setup errors go through `error_fd`, like the command's.
 [[noreturn]] void ChildMain(const RunOptions& options, const User* user, const Hidden& hidden,
                             int go_fd, int error_fd, const sigset_t& original_mask) {
   auto die = [&](const char* stage, int code) {
@@ -185,28 +247,30 @@ bool LimitCapabilities() {
   std::string stage;
   if (!HideDaemon(hidden, &stage)) die(stage.c_str(), kSetupFailed);
   if (!LimitCapabilities()) die("limiting capabilities", kSetupFailed);
-  if (user) {
-    if (setgroups(user->groups.size(), user->groups.data()) != 0) die("setgroups", kSetupFailed);
-    if (setgid(user->gid) != 0) die("setgid", kSetupFailed);
-    if (setuid(user->uid) != 0) die("setuid", kSetupFailed);
-    setenv("HOME", user->home.c_str(), 1);
-    setenv("USER", user->name.c_str(), 1);
-    setenv("LOGNAME", user->name.c_str(), 1);
-  }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs", kSetupFailed);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) signal(sig, SIG_DFL);
-  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
-  std::vector<char*> argv;
-  for (const auto& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  execvp(argv[0], argv.data());
-  die(options.command[0].c_str(), errno == ENOENT ? 127 : 126);
-  _exit(126);
+  // PID 1 gets only the signals it has a handler for; they stay blocked and
+  // are taken by sigwaitinfo.
+  sigset_t waited;
+  sigemptyset(&waited);
+  sigaddset(&waited, SIGCHLD);
+  for (int sig : kForwardedSignals) {
+    signal(sig, IgnoreSignal);
+    sigaddset(&waited, sig);
+  }
+  sigprocmask(SIG_BLOCK, &waited, nullptr);
+  pid_t command = fork();
+  if (command < 0) die("fork", kSetupFailed);
+  if (command == 0) CommandMain(options, user, error_fd, original_mask);
+  close(error_fd);
+  // Init holds none of the command's files open (a pipe it closes ends).
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd <= 2 && null >= 0; ++fd) dup2(null, fd);
+  _exit(InitLoop(command, waited));
 }
 
 pid_t CloneIntoCgroup(int cgroup_fd, bool new_netns) {
   clone_args args{};
-  args.flags = CLONE_INTO_CGROUP | CLONE_NEWNS | (new_netns ? CLONE_NEWNET : 0);
+  args.flags = CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID | (new_netns ? CLONE_NEWNET : 0);
   args.exit_signal = SIGCHLD;
   args.cgroup = static_cast<uint64_t>(cgroup_fd);
   return static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof(args)));

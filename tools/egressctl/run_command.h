@@ -3,7 +3,10 @@
 // The child is created inside the cgroup (clone3 with CLONE_INTO_CGROUP), so
 // no socket of it predates its membership, and it waits on a pipe until the
 // daemon has attached the policy: the command's first instruction already
-// runs enforced. egressctl then waits, forwards the signals sent to it, and
+// runs enforced. The child is PID 1 of a PID namespace of its own (with its
+// own /proc): it forks the command, passes signals on to it and reaps
+// orphans, so nothing outside the sandbox can be seen or signalled from it.
+// egressctl then waits, forwards the signals sent to it, and
 // asks the daemon to detach, which kills whatever the command left running
 // and removes the cgroup. The daemon also does that on its own when
 // egressctl dies first.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "userspace/audit/event_log.h"
 #include "userspace/control/control_server.h"
@@ -16,6 +17,7 @@
 #include "userspace/kernel/audit_reader.h"
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/socket_destroyer.h"
 #include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy.h"
 #include "userspace/sandbox/registry.h"
@@ -97,6 +99,22 @@ std::string DescribeUnexpressible(const egressd_event& ev) {
   if (ev.reason == EGRESSD_DENY_SOCKOPT)
     return fmt::format("setsockopt level {} option {} (routing header)", ev.protocol, ev.detail);
   return std::string(DenyReasonName(ev.reason)) + ": " + FormatEventAddress(ev);
+}
+
+// The audit event of an attach that found sockets opened before it.
+std::optional<audit::AuditEvent> SocketSweepEvent(const sandbox::SandboxInfo& sb,
+                                                  const kernel::SocketSweep& sweep) {
+  if (sweep.total() == 0 && sweep.failed == 0) return std::nullopt;
+  audit::AuditEvent event;
+  event.instance = sb.instance;
+  event.cgroup = sb.cgroup;
+  event.layer = "kernel";
+  event.enforced = sweep.action == kernel::SweepAction::kClose;
+  event.reason = fmt::format(
+      "{} {} socket(s) opened before attach (TCP {}, UDP {}{})",
+      event.enforced ? "closed" : "audit mode: left open", sweep.total(), sweep.tcp, sweep.udp,
+      sweep.failed ? fmt::format(", {} could not be closed", sweep.failed) : std::string());
+  return event;
 }
 
 // One sandbox's `egressctl stats --json` entry.
@@ -361,7 +379,10 @@ nlohmann::json Daemon::Status_() const {
            {{"queries", forwarder_->queries()},
             {"refused", forwarder_->refused()},
             {"malformed", forwarder_->malformed()},
-            {"overloaded", forwarder_->overloaded()}}},
+            {"overloaded", forwarder_->overloaded()},
+            {"upstream_errors", forwarder_->upstream_errors()},
+            {"upstream_mismatched", forwarder_->upstream_mismatched()}}},
+          {"resolver", {{"upstream_mismatched", resolver_->upstream_mismatched()}}},
           {"api", {{"errors", control_ ? control_->bad_requests() : 0}}},
           {"audit",
            {{"events", events_->appended()},
@@ -483,6 +504,10 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
     nlohmann::json out = SandboxJson(result->sandbox);
     out["switched"] = result->switched;
     out["warnings"] = result->warnings;
+    out["sockets_closed"] = result->sockets.closed();
+    out["sockets_left_open"] = result->sockets.total() - result->sockets.closed();
+    if (auto event = SocketSweepEvent(result->sandbox, result->sockets))
+      events_->Append(std::move(*event));
     return out;
   }
   if (cmd == "detach") {

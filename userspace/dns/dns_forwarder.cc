@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <random>
 
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/dns_message.h"
@@ -20,8 +19,10 @@ namespace {
 
 constexpr auto kQueryLifetime = std::chrono::seconds(10);
 constexpr auto kTcpIdle = std::chrono::seconds(10);
-constexpr size_t kMaxOutstanding = 4096;
-constexpr size_t kMaxOutstandingPerSandbox = 256;  // one sandbox cannot starve the others
+// Each relayed query holds a socket until it is answered or expires: bounded
+// well below a default descriptor limit (1024), which the proxy shares.
+constexpr size_t kMaxOutstanding = 512;
+constexpr size_t kMaxOutstandingPerSandbox = 128;  // one sandbox cannot starve the others
 constexpr size_t kMaxTcpClientsPerSandbox = 32;
 // A query names one question: anything longer than this is not a query we relay.
 constexpr size_t kMaxQueryBytes = 4096;
@@ -30,19 +31,18 @@ constexpr size_t kMaxQueryBytes = 4096;
 
 DnsForwarder::DnsForwarder(sockaddr_storage upstream, const sandbox::SandboxDirectory* sandboxes,
                            audit::EventLog* events)
-    : upstream_(upstream), sandboxes_(sandboxes), events_(events) {
-  next_id_ = static_cast<uint16_t>(std::random_device{}());
-}
+    : upstream_(upstream), sandboxes_(sandboxes), events_(events) {}
 
 DnsForwarder::~DnsForwarder() {
   Stop();
 }
 
 Status DnsForwarder::Start() {
-  upstream_fd_.Reset(socket(upstream_.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  // Every query has a socket of its own; this one only checks the address now.
+  UniqueFd probe(socket(upstream_.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   socklen_t len = upstream_.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  if (!upstream_fd_.valid() ||
-      connect(upstream_fd_.get(), reinterpret_cast<const sockaddr*>(&upstream_), len) != 0)
+  if (!probe.valid() ||
+      connect(probe.get(), reinterpret_cast<const sockaddr*>(&upstream_), len) != 0)
     return EGRESSD_ERROR("DNS upstream {}: {}", FormatSocketAddress(upstream_), strerror(errno));
   wake_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid()) return EGRESSD_ERROR("eventfd: {}", strerror(errno));
@@ -145,10 +145,6 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
     overloaded_++;
     return true;  // the client retries or times out
   }
-  uint16_t id;
-  do {
-    id = next_id_++;
-  } while (outstanding_.count(id));
   where.sandbox_id = sandbox_id;
   where.client_id = question->id;
   where.expires = std::chrono::steady_clock::now() + kQueryLifetime;
@@ -159,8 +155,6 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
   const bool client_edns = (msg[10] | msg[11]) != 0 || where.tcp_client != 0;
   std::vector<uint8_t> relayed(msg.begin(),
                                msg.begin() + static_cast<long>(question->question_end));
-  relayed[0] = static_cast<uint8_t>(id >> 8);
-  relayed[1] = static_cast<uint8_t>(id & 0xff);
   for (size_t i = 6; i < 12; ++i) relayed[i] = 0;  // ANCOUNT, NSCOUNT, ARCOUNT
   if (client_edns) {
     const uint16_t payload = where.tcp_client != 0 ? 4096 : 1232;
@@ -171,31 +165,39 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
     relayed.insert(relayed.end(), std::begin(opt), std::end(opt));
     relayed[11] = 1;  // ARCOUNT
   }
-  if (send(upstream_fd_.get(), relayed.data(), relayed.size(), 0) ==
-      static_cast<ssize_t>(relayed.size()))
-    outstanding_[id] = where;
+  auto sent = UpstreamQuery::Send(upstream_, std::move(relayed));  // gets a random id
+  if (!sent.ok()) {
+    upstream_errors_++;  // no answer: the client retries or times out
+    spdlog::debug("dns forwarder: {}", sent.status().ToString());
+    return true;
+  }
+  where.upstream = std::move(*sent);
+  outstanding_.emplace(next_serial_++, std::move(where));
   return true;
 }
 
 void DnsForwarder::OnUdp(Socket& s) {
   uint8_t buf[kMaxQueryBytes];
   for (int budget = 0; budget < 64; ++budget) {
-    Outstanding where;
-    where.udp_fd = s.fd.get();
-    where.client_len = sizeof(where.client);
+    sockaddr_storage client{};
+    socklen_t client_len = sizeof(client);
     ssize_t n = recvfrom(s.fd.get(), buf, sizeof(buf), MSG_TRUNC,
-                         reinterpret_cast<sockaddr*>(&where.client), &where.client_len);
+                         reinterpret_cast<sockaddr*>(&client), &client_len);
     if (n < 0) return;
     if (static_cast<size_t>(n) > sizeof(buf)) {
       queries_++;
       malformed_++;
       continue;
     }
+    Outstanding where;
+    where.udp_fd = s.fd.get();
+    where.client = client;
+    where.client_len = client_len;
     std::vector<uint8_t> reply;
-    OnQuery(s.sandbox_id, {buf, static_cast<size_t>(n)}, where, &reply);
+    OnQuery(s.sandbox_id, {buf, static_cast<size_t>(n)}, std::move(where), &reply);
     if (!reply.empty())
-      sendto(s.fd.get(), reply.data(), reply.size(), 0,
-             reinterpret_cast<const sockaddr*>(&where.client), where.client_len);
+      sendto(s.fd.get(), reply.data(), reply.size(), 0, reinterpret_cast<const sockaddr*>(&client),
+             client_len);
   }
 }
 
@@ -252,7 +254,7 @@ void DnsForwarder::OnTcpData(Socket& s) {
     Outstanding where;
     where.tcp_client = s.client_id;
     std::vector<uint8_t> reply;
-    if (!OnQuery(s.sandbox_id, msg, where, &reply)) {
+    if (!OnQuery(s.sandbox_id, msg, std::move(where), &reply)) {
       s.fd.Reset();  // malformed: this connection is not speaking DNS
       return;
     }
@@ -285,31 +287,29 @@ bool DnsForwarder::WriteTcp(Socket& s, std::span<const uint8_t> msg) {
   return true;
 }
 
-void DnsForwarder::OnResponse() {
-  uint8_t buf[65536];
-  for (int budget = 0; budget < 256; ++budget) {
-    ssize_t n = recv(upstream_fd_.get(), buf, sizeof(buf), 0);
-    if (n < 0) return;
-    if (n < 12) continue;
-    uint16_t id = static_cast<uint16_t>(buf[0] << 8 | buf[1]);
-    auto it = outstanding_.find(id);
-    if (it == outstanding_.end()) continue;
-    Outstanding o = it->second;
-    outstanding_.erase(it);
-    buf[0] = static_cast<uint8_t>(o.client_id >> 8);
-    buf[1] = static_cast<uint8_t>(o.client_id & 0xff);
-    if (o.tcp_client == 0) {
-      sendto(o.udp_fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&o.client),
-             o.client_len);
-      continue;
-    }
-    for (Socket& s : sockets_)
-      if (s.kind == Kind::kTcpClient && s.client_id == o.tcp_client && s.fd.valid()) {
-        if (WriteTcp(s, {buf, static_cast<size_t>(n)}) && s.eof && !HasOutstanding(s.client_id))
-          s.fd.Reset();
-        break;
-      }
+bool DnsForwarder::OnResponse(Outstanding& o) {
+  uint64_t mismatched = 0;
+  auto answer = o.upstream.Receive(&mismatched);
+  upstream_mismatched_ += mismatched;
+  if (!answer) return false;
+  std::vector<uint8_t>& buf = *answer;
+  buf[0] = static_cast<uint8_t>(o.client_id >> 8);
+  buf[1] = static_cast<uint8_t>(o.client_id & 0xff);
+  if (o.tcp_client == 0) {
+    sendto(o.udp_fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&o.client),
+           o.client_len);
+    return true;
   }
+  const uint64_t client = o.tcp_client;
+  for (Socket& s : sockets_)
+    if (s.kind == Kind::kTcpClient && s.client_id == client && s.fd.valid()) {
+      if (WriteTcp(s, buf)) {
+        o.tcp_client = 0;  // answered: no longer keeps the connection open
+        if (s.eof && !HasOutstanding(client)) s.fd.Reset();
+      }
+      break;
+    }
+  return true;
 }
 
 void DnsForwarder::Run() {
@@ -318,9 +318,13 @@ void DnsForwarder::Run() {
     ApplyChanges();
     fds.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
-    fds.push_back({upstream_fd_.get(), POLLIN, 0});
     for (const Socket& s : sockets_)
       fds.push_back({s.fd.get(), static_cast<short>(s.eof ? 0 : POLLIN), 0});
+    std::vector<uint64_t> queries;  // the serial of each upstream socket polled, in order
+    for (const auto& [serial, o] : outstanding_) {
+      fds.push_back({o.upstream.fd(), POLLIN, 0});
+      queries.push_back(serial);
+    }
     int n = poll(fds.data(), fds.size(), 1000);
     if (n < 0 && errno != EINTR) {
       spdlog::error("dns forwarder: poll: {}", strerror(errno));
@@ -330,10 +334,15 @@ void DnsForwarder::Run() {
       uint64_t v;
       (void)!read(wake_fd_.get(), &v, sizeof(v));
     }
-    if (fds[1].revents & POLLIN) OnResponse();
+    const size_t first_query = 1 + sockets_.size();
+    for (size_t i = 0; i < queries.size(); ++i) {
+      if (!(fds[first_query + i].revents & (POLLIN | POLLERR))) continue;
+      auto it = outstanding_.find(queries[i]);
+      if (it != outstanding_.end() && OnResponse(it->second)) outstanding_.erase(it);
+    }
     std::vector<Socket> accepted;
     for (size_t i = 0; i < sockets_.size(); ++i) {
-      if (!(fds[i + 2].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (!(fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       Socket& s = sockets_[i];
       if (!s.fd.valid()) continue;
       switch (s.kind) {

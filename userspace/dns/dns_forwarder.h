@@ -2,7 +2,8 @@
 // (UDP and TCP port 53, to any address) to the sandbox's own DNS listeners,
 // so the listener a query arrives on says which sandbox asked. Each query is
 // decided by that sandbox's policy, like a host: allowed names are relayed to
-// the upstream resolver with a fresh id, denied names get NXDOMAIN, so data
+// the upstream resolver (a random id and source port per query, and only the
+// answer that matches: upstream_query.h), denied names get NXDOMAIN, so data
 // cannot leave in the names a sandbox looks up. Malformed queries are dropped
 // and counted. One thread, poll(): DNS is small and the policy check cheap.
 #pragma once
@@ -22,6 +23,7 @@
 #include "userspace/audit/event_log.h"
 #include "userspace/common/status.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/dns/upstream_query.h"
 #include "userspace/sandbox/sandbox_view.h"
 
 namespace egressd::dns {
@@ -43,6 +45,9 @@ class DnsForwarder {
   uint64_t malformed() const { return malformed_; }
   uint64_t refused() const { return refused_; }
   uint64_t overloaded() const { return overloaded_; }  // queries or connections shed
+  // Datagrams on a query's socket that were not its answer (spoofing attempts).
+  uint64_t upstream_mismatched() const { return upstream_mismatched_; }
+  uint64_t upstream_errors() const { return upstream_errors_; }  // queries that could not be sent
 
  private:
   enum class Kind { kUdp, kTcpListener, kTcpClient };
@@ -65,6 +70,7 @@ class DnsForwarder {
     socklen_t client_len = 0;
     uint16_t client_id = 0;
     std::chrono::steady_clock::time_point expires;
+    UpstreamQuery upstream;  // its own socket, id and question
   };
   struct Pending {
     uint32_t sandbox_id;
@@ -85,12 +91,13 @@ class DnsForwarder {
   // bytes when we answer ourselves. Returns false when the message is malformed.
   bool OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstanding where,
                std::vector<uint8_t>* reply);
-  void OnResponse();
+  // Reads what arrived for one relayed query; true when it is answered.
+  bool OnResponse(Outstanding& o);
 
   sockaddr_storage upstream_;
   const sandbox::SandboxDirectory* sandboxes_;
   audit::EventLog* events_;
-  UniqueFd upstream_fd_, wake_fd_;
+  UniqueFd wake_fd_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
 
@@ -100,10 +107,11 @@ class DnsForwarder {
 
   // Forwarder thread only.
   std::vector<Socket> sockets_;
-  std::map<uint16_t, Outstanding> outstanding_;  // by upstream id
-  uint16_t next_id_ = 1;
+  std::map<uint64_t, Outstanding> outstanding_;  // by serial number
+  uint64_t next_serial_ = 1;
   uint64_t next_client_id_ = 1;
   std::atomic<uint64_t> queries_{0}, malformed_{0}, refused_{0}, overloaded_{0};
+  std::atomic<uint64_t> upstream_mismatched_{0}, upstream_errors_{0};
 };
 
 }  // namespace egressd::dns

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "userspace/protocol/dns_message.h"
@@ -18,21 +17,25 @@ namespace egressd::dns {
 
 using Clock = std::chrono::steady_clock;
 
-Resolver::Resolver(Options options) : options_(options) {
-  std::random_device rd;
-  next_id_ = static_cast<uint16_t>(rd());
-}
+namespace {
+// Lookups in flight hold two sockets each: past this many, new ones fail
+// (as a timeout would) rather than take descriptors the proxy needs.
+constexpr size_t kMaxPending = 128;
+}  // namespace
+
+Resolver::Resolver(Options options) : options_(options) {}
 
 Resolver::~Resolver() {
   Stop();
 }
 
 Status Resolver::Start() {
-  fd_ = socket(options_.upstream.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd_ < 0) return EGRESSD_ERROR("resolver socket: {}", strerror(errno));
+  // Every query has a socket of its own; this one only checks the address now.
+  UniqueFd probe(socket(options_.upstream.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!probe.valid()) return EGRESSD_ERROR("resolver socket: {}", strerror(errno));
   socklen_t len =
       options_.upstream.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  if (connect(fd_, reinterpret_cast<const sockaddr*>(&options_.upstream), len) != 0)
+  if (connect(probe.get(), reinterpret_cast<const sockaddr*>(&options_.upstream), len) != 0)
     return EGRESSD_ERROR("resolver connect to {}: {}", FormatSocketAddress(options_.upstream),
                          strerror(errno));
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -52,17 +55,8 @@ void Resolver::Stop() {
     (void)!write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
-  if (fd_ >= 0) close(fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
-  fd_ = wake_fd_ = -1;
-}
-
-uint16_t Resolver::NextId() {
-  // Sequential ids from a random start; a collision with an in-flight id is skipped.
-  for (;;) {
-    uint16_t id = next_id_++;
-    if (id != 0 && !pending_by_id_.count(id)) return id;
-  }
+  wake_fd_ = -1;
 }
 
 std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback callback) {
@@ -79,6 +73,8 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
   if (stopping_) return ResolveResult{{}, "resolver stopped"};
   if (!protocol::BuildDnsQuery(0, name, protocol::DnsType::kA))
     return ResolveResult{{}, "not a valid DNS name"};
+  if (!pending_.count(name) && pending_.size() >= kMaxPending)
+    return ResolveResult{{}, "too many lookups in flight"};
   auto [it, inserted] = pending_.try_emplace(name);
   it->second.waiters.push_back(std::move(callback));
   if (inserted) {
@@ -86,51 +82,44 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
     p.name = name;
     p.attempts_left = options_.attempts;
     SendQueries(p);
+    // The resolver thread polls the new sockets from its next round.
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
   }
   return std::nullopt;
 }
 
 void Resolver::SendQueries(Pending& p) {
-  pending_by_id_.erase(p.id_a);
-  pending_by_id_.erase(p.id_aaaa);
   p.attempts_left--;
   p.deadline = Clock::now() + options_.timeout;
-  auto send_one = [&](protocol::DnsType type, uint16_t& id, bool done) {
+  auto send_one = [&](protocol::DnsType type, UpstreamQuery& query, bool done) {
+    query = UpstreamQuery();  // a late answer to the previous attempt is not waited for
     if (done) return;
-    id = NextId();
-    auto query = protocol::BuildDnsQuery(id, p.name, type);
-    if (!query) {
+    auto message = protocol::BuildDnsQuery(0, p.name, type);  // the id is chosen by Send
+    if (!message) {
       p.error = "not a valid DNS name";
       return;
     }
-    pending_by_id_[id] = p.name;
-    if (send(fd_, query->data(), query->size(), 0) < 0 && p.error.empty())
-      p.error = std::string("send: ") + strerror(errno);
+    auto sent = UpstreamQuery::Send(options_.upstream, std::move(*message));
+    if (!sent.ok()) {
+      if (p.error.empty()) p.error = sent.status().message();
+      return;
+    }
+    query = std::move(*sent);
   };
-  send_one(protocol::DnsType::kA, p.id_a, p.done_a);
-  send_one(protocol::DnsType::kAAAA, p.id_aaaa, p.done_aaaa);
+  send_one(protocol::DnsType::kA, p.query_a, p.done_a);
+  send_one(protocol::DnsType::kAAAA, p.query_aaaa, p.done_aaaa);
 }
 
-void Resolver::OnDatagram(const uint8_t* data, size_t size) {
+// `answer` matched its query (id, question, source): see UpstreamQuery.
+void Resolver::OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer) {
   std::string error;
-  auto response = protocol::ParseDnsResponse({data, size}, &error);
-  if (!response) return;  // garbage from the upstream: ignored, the query times out
-  auto id_it = pending_by_id_.find(response->id);
-  if (id_it == pending_by_id_.end()) return;
-  std::string name = id_it->second;
-  auto p_it = pending_.find(name);
-  if (p_it == pending_.end()) return;
-  Pending& p = p_it->second;
-  // The answer must be for the question we asked (anti-spoofing beyond the id).
-  std::string qname = response->question_name;
-  std::transform(qname.begin(), qname.end(), qname.begin(), ::tolower);
-  if (!qname.empty() && qname.back() == '.') qname.pop_back();
-  if (qname != name) return;
-  bool is_a = response->id == p.id_a;
-  if ((is_a && p.done_a) || (!is_a && p.done_aaaa)) return;
-  pending_by_id_.erase(id_it);
+  auto response = protocol::ParseDnsResponse(answer, &error);
+  (is_a ? p.query_a : p.query_aaaa) = UpstreamQuery();
   (is_a ? p.done_a : p.done_aaaa) = true;
-  if (response->rcode == 0) {
+  if (!response) {
+    if (p.error.empty()) p.error = "bad answer from the upstream: " + error;
+  } else if (response->rcode == 0) {
     for (const auto& answer : response->answers) {
       policy::IpAddress addr;
       addr.bytes = answer.addr;
@@ -142,7 +131,7 @@ void Resolver::OnDatagram(const uint8_t* data, size_t size) {
   } else if (p.error.empty()) {
     p.error = "DNS error rcode " + std::to_string(response->rcode);
   }
-  if (p.done_a && p.done_aaaa) Complete(name);
+  if (p.done_a && p.done_aaaa) Complete(std::string(p.name));  // a copy: p goes away
 }
 
 void Resolver::Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl) {
@@ -163,8 +152,6 @@ void Resolver::Complete(const std::string& name) {
   auto it = pending_.find(name);
   Pending p = std::move(it->second);
   pending_.erase(it);
-  pending_by_id_.erase(p.id_a);
-  pending_by_id_.erase(p.id_aaaa);
   ResolveResult result;
   if (!p.addrs.empty()) {
     result.addrs = std::move(p.addrs);
@@ -179,9 +166,16 @@ void Resolver::Complete(const std::string& name) {
 }
 
 void Resolver::Run() {
-  uint8_t buf[4096];
+  struct Polled {
+    std::string name;
+    bool is_a;
+  };
+  std::vector<pollfd> fds;
+  std::vector<Polled> polled;  // what fds[i + 1] waits for
   for (;;) {
     int timeout_ms = 1000;
+    fds.assign(1, {wake_fd_, POLLIN, 0});
+    polled.clear();
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
@@ -189,18 +183,32 @@ void Resolver::Run() {
       for (auto& [name, p] : pending_) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.deadline - now);
         timeout_ms = std::max<int>(0, std::min<int>(timeout_ms, left.count() + 1));
+        // Only this thread replaces or closes a query's socket: they stay open while polled.
+        for (bool is_a : {true, false}) {
+          const UpstreamQuery& q = is_a ? p.query_a : p.query_aaaa;
+          if (q.fd() < 0) continue;
+          fds.push_back({q.fd(), POLLIN, 0});
+          polled.push_back({name, is_a});
+        }
       }
     }
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int n = poll(fds, 2, timeout_ms);
+    int n = poll(fds.data(), fds.size(), timeout_ms);
     std::lock_guard lock(mu_);
     if (stopping_) break;
     if (n > 0 && (fds[0].revents & POLLIN)) {
-      for (;;) {
-        ssize_t got = recv(fd_, buf, sizeof(buf), 0);
-        if (got <= 0) break;
-        OnDatagram(buf, static_cast<size_t>(got));
-      }
+      uint64_t v;
+      (void)!read(wake_fd_, &v, sizeof(v));
+    }
+    for (size_t i = 0; n > 0 && i < polled.size(); ++i) {
+      if (!(fds[i + 1].revents & (POLLIN | POLLERR))) continue;
+      auto it = pending_.find(polled[i].name);
+      if (it == pending_.end()) continue;
+      UpstreamQuery& q = polled[i].is_a ? it->second.query_a : it->second.query_aaaa;
+      if (q.fd() != fds[i + 1].fd) continue;
+      uint64_t mismatched = 0;
+      auto answer = q.Receive(&mismatched);
+      upstream_mismatched_ += mismatched;
+      if (answer) OnAnswer(it->second, polled[i].is_a, *answer);
     }
     auto now = Clock::now();
     std::vector<std::string> expired;

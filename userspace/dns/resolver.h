@@ -1,12 +1,15 @@
 // egressd's own resolver: the only source of upstream addresses for names.
 // A name the sandbox presents (SNI, Host) never picks the address; this does.
-// One thread sends A and AAAA queries over UDP to the configured upstream and
-// caches answers by TTL (bounded), failures briefly.
+// One thread sends A and AAAA queries over UDP to the configured upstream
+// (each with a random id and source port, accepting only the answer that
+// matches: upstream_query.h) and caches answers by TTL (bounded), failures
+// briefly.
 #pragma once
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -14,12 +17,14 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "policy/ip_address.h"
 #include "userspace/common/status.h"
+#include "userspace/dns/upstream_query.h"
 
 namespace egressd::dns {
 
@@ -50,11 +55,14 @@ class Resolver {
   // resolver thread (keep it short: post to your own thread).
   std::optional<ResolveResult> Lookup(const std::string& name, Callback callback);
 
+  // Datagrams on a query's socket that were not its answer (spoofing attempts).
+  uint64_t upstream_mismatched() const { return upstream_mismatched_; }
+
  private:
   struct Pending {
     std::string name;
     std::vector<Callback> waiters;
-    uint16_t id_a = 0, id_aaaa = 0;
+    UpstreamQuery query_a, query_aaaa;  // the attempt in flight, per type
     bool done_a = false, done_aaaa = false;
     int attempts_left = 0;
     std::chrono::steady_clock::time_point deadline;
@@ -69,22 +77,19 @@ class Resolver {
   };
   void Run();
   void SendQueries(Pending& p);
-  void OnDatagram(const uint8_t* data, size_t size);
+  void OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer);
   void Complete(const std::string& name);
   void Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl);
-  uint16_t NextId();
 
   Options options_;
-  int fd_ = -1;
   int wake_fd_ = -1;
   std::thread thread_;
   std::mutex mu_;
   bool stopping_ = false;
-  std::map<std::string, Pending> pending_;         // by name
-  std::map<uint16_t, std::string> pending_by_id_;  // query id -> name
+  std::map<std::string, Pending> pending_;  // by name
   std::map<std::string, CacheEntry> cache_;
   std::list<std::string> lru_;  // front = most recently used
-  uint16_t next_id_ = 1;
+  std::atomic<uint64_t> upstream_mismatched_{0};
 };
 
 // "1.2.3.4:53", "[::1]:5353", "1.2.3.4" (port 53).

@@ -90,14 +90,18 @@ Status KillCgroup(const std::string& path, int timeout_ms) {
   return {};
 }
 
-std::vector<int> CgroupProcesses(const std::string& path) {
+std::vector<std::string> CgroupTree(const std::string& path) {
   std::vector<std::string> dirs = {path};
   std::error_code ec;
   for (std::filesystem::recursive_directory_iterator it(path, ec), end; !ec && it != end;
        it.increment(ec))
     if (it->is_directory()) dirs.push_back(it->path());
+  return dirs;
+}
+
+std::vector<int> CgroupProcesses(const std::string& path) {
   std::vector<int> pids;
-  for (const auto& dir : dirs) {
+  for (const auto& dir : CgroupTree(path)) {
     std::ifstream procs(dir + "/cgroup.procs");
     for (int pid; procs >> pid;) pids.push_back(pid);
   }

@@ -32,6 +32,9 @@ Status KillCgroup(const std::string& path, int timeout_ms);
 // Removes the (empty) cgroup and its descendant cgroups, deepest first.
 Status RemoveCgroupTree(const std::string& path);
 
+// The cgroup's directory and those of its descendants (a snapshot).
+std::vector<std::string> CgroupTree(const std::string& path);
+
 // The processes of the cgroup and its descendants (a snapshot).
 std::vector<int> CgroupProcesses(const std::string& path);
 

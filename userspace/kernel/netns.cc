@@ -55,7 +55,7 @@ StatusOr<bool> IsOwnNetns(int netns_fd) {
   return theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino;
 }
 
-Status RunInNetns(int netns_fd, const std::function<Status()>& fn) {
+Status RunInNetns(int netns_fd, const std::function<Status()>& fn, Loopback loopback) {
   // setns() changes only the calling thread; a thread of its own keeps the
   // daemon's other threads (and this one's caller) where they are.
   Status result;
@@ -64,7 +64,7 @@ Status RunInNetns(int netns_fd, const std::function<Status()>& fn) {
       result = EGRESSD_ERROR("entering network namespace: {}", strerror(errno));
       return;
     }
-    result = BringLoopbackUp();
+    if (loopback == Loopback::kBringUp) result = BringLoopbackUp();
     if (result.ok()) result = fn();
   });
   t.join();

@@ -19,10 +19,16 @@ StatusOr<UniqueFd> OpenNetns(const std::string& path);
 // Whether `netns_fd` is the namespace the daemon itself runs in.
 StatusOr<bool> IsOwnNetns(int netns_fd);
 
+enum class Loopback {
+  kBringUp,   // a fresh namespace starts with `lo` down, and egressd listens on loopback
+  kLeaveAsIs  // only looking (or closing sockets): change nothing else there
+};
+
 // Runs `fn` on a short-lived thread that has joined `netns_fd`: sockets it
-// creates belong to that namespace. Also brings `lo` up there if it is down
-// (a fresh namespace starts with it down, and egressd listens on loopback).
-Status RunInNetns(int netns_fd, const std::function<Status()>& fn);
+// creates belong to that namespace. By default also brings `lo` up there if
+// it is down.
+Status RunInNetns(int netns_fd, const std::function<Status()>& fn,
+                  Loopback loopback = Loopback::kBringUp);
 
 // Keeps the namespace alive at `path` (a new file, bind-mounted over).
 Status PinNetns(int netns_fd, const std::string& path);

@@ -60,6 +60,10 @@ std::vector<std::string> RawPacketWarnings(const std::string& cgroup) {
       able.size(), cgroup, able[0], able.size() > 1 ? ", ..." : "")};
 }
 
+bool InAuditMode(const SandboxInfo& sb) {
+  return sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit;
+}
+
 // Whether `spec` ("host" or a path) names the namespace `sb` is in.
 StatusOr<bool> SameNetns(const SandboxInfo& sb, const std::string& spec) {
   if (spec == "host") return sb.netns.empty();
@@ -267,6 +271,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
             existing->cgroup,
             existing->netns.empty() ? "the host's network namespace" : existing->netns);
     }
+    const bool was_audit = !existing->policy || InAuditMode(*existing);
     EGRESSD_RETURN_IF_ERROR(ApplyPolicy(*existing, *policy));
     existing->source = request.source;
     if (!request.instance.empty()) existing->instance = request.instance;
@@ -275,9 +280,16 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     if (!saved.ok()) spdlog::error("registry: {}", saved.ToString());
     spdlog::info("sandbox {} ({}) switched to policy {}", existing->instance, existing->cgroup,
                  (*policy)->name());
-    return AttachResult{
-        *existing, true,
-        existing->transient ? std::vector<std::string>{} : RawPacketWarnings(existing->cgroup)};
+    AttachResult result{
+        *existing,
+        true,
+        existing->transient ? std::vector<std::string>{} : RawPacketWarnings(existing->cgroup),
+        {}};
+    // Enforce mode hooks every socket; only audit mode let some pass by.
+    if (was_audit && !InAuditMode(*existing))
+      result.sockets = kernel::SweepAtAttach(existing->cgroup, existing->netns,
+                                             kernel::SweepAction::kClose, &result.warnings);
+    return result;
   }
 
   SandboxInfo sb;
@@ -375,8 +387,12 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
                sb.netns.empty() ? "host network namespace" : "network namespace " + netns_path,
                sb.proxy_port, sb.dns_port);
   // `egressctl run` drops CAP_NET_RAW itself, once the policy is attached.
-  AttachResult result{sb, false,
-                      sb.transient ? std::vector<std::string>{} : RawPacketWarnings(sb.cgroup)};
+  AttachResult result{
+      sb, false, sb.transient ? std::vector<std::string>{} : RawPacketWarnings(sb.cgroup), {}};
+  result.sockets = kernel::SweepAtAttach(
+      sb.cgroup, sb.netns,
+      InAuditMode(sb) ? kernel::SweepAction::kCountOnly : kernel::SweepAction::kClose,
+      &result.warnings);
   for (const auto& w : result.warnings) spdlog::warn("sandbox {}: {}", sb.instance, w);
   return result;
 }
@@ -405,7 +421,7 @@ Status Registry::DetachLocked(SandboxInfo& sb) {
     Status removed = kernel::RemoveCgroupTree(sb.cgroup);
     if (!removed.ok()) spdlog::warn("sandbox {}: {}", sb.instance, removed.ToString());
   }
-  const bool audit = sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit;
+  const bool audit = InAuditMode(sb);
   if (audit) {
     finished_.push_back({sb.instance, sb.policy, sb.observed});
     if (finished_.size() > kFinishedKept) finished_.pop_front();

@@ -22,6 +22,7 @@
 
 #include "userspace/common/status.h"
 #include "userspace/kernel/bpf_programs.h"
+#include "userspace/kernel/socket_destroyer.h"
 #include "userspace/sandbox/policy_source.h"
 #include "userspace/sandbox/sandbox_listeners.h"
 #include "userspace/sandbox/sandbox_view.h"
@@ -86,6 +87,8 @@ struct AttachResult {
   bool switched = false;  // the cgroup was attached already; its policy changed
   // What the sandbox can still do that no cgroup hook sees (for the operator).
   std::vector<std::string> warnings;
+  // Its sockets that were opened before the attach (and so never hooked).
+  kernel::SocketSweep sockets;
 };
 
 class Registry : public SandboxDirectory {

@@ -1,0 +1,75 @@
+#include "userspace/dns/upstream_query.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "userspace/protocol/dns_message.h"
+
+namespace egressd::dns {
+namespace {
+
+std::vector<uint8_t> Query(uint16_t id, const char* name,
+                           protocol::DnsType type = protocol::DnsType::kA) {
+  return *protocol::BuildDnsQuery(id, name, type);
+}
+
+// The upstream's answer to `query`: QR and RA set, one A record.
+std::vector<uint8_t> AnswerTo(std::vector<uint8_t> query) {
+  query[2] |= 0x80;
+  query[3] = 0x80;
+  query[7] = 1;  // ANCOUNT
+  const uint8_t record[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1};
+  query.insert(query.end(), std::begin(record), std::end(record));
+  return query;
+}
+
+TEST(AnswerMatches, TheAnswerToTheQuery) {
+  auto query = Query(0x1234, "example.com");
+  EXPECT_TRUE(AnswerMatches(query, AnswerTo(query)));
+  // Name case may differ (0x20 randomisation by resolvers); nothing else.
+  auto upper = AnswerTo(query);
+  upper[13] = 'E';
+  EXPECT_TRUE(AnswerMatches(query, upper));
+}
+
+TEST(AnswerMatches, RefusesAnotherIdQuestionOrAQuery) {
+  auto query = Query(0x1234, "example.com");
+  EXPECT_FALSE(AnswerMatches(query, AnswerTo(Query(0x1235, "example.com"))));  // id
+  EXPECT_FALSE(AnswerMatches(query, AnswerTo(Query(0x1234, "example.org"))));  // name
+  EXPECT_FALSE(AnswerMatches(query, AnswerTo(Query(0x1234, "example.co"))));   // shorter name
+  EXPECT_FALSE(AnswerMatches(query, AnswerTo(Query(0x1234, "www.example.com"))));
+  EXPECT_FALSE(
+      AnswerMatches(query, AnswerTo(Query(0x1234, "example.com", protocol::DnsType::kAAAA))));
+  auto other_class = AnswerTo(query);
+  other_class[12 + 13 + 3] = 3;  // CLASS CH
+  EXPECT_FALSE(AnswerMatches(query, other_class));
+  EXPECT_FALSE(AnswerMatches(query, query));  // QR clear: not a response
+  auto no_question = AnswerTo(query);
+  no_question[5] = 0;  // QDCOUNT 0
+  EXPECT_FALSE(AnswerMatches(query, no_question));
+  auto compressed = AnswerTo(query);
+  compressed[12] = 0xc0;  // a pointer where the question name starts
+  EXPECT_FALSE(AnswerMatches(query, compressed));
+  auto cut = AnswerTo(query);
+  cut.resize(20);
+  EXPECT_FALSE(AnswerMatches(query, cut));
+  EXPECT_FALSE(AnswerMatches(query, std::vector<uint8_t>(5)));
+}
+
+TEST(RandomQueryId, NotACounter) {
+  std::set<uint16_t> seen;
+  bool sequential = true;
+  uint16_t last = *RandomQueryId();
+  for (int i = 0; i < 64; ++i) {
+    uint16_t id = *RandomQueryId();
+    sequential = sequential && id == static_cast<uint16_t>(last + 1);
+    last = id;
+    seen.insert(id);
+  }
+  EXPECT_FALSE(sequential);
+  EXPECT_GT(seen.size(), 50u);  // 64 draws of 16 bits: a handful of repeats at most
+}
+
+}  // namespace
+}  // namespace egressd::dns

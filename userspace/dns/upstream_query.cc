@@ -1,0 +1,108 @@
+#include "userspace/dns/upstream_query.h"
+
+#include <netinet/in.h>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "userspace/dns/resolver.h"
+
+namespace egressd::dns {
+namespace {
+
+constexpr size_t kHeaderBytes = 12;
+
+// Offset just past the one question of a message, or 0 when it does not
+// parse (uncompressed name: queries never compress their question).
+size_t QuestionEnd(std::span<const uint8_t> msg) {
+  size_t off = kHeaderBytes;
+  while (off < msg.size()) {
+    uint8_t len = msg[off];
+    if (len == 0) return off + 1 + 4 <= msg.size() ? off + 1 + 4 : 0;  // root, TYPE, CLASS
+    if (len > 63) return 0;  // a compression pointer or a reserved label type
+    off += 1 + len;
+  }
+  return 0;
+}
+
+uint8_t Lower(uint8_t c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<uint8_t>(c - 'A' + 'a') : c;
+}
+
+bool SameAddress(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+  }
+  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+  const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+  return x.sin6_port == y.sin6_port && memcmp(&x.sin6_addr, &y.sin6_addr, 16) == 0;
+}
+
+}  // namespace
+
+StatusOr<uint16_t> RandomQueryId() {
+  uint16_t id = 0;
+  if (getrandom(&id, sizeof(id), 0) != static_cast<ssize_t>(sizeof(id)))
+    return EGRESSD_ERROR("getrandom: {}", strerror(errno));
+  return id;
+}
+
+bool AnswerMatches(std::span<const uint8_t> query, std::span<const uint8_t> answer) {
+  if (query.size() < kHeaderBytes || answer.size() < kHeaderBytes) return false;
+  if (!(answer[2] & 0x80)) return false;                             // QR: a response
+  if (answer[0] != query[0] || answer[1] != query[1]) return false;  // id
+  if (answer[4] != 0 || answer[5] != 1) return false;                // QDCOUNT 1
+  const size_t end = QuestionEnd(query);
+  if (end == 0 || answer.size() < end || QuestionEnd(answer) != end) return false;
+  for (size_t i = kHeaderBytes; i < end; ++i)
+    if (Lower(answer[i]) != Lower(query[i])) return false;
+  return true;
+}
+
+StatusOr<UpstreamQuery> UpstreamQuery::Send(const sockaddr_storage& upstream,
+                                            std::vector<uint8_t> query) {
+  if (query.size() < kHeaderBytes) return EGRESSD_ERROR("DNS query too short");
+  auto id = RandomQueryId();
+  if (!id.ok()) return id.status();
+  query[0] = static_cast<uint8_t>(*id >> 8);
+  query[1] = static_cast<uint8_t>(*id & 0xff);
+  UpstreamQuery q;
+  q.upstream_ = upstream;
+  q.query_ = std::move(query);
+  // Connecting an unbound socket gives it a random ephemeral port.
+  q.fd_.Reset(socket(upstream.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  socklen_t len = upstream.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  if (!q.fd_.valid() ||
+      connect(q.fd_.get(), reinterpret_cast<const sockaddr*>(&upstream), len) != 0)
+    return EGRESSD_ERROR("DNS upstream {}: {}", FormatSocketAddress(upstream), strerror(errno));
+  if (send(q.fd_.get(), q.query_.data(), q.query_.size(), 0) !=
+      static_cast<ssize_t>(q.query_.size()))
+    return EGRESSD_ERROR("DNS upstream {}: send: {}", FormatSocketAddress(upstream),
+                         strerror(errno));
+  return q;
+}
+
+std::optional<std::vector<uint8_t>> UpstreamQuery::Receive(uint64_t* mismatched) {
+  std::vector<uint8_t> buf(65536);
+  for (int budget = 0; budget < 16; ++budget) {
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof(from);
+    ssize_t n = recvfrom(fd_.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from),
+                         &from_len);
+    if (n < 0) return std::nullopt;  // nothing more for now (or an ICMP error: keep waiting)
+    std::span<const uint8_t> got(buf.data(), static_cast<size_t>(n));
+    if (!SameAddress(from, upstream_) || !AnswerMatches(query_, got)) {
+      ++*mismatched;
+      continue;
+    }
+    buf.resize(static_cast<size_t>(n));
+    return buf;
+  }
+  return std::nullopt;
+}
+
+}  // namespace egressd::dns
