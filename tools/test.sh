@@ -7,6 +7,8 @@
 #                              UndefinedBehaviorSanitizer (./build-asan): the
 #                              same tests against the instrumented daemon and
 #                              egressctl; any report fails the run
+#   tools/test.sh --tsan       a clang build with ThreadSanitizer (./build-tsan),
+#                              by hand (not in CI: see docs/testing.md)
 #
 # Other arguments go to ctest (for example -R e2e_test_http).
 set -euo pipefail
@@ -23,6 +25,13 @@ if [ "${1:-}" = "--sanitize" ]; then
   # Abort at the first report, with a stack; leaks are reported at exit.
   export ASAN_OPTIONS="abort_on_error=1:halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+elif [ "${1:-}" = "--tsan" ]; then
+  shift
+  build_dir=build-tsan
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_TSAN=ON \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+  cmake --build "$build_dir" -j"$(nproc)"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 else
   ./tools/build.sh
 fi
