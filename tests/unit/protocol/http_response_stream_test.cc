@@ -248,8 +248,10 @@ TEST(HttpResponseStream, ChunkExtensionLimitDoesNotDependOnHowBytesArrive) {
   const std::string too_long = chunked(";n=" + std::string(1025, 'v'));
   const std::string quoted_too_long = chunked(";n=\"" + std::string(2000, 'v') + "\"");
   const std::string longest = chunked(";n=" + std::string(1024, 'v'));
+  // The count starts again at every extension.
   const std::string two_long =
-      chunked(";a=" + std::string(1000, 'v') + ";b=" + std::string(1000, 'v'));
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;a=" + std::string(1000, 'v') +
+      "\r\nabc\r\n3;b=" + std::string(1000, 'w') + "\r\ndef\r\n0\r\n\r\n";
   for (size_t piece : {std::string::npos, size_t{1}, size_t{7}, size_t{64}, size_t{1000}}) {
     for (const std::string* bad : {&too_long, &quoted_too_long}) {
       HttpResponseStream s;
