@@ -14,6 +14,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "policy/host_glob.h"
 
@@ -152,9 +153,10 @@ class Loader {
     }
     if (!have_name) Error(root.Mark(), "missing required key \"name\"");
     if (policy_.allow_unnamed && !policy_.allowed_hosts.empty())
-      Error(allow_unnamed_at_,
-            "allow_unnamed has no effect with allowed_hosts (deny by default refuses what names "
-            "no host); list the address in allow_tcp instead, or leave allow_unnamed out");
+      ErrorInOrder(
+          allow_unnamed_at_,
+          "allow_unnamed has no effect with allowed_hosts (deny by default refuses what names "
+          "no host); list the address in allow_tcp instead, or leave allow_unnamed out");
   }
 
   void LoadAllowUnnamed(const YAML::Node& v, const YAML::Mark& at) {
@@ -291,6 +293,17 @@ class Loader {
     errors_.push_back({mark.line >= 0 ? mark.line + 1 : 0,
                        mark.line >= 0 && mark.column >= 0 ? mark.column + 1 : 0,
                        std::move(message)});
+  }
+
+  // An error found after the walk (across keys), placed in document order.
+  void ErrorInOrder(const YAML::Mark& mark, std::string message) {
+    Error(mark, std::move(message));
+    LoadError e = std::move(errors_.back());
+    errors_.pop_back();
+    auto later = std::find_if(errors_.begin(), errors_.end(), [&](const LoadError& x) {
+      return std::tie(x.line, x.column) > std::tie(e.line, e.column);
+    });
+    errors_.insert(later, std::move(e));
   }
 
   LoadResult Finish() {

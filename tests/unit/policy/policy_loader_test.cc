@@ -238,6 +238,16 @@ TEST(ParsePolicy, AllowUnnamed) {
       MustParse("name: a\nallowed_hosts: [\"x.com\"]\nallow_unnamed: false\n").allow_unnamed);
 }
 
+TEST(ParsePolicyErrors, CrossKeyErrorsKeepDocumentOrder) {
+  EXPECT_EQ(Errors("name: a\nallowed_hosts: [\"x.com\"]\nallow_unnamed: true\n"
+                   "allow_get_body: [\"b c\"]\n"),
+            (std::vector<std::string>{
+                "3:16: allow_unnamed has no effect with allowed_hosts (deny by default refuses "
+                "what names no host); list the address in allow_tcp instead, or leave "
+                "allow_unnamed out",
+                "4:18: allow_get_body: \"b c\": contains whitespace"}));
+}
+
 TEST(ParsePolicyErrors, BadAllowUnnamed) {
   ExpectOneError("name: a\nallow_unnamed: yes\n", 2, 16,
                  "allow_unnamed must be true or false, not the string \"yes\"");
