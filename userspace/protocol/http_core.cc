@@ -21,6 +21,7 @@ HttpCore::HttpCore(bool is_request)
     : is_request_(is_request), scanner_(kMaxHttpHeadSize, is_request), chunk_scanner_(!is_request) {
   llhttp_settings_init(&settings_);
   settings_.on_message_begin = &HttpCore::OnMessageBegin;
+  settings_.on_method_complete = &HttpCore::OnMethodComplete;
   settings_.on_url = &HttpCore::OnUrl;
   settings_.on_header_field = &HttpCore::OnHeaderField;
   settings_.on_header_field_complete = &HttpCore::OnHeaderFieldComplete;
@@ -61,6 +62,14 @@ int HttpCore::OnMessageBegin(llhttp_t* p) {
   s->chunked_ = false;
   s->chunk_extension_value_bytes_ = 0;
   s->chunk_scanner_.Reset();
+  return 0;
+}
+
+// llhttp takes PRI for the HTTP/2 connection preface and then never ends an
+// HTTP/1 head where the head scanner does: refuse it by name instead.
+int HttpCore::OnMethodComplete(llhttp_t* p) {
+  HttpCore* s = Self(p);
+  if (llhttp_get_method(p) == HTTP_PRI) return s->Fail("PRI method not allowed (HTTP/2 preface)");
   return 0;
 }
 

@@ -40,6 +40,7 @@ class HttpCore {
 
   // llhttp callbacks (static trampolines to the members below).
   static int OnMessageBegin(llhttp_t* p);
+  static int OnMethodComplete(llhttp_t* p);
   static int OnUrl(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderFieldComplete(llhttp_t* p);

@@ -388,6 +388,10 @@ TEST(HttpRequestStream, RejectsMethodsVersionsAndTargets) {
   EXPECT_NE(ErrorOf("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), "");
   EXPECT_NE(ErrorOf("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), "");
   EXPECT_NE(ErrorOf("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "");
+  // Found by fuzz_http_request: llhttp never ended this head ("internal:" error).
+  EXPECT_EQ(ErrorOf("PRI /a HTTP/1.1\r\n\r\n"), "PRI method not allowed (HTTP/2 preface)");
+  EXPECT_EQ(ErrorOf("PRI /a HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "PRI method not allowed (HTTP/2 preface)");
   EXPECT_NE(ErrorOf("GET foo HTTP/1.1\r\nHost: a\r\n\r\n"), "");  // llhttp: invalid URL
   EXPECT_EQ(ErrorOf("GET ftp://a.com/ HTTP/1.1\r\nHost: a.com\r\n\r\n"),
             "unsupported request target form");
