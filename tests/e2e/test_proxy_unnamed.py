@@ -151,6 +151,7 @@ def setup(env):
         write_policy(d, "bytcp", denied_hosts=["denied.test"],
                      allow_tcp=[f"127.0.0.2:{env.http.port}", f"127.0.0.2/32:{env.https.port}"])
         write_policy(d, "getbody", denied_hosts=["denied.test"], allow_get_body=["allowed.test"])
+        write_policy(d, "denylist-audit", mode="audit", denied_hosts=["denied.test"])
         yield s
     finally:
         s.alt_http.close()
@@ -235,6 +236,21 @@ def test_allow_tcp_covers_the_address_named(env, setup):
     r = sb.curl("-i", f"http://127.0.0.1:{env.http.port}/not-covered")
     assert r.stdout.startswith("HTTP/1.1 403"), r.stdout + r.stderr
     assert paths(env.http, before_main) == []
+
+
+def test_audit_mode_reports_and_lets_through(env, setup):
+    sb = env.sandbox("denylist-audit")
+    before = len(env.http.requests)
+    r = sb.curl(f"http://127.0.0.1:{env.http.port}/audit-literal")
+    assert r.returncode == 0 and "origin-http" in r.stdout, r.stdout + r.stderr
+    out = raw_exchange(sb, env.http.port,
+                       b"GET /audit-body HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 5\r\n"
+                       b"Connection: close\r\n\r\nhello")
+    assert out.startswith("HTTP/1.1 200"), out
+    assert paths(env.http, before) == ["/audit-literal", "/audit-body"]
+    got = wait_events(env, sb.instance, 2)
+    assert len(got) == 2 and all(e["enforced"] is False for e in got), got
+    assert "names no host" in got[0]["reason"] and "allow_get_body" in got[1]["reason"], got
 
 
 # --- SNI with a trailing dot ----------------------------------------------------
