@@ -33,6 +33,19 @@ class CompiledPolicy {
   // denied_hosts always wins; then allowed_hosts when non-empty (deny by
   // default); else allowed. A host that is no valid name is denied.
   HostDecision DecideHost(std::string_view host) const;
+  // The host a connection or request names (SNI, Host) on its way to `port`:
+  // DecideHost, and an IP literal names no host (DecideUnnamed on its address).
+  HostDecision DecideTarget(std::string_view host, uint16_t port) const;
+  // A connection or request that names no host (`what`: "TLS without SNI",
+  // "IP literal 1.2.3.4") going to addr:port. Deny by default: denied.
+  // denied_hosts and no allowed_hosts: a denied host's address is reachable
+  // this way, so denied unless allow_tcp covers addr:port (an address or CIDR
+  // entry) or the policy says allow_unnamed. Neither list: allowed.
+  HostDecision DecideUnnamed(const IpAddress& addr, uint16_t port, const std::string& what) const;
+  // A GET or HEAD request with a body: an upstream that ignores such a body
+  // reads it as the next request, which egressd never judged. Denied unless
+  // allow_get_body matches the host; other methods are always allowed.
+  HostDecision DecideRequestBody(std::string_view method, std::string_view host) const;
   // allow_tcp entries given as an address or CIDR.
   bool AllowTcpByAddress(const IpAddress& addr, uint16_t port) const;
   // allow_tcp entries given by host name for this port, in file order, each
@@ -43,6 +56,7 @@ class CompiledPolicy {
   Policy policy_;
   HostGlobSet allowed_;
   HostGlobSet denied_;
+  HostGlobSet get_body_;
   std::optional<std::string> invalid_entry_;
 };
 

@@ -30,6 +30,11 @@ struct Policy {
   std::vector<std::string> denied_hosts;
   std::vector<Cidr> deny_cidrs;
   std::vector<TcpRule> allow_tcp;
+  // Hosts whose GET and HEAD requests may carry a body (normalized patterns).
+  std::vector<std::string> allow_get_body;
+  // With denied_hosts and no allowed_hosts: let connections and requests that
+  // name no host (TLS without SNI, an IP literal as SNI or Host) through.
+  bool allow_unnamed = false;
 };
 
 }  // namespace egressd::policy

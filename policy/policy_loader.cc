@@ -15,6 +15,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "policy/host_glob.h"
 
@@ -22,8 +23,9 @@ namespace egressd::policy {
 namespace {
 
 constexpr size_t kMaxNameLength = 64;
-constexpr std::array<std::string_view, 6> kKeys = {"name",         "mode",       "allowed_hosts",
-                                                   "denied_hosts", "deny_cidrs", "allow_tcp"};
+constexpr std::array<std::string_view, 8> kKeys = {
+    "name",       "mode",      "allowed_hosts",  "denied_hosts",
+    "deny_cidrs", "allow_tcp", "allow_get_body", "allow_unnamed"};
 
 // Edit distance, to suggest the key a typo meant.
 size_t Distance(std::string_view a, std::string_view b) {
@@ -173,6 +175,10 @@ class Loader {
       } else if (key == "allowed_hosts" || key == "denied_hosts") {
         LoadHosts(key, v, at,
                   key == "allowed_hosts" ? policy_.allowed_hosts : policy_.denied_hosts);
+      } else if (key == "allow_get_body") {
+        LoadHosts(key, v, at, policy_.allow_get_body);
+      } else if (key == "allow_unnamed") {
+        LoadAllowUnnamed(v, at);
       } else if (key == "deny_cidrs") {
         LoadCidrs(v, at);
       } else if (key == "allow_tcp") {
@@ -180,6 +186,20 @@ class Loader {
       }
     }
     if (!have_name) Error(root.Mark(), "missing required key \"name\"");
+    if (policy_.allow_unnamed && !policy_.allowed_hosts.empty())
+      ErrorInOrder(
+          allow_unnamed_at_,
+          "allow_unnamed has no effect with allowed_hosts (deny by default refuses what names "
+          "no host); list the address in allow_tcp instead, or leave allow_unnamed out");
+  }
+
+  void LoadAllowUnnamed(const YAML::Node& v, const YAML::Mark& at) {
+    allow_unnamed_at_ = at;
+    if (v.IsScalar() && NonStringKind(v) == "a boolean") {
+      policy_.allow_unnamed = v.as<bool>();
+      return;
+    }
+    Error(at, "allow_unnamed must be true or false, not " + Describe(v));
   }
 
   void UnknownKey(const YAML::Node& k) {
@@ -197,7 +217,9 @@ class Loader {
     if (!best.empty()) {
       message += "; did you mean \"" + best + "\"?";
     } else {
-      message += "; known keys: name, mode, allowed_hosts, denied_hosts, deny_cidrs, allow_tcp";
+      message += "; known keys:";
+      for (std::string_view known : kKeys) message += std::string(" ") + std::string(known) + ",";
+      message.pop_back();
     }
     Error(k.Mark(), message);
   }
@@ -307,6 +329,17 @@ class Loader {
                        std::move(message)});
   }
 
+  // An error found after the walk (across keys), placed in document order.
+  void ErrorInOrder(const YAML::Mark& mark, std::string message) {
+    Error(mark, std::move(message));
+    LoadError e = std::move(errors_.back());
+    errors_.pop_back();
+    auto later = std::find_if(errors_.begin(), errors_.end(), [&](const LoadError& x) {
+      return std::tie(x.line, x.column) > std::tie(e.line, e.column);
+    });
+    errors_.insert(later, std::move(e));
+  }
+
   LoadResult Finish() {
     LoadResult r;
     r.errors = std::move(errors_);
@@ -315,6 +348,7 @@ class Loader {
   }
 
   Policy policy_;
+  YAML::Mark allow_unnamed_at_;
   // (list, canonical entry) -> the entry as first written
   std::map<std::pair<std::string, std::string>, std::string> first_written_;
   std::vector<LoadError> errors_;

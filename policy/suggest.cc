@@ -45,6 +45,10 @@ std::string SuggestPolicy(const Policy& base, const ObservedTraffic& seen,
     List(out, "allowed_hosts", seen.hosts);
   }
   if (!seen.tcp.empty()) List(out, "allow_tcp", seen.tcp);
+  if (!base.allow_get_body.empty()) {
+    out << "# Kept from \"" << base.name << "\".\n";
+    List(out, "allow_get_body", {base.allow_get_body.begin(), base.allow_get_body.end()});
+  }
   if (!base.deny_cidrs.empty()) {
     std::set<std::string> cidrs;
     for (const Cidr& c : base.deny_cidrs) cidrs.insert(c.ToString());

@@ -19,7 +19,7 @@ struct ObservedTraffic {
 };
 
 // The suggested policy, named "<base name>-learned" (cut to the name limit).
-// It keeps the base policy's deny_cidrs, lists the observed hosts in
+// It keeps the base policy's deny_cidrs and allow_get_body, lists the observed hosts in
 // allowed_hosts (deny by default) and the observed addresses in allow_tcp.
 // With no host observed it denies every host ("*" in denied_hosts).
 std::string SuggestPolicy(const Policy& base, const ObservedTraffic& seen,

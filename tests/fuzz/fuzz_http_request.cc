@@ -1,10 +1,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <span>
+#include <string>
 
 #include "tests/fuzz/fuzz_http_common.h"
+#include "userspace/protocol/http_fields.h"
 #include "userspace/protocol/http_request_stream.h"
 
+using egressd::protocol::EqualsIgnoreCase;
 using egressd::protocol::HttpRequestStream;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -18,6 +21,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (h.method == "CONNECT") std::abort();
     if (h.version_major != 1 || (h.version_minor != 0 && h.version_minor != 1)) std::abort();
     if (h.headers.size() > egressd::protocol::kMaxHttpHeaders) std::abort();
+    // RFC 9112 6.1: an HTTP/1.0 request with Transfer-Encoding is refused.
+    for (const auto& field : h.headers) {
+      if (h.version_minor == 0 && EqualsIgnoreCase(field.first, "transfer-encoding")) std::abort();
+      // has_body (GET/HEAD bodies are refused by it) never misses a body.
+      if (!h.has_body && EqualsIgnoreCase(field.first, "transfer-encoding")) std::abort();
+      if (!h.has_body && EqualsIgnoreCase(field.first, "content-length") &&
+          field.second.find_first_not_of('0') != std::string::npos)
+        std::abort();
+    }
     for (char c : h.host) {
       if (c >= 'A' && c <= 'Z') std::abort();
     }

@@ -81,8 +81,9 @@ int PolicyCheck(const std::string& file) {
   std::cout << file << ": ok: policy \"" << p.name << "\", " << p.allowed_hosts.size()
             << " allowed hosts, " << p.denied_hosts.size() << " denied hosts, "
             << p.deny_cidrs.size() << " denied CIDRs, " << p.allow_tcp.size()
-            << " allow_tcp entries" << (p.allowed_hosts.empty() ? "" : " (deny by default)")
-            << "\n";
+            << " allow_tcp entries, " << p.allow_get_body.size() << " allow_get_body entries"
+            << (p.allow_unnamed ? ", allow_unnamed" : "")
+            << (p.allowed_hosts.empty() ? "" : " (deny by default)") << "\n";
   return 0;
 }
 

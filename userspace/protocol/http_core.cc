@@ -12,6 +12,7 @@ HttpCore* Self(llhttp_t* p) {
 }
 
 constexpr size_t kMaxTrailerBytes = 16 * 1024;
+// One chunk extension's value, however many callbacks llhttp splits it into.
 constexpr size_t kMaxChunkExtensionBytes = 1024;
 
 }  // namespace
@@ -20,6 +21,7 @@ HttpCore::HttpCore(bool is_request)
     : is_request_(is_request), scanner_(kMaxHttpHeadSize, is_request), chunk_scanner_(!is_request) {
   llhttp_settings_init(&settings_);
   settings_.on_message_begin = &HttpCore::OnMessageBegin;
+  settings_.on_method_complete = &HttpCore::OnMethodComplete;
   settings_.on_url = &HttpCore::OnUrl;
   settings_.on_header_field = &HttpCore::OnHeaderField;
   settings_.on_header_field_complete = &HttpCore::OnHeaderFieldComplete;
@@ -28,6 +30,7 @@ HttpCore::HttpCore(bool is_request)
   settings_.on_headers_complete = &HttpCore::OnHeadersComplete;
   settings_.on_chunk_extension_name = &HttpCore::OnChunkExtensionName;
   settings_.on_chunk_extension_value = &HttpCore::OnChunkExtensionValue;
+  settings_.on_chunk_extension_value_complete = &HttpCore::OnChunkExtensionValueComplete;
   settings_.on_message_complete = &HttpCore::OnMessageComplete;
   llhttp_init(&parser_, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
   parser_.data = this;
@@ -57,7 +60,16 @@ int HttpCore::OnMessageBegin(llhttp_t* p) {
   s->host_value_.clear();
   s->transfer_encoding_.clear();
   s->chunked_ = false;
+  s->chunk_extension_value_bytes_ = 0;
   s->chunk_scanner_.Reset();
+  return 0;
+}
+
+// llhttp takes PRI for the HTTP/2 connection preface and then never ends an
+// HTTP/1 head where the head scanner does: refuse it by name instead.
+int HttpCore::OnMethodComplete(llhttp_t* p) {
+  HttpCore* s = Self(p);
+  if (llhttp_get_method(p) == HTTP_PRI) return s->Fail("PRI method not allowed (HTTP/2 preface)");
   return 0;
 }
 
@@ -118,7 +130,9 @@ int HttpCore::HeaderDone() {
   }
   if (EqualsIgnoreCase(name, "content-length")) {
     if (++content_length_count_ > 1) return Fail("duplicate Content-Length");
-    if (!ParseContentLength(value)) return Fail("malformed Content-Length");
+    auto length = ParseContentLength(value);
+    if (!length) return Fail("malformed Content-Length");
+    if (*length > 0) head_.has_body = true;
   } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
     ++transfer_encoding_count_;
     if (!transfer_encoding_.empty()) transfer_encoding_ += ", ";
@@ -155,10 +169,16 @@ int HttpCore::HeadersComplete() {
   if (content_length_count_ > 0 && transfer_encoding_count_ > 0) {
     return Fail("Content-Length with Transfer-Encoding");
   }
+  // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+  // framing (1.0 peers do not know chunked and may read the body otherwise).
+  if (transfer_encoding_count_ > 0 && head_.version_minor == 0) {
+    return Fail("Transfer-Encoding in an HTTP/1.0 message");
+  }
   int rc = is_request_ ? RequestHeadChecks() : ResponseHeadChecks();
   if (rc != 0) return rc;
   head_.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
   chunked_ = (parser_.flags & F_CHUNKED) && !(parser_.flags & F_SKIPBODY);
+  if (chunked_) head_.has_body = true;
   return 0;
 }
 
@@ -267,12 +287,22 @@ int HttpCore::OnChunkExtensionName(llhttp_t* p, const char*, size_t len) {
   return 0;
 }
 
+// llhttp hands a value over in as many pieces as the bytes arrived in: the
+// limit is on the sum, so it does not depend on how TCP split the stream.
 int HttpCore::OnChunkExtensionValue(llhttp_t* p, const char*, size_t len) {
   HttpCore* s = Self(p);
   if (s->is_request_) return s->Fail("chunk extensions not allowed");
-  if (len > kMaxChunkExtensionBytes) return s->Fail("chunk extension too large");
+  s->chunk_extension_value_bytes_ += len;
+  if (s->chunk_extension_value_bytes_ > kMaxChunkExtensionBytes) {
+    return s->Fail("chunk extension too large");
+  }
   s->trailer_bytes_ += len;
   if (s->trailer_bytes_ > kMaxTrailerBytes) return s->Fail("chunk extensions too large");
+  return 0;
+}
+
+int HttpCore::OnChunkExtensionValueComplete(llhttp_t* p) {
+  Self(p)->chunk_extension_value_bytes_ = 0;
   return 0;
 }
 

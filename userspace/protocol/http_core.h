@@ -40,6 +40,7 @@ class HttpCore {
 
   // llhttp callbacks (static trampolines to the members below).
   static int OnMessageBegin(llhttp_t* p);
+  static int OnMethodComplete(llhttp_t* p);
   static int OnUrl(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderFieldComplete(llhttp_t* p);
@@ -48,6 +49,7 @@ class HttpCore {
   static int OnHeadersComplete(llhttp_t* p);
   static int OnChunkExtensionName(llhttp_t* p, const char* at, size_t len);
   static int OnChunkExtensionValue(llhttp_t* p, const char* at, size_t len);
+  static int OnChunkExtensionValueComplete(llhttp_t* p);
   static int OnMessageComplete(llhttp_t* p);
 
   int Fail(std::string why);
@@ -83,7 +85,8 @@ class HttpCore {
   size_t host_count_ = 0;
   std::string host_value_;
   std::string transfer_encoding_;
-  bool chunked_ = false;  // the current message has a chunked body
+  bool chunked_ = false;                    // the current message has a chunked body
+  size_t chunk_extension_value_bytes_ = 0;  // of the extension value being parsed
   // Strict chunked framing, checked on the same bytes llhttp parses (a
   // non-strict llhttp build lets e.g. "5\r\nhelloXX" through).
   ChunkedScanner chunk_scanner_;

@@ -31,6 +31,8 @@ struct HttpRequestHead {
   bool keep_alive = false;  // llhttp_should_keep_alive
   bool upgrade = false;     // Connection: upgrade + Upgrade header (WebSocket)
   bool expect_continue = false;
+  // Content-Length above 0, or chunked (even an empty chunked body is one).
+  bool has_body = false;
 };
 
 namespace detail {

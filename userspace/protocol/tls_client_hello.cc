@@ -81,6 +81,9 @@ ClientHelloResult ParseServerName(std::span<const uint8_t> body) {
     if (type != kNameTypeHostName) continue;  // unknown name types are skipped (RFC 6066)
     if (host) return Result(ClientHelloStatus::kMalformed, "more than one SNI host_name");
     std::string s(name.begin(), name.end());
+    // A fully qualified name's one trailing dot goes, as in the Host header:
+    // "example.com." is judged (and reported) as "example.com".
+    if (!s.empty() && s.back() == '.') s.pop_back();
     if (!IsValidSniHostName(s)) {
       return Result(ClientHelloStatus::kMalformed, "SNI host_name is not a valid DNS name");
     }

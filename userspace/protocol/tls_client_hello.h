@@ -30,8 +30,9 @@ inline constexpr size_t kMaxClientHelloSize = 64 * 1024;
 // span several TLS records (handshake message fragmented across records): they
 // are reassembled. kNotTls when the first byte is not 0x16 or the record
 // version is implausible; kNeedMore when more bytes are needed (the caller
-// stops at 16 KiB); kOk with sni = the server_name host_name (validated:
-// 1..255 bytes, DNS characters only, lowercased; otherwise kMalformed) or
+// stops at 16 KiB); kOk with sni = the server_name host_name (one trailing
+// dot stripped, then validated: 1..255 bytes, DNS characters only,
+// lowercased; otherwise kMalformed) or
 // nullopt when there is no SNI extension. Multiple SNI host names, duplicate
 // extensions -> kMalformed.
 ClientHelloResult ParseClientHello(std::span<const uint8_t> data);

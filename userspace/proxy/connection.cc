@@ -181,16 +181,17 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   const policy::CompiledPolicy& policy = *view->policy;
   mode_ = Mode::kTunnel;
   if (!sni) {
-    if (policy.deny_by_default()) {
-      DenyOrPass("TLS without SNI under a deny-by-default policy");
+    auto decision = policy.DecideUnnamed(origin_addr_, origin_port_, "TLS without SNI");
+    if (decision.verdict != policy::HostVerdict::kAllowed) {
+      DenyOrPass(decision.reason);
       return;
     }
     view->counters->tls_passthrough++;
-    PassToOriginal("TLS without SNI, no allowed_hosts");
+    PassToOriginal("TLS without SNI");
     return;
   }
   if (view->audit()) view->observed->Host(*sni);
-  auto decision = policy.DecideHost(*sni);
+  auto decision = policy.DecideTarget(*sni, origin_port_);
   if (decision.verdict != policy::HostVerdict::kAllowed &&
       !AuditOnly(*sni, "SNI " + *sni + ": " + decision.reason)) {
     decided_host_ = *sni;
@@ -434,19 +435,25 @@ void Connection::HttpOnHead() {
   upgrade_ = head.upgrade;
   request_done_ = response_done_ = false;
   if (view->audit()) view->observed->Host(head.host);
-  auto decision = policy.DecideHost(head.host);
+  auto decision = policy.DecideTarget(head.host, origin_port_);
   if (decision.verdict != policy::HostVerdict::kAllowed &&
       !AuditOnly(head.host, "request to host \"" + head.host + "\" denied by policy \"" +
                                 policy.name() + "\": " + decision.reason)) {
     view->counters->requests_denied++;
     decided_host_ = head.host;
-    spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
-                 view->id, view->instance, head.host, origin_addr_.ToString(), origin_port_,
-                 decision.reason);
     RecordDeny(head.host, decision.reason);
     HttpReply(403, "request to host \"" + head.host + "\" denied by policy \"" + policy.name() +
                        "\": " + decision.reason);
     return;
+  }
+  if (head.has_body) {
+    auto body = policy.DecideRequestBody(head.method, head.host);
+    if (body.verdict != policy::HostVerdict::kAllowed && !AuditOnly(head.host, body.reason)) {
+      view->counters->bad_requests++;
+      RecordDeny(head.host, body.reason);
+      HttpReply(400, body.reason);
+      return;
+    }
   }
   view->counters->requests_allowed++;
   if (upstream_fd_ >= 0 && decided_host_ == head.host &&
@@ -873,9 +880,6 @@ void Connection::CancelDeadline() {
 void Connection::Deny(const std::string& why) {
   if (sandbox_) {
     sandbox_->counters->connections_denied++;
-    spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
-                 sandbox_->id, sandbox_->instance, decided_host_.empty() ? "-" : decided_host_,
-                 origin_addr_.ToString(), origin_port_, why);
     RecordDeny(decided_host_, why);
   }
   Close(why);
@@ -905,8 +909,14 @@ OwnListeners Connection::Own() const {
 }
 
 void Connection::RecordDeny(const std::string& host, const std::string& reason, bool enforced) {
+  if (!sandbox_) return;
+  if (enforced) {
+    spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
+                 sandbox_->id, sandbox_->instance, host.empty() ? "-" : host,
+                 origin_addr_.ToString(), origin_port_, reason);
+  }
   audit::EventLog* events = worker_.ctx().events;
-  if (!events || !sandbox_) return;
+  if (!events) return;
   audit::AuditEvent e;
   e.instance = sandbox_->instance;
   e.cgroup = sandbox_->cgroup;

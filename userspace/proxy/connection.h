@@ -120,6 +120,7 @@ class alignas(16) Connection {
   // Audit mode: reports a deny that is not enforced and returns true (the
   // caller goes on as if allowed); false when the policy is enforced.
   bool AuditOnly(const std::string& host, const std::string& why);
+  // Logs an enforced deny and records the event (audit mode: AuditOnly logs).
   void RecordDeny(const std::string& host, const std::string& reason, bool enforced = true);
   OwnListeners Own() const;
   void Close(const std::string& why);

@@ -196,5 +196,111 @@ TEST(AllowTcpHostsForPort, NormalizedNames) {
   EXPECT_EQ(p.AllowTcpHostsForPort(5432), std::vector<std::string>{"db.internal"});
 }
 
+// --- what names no host ----------------------------------------------------
+
+const char* kDenyList = R"(name: open
+denied_hosts: ["denied.test"]
+allow_tcp: ["10.1.0.0/16:443", "db.internal:5432"]
+)";
+
+TEST(DecideTarget, NamesAreDecidedLikeDecideHost) {
+  CompiledPolicy p = Compile(kDenyList);
+  EXPECT_EQ(p.DecideTarget("allowed.test", 443).verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(p.DecideTarget("denied.test", 443).verdict, HostVerdict::kDenied);
+  EXPECT_EQ(p.DecideTarget("Denied.Test.", 443).verdict, HostVerdict::kDenied);
+  EXPECT_EQ(p.DecideTarget("", 443).verdict, HostVerdict::kDenied);
+}
+
+TEST(DecideTarget, IpLiteralUnderADenyListIsRefused) {
+  CompiledPolicy p = Compile(kDenyList);
+  for (const char* literal : {"127.0.0.1", "::1", "[::1]", "::ffff:127.0.0.1"}) {
+    HostDecision d = p.DecideTarget(literal, 80);
+    EXPECT_EQ(d.verdict, HostVerdict::kDenied) << literal;
+    EXPECT_NE(d.reason.find("names no host"), std::string::npos) << d.reason;
+    EXPECT_NE(d.reason.find("IP literal"), std::string::npos) << d.reason;
+  }
+}
+
+TEST(DecideTarget, AllowTcpCoversAnIpLiteralOnItsPort) {
+  CompiledPolicy p = Compile(kDenyList);
+  HostDecision d = p.DecideTarget("10.1.2.3", 443);
+  EXPECT_EQ(d.verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(d.reason, "allow_tcp entry \"10.1.0.0/16:443\"");
+  EXPECT_EQ(p.DecideTarget("10.1.2.3", 80).verdict, HostVerdict::kDenied);
+  EXPECT_EQ(p.DecideTarget("10.2.0.1", 443).verdict, HostVerdict::kDenied);
+}
+
+TEST(DecideTarget, AllowUnnamedLetsIpLiteralsThrough) {
+  CompiledPolicy p = Compile("name: open\ndenied_hosts: [\"denied.test\"]\nallow_unnamed: true\n");
+  HostDecision d = p.DecideTarget("127.0.0.1", 80);
+  EXPECT_EQ(d.verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(d.reason, "allow_unnamed");
+  // denied_hosts may still list a literal, and wins.
+  CompiledPolicy q =
+      Compile("name: open\ndenied_hosts: [\"denied.test\", \"127.0.0.2\"]\nallow_unnamed: true\n");
+  EXPECT_EQ(q.DecideTarget("127.0.0.2", 80).verdict, HostVerdict::kDenied);
+}
+
+TEST(DecideTarget, WithoutDenyListEverythingIsAllowed) {
+  CompiledPolicy p = Compile("name: everything\n");
+  EXPECT_EQ(p.DecideTarget("127.0.0.1", 80).verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(p.DecideUnnamed(Ip("127.0.0.1"), 443, "TLS without SNI").verdict,
+            HostVerdict::kAllowed);
+}
+
+TEST(DecideTarget, DenyByDefaultDecidesLiteralsByAllowedHosts) {
+  CompiledPolicy p = Compile("name: strict\nallowed_hosts: [\"127.0.0.1\"]\n");
+  EXPECT_EQ(p.DecideTarget("127.0.0.1", 80).verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(p.DecideTarget("127.0.0.2", 80).verdict, HostVerdict::kDenied);
+}
+
+TEST(DecideUnnamed, TlsWithoutSni) {
+  CompiledPolicy open = Compile(kDenyList);
+  HostDecision d = open.DecideUnnamed(Ip("127.0.0.1"), 443, "TLS without SNI");
+  EXPECT_EQ(d.verdict, HostVerdict::kDenied);
+  EXPECT_EQ(d.reason.rfind("TLS without SNI names no host", 0), 0u) << d.reason;
+  EXPECT_EQ(open.DecideUnnamed(Ip("10.1.0.9"), 443, "TLS without SNI").verdict,
+            HostVerdict::kAllowed);
+  CompiledPolicy strict = Compile(kAgent);
+  HostDecision s = strict.DecideUnnamed(Ip("10.1.0.9"), 443, "TLS without SNI");
+  EXPECT_EQ(s.verdict, HostVerdict::kDenied);
+  EXPECT_EQ(s.reason, "TLS without SNI under a deny-by-default policy");
+}
+
+TEST(DecideUnnamed, InvalidEntryFailsClosed) {
+  Policy bad;
+  bad.name = "bad";
+  bad.allow_get_body = {"a b"};
+  bad.allow_unnamed = true;
+  bad.denied_hosts = {"x.com"};
+  CompiledPolicy p(bad);
+  ASSERT_TRUE(p.invalid_entry());
+  EXPECT_EQ(p.DecideUnnamed(Ip("127.0.0.1"), 80, "TLS without SNI").verdict, HostVerdict::kDenied);
+  EXPECT_EQ(p.DecideRequestBody("GET", "a b").verdict, HostVerdict::kDenied);
+}
+
+// --- bodies on GET and HEAD --------------------------------------------------
+
+TEST(DecideRequestBody, GetAndHeadNeedAllowGetBody) {
+  CompiledPolicy p =
+      Compile("name: a\nallow_get_body: [\"search.example.com\", \"*.es.internal\"]\n");
+  for (const char* method : {"GET", "HEAD"}) {
+    EXPECT_EQ(p.DecideRequestBody(method, "search.example.com").verdict, HostVerdict::kAllowed);
+    EXPECT_EQ(p.DecideRequestBody(method, "Node1.ES.internal.").verdict, HostVerdict::kAllowed);
+    HostDecision d = p.DecideRequestBody(method, "example.com");
+    EXPECT_EQ(d.verdict, HostVerdict::kDenied);
+    EXPECT_EQ(d.reason,
+              std::string(method) + " request with a body (allow_get_body does not list the host)");
+  }
+  EXPECT_EQ(p.DecideRequestBody("GET", "search.example.com").matched_entry, "search.example.com");
+  EXPECT_EQ(Compile("name: a\n").DecideRequestBody("GET", "x.com").verdict, HostVerdict::kDenied);
+}
+
+TEST(DecideRequestBody, OtherMethodsCarryBodies) {
+  CompiledPolicy p = Compile("name: a\n");
+  for (const char* method : {"POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+    EXPECT_EQ(p.DecideRequestBody(method, "x.com").verdict, HostVerdict::kAllowed) << method;
+}
+
 }  // namespace
 }  // namespace egressd::policy

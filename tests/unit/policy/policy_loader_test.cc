@@ -167,7 +167,8 @@ TEST(ParsePolicyErrors, UnknownKeySuggestsTheCloseOne) {
 TEST(ParsePolicyErrors, UnknownKeyFarFromAllListsKnownKeys) {
   EXPECT_EQ(Errors("name: a\nhandlers: {}\n"),
             std::vector<std::string>{"2:1: unknown key \"handlers\"; known keys: name, mode, "
-                                     "allowed_hosts, denied_hosts, deny_cidrs, allow_tcp"});
+                                     "allowed_hosts, denied_hosts, deny_cidrs, allow_tcp, "
+                                     "allow_get_body, allow_unnamed"});
 }
 
 TEST(ParsePolicyErrors, KeysAreCaseSensitive) {
@@ -212,6 +213,51 @@ TEST(ParsePolicyErrors, BadMode) {
   ExpectOneError("name: a\nmode: [enforce]\n", 2, 7, "not a list");
   ExpectOneError("name: a\nmode:\n", 2, 1, "mode must be \"enforce\" or \"audit\"");
   ExpectOneError("name: a\nmode: Audit\n", 2, 7, "mode must be");
+}
+
+TEST(ParsePolicy, AllowGetBodyIsAHostList) {
+  Policy p = MustParse("name: a\nallow_get_body: [\"Search.Example.com.\", \"*.es.internal\"]\n");
+  EXPECT_EQ(p.allow_get_body, (std::vector<std::string>{"search.example.com", "*.es.internal"}));
+  EXPECT_TRUE(MustParse("name: a\n").allow_get_body.empty());
+  EXPECT_TRUE(MustParse("name: a\nallow_get_body: []\n").allow_get_body.empty());
+}
+
+TEST(ParsePolicyErrors, BadAllowGetBody) {
+  ExpectOneError("name: a\nallow_get_body: example.com\n", 2, 17,
+                 "allow_get_body must be a list of strings");
+  ExpectOneError("name: a\nallow_get_body: [\"a b\"]\n", 2, 18, "allow_get_body: ");
+  ExpectOneError("name: a\nallow_get_body: [\"x.com\", \"X.com\"]\n", 2, 27,
+                 "allow_get_body: duplicate entry");
+}
+
+TEST(ParsePolicy, AllowUnnamed) {
+  EXPECT_FALSE(MustParse("name: a\n").allow_unnamed);
+  EXPECT_TRUE(MustParse("name: a\ndenied_hosts: [\"x.com\"]\nallow_unnamed: true\n").allow_unnamed);
+  EXPECT_FALSE(MustParse("name: a\nallow_unnamed: false\n").allow_unnamed);
+  // false says what deny by default does anyway.
+  EXPECT_FALSE(
+      MustParse("name: a\nallowed_hosts: [\"x.com\"]\nallow_unnamed: false\n").allow_unnamed);
+}
+
+TEST(ParsePolicyErrors, CrossKeyErrorsKeepDocumentOrder) {
+  EXPECT_EQ(Errors("name: a\nallowed_hosts: [\"x.com\"]\nallow_unnamed: true\n"
+                   "allow_get_body: [\"b c\"]\n"),
+            (std::vector<std::string>{
+                "3:16: allow_unnamed has no effect with allowed_hosts (deny by default refuses "
+                "what names no host); list the address in allow_tcp instead, or leave "
+                "allow_unnamed out",
+                "4:18: allow_get_body: \"b c\": contains whitespace"}));
+}
+
+TEST(ParsePolicyErrors, BadAllowUnnamed) {
+  ExpectOneError("name: a\nallow_unnamed: yes\n", 2, 16,
+                 "allow_unnamed must be true or false, not the string \"yes\"");
+  ExpectOneError("name: a\nallow_unnamed: \"true\"\n", 2, 16, "must be true or false");
+  ExpectOneError("name: a\nallow_unnamed: [true]\n", 2, 16, "not a list");
+  ExpectOneError("name: a\nallow_unnamed:\n", 2, 1, "must be true or false");
+  // Under deny by default it would do nothing: say so rather than ignore it.
+  ExpectOneError("name: a\nallow_unnamed: true\nallowed_hosts: [\"x.com\"]\n", 2, 16,
+                 "allow_unnamed has no effect with allowed_hosts");
 }
 
 // --- list shapes -------------------------------------------------------------

@@ -48,6 +48,18 @@ TEST(SuggestPolicy, NothingSeenDeniesEveryHost) {
   CompiledPolicy p = Load(SuggestPolicy(Base(), {}, "idle"));
   EXPECT_EQ(p.DecideHost("a.test").verdict, HostVerdict::kDenied);
   EXPECT_EQ(p.DecideHost("127.0.0.1").verdict, HostVerdict::kDenied);
+  EXPECT_EQ(p.DecideUnnamed(*IpAddress::Parse("127.0.0.1"), 443, "TLS without SNI").verdict,
+            HostVerdict::kDenied);
+}
+
+TEST(SuggestPolicy, AllowGetBodyIsKept) {
+  Policy base = Base();
+  base.allow_get_body = {"search.test"};
+  ObservedTraffic seen;
+  seen.hosts = {"search.test"};
+  CompiledPolicy p = Load(SuggestPolicy(base, seen, "x"));
+  EXPECT_EQ(p.DecideRequestBody("GET", "search.test").verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(p.DecideRequestBody("GET", "other.test").verdict, HostVerdict::kDenied);
 }
 
 TEST(SuggestPolicy, UnexpressibleAndDroppedAreComments) {

@@ -233,6 +233,45 @@ TEST(HttpResponseStream, RejectsFramingAbuse) {
             "message head too large");
 }
 
+TEST(HttpResponseStream, RejectsTransferEncodingInHttp10) {
+  EXPECT_EQ(ErrorOf("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+            "Transfer-Encoding in an HTTP/1.0 message");
+}
+
+// A framing decision never depends on how TCP split the bytes: a limit is on
+// a whole field (here one chunk extension's value), never on the piece of it
+// one llhttp callback happens to see (found by fuzz_http_response).
+TEST(HttpResponseStream, ChunkExtensionLimitDoesNotDependOnHowBytesArrive) {
+  auto chunked = [](const std::string& ext) {
+    return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3" + ext + "\r\nabc\r\n0\r\n\r\n";
+  };
+  const std::string too_long = chunked(";n=" + std::string(1025, 'v'));
+  const std::string quoted_too_long = chunked(";n=\"" + std::string(2000, 'v') + "\"");
+  const std::string longest = chunked(";n=" + std::string(1024, 'v'));
+  // The count starts again at every extension.
+  const std::string two_long =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;a=" + std::string(1000, 'v') +
+      "\r\nabc\r\n3;b=" + std::string(1000, 'w') + "\r\ndef\r\n0\r\n\r\n";
+  for (size_t piece : {std::string::npos, size_t{1}, size_t{7}, size_t{64}, size_t{1000}}) {
+    for (const std::string* bad : {&too_long, &quoted_too_long}) {
+      HttpResponseStream s;
+      s.ExpectResponseTo("GET");
+      Events ev = Drive(s, *bad, piece);
+      ASSERT_FALSE(ev.empty());
+      EXPECT_EQ(ev.back().first, Event::kError) << "piece " << piece;
+      EXPECT_EQ(s.error(), "chunk extension too large") << "piece " << piece;
+    }
+    for (const std::string* good : {&longest, &two_long}) {
+      HttpResponseStream s;
+      s.ExpectResponseTo("GET");
+      Events ev = Drive(s, *good, piece);
+      ASSERT_FALSE(ev.empty());
+      EXPECT_EQ(ev.back(), std::make_pair(Event::kMessageComplete, good->size()))
+          << "piece " << piece << ": " << s.error();
+    }
+  }
+}
+
 TEST(HttpResponseStream, EveryPrefixIsNeedMoreOrProgress) {
   std::string all =
       "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -213,10 +213,13 @@ TEST(TlsClientHello, SniValidation) {
   EXPECT_EQ(sni("WWW.Example.com").sni.value_or(""), "www.example.com");
   EXPECT_EQ(sni("_acme.a-b.example").sni.value_or(""), "_acme.a-b.example");
   EXPECT_EQ(sni(std::string(63, 'a') + ".com").status, ClientHelloStatus::kOk);
+  // A fully qualified name is judged without its trailing dot, like a Host.
+  EXPECT_EQ(sni("Allowed.Test.").sni.value_or(""), "allowed.test");
   for (const std::string& bad :
-       {std::string(""), std::string("a b.com"), std::string("a\0b.com", 7), std::string("a.com."),
-        std::string(".a.com"), std::string("a..com"), std::string("a/b"), std::string("a:443"),
-        std::string("\xc3\xa9.com"), std::string(64, 'a') + ".com", std::string(256, 'a')}) {
+       {std::string(""), std::string("a b.com"), std::string("a\0b.com", 7), std::string("a.com.."),
+        std::string("."), std::string(".a.com"), std::string("a..com"), std::string("a/b"),
+        std::string("a:443"), std::string("\xc3\xa9.com"), std::string(64, 'a') + ".com",
+        std::string(256, 'a')}) {
     auto r = sni(bad);
     EXPECT_EQ(r.status, ClientHelloStatus::kMalformed) << "name '" << bad << "'";
     EXPECT_FALSE(r.error.empty());
