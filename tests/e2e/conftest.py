@@ -77,8 +77,9 @@ def write_policy(directory, name, **fields):
 
 
 class Daemon:
-    def __init__(self, workdir, dns_upstream):
+    def __init__(self, workdir, dns_upstream, extra_args=()):
         self.workdir = workdir
+        self.extra_args = list(extra_args)
         self.socket = os.path.join(workdir, "egressd.sock")
         self.state_dir = os.path.join(workdir, "state")
         self.policy_dir = os.path.join(workdir, "policies")
@@ -99,7 +100,7 @@ class Daemon:
             [EGRESSD, "--socket", self.socket, "--state-dir", self.state_dir, "--bpffs", self.bpffs,
              "--policy-dir", self.policy_dir, "--proxy-port", str(self.proxy_port),
              "--dns-upstream", self.dns_upstream, "--cgroup-root", self.cgroup_root,
-             "--log-level", "debug"],
+             "--log-level", "debug", *self.extra_args],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         proc = self.proc
 
@@ -259,8 +260,9 @@ class Sandbox:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """Origins, DNS and a running daemon shared by the tests of one module."""
+def env(tmp_path_factory, request):
+    """Origins, DNS and a running daemon shared by the tests of one module
+    (which may set EGRESSD_EXTRA_ARGS, a list of daemon flags)."""
     _require_privileges()
     work = str(tmp_path_factory.mktemp("egressd"))
     names = ["allowed.test", "denied.test", "other.test", "v6.test", "127.0.0.1", "::1"]
@@ -274,7 +276,7 @@ def env(tmp_path_factory):
         "allowed.test": ["127.0.0.1"], "denied.test": ["127.0.0.1"], "other.test": ["127.0.0.1"],
         "v6.test": ["::1"], "nowhere.test": [],
     })
-    e.daemon = Daemon(work, e.dns.address)
+    e.daemon = Daemon(work, e.dns.address, getattr(request.module, "EGRESSD_EXTRA_ARGS", ()))
     cleanups = [e.http.close, e.https.close, e.http6.close, e.dns.close, e.daemon.cleanup]
     e.sandboxes = []
     e.dns_dir = os.path.dirname(__file__)
