@@ -231,11 +231,11 @@ result = {}
 '''
 
 
-def in_sandbox(sb, port, body):
-    """Runs `body` (python) in the sandbox, connected to 127.0.0.1:port (so
-    through the proxy); body fills `result`, which is returned."""
-    code = f"PORT = {port}\n" + WS_CODE + CLIENT_PRELUDE + textwrap.dedent(body) + \
-        "\nprint(json.dumps(result))\n"
+def in_sandbox(sb, port, *bodies):
+    """Runs the `bodies` (python, each dedented) in the sandbox, connected to
+    127.0.0.1:port (so through the proxy); they fill `result`, returned."""
+    code = f"PORT = {port}\n" + WS_CODE + CLIENT_PRELUDE + \
+        "".join(textwrap.dedent(b) for b in bodies) + "\nprint(json.dumps(result))\n"
     r = sb.python(code)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)

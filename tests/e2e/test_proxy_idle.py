@@ -47,7 +47,7 @@ def test_idle_keepalive_connection_is_closed(env):
             s.sendall(f"GET / HTTP/1.1\\r\\nHost: allowed.test:{PORT}\\r\\n\\r\\n".encode())
             read_until(b"\\r\\n\\r\\n")
             result["body"] = read_exactly(2).decode()
-        ''' + WAIT_FOR_CLOSE)
+        ''', WAIT_FOR_CLOSE)
         assert r["body"] == "ok"
         assert_idle_closed(env, sb, origin, r)
     finally:
@@ -65,7 +65,7 @@ def test_stalled_request_body_is_closed(env):
         r = in_sandbox(sb, origin.port, '''
             s.sendall(f"POST / HTTP/1.1\\r\\nHost: allowed.test:{PORT}\\r\\n"
                       "Content-Length: 1000\\r\\n\\r\\n".encode() + b"x" * 10)
-        ''' + WAIT_FOR_CLOSE)
+        ''', WAIT_FOR_CLOSE)
         assert_idle_closed(env, sb, origin, r)
         assert origin.conns[0].received().endswith(b"x" * 10)
     finally:
@@ -85,7 +85,7 @@ def test_stalled_response_body_is_closed(env):
             s.sendall(f"GET / HTTP/1.1\\r\\nHost: allowed.test:{PORT}\\r\\n\\r\\n".encode())
             read_until(b"\\r\\n\\r\\n")
             read_exactly(10)
-        ''' + WAIT_FOR_CLOSE)
+        ''', WAIT_FOR_CLOSE)
         assert_idle_closed(env, sb, origin, r)
     finally:
         origin.close()
@@ -98,7 +98,7 @@ def test_idle_websocket_tunnel_is_closed(env):
         r = in_sandbox(sb, origin.port, '''
             s.sendall(upgrade_request())
             result["head"] = read_until(b"\\r\\n\\r\\n").decode()
-        ''' + WAIT_FOR_CLOSE)
+        ''', WAIT_FOR_CLOSE)
         assert r["head"].startswith("HTTP/1.1 101"), r
         assert_idle_closed(env, sb, origin, r)
     finally:
