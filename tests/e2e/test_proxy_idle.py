@@ -2,8 +2,10 @@
 that long is closed in any phase (between keep-alive requests, inside a
 request or response body, in a tunnel), counted and recorded as an event; a
 transfer that keeps moving is never cut."""
+import subprocess
 import time
 
+from conftest import EGRESSD
 from scripted_origin import ScriptedOrigin, in_sandbox, proxy_events, read_head, websocket_origin
 
 EGRESSD_EXTRA_ARGS = ["--idle-timeout", "1"]
@@ -132,3 +134,12 @@ def test_transfer_that_keeps_moving_is_not_cut(env):
         assert sb.stats()["proxy"]["idle_timeouts"] == 0
     finally:
         origin.close()
+
+
+def test_idle_timeout_must_be_a_positive_number_of_seconds():
+    # Checked before the daemon touches anything: no root, BPF or cgroup needed.
+    for bad in ("0", "-5", "abc", "1.5", "604801"):
+        r = subprocess.run([EGRESSD, "--idle-timeout", bad], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert "--idle-timeout must be a whole number of seconds" in r.stderr, (bad, r.stderr)

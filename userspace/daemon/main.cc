@@ -3,13 +3,31 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+#include <chrono>
 #include <cxxopts.hpp>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "userspace/daemon/daemon.h"
 
 namespace {
+
 constexpr int64_t kMaxIdleTimeoutSeconds = 7 * 24 * 3600;
+
+// 1 to kMaxIdleTimeoutSeconds, digits only (from_chars takes no '+' or spaces;
+// a '-' gives a value below 1).
+std::optional<std::chrono::seconds> ParseIdleTimeout(const std::string& text) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 1 ||
+      value > kMaxIdleTimeoutSeconds) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(value);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -25,7 +43,7 @@ int main(int argc, char** argv) {
       ("proxy-port", "proxy listener port on 127.0.0.1 and ::1", cxxopts::value<uint16_t>()->default_value("15001"))
       ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
       ("workers", "proxy worker threads (default: one per CPU)", cxxopts::value<int>()->default_value("0"))
-      ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed", cxxopts::value<int64_t>()->default_value("300"))
+      ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed", cxxopts::value<std::string>()->default_value("300"))
       ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "show this help");
   // clang-format on
@@ -47,13 +65,14 @@ int main(int argc, char** argv) {
     o.proxy_port = args["proxy-port"].as<uint16_t>();
     o.dns_upstream = args["dns-upstream"].as<std::string>();
     o.workers = args["workers"].as<int>();
-    int64_t idle = args["idle-timeout"].as<int64_t>();
-    if (idle < 1 || idle > kMaxIdleTimeoutSeconds) {
+    auto idle = ParseIdleTimeout(args["idle-timeout"].as<std::string>());
+    if (!idle) {
       std::cerr << "egressd: --idle-timeout must be a whole number of seconds from 1 to "
-                << kMaxIdleTimeoutSeconds << ", not " << idle << "\n";
+                << kMaxIdleTimeoutSeconds << ", not \"" << args["idle-timeout"].as<std::string>()
+                << "\"\n";
       return 2;
     }
-    o.idle_timeout = std::chrono::seconds(idle);
+    o.idle_timeout = *idle;
     auto level = spdlog::level::from_str(args["log-level"].as<std::string>());
     if (level == spdlog::level::off && args["log-level"].as<std::string>() != "off") {
       std::cerr << "egressd: unknown --log-level " << args["log-level"].as<std::string>() << "\n";
