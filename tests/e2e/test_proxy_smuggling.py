@@ -2,6 +2,7 @@
 hidden in a body the upstream no longer reads, and upgrades that turn the
 connection into an uninspected tunnel. Raw-socket origins record every byte
 they receive, in order: that log is the evidence."""
+import socket
 import zlib
 
 from scripted_origin import (ScriptedOrigin, header, in_sandbox, proxy_events, read_head,
@@ -38,6 +39,34 @@ def test_body_after_the_final_response_is_not_forwarded(env):
         assert b"smuggled" not in conn.received()
         assert conn.eof  # the upstream connection was closed
         assert origin.errors == []
+    finally:
+        origin.close()
+
+
+def test_early_response_ended_by_close_reaches_the_client(env):
+    """Same with a response that ends when the upstream closes: the client
+    still gets all of it, then the end of the connection."""
+
+    def script(c):
+        c.head = read_head(c)
+        c.send(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\ntoo large")
+        c.sock.shutdown(socket.SHUT_WR)
+        c.recv_until_eof(5)
+
+    origin = ScriptedOrigin(script)
+    try:
+        sb = env.sandbox("open")
+        r = in_sandbox(sb, origin.port, f'''
+            s.sendall(b"POST /upload HTTP/1.1\\r\\nHost: allowed.test:{origin.port}\\r\\n"
+                      b"Content-Length: 1000\\r\\n\\r\\nxxxxxxxxxx")
+            got, closed = read_until_close(5)
+            result = {{"got": got.decode("latin-1"), "closed": closed}}
+        ''')
+        assert r["got"].startswith("HTTP/1.1 413"), r
+        assert r["got"].endswith("\r\n\r\ntoo large"), r
+        assert r["closed"], r
+        assert origin.wait_finished(1)
+        assert origin.conns[0].eof
     finally:
         origin.close()
 

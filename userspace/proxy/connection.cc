@@ -535,13 +535,7 @@ void Connection::HttpProcessUpstream() {
       response_done_ = true;
       response_keep_alive_ = response_keep_alive_ && response_->keep_alive();
       if (!request_done_) {
-        // The upstream answered before the request body was complete. It may
-        // read the rest as a new request, one this proxy never decided: no
-        // more of it goes anywhere. The client gets the answer, then the end.
-        CloseUpstream();
-        request_keep_alive_ = false;
-        close_after_flush_ = true;
-        Pump();
+        HttpAnsweredBeforeRequestEnd();
         return;
       }
       // An upgrade the upstream declined leaves the stream's state unclear: end it.
@@ -561,8 +555,10 @@ void Connection::HttpProcessUpstream() {
       response_keep_alive_ = false;
       if (request_done_) {
         HttpFinishTransaction();
-        return;
+      } else {
+        HttpAnsweredBeforeRequestEnd();
       }
+      return;
     }
     Close("upstream closed in the middle of a response");
     return;
@@ -588,6 +584,17 @@ void Connection::HttpFinishTransaction() {
   // The next request may already be buffered (pipelining); an idle
   // keep-alive connection is the idle timer's.
   HttpProcessClient();
+}
+
+// The upstream sent its whole final response before the request body was
+// complete. It may read the rest as a new request, one this proxy never
+// decided: no more of it goes anywhere. The client gets the response, then
+// the end of the connection.
+void Connection::HttpAnsweredBeforeRequestEnd() {
+  CloseUpstream();
+  request_keep_alive_ = false;
+  close_after_flush_ = true;
+  Pump();
 }
 
 void Connection::HttpReply(int status, const std::string& reason) {

@@ -108,6 +108,7 @@ class alignas(16) Connection {
   void HttpStartForwarding();
   void HttpProcessUpstream();
   void HttpFinishTransaction();
+  void HttpAnsweredBeforeRequestEnd();
   void HttpReply(int status, const std::string& reason);
   void ReplaceRequestHead(const std::string& head);
   // A 101 to a WebSocket upgrade: from here on a tunnel whose frames are checked.
