@@ -5,8 +5,9 @@ they receive, in order: that log is the evidence."""
 import socket
 import zlib
 
+from conftest import write_policy
 from scripted_origin import (ScriptedOrigin, header, in_sandbox, proxy_events, read_head,
-                             websocket_origin, ws_frame)
+                             websocket_origin, ws_accept, ws_frame)
 
 def test_body_after_the_final_response_is_not_forwarded(env):
     """The upstream answers (413) before the body is complete; the rest of
@@ -240,3 +241,51 @@ def test_permessage_deflate_allows_rsv1_only_when_negotiated(env):
                 assert deflated not in origin.conns[0].received()
         finally:
             origin.close()
+
+
+def test_masked_frame_from_the_upstream_closes_the_tunnel(env):
+    """Server frames are checked too: a masked one is not a server's."""
+
+    def script(c):
+        c.head = read_head(c)
+        c.send((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {ws_accept(header(c.head, 'Sec-WebSocket-Key'))}\r\n\r\n"
+                ).encode() + ws_frame(1, b"MASKED-BY-SERVER", mask=True))
+        c.recv_until_eof(5)
+
+    origin = ScriptedOrigin(script)
+    try:
+        sb = env.sandbox("open")
+        r = in_sandbox(sb, origin.port, '''
+            s.sendall(upgrade_request())
+            got, closed = read_until_close(5)
+            result = {"got": got.decode("latin-1"), "closed": closed}
+        ''')
+        assert r["closed"], r
+        assert "MASKED-BY-SERVER" not in r["got"]
+        assert origin.wait_finished(1)
+        assert sb.stats()["proxy"]["websocket_violations"] == 1
+        events = proxy_events(env, sb.instance)
+        assert any("from the upstream" in e["reason"] for e in events), events
+    finally:
+        origin.close()
+
+
+def test_audit_mode_reports_a_bad_frame_and_lets_the_tunnel_go_on(env):
+    write_policy(env.daemon.policy_dir, "audit-open", mode="audit", denied_hosts=["denied.test"])
+    origin = ScriptedOrigin(websocket_origin())
+    try:
+        sb = env.sandbox("audit-open")
+        r = in_sandbox(sb, origin.port, '''
+            s.sendall(upgrade_request())
+            read_until(b"\\r\\n\\r\\n")
+            s.sendall(ws_frame(1, b"unmasked", mask=False))
+            fin, rsv1, opcode, payload = ws_read_frame(read_exactly)
+            result = {"echo": payload.decode()}
+        ''')
+        assert r == {"echo": "unmasked"}
+        assert sb.stats()["proxy"]["websocket_violations"] == 1
+        events = proxy_events(env, sb.instance)
+        assert any("unmasked frame" in e["reason"] and e["enforced"] is False for e in events), events
+    finally:
+        origin.close()
