@@ -102,9 +102,12 @@ std::string Rebuild(std::string_view start_line, const std::vector<HeaderLine>& 
 
 UpgradeFilter KeepOnlyWebSocketUpgrade(std::string_view raw_head) {
   UpgradeFilter result;
+  // Empty lines before the start line (tolerated by the parser) stay as they are.
+  size_t lead = 0;
+  while (raw_head.substr(lead, 2) == "\r\n") lead += 2;
   // Start line, header lines, then the empty line.
   std::vector<std::string_view> lines;
-  std::string_view rest = raw_head;
+  std::string_view rest = raw_head.substr(lead);
   while (!rest.empty()) {
     size_t crlf = rest.find("\r\n");
     if (crlf == std::string_view::npos) break;  // not reached for accepted heads
@@ -133,9 +136,10 @@ UpgradeFilter KeepOnlyWebSocketUpgrade(std::string_view raw_head) {
   // At least one token goes, so joined by "," (never more separator bytes
   // than the original lists had) the head is never longer than it was.
   result.head = Rebuild(lines[0], headers, result.websocket, ", ");
-  if (result.head.size() > raw_head.size()) {
+  if (result.head.size() + lead > raw_head.size()) {
     result.head = Rebuild(lines[0], headers, result.websocket, ",");
   }
+  result.head.insert(0, raw_head.substr(0, lead));
   return result;
 }
 

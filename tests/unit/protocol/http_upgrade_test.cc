@@ -48,6 +48,13 @@ TEST(HttpUpgrade, OtherTokensGoWebSocketStays) {
             "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
 }
 
+TEST(HttpUpgrade, EmptyLinesBeforeTheRequestLineStay) {
+  auto f = KeepOnlyWebSocketUpgrade(
+      "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n");
+  ASSERT_TRUE(f.changed);
+  EXPECT_EQ(f.head, "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
 TEST(HttpUpgrade, EmptyUpgradeFieldGoes) {
   auto f = KeepOnlyWebSocketUpgrade("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: ,\r\n\r\n");
   ASSERT_TRUE(f.changed);
