@@ -461,7 +461,11 @@ void Connection::HttpOnHead() {
   auto upgrade = protocol::KeepOnlyWebSocketUpgrade(
       {reinterpret_cast<const char*>(up_.buf.get()) + up_.ready, head_end_ - up_.ready});
   upgrade_ = head.upgrade && upgrade.websocket;
-  if (upgrade.changed) ReplaceRequestHead(upgrade.head);
+  if (upgrade.changed && !ReplaceRequestHead(upgrade.head)) {
+    view->counters->bad_requests++;
+    HttpReply(400, "request head could not be rewritten without its Upgrade tokens");
+    return;
+  }
   if (upstream_fd_ >= 0 && decided_host_ == head.host &&
       RefuseUpstreamAddress(*upstream_addr_, origin_port_, policy, Own(), !view->audit()).empty()) {
     HttpStartForwarding();  // same host, still allowed: reuse the open upstream connection
@@ -615,10 +619,11 @@ void Connection::HttpReply(int status, const std::string& reason) {
   Pump();
 }
 
-// The head being decided, [up_.ready, head_end_), becomes `head` (never
-// longer); the bytes after it move up behind it.
-void Connection::ReplaceRequestHead(const std::string& head) {
+// The head being decided, [up_.ready, head_end_), becomes `head`; the bytes
+// after it move up behind it. False (nothing changed) for a longer head.
+bool Connection::ReplaceRequestHead(const std::string& head) {
   size_t from = up_.ready;
+  if (head.size() > head_end_ - from) return false;
   size_t shift = head_end_ - from - head.size();
   memcpy(up_.buf.get() + from, head.data(), head.size());
   memmove(up_.buf.get() + head_end_ - shift, up_.buf.get() + head_end_, up_.end - head_end_);
@@ -626,6 +631,7 @@ void Connection::ReplaceRequestHead(const std::string& head) {
   up_.scanned -= shift;
   up_.end -= shift;
   if (up_.recv_pending) up_.recv_shift += shift;
+  return true;
 }
 
 void Connection::StartWebSocket() {

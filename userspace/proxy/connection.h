@@ -110,7 +110,7 @@ class alignas(16) Connection {
   void HttpFinishTransaction();
   void HttpAnsweredBeforeRequestEnd();
   void HttpReply(int status, const std::string& reason);
-  void ReplaceRequestHead(const std::string& head);
+  bool ReplaceRequestHead(const std::string& head);
   // A 101 to a WebSocket upgrade: from here on a tunnel whose frames are checked.
   void StartWebSocket();
   // A tunnel's new bytes of one direction may go (after the WebSocket frame
