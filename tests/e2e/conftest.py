@@ -110,8 +110,9 @@ def write_policy(directory, name, **fields):
 
 
 class Daemon:
-    def __init__(self, workdir, dns_upstream):
+    def __init__(self, workdir, dns_upstream, extra_args=()):
         self.workdir = workdir
+        self.extra_args = list(extra_args)
         self.socket = os.path.join(workdir, "egressd.sock")
         self.state_dir = os.path.join(workdir, "state")
         self.policy_dir = os.path.join(workdir, "policies")
@@ -133,7 +134,7 @@ class Daemon:
                   "dns-upstream": self.dns_upstream, "cgroup-root": self.cgroup_root,
                   "log-level": "debug"}
         values.update({k.replace("_", "-"): v for k, v in flags.items()})
-        return [EGRESSD] + [a for k, v in values.items() for a in (f"--{k}", str(v))]
+        return [EGRESSD] + [a for k, v in values.items() for a in (f"--{k}", str(v))] + self.extra_args
 
     def start(self, timeout=20):
         # An event and a log of this start's own: the reader of a previous
@@ -314,8 +315,9 @@ class Sandbox:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """Origins, DNS and a running daemon shared by the tests of one module."""
+def env(tmp_path_factory, request):
+    """Origins, DNS and a running daemon shared by the tests of one module
+    (which may set EGRESSD_EXTRA_ARGS, a list of daemon flags)."""
     _require_privileges()
     work = str(tmp_path_factory.mktemp("egressd"))
     names = ["allowed.test", "denied.test", "other.test", "v6.test", "127.0.0.1", "::1"]
@@ -329,7 +331,7 @@ def env(tmp_path_factory):
         "allowed.test": ["127.0.0.1"], "denied.test": ["127.0.0.1"], "other.test": ["127.0.0.1"],
         "v6.test": ["::1"], "nowhere.test": [],
     })
-    e.daemon = Daemon(work, e.dns.address)
+    e.daemon = Daemon(work, e.dns.address, getattr(request.module, "EGRESSD_EXTRA_ARGS", ()))
     cleanups = [e.http.close, e.https.close, e.http6.close, e.dns.close, e.daemon.cleanup]
     e.sandboxes = []
     e.dns_dir = os.path.dirname(__file__)

@@ -141,7 +141,9 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"upstream_errors", p.upstream_errors.load()},
             {"bytes_up", p.bytes_up.load()},
             {"bytes_down", p.bytes_down.load()},
-            {"tls_passthrough", p.tls_passthrough.load()}}},
+            {"tls_passthrough", p.tls_passthrough.load()},
+            {"idle_timeouts", p.idle_timeouts.load()},
+            {"websocket_violations", p.websocket_violations.load()}}},
           {"dns", {{"queries", p.dns_queries.load()}, {"refused", p.dns_refused.load()}}}};
 }
 
@@ -243,6 +245,7 @@ Status Daemon::Start() {
   proxy::ProxyContext ctx;
   ctx.options.proxy_port = options_.proxy_port;
   ctx.options.workers = options_.workers;
+  ctx.options.idle_timeout = options_.idle_timeout;
   ctx.bpf = bpf_.get();
   ctx.sandboxes = registry_.get();
   ctx.resolver = resolver_.get();

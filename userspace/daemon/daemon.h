@@ -51,6 +51,7 @@ struct DaemonOptions {
   uint16_t proxy_port = 15001;
   std::string dns_upstream;  // default: first nameserver of /etc/resolv.conf
   int workers = 0;
+  std::chrono::seconds idle_timeout{300};  // a proxied connection with no byte either way
 };
 
 class Daemon {

@@ -36,6 +36,16 @@ StatusOr<uint16_t> ParseProxyPort(const std::string& text) {
   return static_cast<uint16_t>(*port);
 }
 
+StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text) {
+  constexpr int64_t kMaxIdleTimeoutSeconds = 7 * 24 * 3600;
+  auto seconds = ParseNumber("--idle-timeout", text, 1, kMaxIdleTimeoutSeconds);
+  if (!seconds.ok())
+    return EGRESSD_ERROR(
+        "--idle-timeout must be a whole number of seconds from 1 to {}, not \"{}\"",
+        kMaxIdleTimeoutSeconds, text);
+  return std::chrono::seconds(*seconds);
+}
+
 StatusOr<int> ParseWorkers(const std::string& text) {
   if (text.empty()) return 0;
   constexpr int kMaxWorkers = 256;
@@ -112,6 +122,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("proxy-port", "proxy listener port on 127.0.0.1 and ::1 (1-65535)", cxxopts::value<std::string>()->default_value("15001"))
       ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
       ("workers", "proxy worker threads, 1-256 (default: one per CPU)", cxxopts::value<std::string>())
+      ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "show this help");
   // clang-format on
@@ -141,6 +152,9 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   auto workers = ParseWorkers(args.count("workers") ? text("workers") : "");
   if (!workers.ok()) return workers.status();
   o.workers = *workers;
+  auto idle = ParseIdleTimeout(text("idle-timeout"));
+  if (!idle.ok()) return idle.status();
+  o.idle_timeout = *idle;
   auto level = ParseLogLevel(text("log-level"));
   if (!level.ok()) return level.status();
   flags.log_level = *level;

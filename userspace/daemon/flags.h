@@ -5,6 +5,7 @@
 
 #include <spdlog/common.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -24,6 +25,8 @@ struct Flags {
 StatusOr<Flags> ParseFlags(int argc, char** argv);
 
 StatusOr<uint16_t> ParseProxyPort(const std::string& text);
+// 1 to 604800 whole seconds.
+StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text);
 // "" (not given): one worker per CPU, returned as 0.
 StatusOr<int> ParseWorkers(const std::string& text);
 StatusOr<spdlog::level::level_enum> ParseLogLevel(const std::string& text);

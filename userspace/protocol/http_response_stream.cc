@@ -35,4 +35,8 @@ const std::string& HttpResponseStream::error() const {
   return core_->error();
 }
 
+const std::vector<std::pair<std::string, std::string>>& HttpResponseStream::headers() const {
+  return core_->head().headers;
+}
+
 }  // namespace egressd::protocol

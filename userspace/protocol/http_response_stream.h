@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace egressd::protocol {
 
@@ -43,6 +45,8 @@ class HttpResponseStream {
   int status() const;       // after kHeadComplete
   bool keep_alive() const;  // after kHeadComplete
   bool upgrade() const;     // after kHeadComplete: 101 with Connection: upgrade + Upgrade
+  // After kHeadComplete: the header fields as received, in order (OWS trimmed).
+  const std::vector<std::pair<std::string, std::string>>& headers() const;
   const std::string& error() const;
 
  private:

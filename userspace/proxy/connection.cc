@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "userspace/protocol/http_sniff.h"
+#include "userspace/protocol/http_upgrade.h"
 #include "userspace/protocol/tls_client_hello.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/proxy/worker.h"
@@ -70,6 +71,8 @@ void Connection::Start() {
   setsockopt(client_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (!LookupOrigin()) return;
   sandbox_->counters->connections++;
+  last_byte_ = std::chrono::steady_clock::now();
+  ArmIdleTimer(worker_.ctx().options.idle_timeout);
   const policy::CompiledPolicy& policy = *sandbox_->policy;
   if (policy.AllowTcpByAddress(origin_addr_, origin_port_)) {
     PassToOriginal("allow_tcp");
@@ -388,6 +391,10 @@ void Connection::HttpProcessClient() {
   while (phase_ == Phase::kHttp) {
     if (http_step_ == HttpStep::kReadingHead) {
       if (up_.scanned == up_.end) break;
+      // A head after the first must complete in time once it has begun (the
+      // first runs under the classification deadline); an idle connection
+      // between requests is the idle timer's.
+      if (!deadline_armed_) ArmDeadline(worker_.ctx().options.head_timeout);
       auto step = request_->Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
       up_.scanned += step.consumed;
       if (step.event == protocol::HttpRequestStream::Event::kError) {
@@ -432,7 +439,7 @@ void Connection::HttpOnHead() {
   const protocol::HttpRequestHead& head = request_->head();
   method_ = head.method;
   request_keep_alive_ = head.keep_alive;
-  upgrade_ = head.upgrade;
+  upgrade_ = false;
   request_done_ = response_done_ = false;
   if (view->audit()) view->observed->Host(head.host);
   auto decision = policy.DecideTarget(head.host, origin_port_);
@@ -456,6 +463,16 @@ void Connection::HttpOnHead() {
     }
   }
   view->counters->requests_allowed++;
+  // Only WebSocket may become a tunnel: other Upgrade tokens never reach the
+  // upstream. The head being decided is [up_.ready, head_end_).
+  auto upgrade = protocol::KeepOnlyWebSocketUpgrade(
+      {reinterpret_cast<const char*>(up_.buf.get()) + up_.ready, head_end_ - up_.ready});
+  upgrade_ = head.upgrade && upgrade.websocket;
+  if (upgrade.changed && !ReplaceRequestHead(upgrade.head)) {
+    view->counters->bad_requests++;
+    HttpReply(400, "request head could not be rewritten without its Upgrade tokens");
+    return;
+  }
   if (upstream_fd_ >= 0 && decided_host_ == head.host &&
       RefuseUpstreamAddress(*upstream_addr_, origin_port_, policy, Own(), !view->audit()).empty()) {
     HttpStartForwarding();  // same host, still allowed: reuse the open upstream connection
@@ -517,18 +534,21 @@ void Connection::HttpProcessUpstream() {
     }
     if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
       int status = response_->status();
-      if (status == 101 && upgrade_) {
-        // WebSocket and friends: from here on, bytes pass through untouched.
-        mode_ = Mode::kTunnel;
-        phase_ = Phase::kTunnel;
-        up_.ready = up_.scanned = up_.end;
-        down_.ready = down_.scanned = down_.end;
-        Pump();
+      if (status == 101) {
+        if (!upgrade_ || !request_done_) {
+          Close("upstream switched protocols without a complete WebSocket upgrade request");
+          return;
+        }
+        StartWebSocket();
         return;
       }
       if (status >= 100 && status < 200) continue;  // interim; the final response follows
       response_done_ = true;
       response_keep_alive_ = response_keep_alive_ && response_->keep_alive();
+      if (!request_done_) {
+        HttpAnsweredBeforeRequestEnd();
+        return;
+      }
       // An upgrade the upstream declined leaves the stream's state unclear: end it.
       if (upgrade_) request_keep_alive_ = false;
       if (request_done_) {
@@ -546,8 +566,10 @@ void Connection::HttpProcessUpstream() {
       response_keep_alive_ = false;
       if (request_done_) {
         HttpFinishTransaction();
-        return;
+      } else {
+        HttpAnsweredBeforeRequestEnd();
       }
+      return;
     }
     Close("upstream closed in the middle of a response");
     return;
@@ -570,9 +592,20 @@ void Connection::HttpFinishTransaction() {
   }
   http_step_ = HttpStep::kReadingHead;
   request_done_ = response_done_ = false;
-  // An idle keep-alive connection, or a slow next head, is closed in time.
-  ArmDeadline(worker_.ctx().options.idle_timeout);
-  HttpProcessClient();  // the next request may already be buffered (pipelining)
+  // The next request may already be buffered (pipelining); an idle
+  // keep-alive connection is the idle timer's.
+  HttpProcessClient();
+}
+
+// The upstream sent its whole final response before the request body was
+// complete. It may read the rest as a new request, one this proxy never
+// decided: no more of it goes anywhere. The client gets the response, then
+// the end of the connection.
+void Connection::HttpAnsweredBeforeRequestEnd() {
+  CloseUpstream();
+  request_keep_alive_ = false;
+  close_after_flush_ = true;
+  Pump();
 }
 
 void Connection::HttpReply(int status, const std::string& reason) {
@@ -591,6 +624,64 @@ void Connection::HttpReply(int status, const std::string& reason) {
   request_done_ = true;
   close_after_flush_ = true;
   Pump();
+}
+
+// The head being decided, [up_.ready, head_end_), becomes `head`; the bytes
+// after it move up behind it. False (nothing changed) for a longer head.
+bool Connection::ReplaceRequestHead(const std::string& head) {
+  size_t from = up_.ready;
+  if (head.size() > head_end_ - from) return false;
+  size_t shift = head_end_ - from - head.size();
+  memcpy(up_.buf.get() + from, head.data(), head.size());
+  memmove(up_.buf.get() + head_end_ - shift, up_.buf.get() + head_end_, up_.end - head_end_);
+  head_end_ -= shift;
+  up_.scanned -= shift;
+  up_.end -= shift;
+  if (up_.recv_pending) up_.recv_shift += shift;
+  return true;
+}
+
+void Connection::StartWebSocket() {
+  mode_ = Mode::kTunnel;
+  phase_ = Phase::kTunnel;
+  bool deflate = protocol::NegotiatesPermessageDeflate(response_->headers());
+  ws_from_client_.emplace(protocol::WebSocketRules{.from_client = true, .rsv1_allowed = deflate});
+  ws_from_server_.emplace(protocol::WebSocketRules{.from_client = false, .rsv1_allowed = deflate});
+  // What the client sent after its request (held until now) and what the
+  // upstream sent after its 101 are frames already.
+  if (!ReleaseTunnelBytes(true) || !ReleaseTunnelBytes(false)) return;
+  Pump();
+}
+
+bool Connection::ReleaseTunnelBytes(bool client) {
+  Direction& d = client ? up_ : down_;
+  auto& frames = client ? ws_from_client_ : ws_from_server_;
+  if (!frames) {
+    d.ready = d.scanned = d.end;
+    return true;
+  }
+  if (frames->Feed({d.buf.get() + d.scanned, d.end - d.scanned}) ==
+      protocol::WebSocketFrameValidator::Result::kViolation) {
+    std::string why = fmt::format("WebSocket frame from the {} refused: {}",
+                                  client ? "client" : "upstream", frames->error());
+    CurrentView()->counters->websocket_violations++;
+    if (AuditOnly(decided_host_, why)) {
+      // Audit mode: reported; the tunnel goes on unchecked.
+      ws_from_client_.reset();
+      ws_from_server_.reset();
+      up_.ready = up_.scanned = up_.end;
+      down_.ready = down_.scanned = down_.end;
+      return true;
+    }
+    CloseWithEvent(why);  // none of these bytes goes
+    return false;
+  }
+  // A frame header is decided once complete: until then its bytes wait, and
+  // those of a stream that ends inside one never go.
+  d.scanned = d.end;
+  d.ready = d.end - frames->held();
+  if (d.eof) d.end = d.scanned = d.ready;
+  return true;
 }
 
 void Connection::CloseUpstream() {
@@ -734,6 +825,11 @@ void Connection::ArmSendReply() {
 void Connection::OnRecv(bool client, int res) {
   Direction& d = client ? up_ : down_;
   d.recv_pending = false;
+  if (d.recv_shift > 0) {
+    if (res > 0) memmove(d.buf.get() + d.end, d.buf.get() + d.end + d.recv_shift, res);
+    d.recv_shift = 0;
+  }
+  if (res > 0) last_byte_ = std::chrono::steady_clock::now();
   if (!client && RetireDone()) return;
   if (phase_ == Phase::kClosing) return;
   if (phase_ == Phase::kDraining) {
@@ -771,8 +867,7 @@ void Connection::OnRecv(bool client, int res) {
       Pump();  // keep buffering; forwarded once the upstream is ready
       return;
     case Phase::kTunnel:
-      d.ready = d.scanned = d.end;
-      Pump();
+      if (ReleaseTunnelBytes(client)) Pump();
       return;
     case Phase::kHttp:
       if (client) {
@@ -802,6 +897,7 @@ void Connection::OnRecv(bool client, int res) {
 void Connection::OnSend(bool to_upstream, int res) {
   Direction& d = to_upstream ? up_ : down_;
   d.send_pending = false;
+  if (res > 0) last_byte_ = std::chrono::steady_clock::now();
   if (to_upstream && RetireDone()) {
     if (up_discard_pending_) {
       up_.start = std::max(up_.start, up_discard_to_);
@@ -877,11 +973,44 @@ void Connection::CancelDeadline() {
   pending_++;
 }
 
-void Connection::Deny(const std::string& why) {
-  if (sandbox_) {
-    sandbox_->counters->connections_denied++;
-    RecordDeny(decided_host_, why);
+void Connection::ArmIdleTimer(std::chrono::nanoseconds after) {
+  idle_after_.tv_sec = after.count() / 1000000000;
+  idle_after_.tv_nsec = after.count() % 1000000000;
+  io_uring_sqe* sqe = worker_.GetSqe();
+  io_uring_prep_timeout(sqe, &idle_after_, 0, 0);
+  io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kIdleTimer));
+  idle_armed_ = true;
+  pending_++;
+}
+
+// The timer runs from the last byte: when it fires early (bytes moved
+// since it was armed) it is armed again for the rest of the period.
+void Connection::OnIdleTimer(int res) {
+  idle_armed_ = false;
+  if (phase_ == Phase::kClosing || res != -ETIME) return;
+  const std::chrono::nanoseconds limit = worker_.ctx().options.idle_timeout;
+  auto quiet = std::chrono::steady_clock::now() - last_byte_;
+  // Resolving, connecting and draining have deadlines of their own.
+  bool own_deadline =
+      phase_ == Phase::kResolving || phase_ == Phase::kConnecting || phase_ == Phase::kDraining;
+  if (quiet < limit || own_deadline) {
+    ArmIdleTimer(own_deadline ? limit : limit - quiet);
+    return;
   }
+  CurrentView()->counters->idle_timeouts++;
+  CloseWithEvent(fmt::format(
+      "idle timeout: no byte either way for {} s",
+      std::chrono::duration_cast<std::chrono::seconds>(worker_.ctx().options.idle_timeout)
+          .count()));
+}
+
+void Connection::Deny(const std::string& why) {
+  if (sandbox_) sandbox_->counters->connections_denied++;
+  CloseWithEvent(why);
+}
+
+void Connection::CloseWithEvent(const std::string& why) {
+  RecordDeny(decided_host_, why);
   Close(why);
 }
 
@@ -934,6 +1063,13 @@ void Connection::Close(const std::string& why) {
   spdlog::debug("proxy: connection {} closed: {}", id_, why);
   phase_ = Phase::kClosing;
   CancelDeadline();
+  if (idle_armed_) {
+    idle_armed_ = false;
+    io_uring_sqe* sqe = worker_.GetSqe();
+    io_uring_prep_timeout_remove(sqe, EncodeOp(this, OpKind::kIdleTimer), 0);
+    io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kCancel));
+    pending_++;
+  }
   for (int fd : {client_fd_, upstream_fd_, retiring_fd_}) {
     if (fd < 0) continue;
     io_uring_sqe* sqe = worker_.GetSqe();
@@ -980,6 +1116,9 @@ void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
           Close("drain time over");
         }
       }
+      break;
+    case OpKind::kIdleTimer:
+      OnIdleTimer(res);
       break;
     case OpKind::kConnectTimeout:
     case OpKind::kCancel:

@@ -27,6 +27,7 @@
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/http_request_stream.h"
 #include "userspace/protocol/http_response_stream.h"
+#include "userspace/protocol/websocket_frames.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/sandbox/sandbox_view.h"
 
@@ -46,6 +47,10 @@ struct Direction {
   bool send_pending = false;
   bool eof = false;           // the source closed its side
   bool shut_written = false;  // we sent FIN to the destination
+  // The recv in flight was armed before its bytes moved this far towards the
+  // start of buf (a request head rewritten shorter): its data lands that far
+  // past `end` and is moved back when it completes.
+  size_t recv_shift = 0;
   void Allocate(size_t bytes) {
     if (!buf) {
       buf = std::make_unique_for_overwrite<uint8_t[]>(bytes);  // pages stay untouched until used
@@ -103,7 +108,14 @@ class alignas(16) Connection {
   void HttpStartForwarding();
   void HttpProcessUpstream();
   void HttpFinishTransaction();
+  void HttpAnsweredBeforeRequestEnd();
   void HttpReply(int status, const std::string& reason);
+  bool ReplaceRequestHead(const std::string& head);
+  // A 101 to a WebSocket upgrade: from here on a tunnel whose frames are checked.
+  void StartWebSocket();
+  // A tunnel's new bytes of one direction may go (after the WebSocket frame
+  // check, if any). False when that check closed the connection.
+  bool ReleaseTunnelBytes(bool client);
   void CloseUpstream();
   // Data movement.
   void Pump();
@@ -113,6 +125,9 @@ class alignas(16) Connection {
   void OnRecv(bool client, int res);
   void OnSend(bool to_upstream, int res);
   void Deny(const std::string& why);
+  // Ends the connection for a reason the audit trail keeps: logged, recorded
+  // as an event (the caller counts it).
+  void CloseWithEvent(const std::string& why);
   // A deny decided by address or by the shape of the first bytes: in audit
   // mode it is reported and the connection passes through to its original
   // destination instead.
@@ -128,6 +143,9 @@ class alignas(16) Connection {
   bool RetireDone();
   void ArmDeadline(std::chrono::milliseconds after);
   void CancelDeadline();
+  // One idle timer per connection; any byte either way pushes it back.
+  void ArmIdleTimer(std::chrono::nanoseconds after);
+  void OnIdleTimer(int res);
   std::shared_ptr<const sandbox::SandboxView> CurrentView() const;
 
   Worker& worker_;
@@ -147,6 +165,9 @@ class alignas(16) Connection {
   int deadlines_in_flight_ = 0;  // timeout ops not yet completed
   int stale_deadlines_ = 0;      // of those, older than the armed one
   bool close_after_flush_ = false;
+  bool idle_armed_ = false;
+  std::chrono::steady_clock::time_point last_byte_{};  // last byte received or sent, either side
+  __kernel_timespec idle_after_{};
 
   egressd_orig_dst origin_{};
   policy::IpAddress origin_addr_;
@@ -177,7 +198,10 @@ class alignas(16) Connection {
   bool response_done_ = false;
   bool request_keep_alive_ = true;
   bool response_keep_alive_ = true;
-  bool upgrade_ = false;
+  bool upgrade_ = false;  // the request asks for WebSocket
+  // An upgraded WebSocket: each direction's frames are checked as they pass.
+  std::optional<protocol::WebSocketFrameValidator> ws_from_client_;
+  std::optional<protocol::WebSocketFrameValidator> ws_from_server_;
   size_t head_end_ = 0;  // end of the request head being decided, in up_
   std::string method_;
   std::string reply_;  // an answer of egressd's own (403, 400, 502), then close

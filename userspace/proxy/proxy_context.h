@@ -26,7 +26,8 @@ struct ProxyOptions {
   int workers = 0;                                    // 0 = one per CPU
   std::chrono::milliseconds classify_timeout{10000};  // first bytes of a connection
   std::chrono::milliseconds connect_timeout{5000};    // upstream connect
-  std::chrono::milliseconds idle_timeout{60000};      // HTTP keep-alive between requests
+  std::chrono::milliseconds head_timeout{60000};      // a request head after the first
+  std::chrono::milliseconds idle_timeout{300000};     // no byte either way, in any phase
   size_t buffer_bytes = 256 * 1024;  // per direction per connection (touched lazily)
 };
 

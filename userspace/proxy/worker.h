@@ -36,6 +36,7 @@ enum class OpKind : uint8_t {
   kCancel = 10,          // cancel / timeout-remove requests: only counted
   kAcceptRetry = 11,     // ptr: Listener; re-arm accept after an error
   kListenerCancel = 12,  // ptr: Worker; cancel of a removed listener's accept
+  kIdleTimer = 13,       // ptr: Connection; no byte either way for --idle-timeout
 };
 
 inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
