@@ -342,9 +342,11 @@ void Daemon::Stop() {
     if (!saved.ok()) spdlog::warn("{}", saved.ToString());
   }
   if (audit_) audit_->Stop();
+  // The resolver's thread posts answers to the proxy workers: it stops (and
+  // answers "resolver stopped" from then on) before the workers go.
+  if (resolver_) resolver_->Stop();
   if (proxy_) proxy_->Stop();
   if (forwarder_) forwarder_->Stop();
-  if (resolver_) resolver_->Stop();
 }
 
 StatusOr<size_t> Daemon::ReloadPolicies() {
