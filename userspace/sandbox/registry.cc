@@ -629,7 +629,6 @@ Status Registry::Restore() {
       if (!st.ok()) spdlog::error("sandbox {}: {}", sb.instance, st.ToString());
     }
     // Listeners again, on the same ports when they are still free.
-    const uint16_t old_proxy_port = sb.proxy_port, old_dns_port = sb.dns_port;
     SandboxListeners listeners;
     Status opened = OpenListeners(sb, sb.proxy_port, sb.dns_port, &listeners);
     if (!opened.ok()) {
@@ -644,15 +643,14 @@ Status Registry::Restore() {
     }
     auto policy = LoadPolicySource(sb.source, options_.policy_dir);
     if (!policy.ok()) {
-      // Fail closed: the kernel keeps the last rules; the proxy refuses all.
+      // Fail closed: deny all in the kernel (a zeroed config) until the file
+      // is fixed and reloaded. Keeping the last config would keep its mode
+      // (audit lets everything through) and ports that may be gone.
       sb.problem = policy.status().message();
-      spdlog::error("sandbox {}: policy {} failed to load, refusing its connections: {}",
+      spdlog::error("sandbox {}: policy {} failed to load, everything it sends is refused: {}",
                     sb.instance, sb.source.Describe(), sb.problem);
-      if (sb.proxy_port != old_proxy_port || sb.dns_port != old_dns_port) {
-        // The kernel would send it to ports that are no longer ours: deny all.
-        Status denied = bpf_->WriteConfig(sb.cgroup_id, egressd_sandbox_config{});
-        if (!denied.ok()) spdlog::error("sandbox {}: {}", sb.instance, denied.ToString());
-      }
+      Status denied = bpf_->WriteConfig(sb.cgroup_id, egressd_sandbox_config{});
+      if (!denied.ok()) spdlog::error("sandbox {}: {}", sb.instance, denied.ToString());
     } else {
       Status st = ApplyPolicy(sb, *policy);
       if (!st.ok()) {
