@@ -217,6 +217,9 @@ Status Registry::OpenListeners(SandboxInfo& sb, uint16_t want_proxy, uint16_t wa
 // removes the previous set: each step leaves a consistent kernel state.
 Status Registry::ApplyPolicy(SandboxInfo& sb,
                              std::shared_ptr<const policy::CompiledPolicy> policy) {
+  if (!sb.listening)
+    return EGRESSD_ERROR("sandbox {} stays refused, its listeners are not open ({}): detach it",
+                         sb.instance, sb.problem);
   uint32_t new_set = next_policy_set_id_++;
   EGRESSD_RETURN_IF_ERROR(WriteRules(policy->policy(), new_set));
   uint32_t old_set = sb.policy_set_id;
@@ -338,6 +341,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     unpin();
     return EGRESSD_ERROR("sandbox listeners: {}", opened.message());
   }
+  sb.listening = true;
 
   Status reset = bpf_->ResetCounters(sb.id);
   if (!reset.ok()) {
@@ -500,6 +504,7 @@ StatusOr<size_t> Registry::ReloadPolicies() {
   size_t changed = 0;
   Status failed;
   for (auto& [id, policy] : loaded) {
+    if (!sandboxes_[id].listening) continue;  // stays refused, `list` says why
     Status st = ApplyPolicy(sandboxes_[id], policy);
     if (!st.ok()) {
       // Kernel map trouble: keep proxy, kernel and state file in agreement
@@ -631,6 +636,7 @@ Status Registry::Restore() {
     // Listeners again, on the same ports when they are still free.
     SandboxListeners listeners;
     Status opened = OpenListeners(sb, sb.proxy_port, sb.dns_port, &listeners);
+    sb.listening = opened.ok();
     if (!opened.ok()) {
       sb.problem = "listeners: " + opened.message();
       spdlog::error("sandbox {}: cannot open its listeners, everything it sends is refused: {}",
