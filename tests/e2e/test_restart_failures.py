@@ -121,6 +121,8 @@ def test_a_policy_that_no_longer_loads_at_restart_denies_everything(env):
             "\n".join(env.daemon.log)
         listed = env.daemon.instances()[sb.instance]
         assert "restart-broken" in listed["problem"] and listed["policy"] == "", listed
+        row = [l for l in env.daemon.ctl("list").stdout.splitlines() if sb.instance in l]
+        assert len(row) == 1 and "  (" + listed["problem"].splitlines()[0] in row[0], row
         seq = last_seq(env)
         sent = len(sink.received)
         requests = len(env.http.requests)
