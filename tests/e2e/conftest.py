@@ -118,9 +118,13 @@ class Daemon:
         self.policy_dir = os.path.join(workdir, "policies")
         os.makedirs(self.policy_dir, exist_ok=True)
         self.bpffs = f"/sys/fs/bpf/egressd-test-{uuid.uuid4().hex[:8]}"
-        self.proxy_port = free_port()
+        # 0: egressd picks a free port itself (no window for another process
+        # to take it) and reports it; restarts pass that port, since pinned
+        # sandbox configs point at it.
+        self.proxy_port = 0
         self.cgroup_root = os.path.join(CGROUP2, f"egressd-test-root-{uuid.uuid4().hex[:8]}")
         self.dns_upstream = dns_upstream
+        self.flags = {}      # more flags for every start: {"audit_log_max_bytes": 4096}
         self.proc = None
         self.log = []        # this start's lines only: wait_log never matches an earlier daemon
         self.history = []    # every start's lines, for failure messages and sanitizer reports
@@ -141,7 +145,7 @@ class Daemon:
         # (killed) process sets its own when it reaches EOF, never this one's.
         ready = self._ready = threading.Event()
         log = self.log = []
-        self.proc = subprocess.Popen(self.argv(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.argv(**self.flags), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True)
         proc = self.proc
 
@@ -157,6 +161,17 @@ class Daemon:
         self._reader.start()
         if not ready.wait(timeout) or proc.poll() is not None:
             raise RuntimeError("egressd did not become ready:\n" + "\n".join(log[-30:]))
+        self.proxy_port = self.reported_proxy_port()
+
+    READY = re.compile(r"egressd ready: .* proxy port (\d+) ")
+
+    def reported_proxy_port(self):
+        """The proxy port this start's `egressd ready` line names."""
+        ports = [int(m.group(1)) for m in map(self.READY.search, list(self.log)) if m]
+        if len(ports) != 1 or ports[0] == 0 or (self.proxy_port and ports[0] != self.proxy_port):
+            raise RuntimeError(f"egressd reported proxy port(s) {ports}, expected one, "
+                               f"{self.proxy_port or 'any but 0'}")
+        return ports[0]
 
     def wait_log(self, predicate, timeout=5):
         """Waits for a line of the running daemon's log matching predicate

@@ -20,6 +20,7 @@
 #include "userspace/kernel/socket_destroyer.h"
 #include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy.h"
+#include "userspace/proxy/proxy_port.h"
 #include "userspace/sandbox/registry.h"
 
 namespace egressd::daemon {
@@ -207,7 +208,9 @@ Status Daemon::Start() {
                             std::chrono::system_clock::now().time_since_epoch())
                             .count());
 
-  events_ = std::make_unique<audit::EventLog>(options_.state_dir + "/audit.jsonl");
+  events_ =
+      std::make_unique<audit::EventLog>(options_.state_dir + "/audit.jsonl",
+                                        /*memory_events=*/10000, options_.audit_log_max_bytes);
 
   auto bpf = kernel::BpfPrograms::Load(options_.bpffs);
   if (!bpf.ok()) return bpf.status();
@@ -228,6 +231,15 @@ Status Daemon::Start() {
   resolver_options.upstream = upstream;
   resolver_ = std::make_unique<dns::Resolver>(resolver_options);
   EGRESSD_RETURN_IF_ERROR(resolver_->Start());
+
+  // --proxy-port 0: the kernel picks it, and it is held until the workers listen on it.
+  proxy::ProxyPortReservation reserved;
+  if (options_.proxy_port == 0) {
+    auto picked = proxy::ReserveProxyPort();
+    if (!picked.ok()) return picked.status();
+    reserved = std::move(*picked);
+    options_.proxy_port = reserved.port;
+  }
 
   sandbox::RegistryOptions registry_options;
   registry_options.state_dir = options_.state_dir;
@@ -255,6 +267,7 @@ Status Daemon::Start() {
   proxy_ = std::make_unique<proxy::Proxy>(ctx);
   // Listeners first, then re-adopt: re-adopted sandboxes find the proxy up.
   EGRESSD_RETURN_IF_ERROR(proxy_->Start());
+  reserved = {};  // the workers hold the port now
   EGRESSD_RETURN_IF_ERROR(registry_->Restore());
 
   audit_ = std::make_unique<kernel::AuditReader>();

@@ -31,7 +31,8 @@ Status CheckNotEmpty(const char* flag, const std::string& value) {
 }  // namespace
 
 StatusOr<uint16_t> ParseProxyPort(const std::string& text) {
-  auto port = ParseNumber("--proxy-port", text, 1, 65535);
+  // 0: the kernel picks a free port; egressd reports it (ready line, status).
+  auto port = ParseNumber("--proxy-port", text, 0, 65535);
   if (!port.ok()) return port.status();
   return static_cast<uint16_t>(*port);
 }
@@ -44,6 +45,13 @@ StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text) {
         "--idle-timeout must be a whole number of seconds from 1 to {}, not \"{}\"",
         kMaxIdleTimeoutSeconds, text);
   return std::chrono::seconds(*seconds);
+}
+
+StatusOr<size_t> ParseAuditLogMaxBytes(const std::string& text) {
+  constexpr int64_t kMin = 4096, kMax = int64_t{1} << 40;
+  auto bytes = ParseNumber("--audit-log-max-bytes", text, kMin, kMax);
+  if (!bytes.ok()) return bytes.status();
+  return static_cast<size_t>(*bytes);
 }
 
 StatusOr<int> ParseWorkers(const std::string& text) {
@@ -119,7 +127,8 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("bpffs", "where BPF maps and links are pinned", cxxopts::value<std::string>()->default_value(o.bpffs))
       ("policy-dir", "directory of NAME.yaml policies (must exist)", cxxopts::value<std::string>()->default_value(o.policy_dir))
       ("cgroup-root", "parent of cgroups egressd creates (default <cgroup2 mount>/egressd)", cxxopts::value<std::string>()->default_value(""))
-      ("proxy-port", "proxy listener port on 127.0.0.1 and ::1 (1-65535)", cxxopts::value<std::string>()->default_value("15001"))
+      ("proxy-port", "proxy listener port on 127.0.0.1 and ::1 (0: a free one, reported)", cxxopts::value<std::string>()->default_value("15001"))
+      ("audit-log-max-bytes", "rotate <state-dir>/audit.jsonl past this size, one old file kept", cxxopts::value<std::string>()->default_value(std::to_string(o.audit_log_max_bytes)))
       ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
       ("workers", "proxy worker threads, 1-256 (default: one per CPU)", cxxopts::value<std::string>())
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
@@ -149,6 +158,9 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   auto port = ParseProxyPort(text("proxy-port"));
   if (!port.ok()) return port.status();
   o.proxy_port = *port;
+  auto audit_bytes = ParseAuditLogMaxBytes(text("audit-log-max-bytes"));
+  if (!audit_bytes.ok()) return audit_bytes.status();
+  o.audit_log_max_bytes = *audit_bytes;
   auto workers = ParseWorkers(args.count("workers") ? text("workers") : "");
   if (!workers.ok()) return workers.status();
   o.workers = *workers;

@@ -24,9 +24,11 @@ struct Flags {
 // Parses and checks every flag. An error means exit status 2.
 StatusOr<Flags> ParseFlags(int argc, char** argv);
 
+// 0 is allowed: the kernel picks the port.
 StatusOr<uint16_t> ParseProxyPort(const std::string& text);
 // 1 to 604800 whole seconds.
 StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text);
+StatusOr<size_t> ParseAuditLogMaxBytes(const std::string& text);
 // "" (not given): one worker per CPU, returned as 0.
 StatusOr<int> ParseWorkers(const std::string& text);
 StatusOr<spdlog::level::level_enum> ParseLogLevel(const std::string& text);

@@ -221,6 +221,9 @@ Status Registry::OpenListeners(SandboxInfo& sb, uint16_t want_proxy, uint16_t wa
 // removes the previous set: each step leaves a consistent kernel state.
 Status Registry::ApplyPolicy(SandboxInfo& sb,
                              std::shared_ptr<const policy::CompiledPolicy> policy) {
+  if (!sb.listening)
+    return EGRESSD_ERROR("sandbox {} stays refused, its listeners are not open ({}): detach it",
+                         sb.instance, sb.problem);
   uint32_t new_set = next_policy_set_id_++;
   EGRESSD_RETURN_IF_ERROR(WriteRules(policy->policy(), new_set));
   uint32_t old_set = sb.policy_set_id;
@@ -350,6 +353,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     unpin();
     return EGRESSD_ERROR("sandbox listeners: {}", opened.message());
   }
+  sb.listening = true;
 
   Status reset = bpf_->ResetCounters(sb.id);
   if (!reset.ok()) {
@@ -516,6 +520,7 @@ StatusOr<size_t> Registry::ReloadPolicies() {
   size_t changed = 0;
   Status failed;
   for (auto& [id, policy] : loaded) {
+    if (!sandboxes_[id].listening) continue;  // stays refused, `list` says why
     Status st = ApplyPolicy(sandboxes_[id], policy);
     if (!st.ok()) {
       // Kernel map trouble: keep proxy, kernel and state file in agreement
@@ -645,9 +650,9 @@ Status Registry::Restore() {
       if (!st.ok()) spdlog::error("sandbox {}: {}", sb.instance, st.ToString());
     }
     // Listeners again, on the same ports when they are still free.
-    const uint16_t old_proxy_port = sb.proxy_port, old_dns_port = sb.dns_port;
     SandboxListeners listeners;
     Status opened = OpenListeners(sb, sb.proxy_port, sb.dns_port, &listeners);
+    sb.listening = opened.ok();
     if (!opened.ok()) {
       sb.problem = "listeners: " + opened.message();
       spdlog::error("sandbox {}: cannot open its listeners, everything it sends is refused: {}",
@@ -660,15 +665,14 @@ Status Registry::Restore() {
     }
     auto policy = LoadPolicySource(sb.source, options_.policy_dir);
     if (!policy.ok()) {
-      // Fail closed: the kernel keeps the last rules; the proxy refuses all.
+      // Fail closed: deny all in the kernel (a zeroed config) until the file
+      // is fixed and reloaded. Keeping the last config would keep its mode
+      // (audit lets everything through) and ports that may be gone.
       sb.problem = policy.status().message();
-      spdlog::error("sandbox {}: policy {} failed to load, refusing its connections: {}",
+      spdlog::error("sandbox {}: policy {} failed to load, everything it sends is refused: {}",
                     sb.instance, sb.source.Describe(), sb.problem);
-      if (sb.proxy_port != old_proxy_port || sb.dns_port != old_dns_port) {
-        // The kernel would send it to ports that are no longer ours: deny all.
-        Status denied = bpf_->WriteConfig(sb.cgroup_id, egressd_sandbox_config{});
-        if (!denied.ok()) spdlog::error("sandbox {}: {}", sb.instance, denied.ToString());
-      }
+      Status denied = bpf_->WriteConfig(sb.cgroup_id, egressd_sandbox_config{});
+      if (!denied.ok()) spdlog::error("sandbox {}: {}", sb.instance, denied.ToString());
     } else {
       Status st = ApplyPolicy(sb, *policy);
       if (!st.ok()) {

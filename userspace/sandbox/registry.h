@@ -77,6 +77,9 @@ struct SandboxInfo {
   uint64_t netns_cookie = 0;  // of that namespace, once its listeners are open
   uint16_t proxy_port = 0;
   uint16_t dns_port = 0;
+  // Its listeners are open and served. Without them (a restart could not
+  // reopen them) the sandbox stays denied everything: no policy turns it on.
+  bool listening = false;
   bool transient = false;
   pid_t owner_pid = 0;
   uint64_t owner_start_time = 0;  // tells a reused pid from the owner
