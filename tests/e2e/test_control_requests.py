@@ -34,7 +34,8 @@ def send(daemon, payload):
     b'{"cmd":"attach","cgroup":"/x","policy":"p","transient":"yes"}\n',
     b'{"cmd":"status","instance":"\xff"}\n',
     b"[" * 100000 + b"\n",
-])
+], ids=["cmd-number", "cmd-list", "cmd-null", "limit-negative", "after_seq-fraction",
+        "transient-string", "invalid-utf8", "deep-nesting"])
 def test_malformed_request_is_refused_and_the_daemon_lives_on(env, payload):
     reply = send(env.daemon, payload)
     assert reply["ok"] is False and reply["error"], reply
