@@ -43,8 +43,9 @@ TEST(ObservationsFileTest, RefusesWithTheFieldNamed) {
   EXPECT_EQ(ErrorOf(R"({"instances":["x"]})"), "instances[0]: must be an object");
   EXPECT_EQ(ErrorOf(head + R"("deny_cidrs":[],"observed":{}}]})"),
             "instances[0].policy_name: missing");
-  EXPECT_EQ(ErrorOf(head + R"("policy_name":"p","deny_cidrs":["10.0.0.1/8"],"observed":{}}]})"),
-            "instances[0].deny_cidrs[0]: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?");
+  EXPECT_EQ(
+      ErrorOf(head + R"("policy_name":"p","deny_cidrs":["10.0.0.1/8"],"observed":{}}]})"),
+      "instances[0].deny_cidrs[0]: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?");
   EXPECT_EQ(ErrorOf(head + R"("policy_name":"p","deny_cidrs":[],"observed":{"hosts":[1]}}]})"),
             "instances[0].observed.hosts: must be a list of strings");
   EXPECT_EQ(ErrorOf(head + R"("policy_name":"p","deny_cidrs":[],)"
