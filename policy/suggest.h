@@ -16,6 +16,7 @@ struct ObservedTraffic {
   std::set<std::string> tcp;    // "1.2.3.4:22", "[::1]:5432": TCP decided by address
   std::set<std::string> other;  // what no policy allows (UDP, raw sockets, deny_cidrs hits)
   uint64_t dropped = 0;         // entries past the bound, not kept
+  bool operator==(const ObservedTraffic&) const = default;
 };
 
 // The suggested policy, named "<base name>-learned" (cut to the name limit).

@@ -154,14 +154,14 @@ void ControlServer::Serve(int fd) {
     reply = {{"ok", false}, {"error", "request incomplete, too large or timed out"}};
     bad_requests_++;
   } else {
-    nlohmann::json parsed = nlohmann::json::parse(request, nullptr, /*allow_exceptions=*/false);
-    if (parsed.is_discarded() || !parsed.is_object()) {
-      reply = {{"ok", false}, {"error", "request is not a JSON object"}};
+    StatusOr<ControlRequest> parsed = ParseControlRequest(request);
+    if (!parsed.ok()) {
+      reply = {{"ok", false}, {"error", parsed.status().message()}};
       bad_requests_++;
     } else {
       StatusOr<nlohmann::json> result = EGRESSD_ERROR("internal error");
       try {
-        result = handler_(parsed, IdentifyPeer(fd));
+        result = handler_(*parsed, IdentifyPeer(fd));
       } catch (const std::exception& e) {
         result = EGRESSD_ERROR("bad request: {}", e.what());
       }
@@ -171,7 +171,7 @@ void ControlServer::Serve(int fd) {
       } else {
         reply = {{"ok", false}, {"error", result.status().message()}};
         bad_requests_++;
-        spdlog::info("control: refused {}: {}", parsed.value("cmd", "?"),
+        spdlog::info("control: refused {}: {}", parsed->cmd.empty() ? "?" : parsed->cmd,
                      result.status().ToString());
       }
     }

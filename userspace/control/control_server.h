@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "userspace/common/status.h"
+#include "userspace/control/control_request.h"
 
 namespace egressd::control {
 
@@ -31,7 +32,7 @@ class ControlServer {
  public:
   // Handles one parsed request from `peer`; returns the reply (without "ok").
   using Handler =
-      std::function<StatusOr<nlohmann::json>(const nlohmann::json& request, const Peer& peer)>;
+      std::function<StatusOr<nlohmann::json>(const ControlRequest& request, const Peer& peer)>;
   ControlServer(std::string socket_path, Handler handler);
   ~ControlServer();
   Status Start();

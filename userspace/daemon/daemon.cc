@@ -332,8 +332,9 @@ Status Daemon::Start() {
   });
 
   control_ = std::make_unique<control::ControlServer>(
-      options_.socket_path,
-      [this](const nlohmann::json& r, const control::Peer& peer) { return Handle(r, peer); });
+      options_.socket_path, [this](const control::ControlRequest& r, const control::Peer& peer) {
+        return Handle(r, peer);
+      });
   EGRESSD_RETURN_IF_ERROR(control_->Start());
   spdlog::info("egressd ready: socket {} proxy port {} dns upstream {} bpffs {}",
                options_.socket_path, options_.proxy_port, dns::FormatSocketAddress(upstream),
@@ -439,13 +440,13 @@ StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
   return out;
 }
 
-nlohmann::json Daemon::Events(const nlohmann::json& request) const {
-  uint64_t after = request.value("after_seq", uint64_t{0});
-  size_t limit = request.value("limit", size_t{1000});
-  std::string instance = request.value("instance", std::string());
+nlohmann::json Daemon::Events(const control::ControlRequest& request) const {
+  uint64_t after = request.after_seq.value_or(0);
+  uint64_t limit = request.limit.value_or(1000);
+  const std::string& instance = request.instance;
   nlohmann::json out;
   out["events"] = nlohmann::json::array();
-  for (const auto& e : events_->Since(after, instance, std::min<size_t>(limit, 10000)))
+  for (const auto& e : events_->Since(after, instance, std::min<uint64_t>(limit, 10000)))
     out["events"].push_back(audit::ToJson(e));
   out["last_seq"] = events_->appended();
   out["log_id"] = log_id_;  // another value: the daemon restarted and numbers events afresh
@@ -453,7 +454,8 @@ nlohmann::json Daemon::Events(const nlohmann::json& request) const {
   return out;
 }
 
-StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const control::Peer& peer) {
+StatusOr<nlohmann::json> Daemon::Handle(const control::ControlRequest& request,
+                                        const control::Peer& peer) {
   // Sandboxes never steer the daemon, whatever reached them of the socket
   // (root in the host's mount namespace can open it). Unknown peers neither.
   if (peer.cgroup.empty())
@@ -462,14 +464,7 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
         "namespace?): refused");
   if (auto inside = registry_->SandboxContaining(cgroup2_mount_ + peer.cgroup))
     return EGRESSD_ERROR("requests from inside sandbox \"{}\" are refused", *inside);
-  auto str = [&](const char* key) -> std::string {
-    auto it = request.find(key);
-    if (it == request.end() || it->is_null()) return "";
-    if (!it->is_string())
-      throw std::invalid_argument(std::string("\"") + key + "\" must be a string");
-    return it->get<std::string>();
-  };
-  std::string cmd = str("cmd");
+  const std::string& cmd = request.cmd;
   if (cmd == "status") return Status_();
   if (cmd == "list") {
     nlohmann::json out;
@@ -477,12 +472,12 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
     for (const auto& sb : registry_->List()) out["sandboxes"].push_back(SandboxJson(sb));
     return out;
   }
-  if (cmd == "stats") return Stats(str("target"));
+  if (cmd == "stats") return Stats(request.target);
   if (cmd == "events") return Events(request);
   if (cmd == "attach") {
-    std::string cgroup = str("cgroup");
-    std::string name = str("policy");
-    std::string file = str("policy_file");
+    std::string cgroup = request.cgroup;
+    std::string name = request.policy;
+    std::string file = request.policy_file;
     if (cgroup.empty()) return EGRESSD_ERROR("attach: \"cgroup\" is required");
     if (name.empty() == file.empty())
       return EGRESSD_ERROR(
@@ -497,14 +492,11 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
     sandbox::AttachRequest attach;
     attach.cgroup = cgroup;
     attach.source = source;
-    attach.instance = str("instance");
-    attach.netns = str("netns");
+    attach.instance = request.instance;
+    attach.netns = request.netns;
     if (!attach.netns.empty() && attach.netns != "host" && attach.netns[0] != '/')
       return EGRESSD_ERROR("attach: \"netns\" must be \"host\" or an absolute path");
-    auto transient = request.find("transient");
-    if (transient != request.end() && !transient->is_boolean())
-      return EGRESSD_ERROR("attach: \"transient\" must be true or false");
-    attach.transient = transient != request.end() && transient->get<bool>();
+    attach.transient = request.transient.value_or(false);
     if (attach.transient) {
       // The daemon kills and removes a transient cgroup: only its own.
       auto resolved = kernel::ResolveCgroup(cgroup, cgroup2_mount_);
@@ -529,13 +521,13 @@ StatusOr<nlohmann::json> Daemon::Handle(const nlohmann::json& request, const con
     return out;
   }
   if (cmd == "detach") {
-    std::string cgroup = str("cgroup");
+    std::string cgroup = request.cgroup;
     if (cgroup.empty()) return EGRESSD_ERROR("detach: \"cgroup\" is required");
     EGRESSD_RETURN_IF_ERROR(registry_->Detach(cgroup));
     return nlohmann::json::object();
   }
   if (cmd == "policy_suggest") {
-    std::string instance = str("instance");
+    std::string instance = request.instance;
     if (instance.empty()) return EGRESSD_ERROR("policy_suggest: \"instance\" is required");
     auto yaml = registry_->Suggest(instance);
     if (!yaml.ok()) return yaml.status();

@@ -37,6 +37,7 @@ class Proxy;
 }
 namespace egressd::control {
 class ControlServer;
+struct ControlRequest;
 struct Peer;
 }  // namespace egressd::control
 
@@ -68,10 +69,11 @@ class Daemon {
   StatusOr<size_t> ReloadPolicies();
 
  private:
-  StatusOr<nlohmann::json> Handle(const nlohmann::json& request, const control::Peer& peer);
+  StatusOr<nlohmann::json> Handle(const control::ControlRequest& request,
+                                  const control::Peer& peer);
   nlohmann::json Status_() const;
   StatusOr<nlohmann::json> Stats(const std::string& target) const;
-  nlohmann::json Events(const nlohmann::json& request) const;
+  nlohmann::json Events(const control::ControlRequest& request) const;
 
   class Listeners;
 

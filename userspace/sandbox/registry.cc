@@ -18,12 +18,12 @@
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/netns.h"
 #include "userspace/sandbox/ended_instances.h"
+#include "userspace/sandbox/observations_file.h"
+#include "userspace/sandbox/state_file.h"
 
 namespace egressd::sandbox {
 namespace {
 
-// 2 added netns, ports and transient owners; version 1 files still load.
-constexpr int kStateVersion = 2;
 constexpr size_t kFinishedKept = 64;
 constexpr int kKillTimeoutMs = 5000;
 
@@ -556,32 +556,17 @@ std::vector<SandboxInfo> Registry::List() const {
 }
 
 Status Registry::SaveState() const {
-  nlohmann::json state;
-  state["version"] = kStateVersion;
-  state["next_policy_set_id"] = next_policy_set_id_;
-  state["sandboxes"] = nlohmann::json::array();
-  for (const auto& [id, sb] : sandboxes_) {
-    state["sandboxes"].push_back({
-        {"id", sb.id},
-        {"cgroup", sb.cgroup},
-        {"cgroup_id", sb.cgroup_id},
-        {"instance", sb.instance},
-        {"policy_kind", sb.source.kind == PolicySource::Kind::kName ? "name" : "file"},
-        {"policy", sb.source.value},
-        {"policy_set_id", sb.policy_set_id},
-        {"netns", sb.netns},
-        {"proxy_port", sb.proxy_port},
-        {"dns_port", sb.dns_port},
-        {"transient", sb.transient},
-        {"owner_pid", sb.owner_pid},
-        {"owner_start_time", sb.owner_start_time},
-    });
-  }
+  SavedState state;
+  state.next_policy_set_id = next_policy_set_id_;
+  for (const auto& [id, sb] : sandboxes_)
+    state.sandboxes.push_back({sb.id, sb.cgroup, sb.cgroup_id, sb.instance, sb.source,
+                               sb.policy_set_id, sb.netns, sb.proxy_port, sb.dns_port, sb.transient,
+                               sb.owner_pid, sb.owner_start_time});
   std::string path = options_.state_dir + "/state.json";
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << state.dump(2) << "\n";
+    out << StateFileText(state);
     if (!out) return EGRESSD_ERROR("cannot write {}", tmp);
   }
   if (rename(tmp.c_str(), path.c_str()) != 0)
@@ -594,37 +579,29 @@ Status Registry::Restore() {
   std::string path = options_.state_dir + "/state.json";
   std::ifstream in(path);
   if (!in) return {};  // first start
-  nlohmann::json state;
-  try {
-    state = nlohmann::json::parse(in);
-    int version = state.at("version").get<int>();
-    if (version < 1 || version > kStateVersion)
-      return EGRESSD_ERROR("{}: unsupported state version {}", path, version);
-    next_policy_set_id_ = state.at("next_policy_set_id").get<uint32_t>();
-    for (const auto& s : state.at("sandboxes")) {
-      SandboxInfo sb;
-      sb.id = s.at("id").get<uint32_t>();
-      sb.cgroup = s.at("cgroup").get<std::string>();
-      sb.cgroup_id = s.at("cgroup_id").get<uint64_t>();
-      sb.instance = s.at("instance").get<std::string>();
-      sb.source.kind = s.at("policy_kind").get<std::string>() == "name" ? PolicySource::Kind::kName
-                                                                        : PolicySource::Kind::kFile;
-      sb.source.value = s.at("policy").get<std::string>();
-      sb.policy_set_id = s.at("policy_set_id").get<uint32_t>();
-      sb.netns = s.value("netns", std::string());
-      sb.proxy_port = s.value("proxy_port", uint16_t{0});
-      sb.dns_port = s.value("dns_port", uint16_t{0});
-      sb.transient = s.value("transient", false);
-      sb.owner_pid = s.value("owner_pid", pid_t{0});
-      sb.owner_start_time = s.value("owner_start_time", uint64_t{0});
-      sb.counters = std::make_shared<ProxyCounters>();
-      sb.observed = std::make_shared<Observations>();
-      sb.generation = next_generation_++;
-      sandboxes_[sb.id] = sb;
-    }
-  } catch (const std::exception& e) {
-    sandboxes_.clear();
-    return EGRESSD_ERROR("{} is corrupt: {}", path, e.what());
+  std::stringstream text;
+  text << in.rdbuf();
+  auto state = ParseStateFile(text.str());
+  if (!state.ok()) return EGRESSD_ERROR("{} is corrupt: {}", path, state.status().message());
+  next_policy_set_id_ = state->next_policy_set_id;
+  for (const SavedSandbox& saved : state->sandboxes) {
+    SandboxInfo sb;
+    sb.id = saved.id;
+    sb.cgroup = saved.cgroup;
+    sb.cgroup_id = saved.cgroup_id;
+    sb.instance = saved.instance;
+    sb.source = saved.source;
+    sb.policy_set_id = saved.policy_set_id;
+    sb.netns = saved.netns;
+    sb.proxy_port = saved.proxy_port;
+    sb.dns_port = saved.dns_port;
+    sb.transient = saved.transient;
+    sb.owner_pid = saved.owner_pid;
+    sb.owner_start_time = saved.owner_start_time;
+    sb.counters = std::make_shared<ProxyCounters>();
+    sb.observed = std::make_shared<Observations>();
+    sb.generation = next_generation_++;
+    sandboxes_[sb.id] = sb;
   }
 
   for (auto it = sandboxes_.begin(); it != sandboxes_.end();) {
@@ -694,43 +671,18 @@ Status Registry::Restore() {
   return SaveState();
 }
 
-namespace {
-
-nlohmann::json ObservedJson(const policy::ObservedTraffic& seen) {
-  return {
-      {"hosts", seen.hosts}, {"tcp", seen.tcp}, {"other", seen.other}, {"dropped", seen.dropped}};
-}
-
-policy::ObservedTraffic ObservedFromJson(const nlohmann::json& j) {
-  policy::ObservedTraffic seen;
-  seen.hosts = j.at("hosts").get<std::set<std::string>>();
-  seen.tcp = j.at("tcp").get<std::set<std::string>>();
-  seen.other = j.at("other").get<std::set<std::string>>();
-  seen.dropped = j.at("dropped").get<uint64_t>();
-  return seen;
-}
-
-}  // namespace
-
 Status Registry::SaveObservations() const {
   std::lock_guard lock(mu_);
   return SaveObservationsLocked();
 }
 
 Status Registry::SaveObservationsLocked() const {
-  nlohmann::json out;
-  out["version"] = 1;
-  out["instances"] = nlohmann::json::array();
+  std::vector<SavedObservations> out;
   auto add = [&](const std::string& instance, const policy::CompiledPolicy& policy,
                  const Observations& observed, bool finished) {
     // What `suggest` needs of the base policy: its name and deny_cidrs.
-    std::vector<std::string> cidrs;
-    for (const auto& c : policy.policy().deny_cidrs) cidrs.push_back(c.ToString());
-    out["instances"].push_back({{"instance", instance},
-                                {"finished", finished},
-                                {"policy_name", policy.name()},
-                                {"deny_cidrs", cidrs},
-                                {"observed", ObservedJson(observed.Snapshot())}});
+    out.push_back(
+        {instance, finished, policy.name(), policy.policy().deny_cidrs, observed.Snapshot()});
   };
   for (const auto& f : finished_) add(f.instance, *f.policy, *f.observed, true);
   for (const auto& [id, sb] : sandboxes_)
@@ -740,7 +692,7 @@ Status Registry::SaveObservationsLocked() const {
   std::string tmp = path + ".tmp";
   {
     UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    std::string text = out.dump() + "\n";
+    std::string text = ObservationsFileText(out);
     if (!fd.valid() ||
         write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
       return EGRESSD_ERROR("cannot write {}: {}", tmp, strerror(errno));
@@ -754,35 +706,30 @@ void Registry::RestoreObservations() {
   std::string path = options_.state_dir + "/observations.json";
   std::ifstream in(path);
   if (!in) return;
-  try {
-    nlohmann::json j = nlohmann::json::parse(in);
-    for (const auto& e : j.at("instances")) {
-      std::string instance = e.at("instance").get<std::string>();
-      policy::ObservedTraffic seen = ObservedFromJson(e.at("observed"));
-      if (!e.at("finished").get<bool>()) {
-        for (auto& [id, sb] : sandboxes_)
-          if (sb.instance == instance) sb.observed->Merge(seen);
-        continue;
-      }
-      policy::Policy base;
-      base.name = e.at("policy_name").get<std::string>();
-      base.mode = policy::PolicyMode::kAudit;
-      for (const auto& c : e.at("deny_cidrs")) {
-        std::string error;
-        auto cidr = policy::ParseCidr(c.get<std::string>(), &error);
-        if (!cidr) throw std::runtime_error(error);
-        base.deny_cidrs.push_back(*cidr);
-      }
-      auto observed = std::make_shared<Observations>();
-      observed->Merge(seen);
-      finished_.push_back(
-          {instance, std::make_shared<const policy::CompiledPolicy>(std::move(base)), observed});
-      if (finished_.size() > kFinishedKept) finished_.pop_front();
-    }
-  } catch (const std::exception& e) {
+  std::stringstream text;
+  text << in.rdbuf();
+  auto entries = ParseObservationsFile(text.str());
+  if (!entries.ok()) {
     // Only `suggest` loses its memory; enforcement is not affected.
     spdlog::warn("registry: {} is unreadable, audit-mode observations forgotten: {}", path,
-                 e.what());
+                 entries.status().message());
+    return;
+  }
+  for (const SavedObservations& e : *entries) {
+    if (!e.finished) {
+      for (auto& [id, sb] : sandboxes_)
+        if (sb.instance == e.instance) sb.observed->Merge(e.observed);
+      continue;
+    }
+    policy::Policy base;
+    base.name = e.policy_name;
+    base.mode = policy::PolicyMode::kAudit;
+    base.deny_cidrs = e.deny_cidrs;
+    auto observed = std::make_shared<Observations>();
+    observed->Merge(e.observed);
+    finished_.push_back(
+        {e.instance, std::make_shared<const policy::CompiledPolicy>(std::move(base)), observed});
+    if (finished_.size() > kFinishedKept) finished_.pop_front();
   }
 }
 

@@ -1,0 +1,39 @@
+// One control API request, as read from its JSON line: the command and the
+// fields the commands use, each checked for its type. Pure (text in, a
+// request or an error out) so that it can be unit-tested and fuzzed; which
+// fields a command needs is the daemon's business (Daemon::Handle).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "userspace/common/status.h"
+
+namespace egressd::control {
+
+struct ControlRequest {
+  std::string cmd;                    // "" if absent (refused by the daemon)
+  std::string target;                 // stats: an instance or a cgroup
+  std::string cgroup;                 // attach, detach
+  std::string policy;                 // attach: a policy name, or
+  std::string policy_file;            // attach: an absolute path
+  std::string instance;               // attach, events, policy_suggest
+  std::string netns;                  // attach: "host" or a path
+  std::optional<bool> transient;      // attach
+  std::optional<uint64_t> after_seq;  // events
+  std::optional<uint64_t> limit;      // events
+  bool operator==(const ControlRequest&) const = default;
+};
+
+// The fields above that a request may hold; others are ignored (a newer
+// egressctl may send more). A string field may also be null (= absent).
+// Errors: "request is not a JSON object", "\"cgroup\" must be a string", ...
+StatusOr<ControlRequest> ParseControlRequest(std::string_view line);
+
+// The request as egressctl sends it (absent fields left out).
+nlohmann::json ControlRequestJson(const ControlRequest& request);
+
+}  // namespace egressd::control
