@@ -43,3 +43,20 @@ def run_each(steps):
             failures.append(f"{description}: {type(e).__name__}: {e}")
     if failures:
         raise AssertionError("cleanup steps failed:\n  " + "\n  ".join(failures))
+
+
+def wait_pid(pid, timeout=20):
+    """os.waitpid(pid, 0) for at most `timeout` seconds; then the child is
+    killed, reaped, and the wait fails. Returns the raw wait status."""
+    import os
+    import signal
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)  # no pidfd wait in the stdlib here; polling is the signal
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise WaitTimeout(f"process {pid} did not exit within {timeout} s")

@@ -11,6 +11,7 @@ import threading
 import uuid
 
 from conftest import CGROUP2, PYTHON, kill_cgroup, write_policy
+from bounded import read_line
 
 # Listens on TCP and UDP on argv[1]; prints its ports, then one line per
 # received word ("tcp WORD", "udp WORD") and how each TCP connection ended.
@@ -133,7 +134,7 @@ class Scene:
         try:
             self.peer = subprocess.Popen(["ip", "netns", "exec", self.netns.name, sys.executable, "-c",
                                           PEER, self.netns.ip], stdout=subprocess.PIPE, text=True)
-            tport, uport = (int(p) for p in self.peer.stdout.readline().split())
+            tport, uport = (int(p) for p in read_line(self.peer.stdout, 20).split())
             self.udp_port = uport
             self.peer_lines = Lines(self.peer)
             self.loop = None if inside else LoopbackServer()
@@ -144,7 +145,7 @@ class Scene:
                  CLIENT, self.netns.ip, str(tport if tcp else 0), str(uport if udp else 0),
                  str(self.loop.port if self.loop else 0)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            assert self.client.stdout.readline() == "ready\n"
+            assert read_line(self.client.stdout, 20) == "ready\n"
         except BaseException:
             self.close()
             raise
@@ -153,7 +154,7 @@ class Scene:
         """Sends WORD on every socket of the client: {name: "ok" or errno name}."""
         self.client.stdin.write(word + "\n")
         self.client.stdin.flush()
-        return dict(item.split("=") for item in self.client.stdout.readline().split())
+        return dict(item.split("=") for item in read_line(self.client.stdout, 20).split())
 
     def sentinel(self, word):
         """A datagram from the host to the peer, waited for: what the client

@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from conftest import PYTHON, write_policy
+from bounded import read_line
 from netns_helpers import Agent
 
 IP_RETOPTS = 7
@@ -150,7 +151,7 @@ def source_route_escape(env, sb, ns):
     sniffer = subprocess.Popen(["ip", "netns", "exec", ns.name, PYTHON, "-c", SNIFFER, ns.ns_if, escape, done],
                                stdout=subprocess.PIPE, text=True)
     try:
-        assert sniffer.stdout.readline() == "ready\n"
+        assert read_line(sniffer.stdout, 20) == "ready\n"
         # Both senders on CPU 0: the veth delivers through that CPU's backlog
         # in order, so the end marker arrives after any escaped packet.
         r = sb.run("taskset", "-c", "0", PYTHON, "-c", RETOPTS_SENDER, ns.ip, escape)
@@ -159,7 +160,7 @@ def source_route_escape(env, sb, ns):
                         "import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
                         ".sendto(sys.argv[2].encode(), (sys.argv[1], 9))", ns.ip, done],
                        check=True, timeout=10)
-        verdict = sniffer.stdout.readline().strip()
+        verdict = read_line(sniffer.stdout, 20).strip()
         return r.stdout.strip(), verdict
     finally:
         sniffer.kill()
@@ -247,7 +248,7 @@ def test_a_server_the_sandbox_exposes_answers_outside_clients(env, family):
     sb = env.sandbox("open")
     server = sb.popen(PYTHON, "-u", "-c", SERVER, family, stdout=subprocess.PIPE, text=True)
     try:
-        port = int(server.stdout.readline())
+        port = int(read_line(server.stdout, 20))
         if family == "4":
             target, scope = ns.host_ip, "0"
         else:
@@ -319,14 +320,14 @@ def test_restart_keeps_accepted_connections_and_attaches_missing_programs(env):
     server = sb.popen(PYTHON, "-u", "-c", ECHO_SERVER, stdout=subprocess.PIPE, text=True)
     client = None
     try:
-        port = int(server.stdout.readline())
+        port = int(read_line(server.stdout, 20))
         client = subprocess.Popen(["ip", "netns", "exec", ns.name, PYTHON, "-u", "-c", ECHO_CLIENT, ns.host_ip,
                                    str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
         def ask(word):
             client.stdin.write(word + "\n")
             client.stdin.flush()
-            return client.stdout.readline().strip()
+            return read_line(client.stdout, 20).strip()
 
         assert ask("before") == "echo before"
         # As if an older build had attached this sandbox without the backstop.

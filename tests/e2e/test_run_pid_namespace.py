@@ -5,6 +5,8 @@ and hands the command's status back to egressctl."""
 import signal
 import subprocess
 
+from bounded import read_line, wait_pid
+
 LOOK_AROUND = """
 import os, sys
 daemon = int(sys.argv[1])
@@ -71,7 +73,7 @@ def test_signals_reach_the_command_through_init(env):
     p = env.daemon.popen_run("--policy", "open", "--", "sh", "-c", "echo ready; exec sleep 100",
                              stdout=subprocess.PIPE, text=True)
     try:
-        assert p.stdout.readline() == "ready\n"
+        assert read_line(p.stdout, 20) == "ready\n"
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=20) == 128 + signal.SIGTERM
     finally:
@@ -106,13 +108,13 @@ def test_ctrl_c_at_the_terminal_reaches_the_command(env):
         pidfd = os.pidfd_open(pid)  # readable once egressctl has exited
         try:
             if select.select([pidfd], [], [], 20)[0]:
-                status = os.waitpid(pid, 0)[1]
+                status = wait_pid(pid)
         finally:
             os.close(pidfd)
     finally:
         if status is None:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            wait_pid(pid)
         os.close(fd)
     assert status is not None, "egressctl did not exit after Ctrl-C"
     assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT

@@ -546,7 +546,7 @@ void Connection::HttpProcessUpstream() {
       response_done_ = true;
       response_keep_alive_ = response_keep_alive_ && response_->keep_alive();
       if (!request_done_) {
-        HttpAnsweredBeforeRequestEnd();
+        HttpDeliverResponseThenClose();
         return;
       }
       // An upgrade the upstream declined leaves the stream's state unclear: end it.
@@ -567,7 +567,7 @@ void Connection::HttpProcessUpstream() {
       if (request_done_) {
         HttpFinishTransaction();
       } else {
-        HttpAnsweredBeforeRequestEnd();
+        HttpDeliverResponseThenClose();
       }
       return;
     }
@@ -579,8 +579,14 @@ void Connection::HttpProcessUpstream() {
 
 void Connection::HttpFinishTransaction() {
   if (down_.scanned < down_.end) {
-    // Bytes after the response could pose as the next host's answer.
-    Close("upstream sent bytes after its response");
+    // Bytes after the response could pose as the next host's answer: the
+    // response reaches the client, those bytes go nowhere, and both
+    // connections end (nothing more of this client is read or forwarded).
+    spdlog::debug("proxy: connection {}: upstream sent {} bytes after its response", id_,
+                  down_.end - down_.scanned);
+    CurrentView()->counters->upstream_errors++;
+    down_.end = down_.scanned;
+    HttpDeliverResponseThenClose();
     return;
   }
   if (!response_keep_alive_ || down_.eof) CloseUpstream();
@@ -601,7 +607,11 @@ void Connection::HttpFinishTransaction() {
 // complete. It may read the rest as a new request, one this proxy never
 // decided: no more of it goes anywhere. The client gets the response, then
 // the end of the connection.
-void Connection::HttpAnsweredBeforeRequestEnd() {
+//
+// Also used when the upstream sent bytes after its response. The response read
+// so far goes to the client; then the client's connection ends. The upstream
+// is closed at once: nothing more is read from it.
+void Connection::HttpDeliverResponseThenClose() {
   CloseUpstream();
   request_keep_alive_ = false;
   close_after_flush_ = true;

@@ -108,7 +108,7 @@ class alignas(16) Connection {
   void HttpStartForwarding();
   void HttpProcessUpstream();
   void HttpFinishTransaction();
-  void HttpAnsweredBeforeRequestEnd();
+  void HttpDeliverResponseThenClose();
   void HttpReply(int status, const std::string& reason);
   bool ReplaceRequestHead(const std::string& head);
   // A 101 to a WebSocket upgrade: from here on a tunnel whose frames are checked.
