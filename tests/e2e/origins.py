@@ -150,3 +150,51 @@ class RawListener:
         self._stop = True
         self.thread.join(timeout=2)
         self.sock.close()
+
+
+class TcpOrigin:
+    """A raw TCP origin on 127.0.0.1 for origins that misbehave on purpose:
+    each accepted connection is served by `serve(conn)` on a thread of its
+    own, and closed after it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    def _run(self):
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve_then_close, args=(c,), daemon=True).start()
+
+    def _serve_then_close(self, c):
+        c.settimeout(5)
+        try:
+            self.serve(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+            self.connection_closed()
+
+    def connection_closed(self):
+        """Called after each connection is closed (a signal for tests)."""
+
+    def close(self):
+        self._stop = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+

@@ -10,6 +10,7 @@ import sys
 import threading
 import uuid
 
+from audit_events import events
 from conftest import CGROUP2, PYTHON, kill_cgroup, write_policy
 from bounded import read_line
 
@@ -185,9 +186,6 @@ class Scene:
             pass
 
 
-def events(env, instance):
-    out = env.daemon.ctl("events", "--json", "--instance", instance).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def test_attach_closes_sockets_opened_before(env):

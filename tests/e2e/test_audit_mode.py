@@ -2,21 +2,12 @@
 traffic through, recording `"enforced": false` events in every layer; then
 `egressctl policy suggest` writes the policy that, enforced, allows the same
 run and nothing more."""
-import json
-import time
 
+from audit_events import wait_events
 from conftest import write_policy
 from netns_helpers import Agent
 
 
-def events(env, instance, count, timeout=5):
-    deadline = time.monotonic() + timeout
-    while True:
-        out = env.daemon.ctl("events", "--json", "--instance", instance).stdout
-        got = [json.loads(line) for line in out.splitlines()]
-        if len(got) >= count or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
 
 
 def denies(got):
@@ -52,7 +43,7 @@ def test_audit_lets_through_records_and_suggest_round_trips(env, tmp_path):
     assert results[1].startswith("200 netns-origin host=origin2.test"), results  # let through
     assert results[2] == f"rcode=0 {ns.ip}"  # relayed, not NXDOMAIN
     assert results[3] == "answered <!DOCTYPE HTML>", results  # the origin's error page
-    got = events(env, "learn-1", 3)
+    got = wait_events(env, "learn-1", 3)
     # The three denies of the base policy, each let through: a host not allowed,
     # a name not allowed, non-HTTP TCP no allow_tcp covers.
     assert denies(got) == {("proxy", "origin2.test", ns.ip, port), ("dns", "origin3.test", "", 53),
@@ -92,7 +83,7 @@ def test_audit_lets_through_records_and_suggest_round_trips(env, tmp_path):
     assert unseen_name == "rcode=3"
     assert unseen_port == "closed", unseen_port  # closed by egressd, not a timeout or a dead daemon
     # Those three were denied, enforced, and nothing else was.
-    got = events(env, "learn-2", 3)
+    got = wait_events(env, "learn-2", 3)
     assert denies(got) == {("proxy", "unseen.test", ns.ip, port), ("dns", "allowed.test", "", 53),
                            ("proxy", "", ns.ip, port)}, got
     assert all(e["enforced"] is True for e in got), got
@@ -106,7 +97,7 @@ def test_audit_kernel_layer_and_unexpressible_traffic(env):
         # deny_cidrs in the kernel: reported, then on to the proxy, which lets it through too.
         assert agent.ask("http", "allowed.test", env.http.port, "127.0.0.1").startswith("200 ")
         assert agent.ask("udp", "127.0.0.1", 9) == "sent"  # UDP other than DNS: let through
-        got = events(env, "learn-k", 4)
+        got = wait_events(env, "learn-k", 4)
         suggested = env.daemon.ctl("policy", "suggest", "--instance", "learn-k").stdout
     finally:
         assert agent.close() == 0

@@ -1,25 +1,13 @@
 """Audit events: every deny, kernel and proxy, with who, where and why."""
 import json
 import os
-import time
 
+from audit_events import wait_events
 from conftest import read_line, write_policy
 
 
-def events(env, instance):
-    out = env.daemon.ctl("events", "--json", "--instance", instance).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def wait_events(env, instance, count, timeout=5):
-    # Kernel events reach the daemon within ~100 ms (the ring is drained on a timer).
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = events(env, instance)
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    return events(env, instance)
 
 
 def test_events_of_kernel_and_proxy_denies(env):

@@ -1,29 +1,8 @@
 """HTTP/1.x through the proxy: each request's Host decides."""
-import socket
 
-from conftest import PYTHON  # noqa: F401
+from raw_client import raw_exchange
 
 
-def raw_exchange(sb, port, payload, host="127.0.0.1", read_until_close=True):
-    """Sends raw bytes from inside the sandbox, returns what came back."""
-    code = f"""
-import socket, sys
-s = socket.create_connection(({host!r}, {port}), timeout=10)
-s.sendall({payload!r})
-data = b""
-while True:
-    try:
-        chunk = s.recv(65536)
-    except ConnectionResetError:
-        break
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode("latin-1"))
-"""
-    r = sb.python(code)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def test_allowed_host_reaches_origin(env):

@@ -1,6 +1,5 @@
 """Hostile or odd upstreams: what they send never lets request bytes reach a
 connection the proxy did not judge, and never poses as another host's answer."""
-import socket
 import subprocess
 import threading
 
@@ -8,66 +7,36 @@ import pytest
 
 from bounded import read_line
 from conftest import PYTHON
+from origins import TcpOrigin
 
 
-class ScriptedOrigin:
-    """A raw TCP origin on loopback: reads a request head, sends `reply`, then
-    closes (or not). Records the first bytes of every connection."""
+class ScriptedOrigin(TcpOrigin):
+    """Reads a request head, sends `reply`, then closes (or, with
+    close_after_reply=False, waits for the peer to close). Records the first
+    bytes of every connection; `closed` is set when a connection ended."""
 
     def __init__(self, reply, close_after_reply=True):
         self.reply = reply
         self.close_after_reply = close_after_reply
         self.first_bytes = []
-        self.closed = threading.Event()  # set when a connection's server side is closed
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.closed = threading.Event()
+        super().__init__()
 
-    def _run(self):
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(5)
+    def serve(self, c):
         data = b""
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            self.first_bytes.append(data[:200])
-            c.sendall(self.reply)
-            if not self.close_after_reply:
-                while c.recv(4096):
-                    pass
-        except OSError:
-            pass
-        finally:
-            c.close()
-            self.closed.set()
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        self.first_bytes.append(data[:200])
+        c.sendall(self.reply)
+        if not self.close_after_reply:
+            while c.recv(4096):
+                pass
 
-    def close(self):
-        self._stop = True
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-
-def run_client(sb, code):
-    r = sb.python(code)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
+    def connection_closed(self):
+        self.closed.set()
 
 
 # A client in the sandbox that sends `first`, prints the reply head, waits for

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from audit_events import wait_events
 from conftest import PYTHON, write_policy
 from bounded import read_line
 from netns_helpers import Agent
@@ -25,15 +26,6 @@ IP_RETOPTS = 7
 IPV6_RTHDR = 57
 
 
-def events(env, instance, predicate, timeout=5):
-    """Events of the instance matching predicate (kernel events arrive within ~100 ms)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = env.daemon.ctl("events", "--json", "--instance", instance).stdout
-        got = [e for e in map(json.loads, out.splitlines()) if predicate(e)]
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
 
 
 def backstop_event(e):
@@ -79,7 +71,7 @@ def test_routing_header_refused_for_an_unprivileged_process(env):
     assert out[:2] == ["EPERM", "EPERM"], out  # routing headers: refused
     assert out[2:] == ["ok", "ok", "ok", "ok", "5"], out  # other options: untouched
     assert sb.stats()["kernel"]["sockopt_denied"] == 2
-    got = events(env, sb.instance, lambda e: e["layer"] == "kernel" and "routing header" in e["reason"])
+    got = wait_events(env, sb.instance, predicate=lambda e: e["layer"] == "kernel" and "routing header" in e["reason"])
     assert got and got[0]["enforced"] is True and "option 57" in got[0]["reason"], got
 
 
@@ -174,7 +166,7 @@ def test_backstop_drops_a_source_routed_datagram(env):
     assert verdict == "nothing", "the source-routed datagram reached the namespace"
     assert sent == "EPERM"
     assert sb.stats()["kernel"]["egress_dropped"] >= 1
-    got = events(env, sb.instance, backstop_event)
+    got = wait_events(env, sb.instance, predicate=backstop_event)
     assert got, "no backstop event"
     assert got[0]["address"] == ns.ip and got[0]["enforced"] is True, got
 
@@ -186,12 +178,12 @@ def test_backstop_in_audit_mode_records_and_lets_through(env):
     sent, verdict = source_route_escape(env, sb, ns)
     assert sent == "sent" and verdict == "seen"
     assert sb.stats()["kernel"]["egress_dropped"] == 0
-    got = events(env, sb.instance, backstop_event)
+    got = wait_events(env, sb.instance, predicate=backstop_event)
     assert got and got[0]["address"] == ns.ip and got[0]["enforced"] is False, got
     # A routing header option, likewise: recorded, then set.
     assert unprivileged_python(sb, SRH_CODE)[:2] == ["ok", "ok"]
     assert sb.stats()["kernel"]["sockopt_denied"] == 0
-    got = events(env, sb.instance, lambda e: e["layer"] == "kernel" and "routing header" in e["reason"])
+    got = wait_events(env, sb.instance, predicate=lambda e: e["layer"] == "kernel" and "routing header" in e["reason"])
     assert got and got[0]["enforced"] is False, got
 
 

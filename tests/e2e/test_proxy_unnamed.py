@@ -11,57 +11,24 @@
 
 The origins log what they receive: that log is the evidence.
 """
-import json
 import os
-import socket
-import threading
-import time
 
 import pytest
 
+from audit_events import wait_events
+from raw_client import raw_exchange
 from conftest import write_policy
-from origins import Origin
+from origins import Origin, TcpOrigin
 
 
-def events(env, instance):
-    out = env.daemon.ctl("events", "--json", "--instance", instance).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def wait_events(env, instance, count, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = events(env, instance)
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    return events(env, instance)
 
 
 def paths(origin, since=0):
     return [r["path"] for r in origin.requests[since:]]
 
 
-def raw_exchange(sb, port, payload, host="127.0.0.1"):
-    """Sends raw bytes from inside the sandbox; returns what came back until close."""
-    code = f"""
-import socket, sys
-s = socket.create_connection(({host!r}, {port}), timeout=10)
-s.sendall({payload!r})
-data = b""
-while True:
-    try:
-        chunk = s.recv(65536)
-    except ConnectionResetError:
-        break
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode("latin-1"))
-"""
-    r = sb.python(code)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def tls_get(sb, port, path, servername=None, connect="127.0.0.1"):
@@ -74,64 +41,36 @@ def tls_get(sb, port, path, servername=None, connect="127.0.0.1"):
     return r.returncode, r.stdout
 
 
-class BodyIgnoringOrigin:
+class BodyIgnoringOrigin(TcpOrigin):
     """An HTTP origin that, like some real servers, ignores a body on GET and
     HEAD: whatever follows their head is parsed as the next request. Logs
     every request it parses."""
 
     def __init__(self):
         self.requests = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _run(self):
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(5)
+    def serve(self, c):
         buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    chunk = c.recv(4096)
-                    if not chunk:
-                        return
-                    buf += chunk
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                lines = head.decode("latin-1").split("\r\n")
-                method, path = lines[0].split(" ")[:2]
-                fields = dict((k.strip().lower(), v.strip())
-                              for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l))
-                self.requests.append({"method": method, "path": path, "host": fields.get("host")})
-                if method not in ("GET", "HEAD"):
-                    length = int(fields.get("content-length", "0"))
-                    while len(buf) < length:
-                        buf += c.recv(4096)
-                    buf = buf[length:]
-                body = f"ignoring-origin path={path}\n".encode()
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self._stop = True
-        self.thread.join(timeout=2)
-        self.sock.close()
+        while True:
+            while b"\r\n\r\n" not in buf:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            method, path = lines[0].split(" ")[:2]
+            fields = dict((k.strip().lower(), v.strip())
+                          for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l))
+            self.requests.append({"method": method, "path": path, "host": fields.get("host")})
+            if method not in ("GET", "HEAD"):
+                length = int(fields.get("content-length", "0"))
+                while len(buf) < length:
+                    buf += c.recv(4096)
+                buf = buf[length:]
+            body = f"ignoring-origin path={path}\n".encode()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """TLS: the SNI decides; bytes pass through untouched (no interception yet)."""
 from origins import RawListener
-from test_events import wait_events
+from audit_events import wait_events
 
 
 def test_allowed_sni_passes_through_with_origin_certificate(env):
