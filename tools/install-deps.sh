@@ -8,6 +8,9 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake pkg-config clang llvm clang-format
+  # sanitizer and libFuzzer runtimes (only a Recommends of clang, which
+  # --no-install-recommends leaves out): tools/test.sh --sanitize, tools/fuzz.sh
+  libclang-rt-14-dev
   # kernel side
   libbpf-dev bpftool libelf-dev zlib1g-dev
   # userspace libraries
