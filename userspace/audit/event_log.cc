@@ -33,10 +33,15 @@ EventLog::~EventLog() {
 
 void EventLog::WriteLine(const std::string& line) {
   if (file_bytes_ + line.size() > max_file_bytes_) {
-    // Rotate: keep one previous file, start a new one.
+    // Rotate: keep one previous file, start a new one. If the rename fails,
+    // the current file is kept and appended to (never truncated: that would
+    // lose its events); the failure is counted like a write error.
     if (fd_ >= 0) close(fd_);
-    std::rename(path_.c_str(), (path_ + ".1").c_str());
-    fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    const bool rotated = std::rename(path_.c_str(), (path_ + ".1").c_str()) == 0;
+    if (!rotated) write_errors_++;
+    fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (rotated ? O_TRUNC : 0),
+               0600);
+    // After a failed rename the next attempt comes after another max_file_bytes_.
     file_bytes_ = 0;
   }
   if (fd_ < 0 || write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {

@@ -15,6 +15,7 @@
 #include "policy/bpf_lowering.h"
 #include "policy/cidr.h"
 #include "policy/suggest.h"
+#include "userspace/common/atomic_file.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/netns.h"
 #include "userspace/sandbox/ended_instances.h"
@@ -562,16 +563,7 @@ Status Registry::SaveState() const {
     state.sandboxes.push_back({sb.id, sb.cgroup, sb.cgroup_id, sb.instance, sb.source,
                                sb.policy_set_id, sb.netns, sb.proxy_port, sb.dns_port, sb.transient,
                                sb.owner_pid, sb.owner_start_time});
-  std::string path = options_.state_dir + "/state.json";
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << StateFileText(state);
-    if (!out) return EGRESSD_ERROR("cannot write {}", tmp);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0)
-    return EGRESSD_ERROR("cannot replace {}: {}", path, strerror(errno));
-  return {};
+  return WriteFileAtomically(options_.state_dir + "/state.json", StateFileText(state));
 }
 
 Status Registry::Restore() {
@@ -688,18 +680,7 @@ Status Registry::SaveObservationsLocked() const {
   for (const auto& [id, sb] : sandboxes_)
     if (sb.policy && sb.policy->policy().mode == policy::PolicyMode::kAudit)
       add(sb.instance, *sb.policy, *sb.observed, false);
-  std::string path = options_.state_dir + "/observations.json";
-  std::string tmp = path + ".tmp";
-  {
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    std::string text = ObservationsFileText(out);
-    if (!fd.valid() ||
-        write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-      return EGRESSD_ERROR("cannot write {}: {}", tmp, strerror(errno));
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0)
-    return EGRESSD_ERROR("cannot replace {}: {}", path, strerror(errno));
-  return {};
+  return WriteFileAtomically(options_.state_dir + "/observations.json", ObservationsFileText(out));
 }
 
 void Registry::RestoreObservations() {

@@ -1,6 +1,7 @@
 #include "userspace/audit/event_log.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -65,6 +66,23 @@ TEST_F(EventLogTest, UnderTheLimitNothingIsLeftOut) {
     for (int i = 0; i < 3; ++i) log.Append(Event("steady", s * 1000 + i));
   EXPECT_EQ(log.suppressed(), 0u);
   EXPECT_EQ(log.Since(0, "", 100).size(), 15u);
+}
+
+TEST_F(EventLogTest, AFailedRotationKeepsTheCurrentFileAndCountsIt) {
+  // A non-empty directory where the old file should go: rename fails.
+  const std::string blocker = path_ + ".1";
+  ASSERT_EQ(mkdir(blocker.c_str(), 0700), 0);
+  const std::string inside = blocker + "/keep";
+  std::ofstream(inside) << "x";
+  {
+    EventLog log(path_, 100, /*max_file_bytes=*/4096);
+    for (int i = 0; i < 100; ++i) log.Append(Event("rot", 1000 + i));
+    EXPECT_GT(log.write_errors(), 0u);
+  }
+  // Nothing was truncated away: every line is still in the one file.
+  EXPECT_EQ(FileLines(), 100u);
+  std::remove(inside.c_str());
+  rmdir(blocker.c_str());
 }
 
 }  // namespace
