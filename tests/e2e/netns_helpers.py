@@ -9,6 +9,7 @@ import sys
 import uuid
 
 from bounded import read_line
+from leftovers import cgroup2_mount, kill_cgroup
 
 SERVER = r"""
 import http.server, socket, sys
@@ -120,3 +121,25 @@ class Agent:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(timeout=10)
+
+
+class UnsharedProcess:
+    """A sandbox agent in `unshare -n`, in a test-named cgroup of its own: a
+    container as egressd finds it (its own network namespace, not attached)."""
+
+    def __init__(self):
+        self.cgroup = os.path.join(cgroup2_mount(), f"egressd-test-{uuid.uuid4().hex[:8]}")
+        os.mkdir(self.cgroup)
+        try:
+            self.agent = Agent(["unshare", "-n", "sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
+                                self.cgroup])
+        except BaseException:
+            kill_cgroup(self.cgroup)
+            os.rmdir(self.cgroup)
+            raise
+
+    def close(self):
+        kill_cgroup(self.cgroup)
+        self.agent.close()
+        os.rmdir(self.cgroup)
+

@@ -4,10 +4,9 @@ enforced. Origins live in a namespace the test creates, behind a veth pair."""
 import json
 import os
 import subprocess
-import uuid
 
-from conftest import CGROUP2, kill_cgroup, write_policy
-from netns_helpers import Agent
+from conftest import write_policy
+from netns_helpers import Agent, UnsharedProcess
 
 
 def test_run_in_new_netns_reaches_origins_only_through_the_policy(env):
@@ -43,20 +42,6 @@ def test_netns_host_puts_loopback_under_the_policy(env):
     finally:
         assert agent.close() == 0
 
-
-class UnsharedProcess:
-    """`unshare -n` in a cgroup of the test's: a container as egressd finds it."""
-
-    def __init__(self):
-        self.cgroup = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
-        os.mkdir(self.cgroup)
-        self.agent = Agent(["unshare", "-n", "sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
-                            self.cgroup])
-
-    def close(self):
-        kill_cgroup(self.cgroup)
-        self.agent.close()
-        os.rmdir(self.cgroup)
 
 
 def test_attach_detects_the_netns_and_survives_a_restart(env):

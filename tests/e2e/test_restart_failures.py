@@ -4,15 +4,13 @@ took meanwhile. The README promises fail closed in each case: everything the
 sandbox sends is refused in the kernel (its config zeroed, "not configured"),
 with a log line and `list` saying why, until it is fixed."""
 import json
-import os
 import socket
 import subprocess
 import threading
 import time
-import uuid
 
-from conftest import CGROUP2, kill_cgroup, write_policy
-from netns_helpers import Agent
+from conftest import write_policy
+from netns_helpers import UnsharedProcess
 
 # What a host-namespace sandbox tries after the restart: a TCP connect to the
 # test's origin, a UDP datagram to a loopback port, a DNS query. Each prints
@@ -176,20 +174,6 @@ print(s.recv(512)[:2].hex())
         if env.daemon.proc.poll() is not None:
             env.daemon.start()
 
-
-class UnsharedProcess:
-    """A sandbox agent in `unshare -n`, in a cgroup of the test's."""
-
-    def __init__(self):
-        self.cgroup = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
-        os.mkdir(self.cgroup)
-        self.agent = Agent(["unshare", "-n", "sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
-                            self.cgroup])
-
-    def close(self):
-        kill_cgroup(self.cgroup)
-        self.agent.close()
-        os.rmdir(self.cgroup)
 
 
 def test_listeners_that_cannot_reopen_at_restart_deny_everything(env):
