@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "userspace/audit/denial.h"
 #include "userspace/audit/event_log.h"
 #include "userspace/control/control_server.h"
 #include "userspace/dns/dns_forwarder.h"
@@ -81,14 +82,6 @@ std::string EventReason(const egressd_event& ev) {
   if (ev.reason == EGRESSD_DENY_SOCKOPT)
     return fmt::format("{}: level {} option {}", DenyReasonName(ev.reason), ev.protocol, ev.detail);
   return DenyReasonName(ev.reason);
-}
-
-// What the denied thing was aimed at, for the daemon log's dst= field.
-std::string EventTarget(const egressd_event& ev) {
-  if (ev.reason == EGRESSD_DENY_SOCKET) return "socket type " + std::to_string(ev.detail);
-  if (ev.reason == EGRESSD_DENY_SOCKOPT)
-    return fmt::format("setsockopt level {} option {}", ev.protocol, ev.detail);
-  return FormatEventAddress(ev);
 }
 
 // What no policy can allow, as `policy suggest` lists it.
@@ -296,8 +289,7 @@ Status Daemon::Start() {
       event.port = ntohs(ev.port);
     }
     event.reason = EventReason(ev);
-    const std::string instance = event.instance;
-    events_->Append(std::move(event));
+    audit::RecordDenial(events_.get(), ev.sandbox_id, std::move(event));
     // Events the kernel could not queue are never lost silently: log the
     // counter when it moves (checked at most once a second).
     auto now = std::chrono::steady_clock::now();
@@ -310,9 +302,6 @@ Status Daemon::Start() {
         events_dropped_seen_ = dropped;
       }
     }
-    spdlog::info("deny: sandbox={} instance={} layer=kernel dst={} reason=\"{}\"{}", ev.sandbox_id,
-                 instance, EventTarget(ev), DenyReasonName(ev.reason),
-                 enforced ? "" : " (audit mode: let through)");
   }));
 
   // Sandboxes of `egressctl run` whose egressctl died are removed by the daemon.

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "userspace/audit/denial.h"
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/dns_message.h"
 
@@ -119,19 +120,12 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
   if (view->audit()) view->observed->Host(question->name);
   policy::HostDecision decision = view->policy->DecideHost(question->name);
   if (decision.verdict == policy::HostVerdict::kDenied) {
-    bool enforced = !view->audit();
     audit::AuditEvent event;
-    event.instance = view->instance;
-    event.cgroup = view->cgroup;
     event.layer = "dns";
     event.port = 53;
     event.host = question->name;
     event.reason = decision.reason;
-    event.enforced = enforced;
-    events_->Append(std::move(event));
-    spdlog::info("deny: sandbox={} instance={} layer=dns name={} reason=\"{}\"{}", view->id,
-                 view->instance, question->name, decision.reason,
-                 enforced ? "" : " (audit mode: relayed)");
+    bool enforced = audit::DenyOrReport(*view, events_, std::move(event));
     if (enforced) {
       view->counters->dns_refused++;
       refused_++;

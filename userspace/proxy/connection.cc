@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "userspace/audit/denial.h"
 #include "userspace/protocol/http_sniff.h"
 #include "userspace/protocol/http_upgrade.h"
 #include "userspace/protocol/tls_client_hello.h"
@@ -32,29 +33,12 @@ __kernel_timespec ToTimespec(std::chrono::milliseconds ms) {
   return ts;
 }
 
-const char* StatusText(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 502:
-      return "Bad Gateway";
-    default:
-      return "Error";
-  }
-}
-
 }  // namespace
 
 Connection::Connection(Worker& worker, uint64_t id, int client_fd)
     : worker_(worker), id_(id), client_fd_(client_fd) {}
 
-Connection::~Connection() {
-  if (client_fd_ >= 0) close(client_fd_);
-  if (upstream_fd_ >= 0) close(upstream_fd_);
-  if (retiring_fd_ >= 0) close(retiring_fd_);
-}
+Connection::~Connection() = default;
 
 std::shared_ptr<const sandbox::SandboxView> Connection::CurrentView() const {
   // A detached sandbox keeps its last view for connections already open.
@@ -68,7 +52,7 @@ void Connection::Start() {
   // We relay what arrives as it arrives: Nagle plus the peer's delayed ACK
   // would hold small writes back for tens of milliseconds.
   int one = 1;
-  setsockopt(client_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(client_fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (!LookupOrigin()) return;
   sandbox_->counters->connections++;
   last_byte_ = std::chrono::steady_clock::now();
@@ -89,8 +73,9 @@ bool Connection::LookupOrigin() {
   uint64_t cookie = 0;
   socklen_t cookie_len = sizeof(cookie);
   egressd_orig_dst_key key{};
-  bool have_key = getpeername(client_fd_, reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
-                  getsockopt(client_fd_, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cookie_len) == 0;
+  bool have_key =
+      getpeername(client_fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
+      getsockopt(client_fd_.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cookie_len) == 0;
   if (have_key) {
     key.netns_cookie = cookie;
     if (peer.ss_family == AF_INET) {
@@ -167,8 +152,8 @@ void Connection::Classify() {
       // The classification deadline keeps running until the head is complete.
       mode_ = Mode::kHttp;
       phase_ = Phase::kHttp;
-      request_ = std::make_unique<protocol::HttpRequestStream>();
-      HttpProcessClient();
+      session_ = std::make_unique<HttpSession>(*this, up_, down_);
+      session_->OnClientBytes();
       return;
     case protocol::SniffResult::kNeedMore:
       if (up_.end >= kClassifyLimit) DenyOrPass("no HTTP request line within 16 KiB");
@@ -196,9 +181,10 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   if (view->audit()) view->observed->Host(*sni);
   auto decision = policy.DecideTarget(*sni, origin_port_);
   if (decision.verdict != policy::HostVerdict::kAllowed &&
-      !AuditOnly(*sni, "SNI " + *sni + ": " + decision.reason)) {
+      Enforce(*sni, "SNI " + *sni + ": " + decision.reason)) {
     decided_host_ = *sni;
-    Deny("SNI " + *sni + ": " + decision.reason);
+    view->counters->connections_denied++;
+    Close("SNI " + *sni + ": " + decision.reason);
     return;
   }
   view->counters->tls_passthrough++;
@@ -213,7 +199,7 @@ void Connection::PassToOriginal(const char* why) {
   std::string refusal = RefuseUpstreamAddress(origin_addr_, origin_port_, *view->policy, Own(),
                                               /*apply_deny_cidrs=*/!view->audit());
   if (!refusal.empty()) {
-    Deny(refusal);
+    DenyConnection(refusal);
     return;
   }
   if (view->audit()) view->observed->Tcp(FormatAddressPort(origin_addr_, origin_port_));
@@ -280,12 +266,7 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
   auto view = CurrentView();
   if (!result.ok()) {
     view->counters->upstream_errors++;
-    std::string why = "name " + decided_host_ + " does not resolve (" + result.error + ")";
-    if (mode_ == Mode::kHttp) {
-      HttpReply(502, why);
-    } else {
-      Deny(why);
-    }
+    RefuseUpstream(502, "name " + decided_host_ + " does not resolve (" + result.error + ")");
     return;
   }
   UpstreamChoice choice =
@@ -294,24 +275,28 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
     // Refused by deny_cidrs (an own listener stays refused below).
     UpstreamChoice unenforced = ChooseUpstream(result.addrs, origin_addr_, origin_port_,
                                                *view->policy, Own(), /*apply_deny_cidrs=*/false);
-    if (unenforced.addr && AuditOnly(decided_host_, "host " + decided_host_ + ": " + choice.error))
+    if (unenforced.addr && !Enforce(decided_host_, "host " + decided_host_ + ": " + choice.error))
       choice = unenforced;
   }
   if (!choice.addr) {
-    if (mode_ == Mode::kHttp) {
-      view->counters->requests_denied++;
-      RecordDeny(decided_host_, choice.error);
-      HttpReply(403, "host " + decided_host_ + ": " + choice.error);
-    } else {
-      Deny("host " + decided_host_ + ": " + choice.error);
-    }
+    if (mode_ == Mode::kHttp) view->counters->requests_denied++;
+    RefuseUpstream(403, "host " + decided_host_ + ": " + choice.error);
     return;
   }
   ConnectTo(*choice.addr);
 }
 
+void Connection::RefuseUpstream(int http_status, const std::string& why) {
+  if (mode_ != Mode::kHttp) {
+    DenyConnection(why);
+    return;
+  }
+  if (http_status == 403) RecordEnforced(decided_host_, why);
+  session_->Reply(http_status, why);
+}
+
 void Connection::ConnectTo(const policy::IpAddress& addr) {
-  if (retiring_fd_ >= 0) {
+  if (retiring_fd_.valid()) {
     // The previous upstream still has operations in flight: connect once
     // they are done, so completions never mix two upstream sockets.
     connect_waiting_ = addr;
@@ -333,19 +318,19 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
     memcpy(&in6->sin6_addr, addr.bytes.data(), 16);
     len = sizeof(*in6);
   }
-  upstream_fd_ = socket(upstream_sa_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (upstream_fd_ < 0) {
+  upstream_fd_.Reset(socket(upstream_sa_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!upstream_fd_.valid()) {
     Close(std::string("upstream socket: ") + strerror(errno));
     return;
   }
   int one = 1;
-  setsockopt(upstream_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(upstream_fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   upstream_addr_ = addr;
   phase_ = Phase::kConnecting;
   connect_timeout_ = ToTimespec(worker_.ctx().options.connect_timeout);
   worker_.ReserveSqes(2);  // the linked pair must not be split by a submit
   io_uring_sqe* sqe = worker_.GetSqe();
-  io_uring_prep_connect(sqe, upstream_fd_, reinterpret_cast<sockaddr*>(&upstream_sa_), len);
+  io_uring_prep_connect(sqe, upstream_fd_.get(), reinterpret_cast<sockaddr*>(&upstream_sa_), len);
   io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kConnect));
   sqe->flags |= IOSQE_IO_LINK;
   sqe = worker_.GetSqe();
@@ -363,10 +348,9 @@ void Connection::OnConnected(int res) {
     view->counters->upstream_errors++;
     std::string why = fmt::format("connect to {}:{} failed: {}", upstream_addr_->ToString(),
                                   origin_port_, res == -ECANCELED ? "timeout" : strerror(-res));
-    close(upstream_fd_);
-    upstream_fd_ = -1;
+    upstream_fd_.Reset();
     if (mode_ == Mode::kHttp) {
-      HttpReply(502, why);
+      session_->Reply(502, why);
     } else {
       Close(why);
     }
@@ -380,281 +364,56 @@ void Connection::OnConnected(int res) {
     return;
   }
   phase_ = Phase::kHttp;
-  HttpStartForwarding();
+  session_->StartForwarding();
 }
 
-// ---- HTTP ----------------------------------------------------------------
+// ---- what the HTTP session asks for ---------------------------------------
 
-void Connection::HttpProcessClient() {
-  // After a refusal nothing more from this client is parsed or forwarded.
-  if (close_after_flush_ || !reply_.empty()) return;
-  while (phase_ == Phase::kHttp) {
-    if (http_step_ == HttpStep::kReadingHead) {
-      if (up_.scanned == up_.end) break;
-      // A head after the first must complete in time once it has begun (the
-      // first runs under the classification deadline); an idle connection
-      // between requests is the idle timer's.
-      if (!deadline_armed_) ArmDeadline(worker_.ctx().options.head_timeout);
-      auto step = request_->Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
-      up_.scanned += step.consumed;
-      if (step.event == protocol::HttpRequestStream::Event::kError) {
-        CurrentView()->counters->bad_requests++;
-        HttpReply(400, "malformed request: " + request_->error());
-        return;
-      }
-      if (step.event == protocol::HttpRequestStream::Event::kHeadComplete) {
-        head_end_ = up_.scanned;
-        HttpOnHead();
-        return;  // continues when the upstream is ready (HttpStartForwarding)
-      }
-      break;  // kNeedMore (the parser bounds a head to 16 KiB)
-    }
-    // kForwarding: the body of the current request, until it completes.
-    if (request_done_) break;
-    auto step = request_->Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
-    up_.scanned += step.consumed;
-    up_.ready = up_.scanned;
-    if (step.event == protocol::HttpRequestStream::Event::kError) {
-      CurrentView()->counters->bad_requests++;
-      Close("malformed request body: " + request_->error());
-      return;
-    }
-    if (step.event == protocol::HttpRequestStream::Event::kMessageComplete) {
-      request_done_ = true;
-      if (upgrade_) break;  // bytes after an upgrade request wait for the 101
-      if (response_done_) HttpFinishTransaction();
-      continue;
-    }
-    break;  // kNeedMore
-  }
-  Pump();
-}
-
-void Connection::HttpOnHead() {
+FilterVerdict Connection::FilterRequest(RequestHead& head, bool* websocket) {
   // The policy is read again for every request: a switch applies to the
   // next request on an open connection.
-  CancelDeadline();
   auto view = CurrentView();
-  const policy::CompiledPolicy& policy = *view->policy;
-  const protocol::HttpRequestHead& head = request_->head();
-  method_ = head.method;
-  request_keep_alive_ = head.keep_alive;
-  upgrade_ = false;
-  request_done_ = response_done_ = false;
-  if (view->audit()) view->observed->Host(head.host);
-  auto decision = policy.DecideTarget(head.host, origin_port_);
-  if (decision.verdict != policy::HostVerdict::kAllowed &&
-      !AuditOnly(head.host, "request to host \"" + head.host + "\" denied by policy \"" +
-                                policy.name() + "\": " + decision.reason)) {
-    view->counters->requests_denied++;
-    decided_host_ = head.host;
-    RecordDeny(head.host, decision.reason);
-    HttpReply(403, "request to host \"" + head.host + "\" denied by policy \"" + policy.name() +
-                       "\": " + decision.reason);
-    return;
-  }
-  if (head.has_body) {
-    auto body = policy.DecideRequestBody(head.method, head.host);
-    if (body.verdict != policy::HostVerdict::kAllowed && !AuditOnly(head.host, body.reason)) {
-      view->counters->bad_requests++;
-      RecordDeny(head.host, body.reason);
-      HttpReply(400, body.reason);
-      return;
-    }
-  }
-  view->counters->requests_allowed++;
-  // Only WebSocket may become a tunnel: other Upgrade tokens never reach the
-  // upstream. The head being decided is [up_.ready, head_end_).
-  auto upgrade = protocol::KeepOnlyWebSocketUpgrade(
-      {reinterpret_cast<const char*>(up_.buf.get()) + up_.ready, head_end_ - up_.ready});
-  upgrade_ = head.upgrade && upgrade.websocket;
-  if (upgrade.changed && !ReplaceRequestHead(upgrade.head)) {
-    view->counters->bad_requests++;
-    HttpReply(400, "request head could not be rewritten without its Upgrade tokens");
-    return;
-  }
-  if (upstream_fd_ >= 0 && decided_host_ == head.host &&
-      RefuseUpstreamAddress(*upstream_addr_, origin_port_, policy, Own(), !view->audit()).empty()) {
-    HttpStartForwarding();  // same host, still allowed: reuse the open upstream connection
+  RequestContext ctx{*view, worker_.ctx().events, origin_addr_, origin_port_, head};
+  FilterVerdict verdict = RunRequestFilters(ctx);
+  *websocket = ctx.websocket;
+  return verdict;
+}
+
+void Connection::RouteRequest(const std::string& host) {
+  auto view = CurrentView();
+  if (upstream_fd_.valid() && decided_host_ == host &&
+      RefuseUpstreamAddress(*upstream_addr_, origin_port_, *view->policy, Own(), !view->audit())
+          .empty()) {
+    session_->StartForwarding();  // same host, still allowed: reuse the open upstream connection
     return;
   }
   CloseUpstream();
-  ResolveAndConnect(head.host);
+  ResolveAndConnect(host);
 }
 
-void Connection::HttpStartForwarding() {
-  http_step_ = HttpStep::kForwarding;
-  up_.ready = head_end_;
-  response_ = std::make_unique<protocol::HttpResponseStream>();
-  response_->ExpectResponseTo(method_);
-  response_keep_alive_ = true;
-  // A request without a body completes on an empty feed.
-  HttpProcessClient();
-}
-
-void Connection::HttpProcessUpstream() {
-  if (!response_ || response_done_) {
-    // Between requests the upstream may only close (idle keep-alive timeout).
-    if (down_.scanned < down_.end) {
-      Close("upstream sent bytes nobody asked for");
-      return;
-    }
-    if (down_.eof) {
-      if (http_step_ == HttpStep::kForwarding && !request_done_) {
-        // The upstream answered and left mid-request: the rest of this
-        // request may not go anywhere else, so the connection ends here.
-        Close("upstream closed before the request was complete");
-        return;
-      }
-      CloseUpstream();
-    }
-    Pump();
-    return;
-  }
-  // A head just completed may complete its (empty) message on an empty feed.
-  bool after_head = false;
-  while (down_.scanned < down_.end || after_head) {
-    after_head = false;
-    if (response_done_ || !response_) {
-      Close("upstream sent bytes nobody asked for");
-      return;
-    }
-    auto step = response_->Feed({down_.buf.get() + down_.scanned, down_.end - down_.scanned});
-    down_.scanned += step.consumed;
-    down_.ready = down_.scanned;
-    if (step.event == protocol::HttpResponseStream::Event::kError) {
-      CurrentView()->counters->upstream_errors++;
-      Close("malformed response from upstream: " + response_->error());
-      return;
-    }
-    if (step.event == protocol::HttpResponseStream::Event::kHeadComplete) {
-      response_keep_alive_ = response_->keep_alive();
-      after_head = true;
-      continue;
-    }
-    if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
-      int status = response_->status();
-      if (status == 101) {
-        if (!upgrade_ || !request_done_) {
-          Close("upstream switched protocols without a complete WebSocket upgrade request");
-          return;
-        }
-        StartWebSocket();
-        return;
-      }
-      if (status >= 100 && status < 200) continue;  // interim; the final response follows
-      response_done_ = true;
-      response_keep_alive_ = response_keep_alive_ && response_->keep_alive();
-      if (!request_done_) {
-        HttpDeliverResponseThenClose();
-        return;
-      }
-      // An upgrade the upstream declined leaves the stream's state unclear: end it.
-      if (upgrade_) request_keep_alive_ = false;
-      if (request_done_) {
-        HttpFinishTransaction();
-        return;
-      }
-      continue;
-    }
-    break;  // kNeedMore
-  }
-  if (down_.eof && !response_done_ && response_) {
-    auto step = response_->Finish();
-    if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
-      response_done_ = true;
-      response_keep_alive_ = false;
-      if (request_done_) {
-        HttpFinishTransaction();
-      } else {
-        HttpDeliverResponseThenClose();
-      }
-      return;
-    }
-    Close("upstream closed in the middle of a response");
-    return;
-  }
-  Pump();
-}
-
-void Connection::HttpFinishTransaction() {
-  if (down_.scanned < down_.end) {
-    // Bytes after the response could pose as the next host's answer: the
-    // response reaches the client, those bytes go nowhere, and both
-    // connections end (nothing more of this client is read or forwarded).
-    spdlog::debug("proxy: connection {}: upstream sent {} bytes after its response", id_,
-                  down_.end - down_.scanned);
-    CurrentView()->counters->upstream_errors++;
-    down_.end = down_.scanned;
-    HttpDeliverResponseThenClose();
-    return;
-  }
-  if (!response_keep_alive_ || down_.eof) CloseUpstream();
-  response_.reset();
-  if (!request_keep_alive_ || up_.eof) {
-    close_after_flush_ = true;
-    Pump();
-    return;
-  }
-  http_step_ = HttpStep::kReadingHead;
-  request_done_ = response_done_ = false;
-  // The next request may already be buffered (pipelining); an idle
-  // keep-alive connection is the idle timer's.
-  HttpProcessClient();
-}
-
-// The upstream sent its whole final response before the request body was
-// complete. It may read the rest as a new request, one this proxy never
-// decided: no more of it goes anywhere. The client gets the response, then
-// the end of the connection.
-//
-// Also used when the upstream sent bytes after its response. The response read
-// so far goes to the client; then the client's connection ends. The upstream
-// is closed at once: nothing more is read from it.
-void Connection::HttpDeliverResponseThenClose() {
-  CloseUpstream();
-  request_keep_alive_ = false;
-  close_after_flush_ = true;
-  Pump();
-}
-
-void Connection::HttpReply(int status, const std::string& reason) {
-  if (!reply_.empty() || close_after_flush_) return;  // one answer per connection, then close
-  const std::string policy_name = CurrentView()->policy->name();
-  std::string body = "egressd: " + reason + "\n";
-  reply_ = fmt::format(
-      "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
-      "Connection: close\r\nX-Egressd-Policy: {}\r\n\r\n{}",
-      status, StatusText(status), body.size(), policy_name, body);
+void Connection::SendReplyThenClose(std::string bytes) {
+  reply_ = std::move(bytes);
   // Nothing else from this client is forwarded after a refusal.
   up_.ready = up_.start;
   CloseUpstream();
   phase_ = Phase::kHttp;
-  http_step_ = HttpStep::kReadingHead;
-  request_done_ = true;
   close_after_flush_ = true;
   Pump();
 }
 
-// The head being decided, [up_.ready, head_end_), becomes `head`; the bytes
-// after it move up behind it. False (nothing changed) for a longer head.
-bool Connection::ReplaceRequestHead(const std::string& head) {
-  size_t from = up_.ready;
-  if (head.size() > head_end_ - from) return false;
-  size_t shift = head_end_ - from - head.size();
-  memcpy(up_.buf.get() + from, head.data(), head.size());
-  memmove(up_.buf.get() + head_end_ - shift, up_.buf.get() + head_end_, up_.end - head_end_);
-  head_end_ -= shift;
-  up_.scanned -= shift;
-  up_.end -= shift;
-  if (up_.recv_pending) up_.recv_shift += shift;
-  return true;
+void Connection::CloseAfterFlush() {
+  close_after_flush_ = true;
+  Pump();
 }
 
-void Connection::StartWebSocket() {
+void Connection::ArmHeadDeadline() {
+  if (!deadline_armed_) ArmDeadline(worker_.ctx().options.head_timeout);
+}
+
+void Connection::StartWebSocket(const protocol::HeaderFields& response_headers) {
   mode_ = Mode::kTunnel;
   phase_ = Phase::kTunnel;
-  bool deflate = protocol::NegotiatesPermessageDeflate(response_->headers());
+  bool deflate = protocol::NegotiatesPermessageDeflate(response_headers);
   ws_from_client_.emplace(protocol::WebSocketRules{.from_client = true, .rsv1_allowed = deflate});
   ws_from_server_.emplace(protocol::WebSocketRules{.from_client = false, .rsv1_allowed = deflate});
   // What the client sent after its request (held until now) and what the
@@ -675,7 +434,7 @@ bool Connection::ReleaseTunnelBytes(bool client) {
     std::string why = fmt::format("WebSocket frame from the {} refused: {}",
                                   client ? "client" : "upstream", frames->error());
     CurrentView()->counters->websocket_violations++;
-    if (AuditOnly(decided_host_, why)) {
+    if (!Enforce(decided_host_, why)) {
       // Audit mode: reported; the tunnel goes on unchecked.
       ws_from_client_.reset();
       ws_from_server_.reset();
@@ -683,7 +442,7 @@ bool Connection::ReleaseTunnelBytes(bool client) {
       down_.ready = down_.scanned = down_.end;
       return true;
     }
-    CloseWithEvent(why);  // none of these bytes goes
+    Close(why);  // none of these bytes goes
     return false;
   }
   // A frame header is decided once complete: until then its bytes wait, and
@@ -701,17 +460,16 @@ void Connection::CloseUpstream() {
     up_discard_to_ = up_.ready;
     up_discard_pending_ = true;
   } else {
-    up_.start = std::max(up_.start, up_.ready);
+    up_.DiscardUpTo(up_.ready);
   }
-  if (upstream_fd_ < 0) return;
+  if (!upstream_fd_.valid()) return;
   if (upstream_ops_ == 0) {
-    close(upstream_fd_);
+    upstream_fd_.Reset();
   } else {
     // Operations in flight: they finish with errors; the socket closes then.
-    shutdown(upstream_fd_, SHUT_RDWR);
-    retiring_fd_ = upstream_fd_;
+    shutdown(upstream_fd_.get(), SHUT_RDWR);
+    retiring_fd_ = std::move(upstream_fd_);
   }
-  upstream_fd_ = -1;
   down_.eof = false;
   down_.shut_written = false;
   up_.shut_written = false;
@@ -721,38 +479,15 @@ void Connection::CloseUpstream() {
 
 void Connection::Pump() {
   if (phase_ == Phase::kClosing) return;
-  bool upstream_live = upstream_fd_ >= 0 && (phase_ == Phase::kTunnel || phase_ == Phase::kHttp);
+  bool upstream_live = upstream_fd_.valid() && (phase_ == Phase::kTunnel || phase_ == Phase::kHttp);
 
-  // Compact a direction whose bytes were all sent.
-  for (Direction* d : {&up_, &down_}) {
-    if (d->buf && !d->recv_pending && !d->send_pending && d->start == d->end && d->start > 0) {
-      if (d == &up_) head_end_ = 0;
-      d->Reset();
-    }
-  }
-  if (up_.buf && !up_.recv_pending && !up_.send_pending && up_.end == up_.cap && up_.start > 0) {
-    size_t shift = up_.start;
-    memmove(up_.buf.get(), up_.buf.get() + shift, up_.end - shift);
-    up_.start = 0;
-    up_.ready -= shift;
-    up_.scanned -= shift;
-    up_.end -= shift;
-    head_end_ = head_end_ > shift ? head_end_ - shift : 0;
-  }
-  if (down_.buf && !down_.recv_pending && !down_.send_pending && down_.end == down_.cap &&
-      down_.start > 0) {
-    size_t shift = down_.start;
-    memmove(down_.buf.get(), down_.buf.get() + shift, down_.end - shift);
-    down_.start = 0;
-    down_.ready -= shift;
-    down_.scanned -= shift;
-    down_.end -= shift;
-  }
+  up_.Compact();
+  down_.Compact();
 
   // Sends.
-  if (upstream_live && !up_.send_pending && up_.ready > up_.start) ArmSend(true);
+  if (upstream_live && !up_.send_pending && up_.HasUnsent()) ArmSend(true);
   if (!down_.send_pending) {
-    if (down_.ready > down_.start) {
+    if (down_.HasUnsent()) {
       ArmSend(false);
     } else if (!reply_.empty()) {
       ArmSendReply();
@@ -771,27 +506,26 @@ void Connection::Pump() {
 
   // Half-closes and the end of a tunnel.
   if (phase_ == Phase::kTunnel) {
-    if (up_.eof && up_.start == up_.end && !up_.send_pending && !up_.shut_written &&
-        upstream_fd_ >= 0) {
-      shutdown(upstream_fd_, SHUT_WR);
+    if (up_.eof && up_.Drained() && !up_.send_pending && !up_.shut_written &&
+        upstream_fd_.valid()) {
+      shutdown(upstream_fd_.get(), SHUT_WR);
       up_.shut_written = true;
     }
-    if (down_.eof && down_.start == down_.end && !down_.send_pending && !down_.shut_written) {
-      shutdown(client_fd_, SHUT_WR);
+    if (down_.eof && down_.Drained() && !down_.send_pending && !down_.shut_written) {
+      shutdown(client_fd_.get(), SHUT_WR);
       down_.shut_written = true;
     }
     if (up_.shut_written && down_.shut_written) Close("done");
     return;
   }
   if (close_after_flush_ && phase_ != Phase::kDraining && !down_.send_pending &&
-      down_.start == down_.ready && reply_.empty()) {
+      !down_.HasUnsent() && reply_.empty()) {
     // Our last byte is out. Half-close and read what the client still sends,
     // so closing does not reset the connection before it reads our answer.
-    shutdown(client_fd_, SHUT_WR);
+    shutdown(client_fd_.get(), SHUT_WR);
     CloseUpstream();
     phase_ = Phase::kDraining;
     up_.Reset();
-    head_end_ = 0;
     ArmDeadline(std::chrono::duration_cast<std::chrono::milliseconds>(kDrainTime));
     if (!up_.recv_pending) ArmRecv(true);
   }
@@ -802,8 +536,8 @@ void Connection::ArmRecv(bool client) {
   if (!d.buf) return;
   if (phase_ == Phase::kDraining) d.Reset();  // drained bytes are discarded
   io_uring_sqe* sqe = worker_.GetSqe();
-  io_uring_prep_recv(sqe, client ? client_fd_ : upstream_fd_, d.buf.get() + d.end, d.cap - d.end,
-                     0);
+  io_uring_prep_recv(sqe, client ? client_fd_.get() : upstream_fd_.get(), d.buf.get() + d.end,
+                     d.cap - d.end, 0);
   io_uring_sqe_set_data64(sqe,
                           EncodeOp(this, client ? OpKind::kClientRecv : OpKind::kUpstreamRecv));
   d.recv_pending = true;
@@ -813,9 +547,10 @@ void Connection::ArmRecv(bool client) {
 
 void Connection::ArmSend(bool to_upstream) {
   Direction& d = to_upstream ? up_ : down_;
+  std::span<const uint8_t> bytes = d.NextToSend();
   io_uring_sqe* sqe = worker_.GetSqe();
-  io_uring_prep_send(sqe, to_upstream ? upstream_fd_ : client_fd_, d.buf.get() + d.start,
-                     d.ready - d.start, MSG_NOSIGNAL);
+  io_uring_prep_send(sqe, to_upstream ? upstream_fd_.get() : client_fd_.get(), bytes.data(),
+                     bytes.size(), MSG_NOSIGNAL);
   io_uring_sqe_set_data64(
       sqe, EncodeOp(this, to_upstream ? OpKind::kUpstreamSend : OpKind::kClientSend));
   d.send_pending = true;
@@ -825,7 +560,7 @@ void Connection::ArmSend(bool to_upstream) {
 
 void Connection::ArmSendReply() {
   io_uring_sqe* sqe = worker_.GetSqe();
-  io_uring_prep_send(sqe, client_fd_, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+  io_uring_prep_send(sqe, client_fd_.get(), reply_.data(), reply_.size(), MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kClientSend));
   down_.send_pending = true;
   sending_reply_ = true;
@@ -835,10 +570,6 @@ void Connection::ArmSendReply() {
 void Connection::OnRecv(bool client, int res) {
   Direction& d = client ? up_ : down_;
   d.recv_pending = false;
-  if (d.recv_shift > 0) {
-    if (res > 0) memmove(d.buf.get() + d.end, d.buf.get() + d.end + d.recv_shift, res);
-    d.recv_shift = 0;
-  }
   if (res > 0) last_byte_ = std::chrono::steady_clock::now();
   if (!client && RetireDone()) return;
   if (phase_ == Phase::kClosing) return;
@@ -881,22 +612,9 @@ void Connection::OnRecv(bool client, int res) {
       return;
     case Phase::kHttp:
       if (client) {
-        if (close_after_flush_) {
-          Pump();  // answered already: what the client sends now is ignored
-          return;
-        }
-        if (d.eof && http_step_ == HttpStep::kReadingHead && up_.scanned == up_.end) {
-          Close("client done");
-          return;
-        }
-        if (d.eof && http_step_ == HttpStep::kForwarding && !request_done_ &&
-            up_.scanned == up_.end) {
-          Close("client closed in the middle of a request");
-          return;
-        }
-        HttpProcessClient();
+        session_->OnClientBytes();
       } else {
-        HttpProcessUpstream();
+        session_->OnUpstreamBytes();
       }
       return;
     default:
@@ -910,7 +628,7 @@ void Connection::OnSend(bool to_upstream, int res) {
   if (res > 0) last_byte_ = std::chrono::steady_clock::now();
   if (to_upstream && RetireDone()) {
     if (up_discard_pending_) {
-      up_.start = std::max(up_.start, up_discard_to_);
+      up_.DiscardUpTo(up_discard_to_);
       up_discard_pending_ = false;
     }
     if (phase_ != Phase::kClosing) Pump();
@@ -929,7 +647,7 @@ void Connection::OnSend(bool to_upstream, int res) {
     Pump();
     return;
   }
-  d.start += static_cast<size_t>(res);
+  d.Sent(static_cast<size_t>(res));
   if (sandbox_) {
     if (to_upstream) {
       sandbox_->counters->bytes_up += static_cast<uint64_t>(res);
@@ -940,17 +658,16 @@ void Connection::OnSend(bool to_upstream, int res) {
   // A refused request must not leave: if the head being decided is still in
   // the buffer, the send window never reaches it (ready stops before it).
   Pump();
-  if (phase_ == Phase::kHttp && to_upstream) HttpProcessClient();
+  if (phase_ == Phase::kHttp && to_upstream) session_->OnUpstreamSent();
 }
 
 // Completions of an upstream socket that CloseUpstream retired are dropped;
 // the last one closes it and starts a connect that was waiting for it.
 bool Connection::RetireDone() {
   upstream_ops_--;
-  if (retiring_fd_ < 0) return false;
+  if (!retiring_fd_.valid()) return false;
   if (upstream_ops_ == 0) {
-    close(retiring_fd_);
-    retiring_fd_ = -1;
+    retiring_fd_.Reset();
     if (connect_waiting_ && phase_ != Phase::kClosing) {
       policy::IpAddress addr = *connect_waiting_;
       connect_waiting_.reset();
@@ -959,6 +676,8 @@ bool Connection::RetireDone() {
   }
   return true;
 }
+
+// ---- deadlines and timers -------------------------------------------------
 
 void Connection::ArmDeadline(std::chrono::milliseconds after) {
   if (deadline_armed_) CancelDeadline();
@@ -981,6 +700,16 @@ void Connection::CancelDeadline() {
   io_uring_prep_timeout_remove(sqe, EncodeOp(this, OpKind::kDeadline), 0);
   io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kCancel));
   pending_++;
+}
+
+void Connection::OnDeadline() {
+  if (phase_ == Phase::kClassifying) {
+    DenyOrPass("no TLS ClientHello or HTTP request in time");
+  } else if (phase_ == Phase::kHttp && session_->reading_head()) {
+    Close("no complete request head in time");
+  } else if (phase_ == Phase::kDraining) {
+    Close("drain time over");
+  }
 }
 
 void Connection::ArmIdleTimer(std::chrono::nanoseconds after) {
@@ -1014,32 +743,55 @@ void Connection::OnIdleTimer(int res) {
           .count()));
 }
 
-void Connection::Deny(const std::string& why) {
+// ---- denies ----------------------------------------------------------------
+
+namespace {
+
+audit::AuditEvent ProxyEvent(const policy::IpAddress& addr, uint16_t port, const std::string& host,
+                             const std::string& why) {
+  audit::AuditEvent event;
+  event.layer = "proxy";
+  event.address = addr.ToString();
+  event.port = port;
+  event.host = host;
+  event.reason = why;
+  return event;
+}
+
+}  // namespace
+
+bool Connection::Enforce(const std::string& host, const std::string& why) {
+  auto view = CurrentView();
+  if (!view) return true;
+  return audit::DenyOrReport(*view, worker_.ctx().events,
+                             ProxyEvent(origin_addr_, origin_port_, host, why));
+}
+
+void Connection::RecordEnforced(const std::string& host, const std::string& why) {
+  if (!sandbox_) return;
+  audit::AuditEvent event = ProxyEvent(origin_addr_, origin_port_, host, why);
+  event.instance = sandbox_->instance;
+  event.cgroup = sandbox_->cgroup;
+  audit::RecordDenial(worker_.ctx().events, sandbox_->id, std::move(event));
+}
+
+void Connection::CloseWithEvent(const std::string& why) {
+  RecordEnforced(decided_host_, why);
+  Close(why);
+}
+
+void Connection::DenyConnection(const std::string& why) {
   if (sandbox_) sandbox_->counters->connections_denied++;
   CloseWithEvent(why);
 }
 
-void Connection::CloseWithEvent(const std::string& why) {
-  RecordDeny(decided_host_, why);
-  Close(why);
-}
-
 void Connection::DenyOrPass(const std::string& why) {
-  if (AuditOnly(decided_host_, why)) {
+  if (!Enforce(decided_host_, why)) {
     PassToOriginal("audit mode");
     return;
   }
-  Deny(why);
-}
-
-bool Connection::AuditOnly(const std::string& host, const std::string& why) {
-  auto view = CurrentView();
-  if (!view || !view->audit()) return false;
-  spdlog::info("audit: sandbox={} instance={} layer=proxy host={} dst={}:{} not enforced: \"{}\"",
-               view->id, view->instance, host.empty() ? "-" : host, origin_addr_.ToString(),
-               origin_port_, why);
-  RecordDeny(host, why, /*enforced=*/false);
-  return true;
+  if (sandbox_) sandbox_->counters->connections_denied++;
+  Close(why);
 }
 
 OwnListeners Connection::Own() const {
@@ -1047,26 +799,7 @@ OwnListeners Connection::Own() const {
           /*refuse_loopback=*/sandbox_ && sandbox_->own_netns, worker_.ctx().host_addresses};
 }
 
-void Connection::RecordDeny(const std::string& host, const std::string& reason, bool enforced) {
-  if (!sandbox_) return;
-  if (enforced) {
-    spdlog::info("deny: sandbox={} instance={} layer=proxy host={} dst={}:{} reason=\"{}\"",
-                 sandbox_->id, sandbox_->instance, host.empty() ? "-" : host,
-                 origin_addr_.ToString(), origin_port_, reason);
-  }
-  audit::EventLog* events = worker_.ctx().events;
-  if (!events) return;
-  audit::AuditEvent e;
-  e.instance = sandbox_->instance;
-  e.cgroup = sandbox_->cgroup;
-  e.layer = "proxy";
-  e.address = origin_addr_.ToString();
-  e.port = origin_port_;
-  e.host = host;
-  e.reason = reason;
-  e.enforced = enforced;
-  events->Append(std::move(e));
-}
+// ---- the end ---------------------------------------------------------------
 
 void Connection::Close(const std::string& why) {
   if (phase_ == Phase::kClosing) return;
@@ -1080,10 +813,10 @@ void Connection::Close(const std::string& why) {
     io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kCancel));
     pending_++;
   }
-  for (int fd : {client_fd_, upstream_fd_, retiring_fd_}) {
-    if (fd < 0) continue;
+  for (const UniqueFd* fd : {&client_fd_, &upstream_fd_, &retiring_fd_}) {
+    if (!fd->valid()) continue;
     io_uring_sqe* sqe = worker_.GetSqe();
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_prep_cancel_fd(sqe, fd->get(), IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kCancel));
     pending_++;
   }
@@ -1091,6 +824,7 @@ void Connection::Close(const std::string& why) {
 }
 
 void Connection::MaybeFinish() {
+  // Freed by the worker at the end of the completion batch, not here.
   if (phase_ == Phase::kClosing && pending_ == 0) worker_.Destroy(this);
 }
 
@@ -1118,13 +852,7 @@ void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
         stale_deadlines_--;
       } else if (res == -ETIME && deadline_armed_) {
         deadline_armed_ = false;
-        if (phase_ == Phase::kClassifying) {
-          DenyOrPass("no TLS ClientHello or HTTP request in time");
-        } else if (phase_ == Phase::kHttp && http_step_ == HttpStep::kReadingHead) {
-          Close("no complete request head in time");
-        } else if (phase_ == Phase::kDraining) {
-          Close("drain time over");
-        }
+        OnDeadline();
       }
       break;
     case OpKind::kIdleTimer:

@@ -1,15 +1,16 @@
-// One sandbox connection through the proxy, from accept() to close.
+// One sandbox connection through the proxy, from accept() to close: the
+// io_uring operations, the sockets, the deadlines, and the decisions made
+// before any HTTP (original destination, allow_tcp, TLS SNI).
 //
 //   accept -> original destination + sandbox (BPF map) -> allow_tcp? tunnel
 //          -> classify the first bytes (at most 16 KiB, with a deadline):
 //               TLS ClientHello: SNI decides -> tunnel to a resolved address
-//               HTTP/1.x: each request's Host decides -> forwarded or 403
+//               HTTP/1.x: an HttpSession decides each request (Host,
+//                         request filters) -> forwarded or refused
 //               anything else: closed
 //
-// Per-direction state (Direction) follows liburing's proxy example: bytes are
-// received into a buffer and sent from the same buffer; a direction has at
-// most one recv and one send in flight. Bytes [start, ready) may go out now,
-// [ready, end) wait for a decision (a request head being judged).
+// Bytes move in two Directions (byte_direction.h); a tunnel never parses
+// them (WebSocket frames excepted), HTTP goes through the session.
 #pragma once
 
 #include <liburing.h>
@@ -24,10 +25,11 @@
 
 #include "bpf/egressd_shared.h"
 #include "policy/ip_address.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/dns/resolver.h"
-#include "userspace/protocol/http_request_stream.h"
-#include "userspace/protocol/http_response_stream.h"
 #include "userspace/protocol/websocket_frames.h"
+#include "userspace/proxy/byte_direction.h"
+#include "userspace/proxy/http_session.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/sandbox/sandbox_view.h"
 
@@ -36,31 +38,7 @@ namespace egressd::proxy {
 class Worker;
 enum class OpKind : uint8_t;
 
-struct Direction {
-  std::unique_ptr<uint8_t[]> buf;
-  size_t cap = 0;
-  size_t start = 0;    // first byte not yet sent
-  size_t ready = 0;    // [start, ready) may be sent now
-  size_t scanned = 0;  // [.., scanned) has been through the parser (HTTP)
-  size_t end = 0;      // received so far
-  bool recv_pending = false;
-  bool send_pending = false;
-  bool eof = false;           // the source closed its side
-  bool shut_written = false;  // we sent FIN to the destination
-  // The recv in flight was armed before its bytes moved this far towards the
-  // start of buf (a request head rewritten shorter): its data lands that far
-  // past `end` and is moved back when it completes.
-  size_t recv_shift = 0;
-  void Allocate(size_t bytes) {
-    if (!buf) {
-      buf = std::make_unique_for_overwrite<uint8_t[]>(bytes);  // pages stay untouched until used
-      cap = bytes;
-    }
-  }
-  void Reset() { start = ready = scanned = end = 0; }
-};
-
-class alignas(16) Connection {
+class alignas(16) Connection final : public HttpSessionOwner {
  public:
   Connection(Worker& worker, uint64_t id, int client_fd);
   ~Connection();
@@ -78,16 +56,11 @@ class alignas(16) Connection {
     kResolving,    // a name decided; waiting for its addresses
     kConnecting,   // upstream connect in flight
     kTunnel,       // bytes pass through untouched both ways
-    kHttp,         // HTTP/1.x request by request
+    kHttp,         // HTTP/1.x request by request (session_)
     kDraining,     // our answer is out; reading what the client still sends
     kClosing,
   };
   enum class Mode { kNone, kTunnel, kHttp };
-  // HTTP transaction state (kHttp phase).
-  enum class HttpStep {
-    kReadingHead,  // parsing the next request head
-    kForwarding,   // head sent; request body and response flowing
-  };
 
   // Setup.
   bool LookupOrigin();
@@ -102,21 +75,26 @@ class alignas(16) Connection {
   void LookupHost(const std::string& host);
   void ConnectTo(const policy::IpAddress& addr);
   void OnConnected(int res);
-  // HTTP.
-  void HttpProcessClient();
-  void HttpOnHead();
-  void HttpStartForwarding();
-  void HttpProcessUpstream();
-  void HttpFinishTransaction();
-  void HttpDeliverResponseThenClose();
-  void HttpReply(int status, const std::string& reason);
-  bool ReplaceRequestHead(const std::string& head);
-  // A 101 to a WebSocket upgrade: from here on a tunnel whose frames are checked.
-  void StartWebSocket();
+  // A refusal of the upstream's address or connect: 403/502 to an HTTP
+  // client, the end of the connection otherwise.
+  void RefuseUpstream(int http_status, const std::string& why);
+
+  // HttpSessionOwner: what the HTTP session asks of the connection.
+  std::shared_ptr<const sandbox::SandboxView> View() const override { return CurrentView(); }
+  FilterVerdict FilterRequest(RequestHead& head, bool* websocket) override;
+  void RouteRequest(const std::string& host) override;
+  void CloseUpstream() override;
+  void Close(const std::string& why) override;
+  void CloseAfterFlush() override;
+  void SendReplyThenClose(std::string bytes) override;
+  void StartWebSocket(const protocol::HeaderFields& response_headers) override;
+  void ArmHeadDeadline() override;
+  void CancelHeadDeadline() override { CancelDeadline(); }
+  void Flush() override { Pump(); }
+
   // A tunnel's new bytes of one direction may go (after the WebSocket frame
   // check, if any). False when that check closed the connection.
   bool ReleaseTunnelBytes(bool client);
-  void CloseUpstream();
   // Data movement.
   void Pump();
   void ArmRecv(bool client);
@@ -124,25 +102,28 @@ class alignas(16) Connection {
   void ArmSendReply();
   void OnRecv(bool client, int res);
   void OnSend(bool to_upstream, int res);
-  void Deny(const std::string& why);
-  // Ends the connection for a reason the audit trail keeps: logged, recorded
-  // as an event (the caller counts it).
+
+  // Denies, all recorded through audit/denial.h. Enforce: a deny the policy
+  // decided, true when enforced (false in audit mode: go on as allowed).
+  bool Enforce(const std::string& host, const std::string& why);
+  // A deny that holds in every mode (an address egressd never connects to,
+  // a broken frame, a timeout): recorded as enforced.
+  void RecordEnforced(const std::string& host, const std::string& why);
+  // Ends the connection for a reason the audit trail keeps (counted by the caller).
   void CloseWithEvent(const std::string& why);
+  // Refuses the connection: counted, recorded, closed.
+  void DenyConnection(const std::string& why);
   // A deny decided by address or by the shape of the first bytes: in audit
   // mode it is reported and the connection passes through to its original
   // destination instead.
   void DenyOrPass(const std::string& why);
-  // Audit mode: reports a deny that is not enforced and returns true (the
-  // caller goes on as if allowed); false when the policy is enforced.
-  bool AuditOnly(const std::string& host, const std::string& why);
-  // Logs an enforced deny and records the event (audit mode: AuditOnly logs).
-  void RecordDeny(const std::string& host, const std::string& reason, bool enforced = true);
+
   OwnListeners Own() const;
-  void Close(const std::string& why);
   void MaybeFinish();
   bool RetireDone();
   void ArmDeadline(std::chrono::milliseconds after);
   void CancelDeadline();
+  void OnDeadline();
   // One idle timer per connection; any byte either way pushes it back.
   void ArmIdleTimer(std::chrono::nanoseconds after);
   void OnIdleTimer(int res);
@@ -150,9 +131,9 @@ class alignas(16) Connection {
 
   Worker& worker_;
   uint64_t id_;
-  int client_fd_;
-  int upstream_fd_ = -1;
-  int retiring_fd_ = -1;  // a closed upstream whose operations are still in flight
+  UniqueFd client_fd_;
+  UniqueFd upstream_fd_;
+  UniqueFd retiring_fd_;  // a closed upstream whose operations are still in flight
   int upstream_ops_ = 0;  // operations in flight on the upstream socket
   // A send to a retired upstream is in flight: once done, skip to here.
   size_t up_discard_to_ = 0;
@@ -190,20 +171,10 @@ class alignas(16) Connection {
   std::string decided_host_;
   std::optional<policy::IpAddress> upstream_addr_;
 
-  // HTTP.
-  HttpStep http_step_ = HttpStep::kReadingHead;
-  std::unique_ptr<protocol::HttpRequestStream> request_;
-  std::unique_ptr<protocol::HttpResponseStream> response_;
-  bool request_done_ = false;
-  bool response_done_ = false;
-  bool request_keep_alive_ = true;
-  bool response_keep_alive_ = true;
-  bool upgrade_ = false;  // the request asks for WebSocket
+  std::unique_ptr<HttpSession> session_;  // kHttp
   // An upgraded WebSocket: each direction's frames are checked as they pass.
   std::optional<protocol::WebSocketFrameValidator> ws_from_client_;
   std::optional<protocol::WebSocketFrameValidator> ws_from_server_;
-  size_t head_end_ = 0;  // end of the request head being decided, in up_
-  std::string method_;
   std::string reply_;  // an answer of egressd's own (403, 400, 502), then close
   bool sending_reply_ = false;
 };

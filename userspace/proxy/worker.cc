@@ -108,9 +108,12 @@ Connection* Worker::FindConnection(uint64_t id) {
 }
 
 void Worker::Destroy(Connection* conn) {
-  // Deferred to the end of this completion batch would be safer for callers
-  // still on the stack; Connection only calls this as its very last action.
-  conns_.erase(conn->id());
+  // Freed at the end of the completion batch: the connection's own call
+  // chain may still be on the stack. It is no longer found by id from here.
+  auto it = conns_.find(conn->id());
+  if (it == conns_.end()) return;
+  finished_.push_back(std::move(it->second));
+  conns_.erase(it);
 }
 
 void Worker::AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds) {
@@ -224,6 +227,7 @@ void Worker::Run() {
       ++seen;
     }
     io_uring_cq_advance(&ring_, seen);
+    finished_.clear();
   }
 }
 

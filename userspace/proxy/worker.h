@@ -71,7 +71,8 @@ class alignas(16) Worker {
   // (thread-safe; the worker owns and closes the fds from here on).
   void AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds);
   void RemoveSandboxListeners(uint32_t sandbox_id);
-  // Called by a connection when its last operation completed after close.
+  // Called by a connection when its last operation completed after close;
+  // the object is freed at the end of the current completion batch.
   void Destroy(Connection* conn);
   Connection* FindConnection(uint64_t id);
 
@@ -100,6 +101,8 @@ class alignas(16) Worker {
   std::vector<std::function<void()>> posted_;
   uint64_t next_conn_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  // Connections done during the current completion batch, freed after it.
+  std::vector<std::unique_ptr<Connection>> finished_;
 };
 
 }  // namespace egressd::proxy

@@ -1,0 +1,304 @@
+// The HTTP session driven in memory: a fake owner plays the connection
+// (routing, sending, closing) so every request/response path is checked
+// without sockets or root. The real connection is covered end to end by
+// tests/e2e/test_http*.py and test_proxy_*.py.
+#include "userspace/proxy/http_session.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "policy/policy_loader.h"
+
+namespace egressd::proxy {
+namespace {
+
+std::shared_ptr<const sandbox::SandboxView> MakeView(const std::string& yaml) {
+  auto loaded = policy::ParsePolicy(yaml);
+  EXPECT_TRUE(loaded.policy.has_value());
+  auto view = std::make_shared<sandbox::SandboxView>();
+  view->id = 7;
+  view->instance = "unit";
+  view->policy = std::make_shared<policy::CompiledPolicy>(loaded.policy.value_or(policy::Policy{}));
+  view->counters = std::make_shared<sandbox::ProxyCounters>();
+  view->observed = std::make_shared<sandbox::Observations>();
+  return view;
+}
+
+constexpr const char* kPolicy = "name: unit\nallowed_hosts: [\"allowed.test\", \"other.test\"]\n";
+
+// Plays the connection: an upstream is "connected" at once, sends complete
+// at once into strings, nothing else happens behind the session's back.
+class FakeConnection : public HttpSessionOwner {
+ public:
+  explicit FakeConnection(const std::string& yaml = kPolicy) : view_(MakeView(yaml)) {
+    up_.Allocate(64 * 1024);
+    down_.Allocate(64 * 1024);
+  }
+
+  // The client sends `bytes` (and maybe closes).
+  void ClientSends(const std::string& bytes, bool eof = false) {
+    Append(up_, bytes);
+    up_.eof = eof;
+    session_.OnClientBytes();
+  }
+  void UpstreamSends(const std::string& bytes, bool eof = false) {
+    Append(down_, bytes);
+    down_.eof = eof;
+    session_.OnUpstreamBytes();
+  }
+
+  std::shared_ptr<const sandbox::SandboxView> View() const override { return view_; }
+  FilterVerdict FilterRequest(RequestHead& head, bool* websocket) override {
+    RequestContext ctx{*view_, nullptr, *policy::IpAddress::Parse("127.0.0.1"), 80, head};
+    FilterVerdict verdict = RunRequestFilters(ctx);
+    *websocket = ctx.websocket;
+    return verdict;
+  }
+  void RouteRequest(const std::string& host) override {
+    routed.push_back(host);
+    if (host != upstream_host) {
+      upstream_host = host;
+      connects++;
+    }
+    session_.StartForwarding();
+  }
+  void CloseUpstream() override {
+    upstream_host.clear();
+    up_.DiscardUpTo(up_.ready);
+  }
+  void Close(const std::string& why) override { closed = why; }
+  void CloseAfterFlush() override {
+    close_after_flush = true;
+    Flush();
+  }
+  void SendReplyThenClose(std::string bytes) override {
+    reply = std::move(bytes);
+    up_.ready = up_.start;
+    CloseUpstream();
+    close_after_flush = true;
+    Flush();  // what was ready before goes first, as the connection's Pump does
+  }
+  void StartWebSocket(const protocol::HeaderFields&) override { websocket = true; }
+  void ArmHeadDeadline() override { deadline_armed = true; }
+  void CancelHeadDeadline() override { deadline_armed = false; }
+  void Flush() override {
+    for (auto [d, out] : {std::pair{&up_, &to_upstream}, std::pair{&down_, &to_client}}) {
+      if (d == &up_ && upstream_host.empty()) continue;
+      while (true) {
+        auto bytes = d->NextToSend();
+        if (bytes.empty()) break;
+        out->append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        d->Sent(bytes.size());
+      }
+    }
+  }
+
+  const sandbox::ProxyCounters& counters() const { return *view_->counters; }
+
+  std::string to_upstream, to_client, reply, closed, upstream_host;
+  std::vector<std::string> routed;
+  int connects = 0;
+  bool close_after_flush = false, websocket = false, deadline_armed = false;
+
+ private:
+  static void Append(Direction& d, const std::string& bytes) {
+    ASSERT_LE(d.end + bytes.size(), d.cap);
+    memcpy(d.buf.get() + d.end, bytes.data(), bytes.size());
+    d.end += bytes.size();
+  }
+
+  std::shared_ptr<const sandbox::SandboxView> view_;
+  Direction up_, down_;
+
+ public:
+  HttpSession session_{*this, up_, down_};
+};
+
+const std::string kGet = "GET /a HTTP/1.1\r\nHost: allowed.test\r\nUser-Agent: t\r\n\r\n";
+const std::string kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+TEST(HttpSession, AllowedRequestGoesAsReceivedAndItsResponseComesBack) {
+  FakeConnection c;
+  c.ClientSends(kGet);
+  EXPECT_EQ(c.routed, std::vector<std::string>{"allowed.test"});
+  EXPECT_EQ(c.to_upstream, kGet);  // byte for byte: not serialized again
+  c.UpstreamSends(kOk);
+  EXPECT_EQ(c.to_client, kOk);
+  EXPECT_EQ(c.counters().requests_allowed, 1u);
+  EXPECT_TRUE(c.closed.empty());
+  EXPECT_FALSE(c.close_after_flush);  // keep-alive
+}
+
+TEST(HttpSession, DeniedHostGetsA403AndNothingGoesUpstream) {
+  FakeConnection c;
+  c.ClientSends("GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  EXPECT_TRUE(c.routed.empty());
+  EXPECT_TRUE(c.to_upstream.empty());
+  EXPECT_NE(c.reply.find("HTTP/1.1 403 Forbidden"), std::string::npos);
+  EXPECT_NE(c.reply.find("evil.test"), std::string::npos);
+  EXPECT_NE(c.reply.find("X-Egressd-Policy: unit"), std::string::npos);
+  EXPECT_EQ(c.counters().requests_denied, 1u);
+  EXPECT_TRUE(c.close_after_flush);
+}
+
+TEST(HttpSession, EveryKeepAliveRequestIsDecided) {
+  FakeConnection c;
+  c.ClientSends(kGet);
+  c.UpstreamSends(kOk);
+  c.ClientSends("GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  EXPECT_EQ(c.to_upstream, kGet);
+  EXPECT_NE(c.reply.find("403"), std::string::npos);
+  EXPECT_EQ(c.counters().requests_allowed, 1u);
+  EXPECT_EQ(c.counters().requests_denied, 1u);
+}
+
+TEST(HttpSession, PipelinedRequestsAreDecidedOneAtATime) {
+  FakeConnection c;
+  // The second request waits for the first response: nothing of it goes before.
+  c.ClientSends(kGet + "GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  EXPECT_EQ(c.to_upstream, kGet);
+  EXPECT_TRUE(c.reply.empty());
+  c.UpstreamSends(kOk);
+  EXPECT_EQ(c.to_client, kOk);
+  EXPECT_EQ(c.to_upstream, kGet);
+  EXPECT_NE(c.reply.find("403"), std::string::npos);
+}
+
+TEST(HttpSession, AHostChangeRoutesAgain) {
+  FakeConnection c;
+  c.ClientSends(kGet);
+  c.UpstreamSends(kOk);
+  c.ClientSends("GET / HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  EXPECT_EQ(c.routed, (std::vector<std::string>{"allowed.test", "other.test"}));
+  EXPECT_EQ(c.connects, 2);
+}
+
+TEST(HttpSession, AChangedHeadIsWrittenAgainAndTheBodyFollows) {
+  FakeConnection c;
+  std::string request =
+      "POST /u HTTP/1.1\r\nHost: allowed.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+      "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello";
+  c.ClientSends(request);
+  EXPECT_EQ(c.to_upstream,
+            "POST /u HTTP/1.1\r\nHost: allowed.test\r\nConnection: HTTP2-Settings\r\n"
+            "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello");
+}
+
+TEST(HttpSession, AChangedHeadWaitsBehindTheBytesBeforeIt) {
+  FakeConnection c;
+  c.ClientSends(kGet);
+  c.UpstreamSends(kOk);
+  c.ClientSends(
+      "GET / HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n");
+  EXPECT_EQ(c.to_upstream, kGet + "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+}
+
+TEST(HttpSession, ChunkedBodySplitAcrossReadsIsForwardedWhole) {
+  FakeConnection c;
+  std::string head = "POST /p HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+  c.ClientSends(head + "5\r\nhel");
+  c.ClientSends("lo\r\n0\r\n\r\n");
+  EXPECT_EQ(c.to_upstream, head + "5\r\nhello\r\n0\r\n\r\n");
+  c.UpstreamSends(kOk);
+  EXPECT_EQ(c.to_client, kOk);
+  EXPECT_TRUE(c.closed.empty());
+}
+
+TEST(HttpSession, AHeadSplitAcrossReadsRunsUnderTheHeadDeadline) {
+  FakeConnection c;
+  c.ClientSends("GET / HTTP/1.1\r\nHo");
+  EXPECT_TRUE(c.deadline_armed);
+  EXPECT_TRUE(c.session_.reading_head());
+  c.ClientSends("st: allowed.test\r\n\r\n");
+  EXPECT_FALSE(c.deadline_armed);
+  EXPECT_FALSE(c.session_.reading_head());
+}
+
+TEST(HttpSession, AResponseBeforeTheWholeBodyEndsTheConnection) {
+  FakeConnection c;
+  std::string head = "POST /p HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 10\r\n\r\n";
+  c.ClientSends(head + "01234");
+  c.UpstreamSends(kOk);
+  EXPECT_EQ(c.to_client, kOk);
+  EXPECT_TRUE(c.close_after_flush);
+  // The rest of the body could be read upstream as a request nobody decided.
+  c.ClientSends("56789GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+  EXPECT_EQ(c.to_upstream, head + "01234");
+}
+
+TEST(HttpSession, BytesAfterTheResponseNeverReachTheClient) {
+  FakeConnection c;
+  c.ClientSends(kGet);
+  c.UpstreamSends(kOk + "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfake");
+  EXPECT_EQ(c.to_client, kOk);
+  EXPECT_TRUE(c.close_after_flush);
+  EXPECT_EQ(c.counters().upstream_errors, 1u);
+}
+
+TEST(HttpSession, MalformedRequestGetsA400) {
+  FakeConnection c;
+  c.ClientSends(
+      "GET / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_NE(c.reply.find("HTTP/1.1 400 Bad Request"), std::string::npos);
+  EXPECT_TRUE(c.to_upstream.empty());
+  EXPECT_EQ(c.counters().bad_requests, 1u);
+}
+
+TEST(HttpSession, OneReplyPerConnection) {
+  FakeConnection c;
+  c.ClientSends("GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  std::string first = c.reply;
+  c.session_.Reply(502, "late");
+  EXPECT_EQ(c.reply, first);
+  EXPECT_TRUE(c.session_.finished());
+}
+
+TEST(HttpSession, WebSocketUpgradeBecomesATunnelAfterA101) {
+  FakeConnection c;
+  c.ClientSends(
+      "GET /ws HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  EXPECT_FALSE(c.websocket);
+  c.UpstreamSends(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+  EXPECT_TRUE(c.websocket);
+  EXPECT_TRUE(c.closed.empty());
+}
+
+TEST(HttpSession, A101WithoutAnUpgradeRequestCloses) {
+  FakeConnection c;
+  c.ClientSends(kGet);
+  c.UpstreamSends(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  EXPECT_FALSE(c.websocket);
+  EXPECT_NE(c.closed.find("switched protocols"), std::string::npos);
+}
+
+TEST(HttpSession, GetWithABodyIsRefusedUnlessThePolicySaysSo) {
+  FakeConnection c;
+  c.ClientSends("GET / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 3\r\n\r\nabc");
+  EXPECT_NE(c.reply.find("400"), std::string::npos);
+  EXPECT_TRUE(c.to_upstream.empty());
+}
+
+TEST(HttpSession, AuditModeForwardsWhatItWouldDeny) {
+  FakeConnection c("name: unit\nmode: audit\nallowed_hosts: [\"allowed.test\"]\n");
+  std::string request = "GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+  c.ClientSends(request);
+  EXPECT_TRUE(c.reply.empty());
+  EXPECT_EQ(c.to_upstream, request);
+  EXPECT_EQ(c.counters().requests_denied, 0u);
+}
+
+TEST(HttpSession, ClientCloseMidRequestCloses) {
+  FakeConnection c;
+  c.ClientSends("POST / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 10\r\n\r\n01");
+  EXPECT_TRUE(c.closed.empty());
+  c.ClientSends("", true);  // a recv returns bytes or the end, never both
+  EXPECT_NE(c.closed.find("middle of a request"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace egressd::proxy

@@ -1,0 +1,119 @@
+// The bytes of one direction of a proxied connection (client -> upstream, or
+// upstream -> client), in one buffer, following liburing's proxy example:
+// received into the buffer and sent from it, at most one recv and one send in
+// flight.
+//
+//   [0 ....... start ...... ready ...... scanned ...... end ...... cap)
+//              |  may go now  |  parsed, held  | not parsed yet |
+//
+// A request head a filter changed is not sent from the buffer: a splice says
+// "at `at`, send these bytes instead of [at, skip_to)".
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace egressd::proxy {
+
+struct HeadSplice {
+  bool active = false;
+  size_t at = 0;       // where in the buffer the replaced head began
+  size_t skip_to = 0;  // where it ended: the next byte to send after `bytes`
+  std::string bytes;   // the head as the filters left it
+  size_t sent = 0;     // of `bytes`
+};
+
+struct Direction {
+  std::unique_ptr<uint8_t[]> buf;
+  size_t cap = 0;
+  size_t start = 0;    // first byte not yet sent
+  size_t ready = 0;    // [start, ready) may be sent now
+  size_t scanned = 0;  // [.., scanned) has been through the parser (HTTP)
+  size_t end = 0;      // received so far
+  bool recv_pending = false;
+  bool send_pending = false;
+  bool eof = false;           // the source closed its side
+  bool shut_written = false;  // we sent FIN to the destination
+  size_t head_end = 0;        // HTTP: the end of the request head being decided
+  HeadSplice splice;
+
+  void Allocate(size_t bytes) {
+    if (!buf) {
+      buf = std::make_unique_for_overwrite<uint8_t[]>(bytes);  // pages stay untouched until used
+      cap = bytes;
+    }
+  }
+  void Reset() {
+    start = ready = scanned = end = head_end = 0;
+    splice = {};
+  }
+  bool idle() const { return !recv_pending && !send_pending; }
+
+  // What goes out next: the buffer up to a splice, the splice's bytes, then
+  // the buffer after the replaced head. Empty when nothing may go now.
+  std::span<const uint8_t> NextToSend() const {
+    if (splice.active && start == splice.at) {
+      if (ready < splice.skip_to) return {};  // the head is not released yet
+      return {reinterpret_cast<const uint8_t*>(splice.bytes.data()) + splice.sent,
+              splice.bytes.size() - splice.sent};
+    }
+    size_t stop = splice.active && splice.at > start ? std::min(ready, splice.at) : ready;
+    if (stop <= start) return {};
+    return {buf.get() + start, stop - start};
+  }
+  // `n` bytes of NextToSend() went out.
+  void Sent(size_t n) {
+    if (splice.active && start == splice.at) {
+      splice.sent += n;
+      if (splice.sent == splice.bytes.size()) {
+        start = splice.skip_to;
+        splice = {};
+      }
+      return;
+    }
+    start += n;
+  }
+  // Bytes before `pos` are never sent (they were meant for an upstream that
+  // is gone); a splice among them goes too.
+  void DiscardUpTo(size_t pos) {
+    if (splice.active && pos > splice.at) {
+      pos = std::max(pos, splice.skip_to);
+      splice = {};
+    }
+    start = std::max(start, pos);
+  }
+  bool HasUnsent() const { return !NextToSend().empty(); }
+  // Everything received has been sent (nothing waits in the buffer).
+  bool Drained() const { return start == end && !splice.active; }
+
+  // With no operation in flight: an emptied buffer starts over, a full one
+  // moves [start, end) to its front. Returns how far bytes moved.
+  size_t Compact() {
+    if (!buf || !idle() || start == 0) return 0;
+    if (start == end && !splice.active) {
+      size_t shift = start;
+      Reset();
+      return shift;
+    }
+    if (end < cap) return 0;
+    size_t shift = start;
+    memmove(buf.get(), buf.get() + shift, end - shift);
+    start = 0;
+    ready -= shift;
+    scanned -= shift;
+    end -= shift;
+    head_end = head_end > shift ? head_end - shift : 0;
+    if (splice.active) {
+      splice.at -= shift;
+      splice.skip_to -= shift;
+    }
+    return shift;
+  }
+};
+
+}  // namespace egressd::proxy

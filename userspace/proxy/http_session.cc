@@ -1,0 +1,276 @@
+#include "userspace/proxy/http_session.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace egressd::proxy {
+namespace {
+
+const char* StatusText(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 421:
+      return "Misdirected Request";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Error";
+  }
+}
+
+}  // namespace
+
+HttpSession::HttpSession(HttpSessionOwner& owner, Direction& to_upstream, Direction& to_client)
+    : owner_(owner), up_(to_upstream), down_(to_client) {}
+
+HttpSession::~HttpSession() = default;
+
+void HttpSession::OnClientBytes() {
+  if (finished_) {
+    owner_.Flush();  // answered already: what the client sends now is ignored
+    return;
+  }
+  if (up_.eof && up_.scanned == up_.end) {
+    if (step_ == Step::kReadingHead) {
+      owner_.Close("client done");
+      return;
+    }
+    if (step_ == Step::kForwarding && !request_done_) {
+      owner_.Close("client closed in the middle of a request");
+      return;
+    }
+  }
+  ProcessClient();
+}
+
+void HttpSession::ProcessClient() {
+  // After a refusal nothing more from this client is parsed or forwarded;
+  // while a request is being routed, nothing after its head is parsed.
+  if (finished_ || step_ == Step::kRouting) return;
+  while (true) {
+    if (step_ == Step::kReadingHead) {
+      if (up_.scanned == up_.end) break;
+      // A head split over several reads must complete in time (the first
+      // runs under the connection's classification deadline); an idle
+      // connection between requests is the idle timer's.
+      owner_.ArmHeadDeadline();
+      auto step = request_.Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
+      up_.scanned += step.consumed;
+      if (step.event == protocol::HttpRequestStream::Event::kError) {
+        owner_.View()->counters->bad_requests++;
+        Reply(400, "malformed request: " + request_.error());
+        return;
+      }
+      if (step.event == protocol::HttpRequestStream::Event::kHeadComplete) {
+        up_.head_end = up_.scanned;
+        OnHead();
+        return;  // goes on when the upstream is ready (StartForwarding)
+      }
+      break;  // kNeedMore (the parser bounds a head to 16 KiB)
+    }
+    // kForwarding: the body of the current request, until it completes.
+    if (request_done_) break;
+    auto step = request_.Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
+    up_.scanned += step.consumed;
+    up_.ready = up_.scanned;
+    if (step.event == protocol::HttpRequestStream::Event::kError) {
+      owner_.View()->counters->bad_requests++;
+      owner_.Close("malformed request body: " + request_.error());
+      return;
+    }
+    if (step.event == protocol::HttpRequestStream::Event::kMessageComplete) {
+      request_done_ = true;
+      if (upgrade_) break;  // bytes after an upgrade request wait for the 101
+      if (response_done_) {
+        FinishTransaction();
+        return;
+      }
+      continue;
+    }
+    break;  // kNeedMore
+  }
+  owner_.Flush();
+}
+
+void HttpSession::OnHead() {
+  owner_.CancelHeadDeadline();
+  const protocol::HttpRequestHead& parsed = request_.head();
+  method_ = parsed.method;
+  request_keep_alive_ = parsed.keep_alive;
+  upgrade_ = false;
+  request_done_ = response_done_ = false;
+  RequestHead head(parsed);
+  bool websocket = false;
+  FilterVerdict verdict = owner_.FilterRequest(head, &websocket);
+  if (verdict.reply) {
+    Reply(verdict.status, verdict.reason);
+    return;
+  }
+  owner_.View()->counters->requests_allowed++;
+  upgrade_ = websocket;
+  step_ = Step::kRouting;
+  // The head being decided is [up_.ready, up_.head_end). A changed one goes
+  // out serialized again, in its place.
+  if (head.changed()) {
+    up_.splice = HeadSplice{.active = true,
+                            .at = up_.ready,
+                            .skip_to = up_.head_end,
+                            .bytes = head.Serialize(),
+                            .sent = 0};
+  }
+  owner_.RouteRequest(head.host());
+}
+
+void HttpSession::StartForwarding() {
+  step_ = Step::kForwarding;
+  up_.ready = up_.head_end;
+  response_ = std::make_unique<protocol::HttpResponseStream>();
+  response_->ExpectResponseTo(method_);
+  response_keep_alive_ = true;
+  // A request without a body completes on an empty feed.
+  ProcessClient();
+}
+
+void HttpSession::OnUpstreamBytes() {
+  if (!response_ || response_done_) {
+    // Between requests the upstream may only close (idle keep-alive timeout).
+    if (down_.scanned < down_.end) {
+      owner_.Close("upstream sent bytes nobody asked for");
+      return;
+    }
+    if (down_.eof) {
+      if (step_ == Step::kForwarding && !request_done_) {
+        // The upstream answered and left mid-request: the rest of this
+        // request may not go anywhere else, so the connection ends here.
+        owner_.Close("upstream closed before the request was complete");
+        return;
+      }
+      owner_.CloseUpstream();
+    }
+    owner_.Flush();
+    return;
+  }
+  // A head just completed may complete its (empty) message on an empty feed.
+  bool after_head = false;
+  while (down_.scanned < down_.end || after_head) {
+    after_head = false;
+    if (response_done_) {
+      owner_.Close("upstream sent bytes nobody asked for");
+      return;
+    }
+    auto step = response_->Feed({down_.buf.get() + down_.scanned, down_.end - down_.scanned});
+    down_.scanned += step.consumed;
+    down_.ready = down_.scanned;
+    if (step.event == protocol::HttpResponseStream::Event::kError) {
+      owner_.View()->counters->upstream_errors++;
+      owner_.Close("malformed response from upstream: " + response_->error());
+      return;
+    }
+    if (step.event == protocol::HttpResponseStream::Event::kHeadComplete) {
+      response_keep_alive_ = response_->keep_alive();
+      after_head = true;
+      continue;
+    }
+    if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
+      int status = response_->status();
+      if (status == 101) {
+        if (!upgrade_ || !request_done_) {
+          owner_.Close("upstream switched protocols without a complete WebSocket upgrade request");
+          return;
+        }
+        finished_ = true;  // from here on a tunnel, not HTTP
+        owner_.StartWebSocket(response_->headers());
+        return;
+      }
+      if (status >= 100 && status < 200) continue;  // interim; the final response follows
+      response_done_ = true;
+      response_keep_alive_ = response_keep_alive_ && response_->keep_alive();
+      if (!request_done_) {
+        DeliverResponseThenClose();
+        return;
+      }
+      // An upgrade the upstream declined leaves the stream's state unclear: end it.
+      if (upgrade_) request_keep_alive_ = false;
+      FinishTransaction();
+      return;
+    }
+    break;  // kNeedMore
+  }
+  if (down_.eof && !response_done_) {
+    auto step = response_->Finish();
+    if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
+      response_done_ = true;
+      response_keep_alive_ = false;
+      if (request_done_) {
+        FinishTransaction();
+      } else {
+        DeliverResponseThenClose();
+      }
+      return;
+    }
+    owner_.Close("upstream closed in the middle of a response");
+    return;
+  }
+  owner_.Flush();
+}
+
+void HttpSession::FinishTransaction() {
+  if (down_.scanned < down_.end) {
+    // Bytes after the response could pose as the next host's answer: the
+    // response reaches the client, those bytes go nowhere, and both
+    // connections end (nothing more of this client is read or forwarded).
+    spdlog::debug("proxy: upstream sent {} bytes after its response", down_.end - down_.scanned);
+    owner_.View()->counters->upstream_errors++;
+    down_.end = down_.scanned;
+    DeliverResponseThenClose();
+    return;
+  }
+  if (!response_keep_alive_ || down_.eof) owner_.CloseUpstream();
+  response_.reset();
+  if (!request_keep_alive_ || up_.eof) {
+    finished_ = true;
+    owner_.CloseAfterFlush();
+    return;
+  }
+  step_ = Step::kReadingHead;
+  request_done_ = response_done_ = false;
+  // The next request may already be buffered (pipelining); an idle
+  // keep-alive connection is the idle timer's.
+  ProcessClient();
+}
+
+// The upstream sent its whole final response before the request body was
+// complete. It may read the rest as a new request, one this proxy never
+// decided: no more of it goes anywhere. The client gets the response, then
+// the end of the connection.
+//
+// Also used when the upstream sent bytes after its response. The response read
+// so far goes to the client; then the client's connection ends. The upstream
+// is closed at once: nothing more is read from it.
+void HttpSession::DeliverResponseThenClose() {
+  owner_.CloseUpstream();
+  request_keep_alive_ = false;
+  finished_ = true;
+  owner_.CloseAfterFlush();
+}
+
+void HttpSession::Reply(int status, const std::string& reason) {
+  if (finished_) return;  // one answer per connection, then close
+  finished_ = true;
+  step_ = Step::kReadingHead;
+  request_done_ = true;
+  std::string body = "egressd: " + reason + "\n";
+  owner_.SendReplyThenClose(fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
+      "Connection: close\r\nX-Egressd-Policy: {}\r\n\r\n{}",
+      status, StatusText(status), body.size(), owner_.View()->policy->name(), body));
+}
+
+}  // namespace egressd::proxy

@@ -1,0 +1,109 @@
+// One HTTP/1 session over a byte stream from the sandbox (plain, or TLS
+// decrypted by the connection) and the stream of the upstream it is routed to.
+// It runs the request/response loop, one transaction at a time:
+//
+//   read a request head -> request filters -> route (owner: resolve, connect)
+//   -> forward the head (as received, or serialized again when a filter
+//   changed it) and the body -> response -> next request, or close
+//
+// The session touches no socket: it parses and releases bytes of the two
+// Directions it is given (what may be sent, what is held) and asks its owner
+// (the connection) for everything else. Keep-alive and pipelined requests
+// are each decided; nothing of a refused request ever goes upstream.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "userspace/protocol/http_request_stream.h"
+#include "userspace/protocol/http_response_stream.h"
+#include "userspace/protocol/http_upgrade.h"
+#include "userspace/proxy/byte_direction.h"
+#include "userspace/proxy/request_filters.h"
+#include "userspace/sandbox/sandbox_view.h"
+
+namespace egressd::proxy {
+
+// What the session needs from the connection that drives it. Called once per
+// request or event, never per I/O operation.
+class HttpSessionOwner {
+ public:
+  virtual ~HttpSessionOwner() = default;
+  // The policy view for the request now being decided (read again per request).
+  virtual std::shared_ptr<const sandbox::SandboxView> View() const = 0;
+  // Runs the request filters on a head.
+  virtual FilterVerdict FilterRequest(RequestHead& head, bool* websocket) = 0;
+  // The request passed: use an upstream for `host` (the open one when it still
+  // fits, else a new one). The owner calls StartForwarding() once connected,
+  // or Reply() when that fails.
+  virtual void RouteRequest(const std::string& host) = 0;
+  virtual void CloseUpstream() = 0;
+  // Ends the connection now (nothing more is delivered).
+  virtual void Close(const std::string& why) = 0;
+  // Sends what is ready to the client, then ends the connection.
+  virtual void CloseAfterFlush() = 0;
+  // A reply of egressd's own goes to the client; nothing more is forwarded
+  // either way; then the connection ends.
+  virtual void SendReplyThenClose(std::string bytes) = 0;
+  // The upstream accepted a WebSocket upgrade: the connection becomes a
+  // tunnel whose frames are checked.
+  virtual void StartWebSocket(const protocol::HeaderFields& response_headers) = 0;
+  // A request head has begun: it must complete in time.
+  virtual void ArmHeadDeadline() = 0;
+  virtual void CancelHeadDeadline() = 0;
+  // Starts the sends and receives the buffers now allow.
+  virtual void Flush() = 0;
+};
+
+class HttpSession {
+ public:
+  // `to_upstream` holds what the client sent, `to_client` what the upstream sent.
+  HttpSession(HttpSessionOwner& owner, Direction& to_upstream, Direction& to_client);
+  ~HttpSession();
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
+
+  // New bytes (or the end) from the client.
+  void OnClientBytes();
+  // Bytes were sent upstream: parsing may go on (a body waits for room).
+  void OnUpstreamSent() { ProcessClient(); }
+  // New bytes (or the end) from the upstream.
+  void OnUpstreamBytes();
+  // The upstream the owner chose for the current request is connected.
+  void StartForwarding();
+  // Answers the client with a reply of egressd's own and ends the
+  // connection. One answer per connection: a later call does nothing.
+  void Reply(int status, const std::string& reason);
+
+  bool reading_head() const { return step_ == Step::kReadingHead; }
+  // The session answered or is ending: what the client sends is ignored.
+  bool finished() const { return finished_; }
+
+ private:
+  enum class Step {
+    kReadingHead,  // parsing the next request head
+    kRouting,      // head allowed; waiting for the owner's upstream (StartForwarding)
+    kForwarding,   // head sent; request body and response flowing
+  };
+
+  void ProcessClient();
+  void OnHead();
+  void FinishTransaction();
+  void DeliverResponseThenClose();
+
+  HttpSessionOwner& owner_;
+  Direction& up_;
+  Direction& down_;
+  Step step_ = Step::kReadingHead;
+  protocol::HttpRequestStream request_;
+  std::unique_ptr<protocol::HttpResponseStream> response_;
+  bool request_done_ = false;
+  bool response_done_ = false;
+  bool request_keep_alive_ = true;
+  bool response_keep_alive_ = true;
+  bool upgrade_ = false;  // the request asks for WebSocket
+  bool finished_ = false;
+  std::string method_;
+};
+
+}  // namespace egressd::proxy
