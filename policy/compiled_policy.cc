@@ -13,6 +13,12 @@ CompiledPolicy::CompiledPolicy(Policy policy) : policy_(std::move(policy)) {
   for (const auto& h : policy_.allow_get_body)
     if (auto err = get_body_.Add(h); err && !invalid_entry_)
       invalid_entry_ = "allow_get_body " + *err;
+  for (const auto& h : policy_.tls_intercept)
+    if (auto err = tls_intercept_.Add(h); err && !invalid_entry_)
+      invalid_entry_ = "tls.intercept " + *err;
+  for (const auto& h : policy_.tls_passthrough)
+    if (auto err = tls_passthrough_.Add(h); err && !invalid_entry_)
+      invalid_entry_ = "tls.passthrough " + *err;
 }
 
 HostDecision CompiledPolicy::DecideHost(std::string_view host) const {
@@ -70,6 +76,13 @@ HostDecision CompiledPolicy::DecideRequestBody(std::string_view method,
   return {HostVerdict::kDenied,
           std::string(method) + " request with a body (allow_get_body does not list the host)",
           std::nullopt};
+}
+
+bool CompiledPolicy::Intercepts(std::string_view sni) const {
+  if (invalid_entry_) return false;  // every host is denied anyway
+  auto normalized = NormalizeHost(sni);
+  if (!normalized) return false;
+  return tls_intercept_.Match(*normalized) && !tls_passthrough_.Match(*normalized);
 }
 
 bool CompiledPolicy::AllowTcpByAddress(const IpAddress& addr, uint16_t port) const {

@@ -46,6 +46,11 @@ class CompiledPolicy {
   // reads it as the next request, which egressd never judged. Denied unless
   // allow_get_body matches the host; other methods are always allowed.
   HostDecision DecideRequestBody(std::string_view method, std::string_view host) const;
+  // TLS to `sni` is terminated by egressd: tls.intercept matches and
+  // tls.passthrough does not. No tls section: never.
+  bool Intercepts(std::string_view sni) const;
+  // The policy terminates some TLS (a sandbox's CA is used).
+  bool can_intercept() const { return !policy_.tls_intercept.empty(); }
   // allow_tcp entries given as an address or CIDR.
   bool AllowTcpByAddress(const IpAddress& addr, uint16_t port) const;
   // allow_tcp entries given by host name for this port, in file order, each
@@ -57,6 +62,8 @@ class CompiledPolicy {
   HostGlobSet allowed_;
   HostGlobSet denied_;
   HostGlobSet get_body_;
+  HostGlobSet tls_intercept_;
+  HostGlobSet tls_passthrough_;
   std::optional<std::string> invalid_entry_;
 };
 

@@ -35,6 +35,10 @@ struct Policy {
   // With denied_hosts and no allowed_hosts: let connections and requests that
   // name no host (TLS without SNI, an IP literal as SNI or Host) through.
   bool allow_unnamed = false;
+  // tls: which TLS connections egressd terminates, by SNI (normalized
+  // patterns). Without the section nothing is: TLS passes through by SNI.
+  std::vector<std::string> tls_intercept;
+  std::vector<std::string> tls_passthrough;  // never terminated (pinning clients); wins
 };
 
 }  // namespace egressd::policy

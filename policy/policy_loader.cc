@@ -23,9 +23,9 @@ namespace egressd::policy {
 namespace {
 
 constexpr size_t kMaxNameLength = 64;
-constexpr std::array<std::string_view, 8> kKeys = {
-    "name",       "mode",      "allowed_hosts",  "denied_hosts",
-    "deny_cidrs", "allow_tcp", "allow_get_body", "allow_unnamed"};
+constexpr std::array<std::string_view, 9> kKeys = {
+    "name",      "mode",           "allowed_hosts", "denied_hosts", "deny_cidrs",
+    "allow_tcp", "allow_get_body", "allow_unnamed", "tls"};
 
 // Edit distance, to suggest the key a typo meant.
 size_t Distance(std::string_view a, std::string_view b) {
@@ -183,6 +183,8 @@ class Loader {
         LoadCidrs(v, at);
       } else if (key == "allow_tcp") {
         LoadTcp(v, at);
+      } else if (key == "tls") {
+        LoadTls(v, at);
       }
     }
     if (!have_name) Error(root.Mark(), "missing required key \"name\"");
@@ -191,6 +193,27 @@ class Loader {
           allow_unnamed_at_,
           "allow_unnamed has no effect with allowed_hosts (deny by default refuses what names "
           "no host); list the address in allow_tcp instead, or leave allow_unnamed out");
+  }
+
+  // tls: {intercept: [globs], passthrough: [globs]}
+  void LoadTls(const YAML::Node& v, const YAML::Mark& at) {
+    if (!v.IsMap())
+      return Error(at, "tls must be a mapping with intercept and passthrough, not " + Describe(v));
+    std::set<std::string> seen;
+    for (const auto& kv : v) {
+      const YAML::Node& k = kv.first;
+      const YAML::Mark m = kv.second.IsNull() ? k.Mark() : kv.second.Mark();
+      if (!k.IsScalar() || (k.Scalar() != "intercept" && k.Scalar() != "passthrough")) {
+        Error(k.Mark(), "tls: unknown key " + Describe(k) + "; known keys: intercept, passthrough");
+        continue;
+      }
+      if (!seen.insert(k.Scalar()).second) {
+        Error(k.Mark(), "tls: duplicate key \"" + k.Scalar() + "\"");
+        continue;
+      }
+      LoadHosts("tls." + k.Scalar(), kv.second, m,
+                k.Scalar() == "intercept" ? policy_.tls_intercept : policy_.tls_passthrough);
+    }
   }
 
   void LoadAllowUnnamed(const YAML::Node& v, const YAML::Mark& at) {

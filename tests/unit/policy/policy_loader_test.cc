@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include "policy/compiled_policy.h"
+
 namespace egressd::policy {
 namespace {
 
@@ -553,4 +555,53 @@ TEST(ParsePolicy, InputsThatHangYamlCppLoadAllAreRefused) {
   }
 }
 
+}  // namespace egressd::policy
+
+namespace egressd::policy {
+namespace {
+
+TEST(ParsePolicyTls, InterceptAndPassthrough) {
+  Policy p = MustParse(
+      "name: t\ntls:\n  intercept: [\"*\"]\n  passthrough: [\"*.Apple.com.\", \"pinned.test\"]\n");
+  EXPECT_EQ(p.tls_intercept, std::vector<std::string>{"*"});
+  EXPECT_EQ(p.tls_passthrough, (std::vector<std::string>{"*.apple.com", "pinned.test"}));
+}
+
+TEST(ParsePolicyTls, NoSectionInterceptsNothing) {
+  Policy p = MustParse("name: t\n");
+  EXPECT_TRUE(p.tls_intercept.empty());
+  CompiledPolicy c(p);
+  EXPECT_FALSE(c.can_intercept());
+  EXPECT_FALSE(c.Intercepts("api.github.com"));
+}
+
+TEST(ParsePolicyTls, PassthroughWins) {
+  CompiledPolicy c(
+      MustParse("name: t\ntls:\n  intercept: [\"*.github.com\", \"x.test\"]\n  passthrough: "
+                "[\"pinned.github.com\"]\n"));
+  EXPECT_TRUE(c.can_intercept());
+  EXPECT_TRUE(c.Intercepts("API.github.com."));
+  EXPECT_FALSE(c.Intercepts("pinned.github.com"));
+  EXPECT_FALSE(c.Intercepts("github.com"));  // *.github.com does not match the apex
+  EXPECT_TRUE(c.Intercepts("x.test"));
+  EXPECT_FALSE(c.Intercepts("not a host"));
+}
+
+void ExpectTlsError(const std::string& yaml, int line, const std::string& part) {
+  LoadResult r = ParsePolicy(yaml);
+  ASSERT_EQ(r.errors.size(), 1u) << yaml << "\n" << FormatErrors(r.errors, "test.yaml");
+  EXPECT_FALSE(r.policy.has_value());
+  EXPECT_EQ(r.errors[0].line, line) << r.errors[0].message;
+  EXPECT_NE(r.errors[0].message.find(part), std::string::npos) << r.errors[0].message;
+}
+
+TEST(ParsePolicyTls, Errors) {
+  ExpectTlsError("name: t\ntls: [\"*\"]\n", 2, "tls must be a mapping");
+  ExpectTlsError("name: t\ntls:\n  intercpt: [\"*\"]\n", 3, "tls: unknown key");
+  ExpectTlsError("name: t\ntls:\n  intercept: [\"a..b\"]\n", 3, "tls.intercept");
+  ExpectTlsError("name: t\ntls:\n  intercept: \"*\"\n", 3, "tls.intercept");
+  ExpectTlsError("name: t\ntls:\n  intercept: [a.test]\n  intercept: [b.test]\n", 4, "duplicate");
+}
+
+}  // namespace
 }  // namespace egressd::policy
