@@ -62,9 +62,9 @@ const char* TlsErrorKindName(TlsErrorKind kind) {
   return "unknown";
 }
 
-TlsError ClassifyTlsFailure(SSL* ssl, int ssl_error, TlsRole role) {
+TlsError ClassifyTlsFailure(SSL* ssl, int ssl_error, TlsRole role, bool handshake_done) {
   OpensslErrors errs = TakeOpensslErrors();
-  const bool in_handshake = !SSL_is_init_finished(ssl);
+  const bool in_handshake = !handshake_done;
 
   // A failed certificate check aborts the handshake with a generic SSL error;
   // the verify result says what was wrong.

@@ -38,7 +38,8 @@ struct TlsError {
 const char* TlsErrorKindName(TlsErrorKind kind);  // "protocol", "certificate", ...
 
 // The error of a failed SSL call (`ssl_error` from SSL_get_error), from the
-// SSL's state and this thread's error queue (drained).
-TlsError ClassifyTlsFailure(SSL* ssl, int ssl_error, TlsRole role);
+// SSL's state and this thread's error queue (drained). `handshake_done`: the
+// stream had completed its handshake before this call.
+TlsError ClassifyTlsFailure(SSL* ssl, int ssl_error, TlsRole role, bool handshake_done);
 
 }  // namespace egressd::tls

@@ -55,7 +55,7 @@ TlsIo TlsStream::Fail(int ret) {
     peer_closed_ = true;
     return TlsIo::kClosed;
   }
-  error_ = ClassifyTlsFailure(ssl_.get(), e, role_);
+  error_ = ClassifyTlsFailure(ssl_.get(), e, role_, handshake_done_);
   write_retry_.clear();
   return TlsIo::kError;
 }
