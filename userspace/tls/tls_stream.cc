@@ -1,0 +1,191 @@
+#include "userspace/tls/tls_stream.h"
+
+#include <openssl/err.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "userspace/tls/openssl_errors.h"
+
+namespace egressd::tls {
+
+StatusOr<TlsStream> TlsStream::Create(SslPtr ssl, TlsRole role) {
+  if (!ssl) return EGRESSD_ERROR("TLS stream: no SSL object");
+  BIO* internal = nullptr;
+  BIO* network = nullptr;
+  // The SSL writes into `internal`'s ring (ciphertext out) and reads from
+  // `network`'s (ciphertext in).
+  if (BIO_new_bio_pair(&internal, kCiphertextOutCapacity, &network, kCiphertextInCapacity) != 1) {
+    return EGRESSD_ERROR("TLS stream: cannot allocate buffers: {}", OpensslErrorText());
+  }
+  SSL_set_bio(ssl.get(), internal, internal);  // the SSL owns its half
+  SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+  if (role == TlsRole::kServer) {
+    SSL_set_accept_state(ssl.get());
+  } else {
+    SSL_set_connect_state(ssl.get());
+  }
+  return TlsStream(std::move(ssl), BioPtr(network), role);
+}
+
+size_t TlsStream::FeedCiphertext(std::span<const uint8_t> bytes) {
+  if (failed() || eof_fed_ || bytes.empty()) return 0;
+  const size_t room = BIO_ctrl_get_write_guarantee(network_.get());
+  const int n = static_cast<int>(std::min({bytes.size(), room, size_t{INT_MAX}}));
+  if (n == 0) return 0;
+  const int written = BIO_write(network_.get(), bytes.data(), n);
+  return written > 0 ? static_cast<size_t>(written) : 0;
+}
+
+void TlsStream::FeedEof() {
+  if (eof_fed_) return;
+  eof_fed_ = true;
+  BIO_shutdown_wr(network_.get());
+}
+
+TlsIo TlsStream::Fail(int ret) {
+  const int e = SSL_get_error(ssl_.get(), ret);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    ERR_clear_error();
+    return TlsIo::kNeedMore;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN) {
+    ERR_clear_error();
+    peer_closed_ = true;
+    return TlsIo::kClosed;
+  }
+  error_ = ClassifyTlsFailure(ssl_.get(), e, role_, handshake_done_);
+  write_retry_.clear();
+  return TlsIo::kError;
+}
+
+TlsIo TlsStream::Handshake() {
+  if (failed()) return TlsIo::kError;
+  if (handshake_done_) return TlsIo::kOk;
+  ERR_clear_error();
+  const int r = SSL_do_handshake(ssl_.get());
+  if (r == 1) {
+    handshake_done_ = true;
+    return TlsIo::kOk;
+  }
+  return Fail(r);
+}
+
+TlsRead TlsStream::ReadPlaintext(std::span<uint8_t> out) {
+  if (failed()) return {TlsIo::kError, 0};
+  if (peer_closed_) return {TlsIo::kClosed, 0};
+  if (out.empty()) return {TlsIo::kNeedMore, 0};
+  ERR_clear_error();
+  size_t n = 0;
+  const int r = SSL_read_ex(ssl_.get(), out.data(), out.size(), &n);
+  handshake_done_ = handshake_done_ || SSL_is_init_finished(ssl_.get());
+  if (r == 1) return {TlsIo::kOk, n};
+  return {Fail(r), 0};
+}
+
+size_t TlsStream::OutRoom() const {
+  return BIO_ctrl_get_write_guarantee(SSL_get_wbio(ssl_.get()));
+}
+
+bool TlsStream::FlushWriteRetry() {
+  while (!write_retry_.empty()) {
+    ERR_clear_error();
+    size_t n = 0;
+    const int r = SSL_write_ex(ssl_.get(), write_retry_.data(), write_retry_.size(), &n);
+    if (r != 1) {
+      Fail(r);  // kNeedMore: still no room; kError: failed() from now on
+      return false;
+    }
+    write_retry_.erase(write_retry_.begin(), write_retry_.begin() + static_cast<ptrdiff_t>(n));
+  }
+  return true;
+}
+
+size_t TlsStream::WritePlaintext(std::span<const uint8_t> data) {
+  if (failed() || !handshake_done_ || shutdown_wanted_) return 0;
+  if (!FlushWriteRetry()) return 0;
+  size_t consumed = 0;
+  while (consumed < data.size() && OutRoom() >= kRecordRoom) {
+    const size_t chunk = std::min(kMaxWriteChunk, data.size() - consumed);
+    ERR_clear_error();
+    size_t n = 0;
+    const int r = SSL_write_ex(ssl_.get(), data.data() + consumed, chunk, &n);
+    if (r == 1) {
+      consumed += n;
+      continue;
+    }
+    if (Fail(r) == TlsIo::kNeedMore) {
+      // OpenSSL took part of the record and must be called again with the
+      // same bytes: keep them, and count them as taken.
+      write_retry_.assign(data.begin() + static_cast<ptrdiff_t>(consumed),
+                          data.begin() + static_cast<ptrdiff_t>(consumed + chunk));
+      consumed += chunk;
+    }
+    break;
+  }
+  return consumed;
+}
+
+void TlsStream::TryShutdown() {
+  if (!shutdown_wanted_ || shutdown_sent_ || failed()) return;
+  if (!handshake_done_) {
+    shutdown_sent_ = true;  // nothing to close politely
+    return;
+  }
+  if (!FlushWriteRetry()) return;  // close_notify goes after the data
+  ERR_clear_error();
+  const int r = SSL_shutdown(ssl_.get());
+  if (r >= 0) {
+    shutdown_sent_ = true;  // 0: sent, the peer's not seen yet; 1: both sent
+    return;
+  }
+  Fail(r);  // kNeedMore: retried when ciphertext is consumed
+}
+
+TlsIo TlsStream::Shutdown() {
+  shutdown_wanted_ = true;
+  TryShutdown();
+  if (failed()) return TlsIo::kError;
+  return shutdown_sent_ ? TlsIo::kOk : TlsIo::kNeedMore;
+}
+
+std::span<const uint8_t> TlsStream::PendingCiphertext() const {
+  char* p = nullptr;
+  const int n = BIO_nread0(network_.get(), &p);
+  if (n <= 0) return {};
+  return {reinterpret_cast<const uint8_t*>(p), static_cast<size_t>(n)};
+}
+
+size_t TlsStream::pending_ciphertext_bytes() const {
+  return BIO_ctrl_pending(network_.get());
+}
+
+void TlsStream::ConsumeCiphertext(size_t n) {
+  while (n > 0) {
+    char* p = nullptr;
+    const int step = static_cast<int>(std::min(n, size_t{INT_MAX}));
+    const int done = BIO_nread(network_.get(), &p, step);
+    if (done <= 0) break;
+    n -= static_cast<size_t>(done);
+  }
+  if (failed()) return;
+  if (!write_retry_.empty()) FlushWriteRetry();
+  TryShutdown();
+}
+
+TlsSessionInfo TlsStream::info() const {
+  TlsSessionInfo out;
+  SSL* ssl = ssl_.get();
+  out.version = SSL_get_version(ssl);
+  if (const char* cipher = SSL_get_cipher_name(ssl)) out.cipher = cipher;
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+  if (alpn) out.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+  if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) out.sni = sni;
+  out.resumed = SSL_session_reused(ssl) == 1;
+  return out;
+}
+
+}  // namespace egressd::tls

@@ -1,0 +1,148 @@
+// One TLS connection over memory, with no socket: the caller moves ciphertext
+// between this stream and its socket (io_uring), and plaintext between this
+// stream and the HTTP session. Server side (facing the sandbox) and client
+// side (facing the upstream) are the same class; TlsServerContext and
+// TlsClientContext make them.
+//
+// Buffers (OpenSSL's BIO pair: two fixed rings in memory, no socket):
+//   ciphertext in   at most kCiphertextInCapacity bytes fed and not yet
+//                   decrypted; FeedCiphertext takes what fits.
+//   ciphertext out  at most kCiphertextOutCapacity bytes waiting to be sent;
+//                   WritePlaintext takes nothing while less than one record's
+//                   room is free, so the caller stops reading its plaintext
+//                   source until it has sent (backpressure).
+//   plaintext       OpenSSL holds at most one decrypted record (16 KiB) that
+//                   ReadPlaintext has not returned yet, plus at most one
+//                   16 KiB chunk of accepted plaintext it could not encrypt
+//                   yet (retried first, on the next write or consume).
+// So one stream never holds more than ~16 + 40 + 16 + 16 KiB, plus OpenSSL's
+// record buffers, which SSL_MODE_RELEASE_BUFFERS frees while idle.
+//
+// How the caller drives it (all calls on one thread, never blocking):
+//   recv'd bytes:  n = FeedCiphertext(bytes); keep bytes[n:] for later.
+//   progress:      until handshake_done(): Handshake(). Then ReadPlaintext(buf)
+//                  until it returns kNeedMore (or kClosed / kError).
+//   to send:       PendingCiphertext() is a view into the stream's own buffer:
+//                  send from it directly, then ConsumeCiphertext(sent). The
+//                  view stays valid and unchanged until consumed, whatever
+//                  else is called meanwhile (an io_uring send may be in flight).
+//                  Check after every call: the handshake, reads and errors
+//                  (alerts) produce ciphertext too.
+//   plaintext out: n = WritePlaintext(data); n < data.size() means "send
+//                  first, then write the rest".
+//   peer closed:   FeedEof(); the next read reports kError (kTruncated) or,
+//                  after a close_notify, kClosed.
+//   end:           Shutdown() queues close_notify; send it, then close.
+// After kError nothing more is accepted; PendingCiphertext may still hold the
+// alert that tells the peer why: send it before closing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "userspace/common/status.h"
+#include "userspace/tls/openssl_ptr.h"
+#include "userspace/tls/tls_error.h"
+
+namespace egressd::tls {
+
+enum class TlsIo {
+  kOk,        // done (handshake, shutdown) or bytes returned (read)
+  kNeedMore,  // needs ciphertext from the peer, or room to send: feed / send, then call again
+  kClosed,    // the peer sent close_notify: no more plaintext will come
+  kError,     // error() says why; the stream is dead
+};
+
+struct TlsRead {
+  TlsIo status;
+  size_t bytes;  // > 0 only with kOk
+};
+
+// What was negotiated, for logs.
+struct TlsSessionInfo {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;   // "TLS_AES_256_GCM_SHA384"
+  std::string alpn;     // "http/1.1", or "" when none was negotiated
+  std::string sni;      // server side: the name the client sent; client side: the name sent
+  bool resumed = false;
+};
+
+class TlsStream {
+ public:
+  static constexpr size_t kCiphertextInCapacity = 16 * 1024;
+  static constexpr size_t kCiphertextOutCapacity = 40 * 1024;
+  // Plaintext per SSL_write: one record.
+  static constexpr size_t kMaxWriteChunk = 16 * 1024;
+  // Free ciphertext room needed before a new record is written: the largest
+  // TLS 1.2 record (2^14 + 2048 + 5) plus headroom for a queued alert.
+  static constexpr size_t kRecordRoom = 16 * 1024 + 2048 + 5 + 512;
+
+  // Wraps `ssl` (configured, not started) in a BIO pair and sets it to accept
+  // (kServer) or connect (kClient). The contexts call this; tests wrap their
+  // own SSL objects to play the peer.
+  static StatusOr<TlsStream> Create(SslPtr ssl, TlsRole role);
+
+  TlsStream(TlsStream&&) noexcept = default;
+  TlsStream& operator=(TlsStream&&) noexcept = default;
+  ~TlsStream() = default;
+
+  // Ciphertext received from the peer. Returns how many bytes were taken
+  // (fewer when the input buffer is full: drive the stream, then feed the
+  // rest); 0 after an error or FeedEof.
+  size_t FeedCiphertext(std::span<const uint8_t> bytes);
+  // The peer closed its sending side (recv returned 0).
+  void FeedEof();
+
+  // Advances the handshake. kOk once it is done (then handshake_done()).
+  TlsIo Handshake();
+  // Decrypted bytes into `out` (non-empty). Drives the handshake too.
+  TlsRead ReadPlaintext(std::span<uint8_t> out);
+  // Encrypts what fits; returns the bytes taken (0 before the handshake is
+  // done, after an error or Shutdown, or while the output buffer is full).
+  size_t WritePlaintext(std::span<const uint8_t> data);
+  // Queues close_notify (once). kNeedMore: no room yet; it is queued when
+  // ciphertext is consumed. A stream that failed or never finished its
+  // handshake sends nothing.
+  TlsIo Shutdown();
+
+  // Ciphertext to send: a contiguous view into the stream's buffer (when the
+  // buffer wraps, the rest shows up after ConsumeCiphertext).
+  std::span<const uint8_t> PendingCiphertext() const;
+  size_t pending_ciphertext_bytes() const;
+  // `n` bytes of the view were sent. Retries a write or shutdown that waited for room.
+  void ConsumeCiphertext(size_t n);
+
+  TlsRole role() const { return role_; }
+  bool handshake_done() const { return handshake_done_; }
+  bool failed() const { return error_.kind != TlsErrorKind::kNone; }
+  bool peer_closed() const { return peer_closed_; }  // close_notify received
+  const TlsError& error() const { return error_; }
+  TlsSessionInfo info() const;
+
+  // For inspection (tests, logs); never do I/O through it.
+  SSL* native_handle() const { return ssl_.get(); }
+
+ private:
+  TlsStream(SslPtr ssl, BioPtr network, TlsRole role)
+      : ssl_(std::move(ssl)), network_(std::move(network)), role_(role) {}
+  TlsIo Fail(int ret);  // classifies a failed SSL call: kNeedMore or kError
+  size_t OutRoom() const;
+  bool FlushWriteRetry();  // true when nothing is left to retry
+  void TryShutdown();
+
+  SslPtr ssl_;      // owns the SSL's half of the BIO pair
+  BioPtr network_;  // our half: ciphertext in (write) and out (read)
+  TlsRole role_;
+  bool handshake_done_ = false;
+  bool peer_closed_ = false;
+  bool eof_fed_ = false;
+  bool shutdown_wanted_ = false;
+  bool shutdown_sent_ = false;
+  TlsError error_;
+  std::vector<uint8_t> write_retry_;  // a chunk SSL_write took but could not finish (WANT_WRITE)
+};
+
+}  // namespace egressd::tls

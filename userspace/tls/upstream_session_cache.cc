@@ -1,0 +1,93 @@
+#include "userspace/tls/upstream_session_cache.h"
+
+#include <fmt/format.h>
+
+#include <ctime>
+
+namespace egressd::tls {
+namespace {
+
+bool Usable(SSL_SESSION* s, time_t now) {
+  if (SSL_SESSION_is_resumable(s) != 1) return false;
+  return static_cast<time_t>(SSL_SESSION_get_time(s)) + SSL_SESSION_get_timeout(s) > now;
+}
+
+}  // namespace
+
+std::string UpstreamSessionCache::Key(uint64_t sandbox, std::string_view host, uint16_t port,
+                                      std::string_view alpn) {
+  // Host names and ALPN ids never contain NUL.
+  return fmt::format("{}{}{}{}{}{}{}", sandbox, '\0', host, '\0', port, '\0', alpn);
+}
+
+void UpstreamSessionCache::Put(const std::string& key, SslSessionPtr session) {
+  if (!session || capacity_ == 0) return;
+  std::lock_guard lock(mu_);
+  auto it = index_.find(key);
+  if (it == index_.end()) {
+    lru_.push_front(Entry{key, {}});
+    it = index_.emplace(key, lru_.begin()).first;
+  } else {
+    lru_.splice(lru_.begin(), lru_, it->second);
+  }
+  auto& sessions = it->second->sessions;
+  if (sessions.size() >= kSessionsPerKey) {
+    sessions.erase(sessions.begin());
+    --count_;
+  }
+  sessions.push_back(std::move(session));
+  ++count_;
+  EvictOverCapacity();
+}
+
+SslSessionPtr UpstreamSessionCache::Take(const std::string& key) {
+  const time_t now = time(nullptr);
+  std::lock_guard lock(mu_);
+  auto it = index_.find(key);
+  if (it == index_.end()) return nullptr;
+  auto& sessions = it->second->sessions;
+  SslSessionPtr out;
+  while (!sessions.empty() && !out) {
+    SSL_SESSION* newest = sessions.back().get();
+    if (!Usable(newest, now)) {
+      sessions.pop_back();
+      --count_;
+    } else if (SSL_SESSION_get_protocol_version(newest) >= TLS1_3_VERSION) {
+      out = std::move(sessions.back());
+      sessions.pop_back();
+      --count_;
+    } else {
+      SSL_SESSION_up_ref(newest);
+      out.reset(newest);
+    }
+  }
+  if (sessions.empty()) {
+    lru_.erase(it->second);
+    index_.erase(it);
+  } else {
+    lru_.splice(lru_.begin(), lru_, it->second);
+  }
+  return out;
+}
+
+size_t UpstreamSessionCache::size() const {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+void UpstreamSessionCache::EvictOverCapacity() {
+  // One session at a time, the oldest of the least recently used key.
+  while (count_ > capacity_ && !lru_.empty()) {
+    Entry& oldest = lru_.back();
+    if (!oldest.sessions.empty()) {
+      oldest.sessions.erase(oldest.sessions.begin());
+      --count_;
+    }
+    if (oldest.sessions.empty()) {
+      index_.erase(oldest.key);
+      lru_.pop_back();
+    }
+  }
+}
+
+}  // namespace egressd::tls
