@@ -41,6 +41,7 @@ commands:
   policy check FILE                        validate a policy file (no daemon needed)
   policy reload                            re-read every attached policy, all or nothing
   policy suggest --instance ID             a policy allowing what an audit-mode instance did
+  ca INSTANCE [--json]                     the sandbox's CA certificate (PEM), to trust it
 
 CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
 --policy takes a policy name in the daemon's --policy-dir, or a path to a
@@ -338,6 +339,16 @@ int main(int argc, char** argv) {
   if (cmd == "events") {
     need(1, "events [--follow] [--json] [--instance ID]");
     return Events(a);
+  }
+  if (cmd == "ca") {
+    need(2, "ca INSTANCE [--json]");
+    json r = Call(a.socket, {{"cmd", "ca"}, {"instance", a.positional[1]}});
+    if (a.json) {
+      std::cout << r.dump() << "\n";
+    } else {
+      std::cout << r["certificate"].get<std::string>();
+    }
+    return 0;
   }
   if (cmd == "stats") {
     if (a.positional.size() > 2) Fail("usage: egressctl stats [CGROUP|INSTANCE] [--json]", 2);

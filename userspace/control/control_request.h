@@ -20,7 +20,7 @@ struct ControlRequest {
   std::string cgroup;                 // attach, detach
   std::string policy;                 // attach: a policy name, or
   std::string policy_file;            // attach: an absolute path
-  std::string instance;               // attach, events, policy_suggest
+  std::string instance;               // attach, events, policy_suggest, ca
   std::string netns;                  // attach: "host" or a path
   std::optional<bool> transient;      // attach
   std::optional<uint64_t> after_seq;  // events

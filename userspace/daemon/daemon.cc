@@ -522,6 +522,12 @@ StatusOr<nlohmann::json> Daemon::Handle(const control::ControlRequest& request,
     if (!yaml.ok()) return yaml.status();
     return nlohmann::json{{"policy", *yaml}};
   }
+  if (cmd == "ca") {
+    if (request.instance.empty()) return EGRESSD_ERROR("ca: \"instance\" is required");
+    auto pem = registry_->CaCertificate(request.instance);
+    if (!pem.ok()) return pem.status();
+    return nlohmann::json{{"instance", request.instance}, {"certificate", *pem}};
+  }
   if (cmd == "policy_reload") {
     auto n = ReloadPolicies();
     if (!n.ok()) return n.status();

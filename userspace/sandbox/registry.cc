@@ -19,6 +19,7 @@
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/netns.h"
 #include "userspace/sandbox/ended_instances.h"
+#include "userspace/sandbox/instance_name.h"
 #include "userspace/sandbox/observations_file.h"
 #include "userspace/sandbox/state_file.h"
 
@@ -83,7 +84,7 @@ StatusOr<bool> SameNetns(const SandboxInfo& sb, const std::string& spec) {
 }  // namespace
 
 Registry::Registry(RegistryOptions options, kernel::BpfPrograms* bpf)
-    : options_(std::move(options)), bpf_(bpf) {
+    : options_(std::move(options)), bpf_(bpf), ca_store_(options_.state_dir) {
   views_ = std::make_shared<const std::map<uint32_t, std::shared_ptr<const SandboxView>>>();
 }
 
@@ -109,6 +110,7 @@ void Registry::Publish() {
     view->policy = sb.policy;
     view->counters = sb.counters;
     view->observed = sb.observed;
+    view->leaves = sb.leaves;
     view->own_netns = !sb.netns.empty();
     (*views)[id] = std::move(view);
   }
@@ -138,6 +140,15 @@ uint32_t Registry::AllocateId() {
     if (!sandboxes_.count(id)) return id;
   }
   return 0;
+}
+
+Status Registry::CheckNewInstance(const std::string& instance) const {
+  EGRESSD_RETURN_IF_ERROR(CheckInstanceName(instance));
+  for (const auto& [id, other] : sandboxes_)
+    if (other.instance == instance)
+      return EGRESSD_ERROR("instance \"{}\" is already attached (cgroup {})", instance,
+                           other.cgroup);
+  return {};
 }
 
 SandboxInfo* Registry::FindByCgroup(const std::string& path) {
@@ -275,10 +286,15 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
             existing->cgroup,
             existing->netns.empty() ? "the host's network namespace" : existing->netns);
     }
+    const bool renamed = !request.instance.empty() && request.instance != existing->instance;
+    if (renamed) EGRESSD_RETURN_IF_ERROR(CheckNewInstance(request.instance));
     const bool was_audit = !existing->policy || InAuditMode(*existing);
     EGRESSD_RETURN_IF_ERROR(ApplyPolicy(*existing, *policy));
     existing->source = request.source;
-    if (!request.instance.empty()) existing->instance = request.instance;
+    if (renamed) {
+      ca_store_.Rename(existing->instance, request.instance);  // a switch keeps the CA
+      existing->instance = request.instance;
+    }
     Publish();
     Status saved = SaveState();
     if (!saved.ok()) spdlog::error("registry: {}", saved.ToString());
@@ -301,10 +317,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   sb.cgroup_id = cgroup->id;
   sb.instance = request.instance.empty() ? cgroup->path.substr(cgroup->path.find_last_of('/') + 1)
                                          : request.instance;
-  for (const auto& [id, other] : sandboxes_)
-    if (other.instance == sb.instance)
-      return EGRESSD_ERROR("instance \"{}\" is already attached (cgroup {})", sb.instance,
-                           other.cgroup);
+  EGRESSD_RETURN_IF_ERROR(CheckNewInstance(sb.instance));
   sb.id = AllocateId();
   if (sb.id == 0)
     return EGRESSD_ERROR("too many sandboxes (at most {})", EGRESSD_MAX_SANDBOXES - 1);
@@ -347,7 +360,15 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   auto unpin = [&] {
     if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
     if (snapshot) unlink(source.value.c_str());
+    if (sb.leaves) ca_store_.Remove(sb.instance);
   };
+  // A CA of its own, for this attachment only (detach wipes it).
+  auto leaves = ca_store_.Create(sb.instance);
+  if (!leaves.ok()) {
+    unpin();
+    return EGRESSD_ERROR("sandbox CA: {}", leaves.status().message());
+  }
+  sb.leaves = *leaves;
   SandboxListeners listeners;
   Status opened = OpenListeners(sb, 0, 0, &listeners);
   if (!opened.ok()) {
@@ -419,6 +440,7 @@ Status Registry::DetachLocked(SandboxInfo& sb) {
   if (sb.policy) DeleteRules(sb.policy->policy(), sb.policy_set_id);
   if (sink_) sink_->RemoveSandboxListeners(sb.id);
   if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
+  ca_store_.Remove(sb.instance);
   if (sb.source.kind == PolicySource::Kind::kFile &&
       sb.source.value.rfind(options_.state_dir + "/run-policies/", 0) == 0)
     unlink(sb.source.value.c_str());
@@ -501,6 +523,20 @@ StatusOr<std::string> Registry::Suggest(const std::string& instance) const {
         "records what a sandbox does",
         instance, policy->name());
   return policy::SuggestPolicy(policy->policy(), observed->Snapshot(), instance);
+}
+
+StatusOr<std::string> Registry::CaCertificate(const std::string& instance) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, sb] : sandboxes_) {
+    if (sb.instance != instance) continue;
+    if (!sb.leaves)
+      return EGRESSD_ERROR(
+          "sandbox \"{}\" has no CA: it could not be loaded when egressd started "
+          "(see egressd's log)",
+          instance);
+    return sb.leaves->ca().cert_pem();
+  }
+  return EGRESSD_ERROR("no sandbox \"{}\" is attached", instance);
 }
 
 StatusOr<size_t> Registry::ReloadPolicies() {
@@ -605,8 +641,17 @@ Status Registry::Restore() {
       Status st = bpf_->DetachSandbox(sb.id);
       if (!st.ok()) spdlog::warn("registry: {}", st.ToString());
       if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
+      ca_store_.Remove(sb.instance);
       it = sandboxes_.erase(it);
       continue;
+    }
+    // The CA the sandbox may have installed: the same one again.
+    auto leaves = ca_store_.Load(sb.instance);
+    if (leaves.ok()) {
+      sb.leaves = *leaves;
+    } else {
+      spdlog::error("sandbox {}: its CA cannot be loaded, nothing of it will be intercepted: {}",
+                    sb.instance, leaves.status().ToString());
     }
     if (!bpf_->SandboxLinksPinned(sb.id)) {
       // Someone removed our pins, or an older build attached fewer programs:
@@ -658,6 +703,9 @@ Status Registry::Restore() {
   for (const auto& [id, sb] : sandboxes_) live.insert(sb.policy_set_id);
   Status pruned = bpf_->PruneCidrRules(live);
   if (!pruned.ok()) spdlog::warn("registry: {}", pruned.ToString());
+  std::set<std::string> instances;
+  for (const auto& [id, sb] : sandboxes_) instances.insert(sb.instance);
+  ca_store_.Prune(instances);
   RestoreObservations();
   Publish();
   return SaveState();

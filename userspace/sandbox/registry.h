@@ -23,6 +23,7 @@
 #include "userspace/common/status.h"
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/kernel/socket_destroyer.h"
+#include "userspace/sandbox/ca_store.h"
 #include "userspace/sandbox/policy_source.h"
 #include "userspace/sandbox/sandbox_listeners.h"
 #include "userspace/sandbox/sandbox_view.h"
@@ -72,6 +73,8 @@ struct SandboxInfo {
   std::shared_ptr<const policy::CompiledPolicy> policy;  // null if it failed to load on restore
   std::shared_ptr<ProxyCounters> counters;
   std::shared_ptr<Observations> observed;
+  // Its CA and the leaves it signs (ca_store.h); null if it could not be loaded.
+  std::shared_ptr<ca::LeafCache> leaves;
   std::string problem;        // why the sandbox is refusing everything, if it is
   std::string netns;          // "" for the daemon's namespace, else egressd's pin of it
   uint64_t netns_cookie = 0;  // of that namespace, once its listeners are open
@@ -112,6 +115,8 @@ class Registry : public SandboxDirectory {
   // `policy suggest`: a policy allowing what an audit-mode instance did
   // (attached now, or one of the last instances that ended).
   StatusOr<std::string> Suggest(const std::string& instance) const;
+  // `egressctl ca`: the CA certificate (PEM) of an attached instance.
+  StatusOr<std::string> CaCertificate(const std::string& instance) const;
   // Writes what audit-mode instances did to the state dir, so `suggest`
   // survives a restart (on detach, at stop, and every few seconds).
   Status SaveObservations() const;
@@ -138,11 +143,14 @@ class Registry : public SandboxDirectory {
   Status SaveState() const;
   Status SaveObservationsLocked() const;
   void RestoreObservations();
+  // A valid name (a path component) that no attached sandbox has.
+  Status CheckNewInstance(const std::string& instance) const;
   uint32_t AllocateId();
   SandboxInfo* FindByCgroup(const std::string& path);
 
   RegistryOptions options_;
   kernel::BpfPrograms* bpf_;
+  CaStore ca_store_;
   mutable std::mutex mu_;  // control plane
   std::map<uint32_t, SandboxInfo> sandboxes_;
   uint32_t next_policy_set_id_ = 1;

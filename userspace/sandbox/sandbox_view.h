@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "ca/leaf_cache.h"
 #include "policy/compiled_policy.h"
 #include "userspace/sandbox/observations.h"
 
@@ -41,6 +42,10 @@ struct SandboxView {
   std::shared_ptr<const policy::CompiledPolicy> policy;  // never null
   std::shared_ptr<ProxyCounters> counters;               // never null
   std::shared_ptr<Observations> observed;                // never null; filled in audit mode
+  // The sandbox's CA (leaves->ca()) and the leaves it signs, for the names
+  // it connects to: leaves->Get(sni). Null when its CA could not be loaded
+  // at start: nothing of it can be intercepted then.
+  std::shared_ptr<ca::LeafCache> leaves;
   // In a network namespace of its own: the host's loopback is not its loopback.
   bool own_netns = false;
   bool audit() const { return policy->policy().mode == policy::PolicyMode::kAudit; }
