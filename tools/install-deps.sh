@@ -17,7 +17,7 @@ packages=(
   liburing-dev libssl-dev libspdlog-dev libfmt-dev libcxxopts-dev
   libyaml-cpp-dev nlohmann-json3-dev node-llhttp
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest python3-pytest-timeout
+  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest python3-pytest-timeout python3-cryptography
   curl openssl iproute2 procps psmisc haproxy wrk
 )
 

@@ -137,7 +137,9 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"bytes_down", p.bytes_down.load()},
             {"tls_passthrough", p.tls_passthrough.load()},
             {"idle_timeouts", p.idle_timeouts.load()},
-            {"websocket_violations", p.websocket_violations.load()}}},
+            {"websocket_violations", p.websocket_violations.load()},
+            {"tls_intercepted", p.tls_intercepted.load()},
+            {"upstream_tls_errors", p.upstream_tls_errors.load()}}},
           {"dns", {{"queries", p.dns_queries.load()}, {"refused", p.dns_refused.load()}}}};
 }
 
@@ -247,7 +249,18 @@ Status Daemon::Start() {
   forwarder_ = std::make_unique<dns::DnsForwarder>(upstream, registry_.get(), events_.get());
   EGRESSD_RETURN_IF_ERROR(forwarder_->Start());
 
+  // Interception: built once here (the extra roots file is read now), shared
+  // read-only by every worker.
+  auto tls_server = tls::TlsServerContext::Create();
+  if (!tls_server.ok()) return tls_server.status();
+  auto tls_client = tls::TlsClientContext::Create({.extra_roots_file = options_.upstream_ca});
+  if (!tls_client.ok())
+    return EGRESSD_ERROR("--upstream-ca {}: {}", options_.upstream_ca,
+                         tls_client.status().message());
+
   proxy::ProxyContext ctx;
+  ctx.tls_server = *tls_server;
+  ctx.tls_client = *tls_client;
   ctx.options.proxy_port = options_.proxy_port;
   ctx.options.workers = options_.workers;
   ctx.options.idle_timeout = options_.idle_timeout;

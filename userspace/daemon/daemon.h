@@ -51,6 +51,7 @@ struct DaemonOptions {
   std::string cgroup_root;      // default: <cgroup2 mount>/egressd
   uint16_t proxy_port = 15001;  // 0: a free one, picked at Start()
   std::string dns_upstream;     // default: first nameserver of /etc/resolv.conf
+  std::string upstream_ca;      // extra roots for intercepted upstreams ("" none)
   int workers = 0;
   std::chrono::seconds idle_timeout{300};  // a proxied connection with no byte either way
   size_t audit_log_max_bytes = 16 << 20;   // audit.jsonl is rotated past this size

@@ -131,6 +131,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("audit-log-max-bytes", "rotate <state-dir>/audit.jsonl past this size, one old file kept", cxxopts::value<std::string>()->default_value(std::to_string(o.audit_log_max_bytes)))
       ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
       ("workers", "proxy worker threads, 1-256 (default: one per CPU)", cxxopts::value<std::string>())
+      ("upstream-ca", "PEM file of extra trusted roots for intercepted upstreams (next to the system store)", cxxopts::value<std::string>()->default_value(""))
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "show this help");
@@ -155,6 +156,12 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   o.policy_dir = text("policy-dir");
   o.cgroup_root = text("cgroup-root");
   o.dns_upstream = text("dns-upstream");
+  o.upstream_ca = text("upstream-ca");
+  if (!o.upstream_ca.empty()) {
+    struct stat st {};
+    if (stat(o.upstream_ca.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      return EGRESSD_ERROR("--upstream-ca {}: not a readable file", o.upstream_ca);
+  }
   auto port = ParseProxyPort(text("proxy-port"));
   if (!port.ok()) return port.status();
   o.proxy_port = *port;

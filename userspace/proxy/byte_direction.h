@@ -91,10 +91,12 @@ struct Direction {
   // Everything received has been sent (nothing waits in the buffer).
   bool Drained() const { return start == end && !splice.active; }
 
-  // With no operation in flight: an emptied buffer starts over, a full one
-  // moves [start, end) to its front. Returns how far bytes moved.
-  size_t Compact() {
-    if (!buf || !idle() || start == 0) return 0;
+  // When no operation in flight uses the buffer (`in_use` false; a TLS side
+  // receives into and sends from buffers of its own): an emptied buffer
+  // starts over, a full one moves [start, end) to its front. Returns how far
+  // bytes moved.
+  size_t Compact(bool in_use) {
+    if (!buf || in_use || start == 0) return 0;
     if (start == end && !splice.active) {
       size_t shift = start;
       Reset();

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "userspace/audit/denial.h"
+#include "userspace/protocol/http_fields.h"
 #include "userspace/protocol/http_sniff.h"
 #include "userspace/protocol/http_upgrade.h"
 #include "userspace/protocol/tls_client_hello.h"
@@ -187,8 +188,45 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
     Close("SNI " + *sni + ": " + decision.reason);
     return;
   }
+  if (policy.Intercepts(*sni)) {
+    StartInterception(*sni);
+    return;
+  }
   view->counters->tls_passthrough++;
   ResolveAndConnect(*sni);
+}
+
+void Connection::StartInterception(const std::string& sni) {
+  auto view = CurrentView();
+  std::string why = "SNI " + sni + ": to be intercepted, ";
+  if (!view->leaves || !worker_.ctx().tls_server) {
+    DenyConnection(why + "but the sandbox's CA is not available");
+    return;
+  }
+  auto leaf = view->leaves->Get(sni);
+  if (!leaf.ok()) {
+    DenyConnection(why + "but no certificate could be made for it: " + leaf.status().message());
+    return;
+  }
+  auto stream = worker_.ctx().tls_server->NewStream((*leaf)->cert(), (*leaf)->key());
+  if (!stream.ok()) {
+    Close("TLS server stream: " + stream.status().message());
+    return;
+  }
+  client_tls_ = std::make_unique<TlsSide>(std::move(*stream));
+  // The ClientHello read to classify is the stream's first input.
+  client_tls_->Preload({up_.buf.get(), up_.end});
+  up_.Reset();
+  intercepted_sni_ = protocol::ToLower(sni);
+  if (!intercepted_sni_.empty() && intercepted_sni_.back() == '.') intercepted_sni_.pop_back();
+  view->counters->tls_intercepted++;
+  mode_ = Mode::kHttp;
+  phase_ = Phase::kHttp;
+  session_ = std::make_unique<HttpSession>(*this, up_, down_);
+  // The handshake and the first request head complete within the
+  // classification time, as a plain request's head does.
+  ArmDeadline(worker_.ctx().options.classify_timeout);
+  Deliver(true);
 }
 
 void Connection::PassToOriginal(const char* why) {
@@ -363,8 +401,61 @@ void Connection::OnConnected(int res) {
     Pump();
     return;
   }
+  if (client_tls_) {
+    StartUpstreamTls();
+    return;
+  }
   phase_ = Phase::kHttp;
   session_->StartForwarding();
+}
+
+void Connection::StartUpstreamTls() {
+  auto stream = worker_.ctx().tls_client->NewStream(
+      {.sandbox = sandbox_->generation, .host = decided_host_, .port = origin_port_});
+  if (!stream.ok()) {
+    CurrentView()->counters->upstream_tls_errors++;
+    session_->Reply(502, "upstream TLS: " + stream.status().message());
+    return;
+  }
+  upstream_tls_ = std::make_unique<TlsSide>(std::move(*stream));
+  phase_ = Phase::kUpstreamTls;
+  if (upstream_tls_->stream().Handshake() == tls::TlsIo::kError) {
+    OnTlsFailure(false);
+    return;
+  }
+  ArmDeadline(worker_.ctx().options.connect_timeout);
+  Pump();
+}
+
+void Connection::OnTlsFailure(bool client) {
+  const tls::TlsError& error = Tls(client)->stream().error();
+  if (client) {
+    if (error.kind == tls::TlsErrorKind::kNoApplicationProtocol) {
+      RecordEnforced(intercepted_sni_,
+                     "the client offers no HTTP/1.1 in ALPN: HTTP/2 is not interceptable yet");
+    } else {
+      spdlog::debug("proxy: connection {}: TLS with the sandbox failed: {} ({})", id_, error.reason,
+                    error.detail);
+    }
+    // The alert that says why goes out; then the connection ends.
+    close_after_flush_ = true;
+    Pump();
+    return;
+  }
+  CurrentView()->counters->upstream_tls_errors++;
+  std::string reason = error.kind == tls::TlsErrorKind::kNone
+                           ? "the upstream closed the connection during the handshake"
+                           : error.reason;
+  std::string why =
+      fmt::format("upstream TLS with {} ({}:{}) failed: {}", decided_host_,
+                  upstream_addr_ ? upstream_addr_->ToString() : "-", origin_port_, reason);
+  RecordEnforced(decided_host_, why);
+  if (phase_ == Phase::kUpstreamTls) {
+    CancelDeadline();
+    session_->Reply(502, why);  // nothing of the request went upstream
+  } else {
+    Close(why);
+  }
 }
 
 // ---- what the HTTP session asks for ---------------------------------------
@@ -374,6 +465,7 @@ FilterVerdict Connection::FilterRequest(RequestHead& head, bool* websocket) {
   // next request on an open connection.
   auto view = CurrentView();
   RequestContext ctx{*view, worker_.ctx().events, origin_addr_, origin_port_, head};
+  if (client_tls_) ctx.tls_sni = &intercepted_sni_;
   FilterVerdict verdict = RunRequestFilters(ctx);
   *websocket = ctx.websocket;
   return verdict;
@@ -465,7 +557,9 @@ void Connection::CloseUpstream() {
   if (!upstream_fd_.valid()) return;
   if (upstream_ops_ == 0) {
     upstream_fd_.Reset();
+    upstream_tls_.reset();
   } else {
+    retiring_tls_ = std::move(upstream_tls_);  // an op in flight may use its buffers
     // Operations in flight: they finish with errors; the socket closes then.
     shutdown(upstream_fd_.get(), SHUT_RDWR);
     retiring_fd_ = std::move(upstream_fd_);
@@ -480,38 +574,62 @@ void Connection::CloseUpstream() {
 void Connection::Pump() {
   if (phase_ == Phase::kClosing) return;
   bool upstream_live = upstream_fd_.valid() && (phase_ == Phase::kTunnel || phase_ == Phase::kHttp);
+  bool upstream_io = upstream_live || (upstream_fd_.valid() && phase_ == Phase::kUpstreamTls);
 
-  up_.Compact();
-  down_.Compact();
+  // Plaintext into the TLS sides (what may go, and a reply of our own).
+  if (client_tls_) {
+    client_tls_->Encrypt(down_);
+    if (!reply_.empty() && !down_.HasUnsent()) {
+      size_t n =
+          client_tls_->EncryptOwn({reinterpret_cast<const uint8_t*>(reply_.data()), reply_.size()});
+      reply_.erase(0, n);
+    }
+  }
+  if (upstream_tls_ && upstream_live) upstream_tls_->Encrypt(up_);
+
+  up_.Compact(BufferInUse(up_));
+  down_.Compact(BufferInUse(down_));
 
   // Sends.
-  if (upstream_live && !up_.send_pending && up_.HasUnsent()) ArmSend(true);
+  if (upstream_io && !up_.send_pending &&
+      (upstream_tls_ ? !upstream_tls_->ToSend().empty() : up_.HasUnsent()))
+    ArmSend(true);
   if (!down_.send_pending) {
-    if (down_.HasUnsent()) {
+    if (client_tls_) {
+      if (!client_tls_->ToSend().empty()) ArmSend(false);
+    } else if (down_.HasUnsent()) {
       ArmSend(false);
     } else if (!reply_.empty()) {
       ArmSendReply();
     }
   }
 
-  // Receives.
+  // Receives (a TLS side also waits for room in its plaintext direction).
+  auto room = [this](bool client) {
+    Direction& d = client ? up_ : down_;
+    if (!d.buf || d.end == d.cap) return false;
+    TlsSide* t = Tls(client);
+    return !t || !t->RecvSpace().empty();
+  };
   if (phase_ != Phase::kDraining && !close_after_flush_ && !up_.recv_pending && !up_.eof &&
-      up_.buf && up_.end < up_.cap)
+      room(true))
     ArmRecv(true);
   if (phase_ == Phase::kDraining && !up_.recv_pending) ArmRecv(true);
   // In HTTP the upstream is read even while idle, to notice it closing.
-  bool want_response = phase_ == Phase::kTunnel || (phase_ == Phase::kHttp && !close_after_flush_);
-  if (upstream_live && want_response && !down_.recv_pending && !down_.eof && down_.end < down_.cap)
+  bool want_response = phase_ == Phase::kTunnel || phase_ == Phase::kUpstreamTls ||
+                       (phase_ == Phase::kHttp && !close_after_flush_);
+  if (upstream_io && want_response && !down_.recv_pending && !down_.eof && room(false))
     ArmRecv(false);
 
   // Half-closes and the end of a tunnel.
   if (phase_ == Phase::kTunnel) {
     if (up_.eof && up_.Drained() && !up_.send_pending && !up_.shut_written &&
-        upstream_fd_.valid()) {
+        upstream_fd_.valid() && ReadyToShutWrite(false)) {
       shutdown(upstream_fd_.get(), SHUT_WR);
       up_.shut_written = true;
     }
-    if (down_.eof && down_.Drained() && !down_.send_pending && !down_.shut_written) {
+    if (down_.eof && down_.Drained() && !down_.send_pending && !down_.shut_written &&
+        ReadyToShutWrite(true)) {
       shutdown(client_fd_.get(), SHUT_WR);
       down_.shut_written = true;
     }
@@ -519,7 +637,7 @@ void Connection::Pump() {
     return;
   }
   if (close_after_flush_ && phase_ != Phase::kDraining && !down_.send_pending &&
-      !down_.HasUnsent() && reply_.empty()) {
+      !down_.HasUnsent() && reply_.empty() && ReadyToShutWrite(true)) {
     // Our last byte is out. Half-close and read what the client still sends,
     // so closing does not reset the connection before it reads our answer.
     shutdown(client_fd_.get(), SHUT_WR);
@@ -531,13 +649,32 @@ void Connection::Pump() {
   }
 }
 
+bool Connection::ReadyToShutWrite(bool client) {
+  TlsSide* t = Tls(client);
+  if (!t) return true;
+  if (t->ShutdownAndFlushed()) return true;
+  Direction& d = client ? down_ : up_;  // what goes out on that socket
+  if (!d.send_pending) ArmSend(!client);
+  return false;
+}
+
+bool Connection::BufferInUse(const Direction& d) const {
+  // Receives into and sends from a Direction's own buffer happen only on a
+  // plain side; a TLS side has buffers of its own.
+  if (&d == &up_) return (up_.recv_pending && !client_tls_) || (up_.send_pending && !upstream_tls_);
+  return (down_.recv_pending && !upstream_tls_) || (down_.send_pending && !client_tls_);
+}
+
 void Connection::ArmRecv(bool client) {
   Direction& d = client ? up_ : down_;
   if (!d.buf) return;
   if (phase_ == Phase::kDraining) d.Reset();  // drained bytes are discarded
+  std::span<uint8_t> into{d.buf.get() + d.end, d.cap - d.end};
+  if (TlsSide* t = Tls(client); t && phase_ != Phase::kDraining) into = t->RecvSpace();
+  if (into.empty()) return;
   io_uring_sqe* sqe = worker_.GetSqe();
-  io_uring_prep_recv(sqe, client ? client_fd_.get() : upstream_fd_.get(), d.buf.get() + d.end,
-                     d.cap - d.end, 0);
+  io_uring_prep_recv(sqe, client ? client_fd_.get() : upstream_fd_.get(), into.data(), into.size(),
+                     0);
   io_uring_sqe_set_data64(sqe,
                           EncodeOp(this, client ? OpKind::kClientRecv : OpKind::kUpstreamRecv));
   d.recv_pending = true;
@@ -547,7 +684,8 @@ void Connection::ArmRecv(bool client) {
 
 void Connection::ArmSend(bool to_upstream) {
   Direction& d = to_upstream ? up_ : down_;
-  std::span<const uint8_t> bytes = d.NextToSend();
+  TlsSide* t = Tls(!to_upstream);
+  std::span<const uint8_t> bytes = t ? t->ToSend() : d.NextToSend();
   io_uring_sqe* sqe = worker_.GetSqe();
   io_uring_prep_send(sqe, to_upstream ? upstream_fd_.get() : client_fd_.get(), bytes.data(),
                      bytes.size(), MSG_NOSIGNAL);
@@ -585,10 +723,44 @@ void Connection::OnRecv(bool client, int res) {
     Close(fmt::format("{} recv: {}", client ? "client" : "upstream", strerror(-res)));
     return;
   }
+  TlsSide* t = Tls(client);
   if (res == 0) {
-    d.eof = true;
+    if (t) {
+      t->ReceivedEof();
+    } else {
+      d.eof = true;
+    }
+  } else if (t) {
+    t->Received(static_cast<size_t>(res));
   } else {
     d.end += static_cast<size_t>(res);
+  }
+  Deliver(client);
+}
+
+void Connection::Deliver(bool client) {
+  Direction& d = client ? up_ : down_;
+  if (TlsSide* t = Tls(client)) {
+    if (t->Decrypt(d) == tls::TlsIo::kError) {
+      OnTlsFailure(client);
+      return;
+    }
+    if (!client && phase_ == Phase::kUpstreamTls) {
+      if (!t->stream().handshake_done()) {
+        if (d.eof) {
+          OnTlsFailure(false);
+          return;
+        }
+        Pump();  // the handshake's next flight
+        return;
+      }
+      // Verified: the request held until now goes.
+      CancelDeadline();
+      phase_ = Phase::kHttp;
+      session_->StartForwarding();
+      if (d.end > d.scanned || d.eof) session_->OnUpstreamBytes();
+      return;
+    }
   }
   switch (phase_) {
     case Phase::kClassifying:
@@ -601,6 +773,7 @@ void Connection::OnRecv(bool client, int res) {
       return;
     case Phase::kResolving:
     case Phase::kConnecting:
+    case Phase::kUpstreamTls:
       if (client && d.eof && mode_ == Mode::kHttp) {
         Close("client closed while its request was pending");
         return;
@@ -647,7 +820,11 @@ void Connection::OnSend(bool to_upstream, int res) {
     Pump();
     return;
   }
-  d.Sent(static_cast<size_t>(res));
+  if (TlsSide* t = Tls(!to_upstream)) {
+    t->Consumed(static_cast<size_t>(res));
+  } else {
+    d.Sent(static_cast<size_t>(res));
+  }
   if (sandbox_) {
     if (to_upstream) {
       sandbox_->counters->bytes_up += static_cast<uint64_t>(res);
@@ -659,6 +836,12 @@ void Connection::OnSend(bool to_upstream, int res) {
   // the buffer, the send window never reaches it (ready stops before it).
   Pump();
   if (phase_ == Phase::kHttp && to_upstream) session_->OnUpstreamSent();
+  // Room was made in the direction this send drained: a TLS side that
+  // stopped decrypting for lack of it goes on.
+  bool source_client = to_upstream;
+  if (TlsSide* t = Tls(source_client);
+      t && t->HasInput() && (phase_ == Phase::kHttp || phase_ == Phase::kTunnel))
+    Deliver(source_client);
 }
 
 // Completions of an upstream socket that CloseUpstream retired are dropped;
@@ -668,6 +851,7 @@ bool Connection::RetireDone() {
   if (!retiring_fd_.valid()) return false;
   if (upstream_ops_ == 0) {
     retiring_fd_.Reset();
+    retiring_tls_.reset();
     if (connect_waiting_ && phase_ != Phase::kClosing) {
       policy::IpAddress addr = *connect_waiting_;
       connect_waiting_.reset();
@@ -709,6 +893,12 @@ void Connection::OnDeadline() {
     Close("no complete request head in time");
   } else if (phase_ == Phase::kDraining) {
     Close("drain time over");
+  } else if (phase_ == Phase::kUpstreamTls) {
+    CurrentView()->counters->upstream_tls_errors++;
+    std::string why = fmt::format("upstream TLS handshake with {} ({}:{}) took too long",
+                                  decided_host_, upstream_addr_->ToString(), origin_port_);
+    RecordEnforced(decided_host_, why);
+    session_->Reply(504, why);
   }
 }
 
@@ -730,8 +920,8 @@ void Connection::OnIdleTimer(int res) {
   const std::chrono::nanoseconds limit = worker_.ctx().options.idle_timeout;
   auto quiet = std::chrono::steady_clock::now() - last_byte_;
   // Resolving, connecting and draining have deadlines of their own.
-  bool own_deadline =
-      phase_ == Phase::kResolving || phase_ == Phase::kConnecting || phase_ == Phase::kDraining;
+  bool own_deadline = phase_ == Phase::kResolving || phase_ == Phase::kConnecting ||
+                      phase_ == Phase::kUpstreamTls || phase_ == Phase::kDraining;
   if (quiet < limit || own_deadline) {
     ArmIdleTimer(own_deadline ? limit : limit - quiet);
     return;

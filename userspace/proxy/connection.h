@@ -30,6 +30,7 @@
 #include "userspace/protocol/websocket_frames.h"
 #include "userspace/proxy/byte_direction.h"
 #include "userspace/proxy/http_session.h"
+#include "userspace/proxy/tls_side.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/sandbox/sandbox_view.h"
 
@@ -55,6 +56,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
     kClassifying,  // waiting for the first bytes
     kResolving,    // a name decided; waiting for its addresses
     kConnecting,   // upstream connect in flight
+    kUpstreamTls,  // intercepted: egressd's TLS handshake with the upstream
     kTunnel,       // bytes pass through untouched both ways
     kHttp,         // HTTP/1.x request by request (session_)
     kDraining,     // our answer is out; reading what the client still sends
@@ -69,6 +71,13 @@ class alignas(16) Connection final : public HttpSessionOwner {
   // Classification.
   void Classify();
   void DecideTls(const std::optional<std::string>& sni);
+  // tls.intercept: egressd completes the sandbox's handshake with a leaf of
+  // its CA for `sni`, and the decrypted requests go through the HTTP session.
+  void StartInterception(const std::string& sni);
+  // Connected to the upstream of an intercepted connection: TLS to it, verified.
+  void StartUpstreamTls();
+  // A TLS side failed (handshake, certificate, protocol): answered and closed.
+  void OnTlsFailure(bool client);
   void PassToOriginal(const char* why);
   // Resolution and connect.
   void ResolveAndConnect(const std::string& host);
@@ -101,6 +110,14 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void ArmSend(bool to_upstream);
   void ArmSendReply();
   void OnRecv(bool client, int res);
+  // New plaintext (or the end) from one side: decrypted first when that side
+  // is TLS, then handed to the tunnel or the HTTP session.
+  void Deliver(bool client);
+  TlsSide* Tls(bool client) { return client ? client_tls_.get() : upstream_tls_.get(); }
+  // An operation in flight reads or writes the buffer of `d` (not a TLS side's own).
+  bool BufferInUse(const Direction& d) const;
+  // Before SHUT_WR on a TLS side: close_notify queued and sent.
+  bool ReadyToShutWrite(bool client);
   void OnSend(bool to_upstream, int res);
 
   // Denies, all recorded through audit/denial.h. Enforce: a deny the policy
@@ -172,6 +189,12 @@ class alignas(16) Connection final : public HttpSessionOwner {
   std::optional<policy::IpAddress> upstream_addr_;
 
   std::unique_ptr<HttpSession> session_;  // kHttp
+  // Interception: the sandbox-facing TLS side, the upstream-facing one, and
+  // one of a closed upstream whose send is still in flight (its buffer).
+  std::unique_ptr<TlsSide> client_tls_;
+  std::unique_ptr<TlsSide> upstream_tls_;
+  std::unique_ptr<TlsSide> retiring_tls_;
+  std::string intercepted_sni_;  // "" when not intercepted
   // An upgraded WebSocket: each direction's frames are checked as they pass.
   std::optional<protocol::WebSocketFrameValidator> ws_from_client_;
   std::optional<protocol::WebSocketFrameValidator> ws_from_server_;

@@ -11,6 +11,8 @@
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/proxy/host_addresses.h"
 #include "userspace/sandbox/sandbox_view.h"
+#include "userspace/tls/tls_client_context.h"
+#include "userspace/tls/tls_server_context.h"
 
 namespace egressd::proxy {
 
@@ -39,6 +41,10 @@ struct ProxyContext {
   ProxyGlobalCounters* counters = nullptr;
   audit::EventLog* events = nullptr;           // every deny is recorded here
   const AddressSet* host_addresses = nullptr;  // never upstreams of netns sandboxes
+  // Interception (tls.intercept): the sandbox-facing TLS server (leaves come
+  // from each sandbox's CA) and the verified upstream client. Built at start.
+  std::shared_ptr<const tls::TlsServerContext> tls_server;
+  std::shared_ptr<const tls::TlsClientContext> tls_client;
 };
 
 }  // namespace egressd::proxy

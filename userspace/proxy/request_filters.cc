@@ -19,6 +19,17 @@ bool Enforce(RequestContext& ctx, const std::string& reason) {
   return audit::DenyOrReport(ctx.view, ctx.events, std::move(event));
 }
 
+// On an intercepted connection the Host must name the host the TLS
+// connection was made for: no domain fronting (421, RFC 9110 15.5.20).
+FilterVerdict HostIsTheSni(RequestContext& ctx) {
+  if (!ctx.tls_sni || ctx.head.host() == *ctx.tls_sni) return FilterVerdict::Continue();
+  std::string why = "request for host \"" + ctx.head.host() + "\" on a TLS connection made for \"" +
+                    *ctx.tls_sni + "\"";
+  if (!Enforce(ctx, why)) return FilterVerdict::Continue();
+  ctx.view.counters->requests_denied++;
+  return FilterVerdict::Reply(421, why);
+}
+
 // The Host decides every request (allowed_hosts, denied_hosts, allow_unnamed).
 FilterVerdict HostPolicy(RequestContext& ctx) {
   const policy::CompiledPolicy& policy = *ctx.view.policy;
@@ -52,7 +63,7 @@ FilterVerdict UpgradeToWebSocketOnly(RequestContext& ctx) {
 }
 
 using RequestFilter = FilterVerdict (*)(RequestContext&);
-constexpr RequestFilter kChain[] = {HostPolicy, RequestBody, UpgradeToWebSocketOnly};
+constexpr RequestFilter kChain[] = {HostIsTheSni, HostPolicy, RequestBody, UpgradeToWebSocketOnly};
 
 }  // namespace
 

@@ -2,7 +2,8 @@
 // through this chain before anything of it goes upstream. Each filter returns
 // Continue or a local reply (which ends the request, and the connection).
 //
-//   host policy -> request body rule -> upgrade (WebSocket only) -> forward
+//   Host = SNI (intercepted TLS) -> host policy -> request body rule
+//   -> upgrade (WebSocket only) -> forward
 //
 // Filters see the head as a structure (RequestHead), never bytes or codec
 // state; a filter that changes it makes the session serialize it again.
@@ -35,6 +36,9 @@ struct RequestContext {
   policy::IpAddress origin_addr;     // the connection's original destination
   uint16_t origin_port;
   RequestHead& head;
+  // An intercepted connection: the SNI it was made for (lowercase, no
+  // trailing dot). Every request on it must be for that host.
+  const std::string* tls_sni = nullptr;
   bool websocket = false;  // set by the chain: the request upgrades to WebSocket
 };
 

@@ -32,6 +32,10 @@ struct ProxyCounters {
   std::atomic<uint64_t> idle_timeouts{0};
   // WebSocket tunnels closed on a frame that broke the rules (an event each).
   std::atomic<uint64_t> websocket_violations{0};
+  // TLS connections terminated by egressd (tls.intercept), and upstream TLS
+  // handshakes or certificate checks that failed (502, an event each).
+  std::atomic<uint64_t> tls_intercepted{0};
+  std::atomic<uint64_t> upstream_tls_errors{0};
 };
 
 struct SandboxView {

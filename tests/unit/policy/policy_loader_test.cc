@@ -170,7 +170,7 @@ TEST(ParsePolicyErrors, UnknownKeyFarFromAllListsKnownKeys) {
   EXPECT_EQ(Errors("name: a\nhandlers: {}\n"),
             std::vector<std::string>{"2:1: unknown key \"handlers\"; known keys: name, mode, "
                                      "allowed_hosts, denied_hosts, deny_cidrs, allow_tcp, "
-                                     "allow_get_body, allow_unnamed"});
+                                     "allow_get_body, allow_unnamed, tls"});
 }
 
 TEST(ParsePolicyErrors, KeysAreCaseSensitive) {

@@ -69,7 +69,7 @@ TEST(Direction, CompactKeepsPositionsAndTheSplice) {
   d.scanned = 12;
   d.head_end = 12;
   d.splice = {.active = true, .at = 8, .skip_to = 12, .bytes = "hh", .sent = 0};
-  EXPECT_EQ(d.Compact(), 4u);
+  EXPECT_EQ(d.Compact(!d.idle()), 4u);
   EXPECT_EQ(d.start, 0u);
   EXPECT_EQ(d.end, 12u);
   EXPECT_EQ(d.head_end, 8u);
@@ -85,9 +85,9 @@ TEST(Direction, CompactWaitsForOperationsInFlight) {
   d.ready = 2;
   d.Sent(2);
   d.recv_pending = true;
-  EXPECT_EQ(d.Compact(), 0u);
+  EXPECT_EQ(d.Compact(!d.idle()), 0u);
   d.recv_pending = false;
-  EXPECT_EQ(d.Compact(), 2u);
+  EXPECT_EQ(d.Compact(!d.idle()), 2u);
 }
 
 }  // namespace

@@ -1,0 +1,66 @@
+// One socket side of an intercepted connection: the TLS stream between that
+// socket's ciphertext and the plaintext Direction the HTTP session reads
+// (client side: what the sandbox sends) or the session writes (upstream side:
+// what the origin sends back, and the requests going to it).
+//
+//   socket recv -> RecvSpace/Received -> Decrypt -> plaintext Direction
+//   plaintext Direction -> Encrypt -> ToSend -> socket send -> Consumed
+//
+// The connection still does every socket operation; this only moves bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "userspace/proxy/byte_direction.h"
+#include "userspace/tls/tls_stream.h"
+
+namespace egressd::proxy {
+
+class TlsSide {
+ public:
+  explicit TlsSide(tls::TlsStream stream);
+
+  // Where the socket's next recv lands (empty: no room, do not recv now).
+  std::span<uint8_t> RecvSpace();
+  void Received(size_t n) { in_end_ += n; }
+  void ReceivedEof() { stream_.FeedEof(); }
+  // Bytes `Received` directly (the first flight, read before the decision to intercept).
+  void Preload(std::span<const uint8_t> bytes);
+
+  // Feeds what was received and decrypts into `plain` ([end, cap)); drives
+  // the handshake. kOk: progress made or none possible; kClosed: the peer
+  // ended its stream (close_notify, or TCP's end: plain.eof is set);
+  // kError: stream().error() says why.
+  tls::TlsIo Decrypt(Direction& plain);
+  // Ciphertext or plaintext waits that a Decrypt could move now (it stopped
+  // because `plain` was full).
+  bool HasInput() const { return in_start_ < in_end_ || blocked_on_space_; }
+  // Encrypts what `plain` may send now.
+  void Encrypt(Direction& plain);
+  // Encrypts bytes of egressd's own (a reply); returns how many were taken.
+  size_t EncryptOwn(std::span<const uint8_t> bytes) { return stream_.WritePlaintext(bytes); }
+  // Queues close_notify once; true when all ciphertext has been sent.
+  bool ShutdownAndFlushed();
+
+  // Ciphertext for the socket: valid and unchanged until Consumed.
+  std::span<const uint8_t> ToSend() const { return stream_.PendingCiphertext(); }
+  void Consumed(size_t n) { stream_.ConsumeCiphertext(n); }
+
+  tls::TlsStream& stream() { return stream_; }
+  const tls::TlsStream& stream() const { return stream_; }
+
+ private:
+  static constexpr size_t kInCapacity = 16 * 1024;
+
+  tls::TlsStream stream_;
+  std::unique_ptr<uint8_t[]> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+  bool blocked_on_space_ = false;
+  bool shutdown_queued_ = false;
+};
+
+}  // namespace egressd::proxy
