@@ -76,6 +76,10 @@ def test_ca_key_is_root_only_in_the_state_dir(env):
     assert key.startswith("-----BEGIN PRIVATE KEY-----")
     # The key is the certificate's.
     assert (openssl("pkey", "-pubout", stdin=key) == openssl("x509", "-noout", "-pubkey", stdin=pem))
+    # A process of the sandbox that is not root cannot read it.
+    r = sb.run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
+               os.path.join(d, "ca.key"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr and "PRIVATE" not in r.stdout, r
 
 
 def test_policy_switch_keeps_the_ca(env):

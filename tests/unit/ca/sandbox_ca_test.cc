@@ -109,6 +109,7 @@ TEST(SandboxCa, PemRoundTripKeepsCertificateAndKey) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ((*back)->cert_pem(), ca->cert_pem());
   EXPECT_EQ(EVP_PKEY_eq((*back)->key(), ca->key()), 1);
+  EXPECT_EQ(ERR_peek_error(), 0u) << "nothing left on OpenSSL's error queue";
 }
 
 TEST(SandboxCa, GarbagePemIsACleanError) {
