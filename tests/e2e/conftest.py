@@ -351,6 +351,8 @@ def env(tmp_path_factory, request):
     e.sandboxes = []
     e.dns_dir = os.path.dirname(__file__)
     e.daemon_egressctl = EGRESSCTL
+    # The origins' CA is trusted for intercepted upstreams (never the sandbox's).
+    e.daemon.flags["upstream_ca"] = ca
     try:
         e.daemon.start()
         write_policy(e.daemon.policy_dir, "open", denied_hosts=["denied.test"])

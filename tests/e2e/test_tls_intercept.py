@@ -1,0 +1,187 @@
+"""TLS interception (tls.intercept): the sandbox's handshake completes with a
+leaf of its own CA, the decrypted requests go through the HTTP pipeline, and
+egressd's own TLS connection to the upstream is verified."""
+import os
+import subprocess
+
+import pytest
+
+from audit_events import wait_events
+from origins import Origin
+from test_certs import make_server_cert
+
+
+def write_tls_policy(env, name, allowed, intercept=("*",), passthrough=()):
+    with open(os.path.join(env.daemon.policy_dir, f"{name}.yaml"), "w") as f:
+        f.write(f"name: {name}\nallowed_hosts: {list(allowed)!r}\n".replace("'", '"'))
+        f.write(f"tls:\n  intercept: {list(intercept)!r}\n".replace("'", '"'))
+        if passthrough:
+            f.write(f"  passthrough: {list(passthrough)!r}\n".replace("'", '"'))
+
+
+@pytest.fixture(scope="module")
+def tls_env(env):
+    write_tls_policy(env, "intercept", ["allowed.test", "other.test"])
+    write_tls_policy(env, "intercept-pass", ["allowed.test"], passthrough=["allowed.test"])
+    write_tls_policy(env, "intercept-other-only", ["other.test"])
+    return env
+
+
+def sandbox_ca(env, sb, tmp_path):
+    r = env.daemon.ctl("ca", sb.instance)
+    path = tmp_path / f"{sb.instance}.pem"
+    path.write_text(r.stdout)
+    assert "BEGIN CERTIFICATE" in r.stdout and "PRIVATE" not in r.stdout
+    return str(path)
+
+
+def issuer_seen_by(sb, port, name="allowed.test", *args):
+    r = sb.run("openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", name,
+               *args, input="", timeout=20)
+    return r.stdout + r.stderr
+
+
+def test_intercepted_request_reaches_the_origin_with_a_leaf_of_the_sandbox_ca(tls_env, tmp_path):
+    env = tls_env
+    sb = env.sandbox("intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    before = len(env.https.requests)
+    r = sb.curl("--cacert", ca, f"https://allowed.test:{env.https.port}/intercepted")
+    assert r.returncode == 0, r.stderr
+    assert "origin-https host=allowed.test" in r.stdout and "path=/intercepted" in r.stdout
+    assert [q["path"] for q in env.https.requests[before:]] == ["/intercepted"]
+    # The origin's own CA does not verify what the sandbox sees: it is egressd's leaf.
+    r = sb.curl("--cacert", env.ca, f"https://allowed.test:{env.https.port}/")
+    assert r.returncode != 0 and "certificate" in r.stderr.lower(), r.stderr
+    seen = issuer_seen_by(sb, env.https.port)
+    assert "egressd sandbox CA" in seen, seen
+    st = sb.stats()["proxy"]
+    # curl twice and openssl once, each intercepted; one request reached the origin.
+    assert st["tls_intercepted"] == 3 and st["tls_passthrough"] == 0 and st["requests_allowed"] == 1, st
+
+
+def test_python_client_through_interception(tls_env, tmp_path):
+    env = tls_env
+    sb = env.sandbox("intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    code = f"""
+import socket, ssl, urllib.request
+_g = socket.getaddrinfo
+socket.getaddrinfo = lambda h, *a, **k: _g('127.0.0.1' if h == 'allowed.test' else h, *a, **k)
+ctx = ssl.create_default_context(cafile={ca!r})
+print(urllib.request.urlopen("https://allowed.test:{env.https.port}/py", context=ctx, timeout=10).read().decode())
+"""
+    r = sb.python(code)
+    assert r.returncode == 0, r.stderr
+    assert f"host=allowed.test:{env.https.port} path=/py" in r.stdout
+
+
+def test_passthrough_host_shows_the_origins_own_certificate(tls_env, tmp_path):
+    env = tls_env
+    sb = env.sandbox("intercept-pass")
+    ca = sandbox_ca(env, sb, tmp_path)
+    r = sb.curl("--cacert", env.ca, f"https://allowed.test:{env.https.port}/pass")
+    assert r.returncode == 0 and "path=/pass" in r.stdout, r.stderr
+    r = sb.curl("--cacert", ca, f"https://allowed.test:{env.https.port}/pass")
+    assert r.returncode != 0
+    st = sb.stats()["proxy"]
+    assert st["tls_passthrough"] == 2 and st["tls_intercepted"] == 0, st
+
+
+def test_host_other_than_the_sni_is_421(tls_env, tmp_path):
+    env = tls_env
+    sb = env.sandbox("intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    before = len(env.https.requests)
+    r = sb.curl("--cacert", ca, "-H", "Host: other.test", "-w", "%{http_code}",
+                f"https://allowed.test:{env.https.port}/fronted")
+    assert r.stdout.endswith("421"), r.stdout + r.stderr
+    assert 'on a TLS connection made for "allowed.test"' in r.stdout
+    assert len(env.https.requests) == before
+    events = wait_events(env, sb.instance, 1, predicate=lambda e: "TLS connection made for" in e["reason"])
+    assert events and events[0]["host"] == "other.test", events
+
+
+def test_each_keep_alive_request_is_decided_and_a_switch_applies_to_the_next(tls_env, tmp_path):
+    env = tls_env
+    sb = env.sandbox("intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    port = env.https.port
+    code = f"""
+import http.client, socket, ssl, sys
+ctx = ssl.create_default_context(cafile={ca!r})
+c = http.client.HTTPSConnection("allowed.test", {port}, context=ctx, timeout=10)
+c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port}), timeout=10),
+                         server_hostname="allowed.test")
+for i in range(3):
+    c.request("GET", f"/ka{{i}}")
+    r = c.getresponse()
+    print(i, r.status, r.read().decode().strip())
+sys.stdout.flush()
+line = sys.stdin.readline()  # the policy switch happens here
+c.request("GET", "/after-switch")
+r = c.getresponse()
+print("after", r.status, r.read().decode().strip())
+"""
+    p = sb.popen("python3", "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [p.stdout.readline() for _ in range(3)]
+        assert [l.split()[:2] for l in lines] == [["0", "200"], ["1", "200"], ["2", "200"]], lines
+        sb.attach("intercept-other-only")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert out.startswith("after 403"), out + err
+    paths = [q["path"] for q in env.https.requests]
+    assert "/after-switch" not in paths and {"/ka0", "/ka1", "/ka2"} <= set(paths)
+
+
+@pytest.mark.parametrize("label,kwargs,reason", [
+    ("expired", {"days": (-10, -1)}, "expired"),
+    ("not-yet-valid", {"days": (1, 10)}, "not yet valid"),
+    ("wrong-host", {"name": "elsewhere.test"}, "hostname mismatch"),
+    ("self-signed", {"self_signed": True}, "self-signed"),
+])
+def test_bad_upstream_certificate_is_502_and_nothing_reaches_the_origin(tls_env, tmp_path, label,
+                                                                        kwargs, reason):
+    env = tls_env
+    crt, key = make_server_cert(str(tmp_path), label, env.ca, **kwargs)
+    bad = Origin(f"bad-{label}", tls=(crt, key))
+    try:
+        sb = env.sandbox("intercept")
+        ca = sandbox_ca(env, sb, tmp_path)
+        r = sb.curl("--cacert", ca, "-w", "%{http_code}", f"https://allowed.test:{bad.port}/secret")
+        assert r.stdout.endswith("502"), r.stdout + r.stderr
+        assert reason in r.stdout, r.stdout
+        assert bad.requests == []
+        assert sb.stats()["proxy"]["upstream_tls_errors"] == 1
+        events = wait_events(env, sb.instance, 1, predicate=lambda e: "upstream TLS" in e["reason"])
+        assert events and reason in events[0]["reason"] and events[0]["address"] == "127.0.0.1", events
+    finally:
+        bad.close()
+
+
+def test_two_sandboxes_have_different_cas(tls_env, tmp_path):
+    env = tls_env
+    a = env.sandbox("intercept")
+    b = env.sandbox("intercept")
+    ca_a, ca_b = sandbox_ca(env, a, tmp_path), sandbox_ca(env, b, tmp_path)
+    assert open(ca_a).read() != open(ca_b).read()
+    r = b.curl("--cacert", ca_a, f"https://allowed.test:{env.https.port}/")
+    assert r.returncode != 0, r.stdout
+    r = b.curl("--cacert", ca_b, f"https://allowed.test:{env.https.port}/")
+    assert r.returncode == 0, r.stderr
+
+
+def test_h2_only_client_is_refused_with_an_alert_and_an_event(tls_env):
+    env = tls_env
+    sb = env.sandbox("intercept")
+    seen = issuer_seen_by(sb, env.https.port, "allowed.test", "-alpn", "h2")
+    assert "no application protocol" in seen, seen
+    events = wait_events(env, sb.instance, 1, predicate=lambda e: "HTTP/2" in e["reason"])
+    assert events and events[0]["host"] == "allowed.test", events
