@@ -145,7 +145,10 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"tls_passthrough", p.tls_passthrough.load()},
             {"idle_timeouts", p.idle_timeouts.load()},
             {"websocket_violations", p.websocket_violations.load()}}},
-          {"dns", {{"queries", p.dns_queries.load()}, {"refused", p.dns_refused.load()}}}};
+          {"dns",
+           {{"queries", p.dns_queries.load()},
+            {"refused", p.dns_refused.load()},
+            {"servfail", p.dns_servfail.load()}}}};
 }
 
 }  // namespace
@@ -251,7 +254,8 @@ Status Daemon::Start() {
   listeners_ = std::make_unique<Listeners>(this);
   registry_->SetListenerSink(listeners_.get());
 
-  forwarder_ = std::make_unique<dns::DnsForwarder>(upstream, registry_.get(), events_.get());
+  forwarder_ = std::make_unique<dns::DnsForwarder>(upstream, options_.dns_timeout, registry_.get(),
+                                                   events_.get());
   EGRESSD_RETURN_IF_ERROR(forwarder_->Start());
 
   proxy::ProxyContext ctx;
@@ -400,6 +404,7 @@ nlohmann::json Daemon::Status_() const {
             {"malformed", forwarder_->malformed()},
             {"overloaded", forwarder_->overloaded()},
             {"upstream_errors", forwarder_->upstream_errors()},
+            {"servfail", forwarder_->servfail()},
             {"upstream_mismatched", forwarder_->upstream_mismatched()}}},
           {"resolver", {{"upstream_mismatched", resolver_->upstream_mismatched()}}},
           {"api", {{"errors", control_ ? control_->bad_requests() : 0}}},

@@ -52,6 +52,8 @@ struct DaemonOptions {
   uint16_t proxy_port = 15001;  // 0: a free one, picked at Start()
   std::string dns_upstream;     // default: first nameserver of /etc/resolv.conf
   int workers = 0;
+  // How long a sandbox's relayed DNS query waits for the upstream before SERVFAIL.
+  std::chrono::seconds dns_timeout{4};
   std::chrono::seconds idle_timeout{300};  // a proxied connection with no byte either way
   size_t audit_log_max_bytes = 16 << 20;   // audit.jsonl is rotated past this size
 };
