@@ -110,9 +110,10 @@ def write_policy(directory, name, **fields):
 
 
 class Daemon:
-    def __init__(self, workdir, dns_upstream, extra_args=()):
+    def __init__(self, workdir, dns_upstream, **flags):
+        """`flags`: more daemon flags for every start, by name with underscores
+        (`idle_timeout=1` is `--idle-timeout 1`); also in `self.flags`."""
         self.workdir = workdir
-        self.extra_args = list(extra_args)
         self.socket = os.path.join(workdir, "egressd.sock")
         self.state_dir = os.path.join(workdir, "state")
         self.policy_dir = os.path.join(workdir, "policies")
@@ -124,28 +125,31 @@ class Daemon:
         self.proxy_port = 0
         self.cgroup_root = os.path.join(CGROUP2, f"egressd-test-root-{uuid.uuid4().hex[:8]}")
         self.dns_upstream = dns_upstream
-        self.flags = {}      # more flags for every start: {"audit_log_max_bytes": 4096}
+        self.flags = dict(flags)  # more flags for every start: {"audit_log_max_bytes": 4096}
         self.proc = None
         self.log = []        # this start's lines only: wait_log never matches an earlier daemon
         self.history = []    # every start's lines, for failure messages and sanitizer reports
         self._reader = None
         self._ready = threading.Event()
 
-    def argv(self, **flags):
-        """egressd's command line; keyword arguments (socket=..., proxy_port=...) replace flags."""
+    def argv(self, **overrides):
+        """egressd's command line: the fixture's flags, then `self.flags`, then
+        `overrides` (socket=..., proxy_port=...) for this command line only.
+        A value of None leaves the flag out."""
         values = {"socket": self.socket, "state-dir": self.state_dir, "bpffs": self.bpffs,
                   "policy-dir": self.policy_dir, "proxy-port": self.proxy_port,
                   "dns-upstream": self.dns_upstream, "cgroup-root": self.cgroup_root,
                   "log-level": "debug"}
-        values.update({k.replace("_", "-"): v for k, v in flags.items()})
-        return [EGRESSD] + [a for k, v in values.items() for a in (f"--{k}", str(v))] + self.extra_args
+        for flags in (self.flags, overrides):
+            values.update({k.replace("_", "-"): v for k, v in flags.items()})
+        return [EGRESSD] + [a for k, v in values.items() if v is not None for a in (f"--{k}", str(v))]
 
     def start(self, timeout=20):
         # An event and a log of this start's own: the reader of a previous
         # (killed) process sets its own when it reaches EOF, never this one's.
         ready = self._ready = threading.Event()
         log = self.log = []
-        self.proc = subprocess.Popen(self.argv(**self.flags), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.argv(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True)
         proc = self.proc
 
@@ -332,7 +336,7 @@ class Sandbox:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, request):
     """Origins, DNS and a running daemon shared by the tests of one module
-    (which may set EGRESSD_EXTRA_ARGS, a list of daemon flags)."""
+    (which may set EGRESSD_FLAGS, a dict of daemon flags: {"idle_timeout": 1})."""
     _require_privileges()
     work = str(tmp_path_factory.mktemp("egressd"))
     names = ["allowed.test", "denied.test", "other.test", "v6.test", "127.0.0.1", "::1"]
@@ -346,7 +350,7 @@ def env(tmp_path_factory, request):
         "allowed.test": ["127.0.0.1"], "denied.test": ["127.0.0.1"], "other.test": ["127.0.0.1"],
         "v6.test": ["::1"], "nowhere.test": [],
     })
-    e.daemon = Daemon(work, e.dns.address, getattr(request.module, "EGRESSD_EXTRA_ARGS", ()))
+    e.daemon = Daemon(work, e.dns.address, **getattr(request.module, "EGRESSD_FLAGS", {}))
     cleanups = [e.http.close, e.https.close, e.http6.close, e.dns.close, e.daemon.cleanup]
     e.sandboxes = []
     e.dns_dir = os.path.dirname(__file__)

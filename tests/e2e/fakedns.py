@@ -22,7 +22,7 @@ def _read_name(data, off):
 
 
 class FakeDns:
-    def __init__(self, records=None, host="127.0.0.1", ttl=30):
+    def __init__(self, records=None, host="127.0.0.1", ttl=30, port=0):
         self.records = dict(records or {})  # name -> list of "1.2.3.4" / "::1"
         self.ttl = ttl
         self.queries = []
@@ -30,7 +30,7 @@ class FakeDns:
         self.sources = []  # (id, source port, name, qtype) of each query
         self.spoof = False
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
         self.address = f"{host}:{self.port}"
         self._stop = False

@@ -67,8 +67,7 @@ print("sent")
 
 def test_audit_log_rotates_at_the_limit_keeping_one_old_file(env, tmp_path):
     limit = 4096
-    d = Daemon(str(tmp_path), env.dns.address)
-    d.flags = {"audit_log_max_bytes": limit}
+    d = Daemon(str(tmp_path), env.dns.address, audit_log_max_bytes=limit)
     sb = None
     try:
         d.start()

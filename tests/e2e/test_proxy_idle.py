@@ -8,7 +8,7 @@ import time
 from conftest import EGRESSD
 from scripted_origin import ScriptedOrigin, in_sandbox, proxy_events, read_head, websocket_origin
 
-EGRESSD_EXTRA_ARGS = ["--idle-timeout", "1"]
+EGRESSD_FLAGS = {"idle_timeout": 1}
 
 # The timer runs from the last byte and fires within a second after the
 # timeout: closed between 1 and ~2 s of silence (3.5 s leaves room for a

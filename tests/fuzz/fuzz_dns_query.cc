@@ -19,5 +19,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!built) std::abort();
   auto again = egressd::protocol::ParseDnsQuery(*built, &error);
   if (!again || again->name != q->name || again->id != q->id || again->type != 1) std::abort();
+  // The SERVFAIL the forwarder answers it with (a failing upstream) is a
+  // response egressd itself would parse, to the same question; it carries an
+  // OPT record exactly when the query's was found, and ends with it.
+  std::span<const uint8_t> query(data, size);
+  const auto edns = egressd::protocol::FindDnsQueryEdns(query, *q);
+  const std::string text(data[size - 1] % 64, 'x');
+  auto servfail = egressd::protocol::BuildDnsServfail(
+      query, *q, egressd::protocol::DnsExtendedError::kNoReachableAuthority, text);
+  auto parsed = egressd::protocol::ParseDnsResponse(servfail, &error);
+  if (!parsed || parsed->rcode != 2 || parsed->id != q->id || parsed->question_name != q->name ||
+      parsed->question_type != q->type || !parsed->answers.empty())
+    std::abort();
+  const size_t opt_size = edns ? 11 + 6 + text.size() : 0;
+  if (servfail.size() != q->question_end + opt_size || servfail[11] != (edns ? 1 : 0)) std::abort();
   return 0;
 }

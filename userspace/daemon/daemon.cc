@@ -140,7 +140,10 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"websocket_violations", p.websocket_violations.load()},
             {"tls_intercepted", p.tls_intercepted.load()},
             {"upstream_tls_errors", p.upstream_tls_errors.load()}}},
-          {"dns", {{"queries", p.dns_queries.load()}, {"refused", p.dns_refused.load()}}}};
+          {"dns",
+           {{"queries", p.dns_queries.load()},
+            {"refused", p.dns_refused.load()},
+            {"servfail", p.dns_servfail.load()}}}};
 }
 
 }  // namespace
@@ -246,7 +249,8 @@ Status Daemon::Start() {
   listeners_ = std::make_unique<Listeners>(this);
   registry_->SetListenerSink(listeners_.get());
 
-  forwarder_ = std::make_unique<dns::DnsForwarder>(upstream, registry_.get(), events_.get());
+  forwarder_ = std::make_unique<dns::DnsForwarder>(upstream, options_.dns_timeout, registry_.get(),
+                                                   events_.get());
   EGRESSD_RETURN_IF_ERROR(forwarder_->Start());
 
   // Interception: built once here (the extra roots file is read now), shared
@@ -402,6 +406,7 @@ nlohmann::json Daemon::Status_() const {
             {"malformed", forwarder_->malformed()},
             {"overloaded", forwarder_->overloaded()},
             {"upstream_errors", forwarder_->upstream_errors()},
+            {"servfail", forwarder_->servfail()},
             {"upstream_mismatched", forwarder_->upstream_mismatched()}}},
           {"resolver", {{"upstream_mismatched", resolver_->upstream_mismatched()}}},
           {"api", {{"errors", control_ ? control_->bad_requests() : 0}}},

@@ -53,6 +53,8 @@ struct DaemonOptions {
   std::string dns_upstream;     // default: first nameserver of /etc/resolv.conf
   std::string upstream_ca;      // extra roots for intercepted upstreams ("" none)
   int workers = 0;
+  // How long a sandbox's relayed DNS query waits for the upstream before SERVFAIL.
+  std::chrono::seconds dns_timeout{4};
   std::chrono::seconds idle_timeout{300};  // a proxied connection with no byte either way
   size_t audit_log_max_bytes = 16 << 20;   // audit.jsonl is rotated past this size
 };

@@ -47,6 +47,15 @@ StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text) {
   return std::chrono::seconds(*seconds);
 }
 
+StatusOr<std::chrono::seconds> ParseDnsTimeout(const std::string& text) {
+  constexpr int64_t kMaxDnsTimeoutSeconds = 60;
+  auto seconds = ParseNumber("--dns-timeout", text, 1, kMaxDnsTimeoutSeconds);
+  if (!seconds.ok())
+    return EGRESSD_ERROR("--dns-timeout must be a whole number of seconds from 1 to {}, not \"{}\"",
+                         kMaxDnsTimeoutSeconds, text);
+  return std::chrono::seconds(*seconds);
+}
+
 StatusOr<size_t> ParseAuditLogMaxBytes(const std::string& text) {
   constexpr int64_t kMin = 4096, kMax = int64_t{1} << 40;
   auto bytes = ParseNumber("--audit-log-max-bytes", text, kMin, kMax);
@@ -130,6 +139,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("proxy-port", "proxy listener port on 127.0.0.1 and ::1 (0: a free one, reported)", cxxopts::value<std::string>()->default_value("15001"))
       ("audit-log-max-bytes", "rotate <state-dir>/audit.jsonl past this size, one old file kept", cxxopts::value<std::string>()->default_value(std::to_string(o.audit_log_max_bytes)))
       ("dns-upstream", "upstream resolver IP[:PORT] (default: first nameserver in /etc/resolv.conf)", cxxopts::value<std::string>()->default_value(""))
+      ("dns-timeout", "seconds a sandbox's DNS query waits for the upstream before it gets SERVFAIL (1-60)", cxxopts::value<std::string>()->default_value(std::to_string(o.dns_timeout.count())))
       ("workers", "proxy worker threads, 1-256 (default: one per CPU)", cxxopts::value<std::string>())
       ("upstream-ca", "PEM file of extra trusted roots for intercepted upstreams (next to the system store)", cxxopts::value<std::string>()->default_value(""))
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
@@ -174,6 +184,9 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   auto idle = ParseIdleTimeout(text("idle-timeout"));
   if (!idle.ok()) return idle.status();
   o.idle_timeout = *idle;
+  auto dns_timeout = ParseDnsTimeout(text("dns-timeout"));
+  if (!dns_timeout.ok()) return dns_timeout.status();
+  o.dns_timeout = *dns_timeout;
   auto level = ParseLogLevel(text("log-level"));
   if (!level.ok()) return level.status();
   flags.log_level = *level;

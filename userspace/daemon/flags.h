@@ -28,6 +28,8 @@ StatusOr<Flags> ParseFlags(int argc, char** argv);
 StatusOr<uint16_t> ParseProxyPort(const std::string& text);
 // 1 to 604800 whole seconds.
 StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text);
+// 1 to 60 whole seconds.
+StatusOr<std::chrono::seconds> ParseDnsTimeout(const std::string& text);
 StatusOr<size_t> ParseAuditLogMaxBytes(const std::string& text);
 // "" (not given): one worker per CPU, returned as 0.
 StatusOr<int> ParseWorkers(const std::string& text);

@@ -18,21 +18,18 @@
 namespace egressd::dns {
 namespace {
 
-constexpr auto kQueryLifetime = std::chrono::seconds(10);
 constexpr auto kTcpIdle = std::chrono::seconds(10);
 // Each relayed query holds a socket until it is answered or expires: bounded
 // well below a default descriptor limit (1024), which the proxy shares.
 constexpr size_t kMaxOutstanding = 512;
 constexpr size_t kMaxOutstandingPerSandbox = 128;  // one sandbox cannot starve the others
 constexpr size_t kMaxTcpClientsPerSandbox = 32;
-// A query names one question: anything longer than this is not a query we relay.
-constexpr size_t kMaxQueryBytes = 4096;
 
 }  // namespace
 
-DnsForwarder::DnsForwarder(sockaddr_storage upstream, const sandbox::SandboxDirectory* sandboxes,
-                           audit::EventLog* events)
-    : upstream_(upstream), sandboxes_(sandboxes), events_(events) {}
+DnsForwarder::DnsForwarder(sockaddr_storage upstream, std::chrono::seconds query_timeout,
+                           const sandbox::SandboxDirectory* sandboxes, audit::EventLog* events)
+    : upstream_(upstream), query_timeout_(query_timeout), sandboxes_(sandboxes), events_(events) {}
 
 DnsForwarder::~DnsForwarder() {
   Stop();
@@ -105,7 +102,7 @@ void DnsForwarder::ApplyChanges() {
   }
 }
 
-bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstanding where,
+bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<const uint8_t> msg, Outstanding where,
                            std::vector<uint8_t>* reply) {
   queries_++;
   std::string error;
@@ -141,7 +138,7 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
   }
   where.sandbox_id = sandbox_id;
   where.client_id = question->id;
-  where.expires = std::chrono::steady_clock::now() + kQueryLifetime;
+  where.expires = std::chrono::steady_clock::now() + query_timeout_;
   // Only the header and the question go upstream: records a sandbox appends
   // (EDNS options, anything in the other sections) could carry its data. An
   // EDNS client (anything in its additional section) and every TCP client get
@@ -161,11 +158,14 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<uint8_t> msg, Outstand
   }
   auto sent = UpstreamQuery::Send(upstream_, std::move(relayed));  // gets a random id
   if (!sent.ok()) {
-    upstream_errors_++;  // no answer: the client retries or times out
-    spdlog::debug("dns forwarder: {}", sent.status().ToString());
+    upstream_errors_++;
+    *reply = UpstreamFailed(sandbox_id, msg, *question, protocol::DnsExtendedError::kNetworkError,
+                            sent.status().ToString());
     return true;
   }
   where.upstream = std::move(*sent);
+  where.query.assign(msg.begin(), msg.end());
+  where.question = std::move(*question);
   outstanding_.emplace(next_serial_++, std::move(where));
   return true;
 }
@@ -218,7 +218,7 @@ void DnsForwarder::OnAccept(Socket& s, std::vector<Socket>* accepted) {
 void DnsForwarder::OnTcpData(Socket& s) {
   uint8_t buf[4096];
   bool eof = false;
-  for (;;) {
+  for (int budget = 0; budget < 16; ++budget) {  // then the other sockets get their turn
     ssize_t n = recv(s.fd.get(), buf, sizeof(buf), 0);
     if (n == 0) {
       eof = true;  // a client may send its queries, then shut down its side
@@ -229,34 +229,36 @@ void DnsForwarder::OnTcpData(Socket& s) {
       return;
     }
     if (n < 0) break;
-    s.in.append(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
-    if (s.in.size() > kMaxQueryBytes + 2) break;
-  }
-  s.idle_until = std::chrono::steady_clock::now() + kTcpIdle;
-  // Messages are length-prefixed (RFC 1035 4.2.2); several may be pipelined.
-  while (s.in.size() >= 2) {
-    size_t len = static_cast<uint8_t>(s.in[0]) << 8 | static_cast<uint8_t>(s.in[1]);
-    if (len > kMaxQueryBytes) {
-      queries_++;
-      malformed_++;
-      s.fd.Reset();
-      return;
-    }
-    if (s.in.size() < 2 + len) break;
-    std::vector<uint8_t> msg(s.in.begin() + 2, s.in.begin() + 2 + static_cast<long>(len));
-    s.in.erase(0, 2 + len);
-    Outstanding where;
-    where.tcp_client = s.client_id;
-    std::vector<uint8_t> reply;
-    if (!OnQuery(s.sandbox_id, msg, std::move(where), &reply)) {
-      s.fd.Reset();  // malformed: this connection is not speaking DNS
-      return;
-    }
-    if (!reply.empty() && !WriteTcp(s, reply)) return;
+    s.idle_until = std::chrono::steady_clock::now() + kTcpIdle;
+    if (!OnTcpBytes(s, {buf, static_cast<size_t>(n)})) return;
   }
   if (eof) {
     s.eof = true;
     if (!HasOutstanding(s.client_id)) s.fd.Reset();  // else: after the last answer
+  }
+}
+
+bool DnsForwarder::OnTcpBytes(Socket& s, std::span<const uint8_t> data) {
+  // Messages are length-prefixed (RFC 1035 4.2.2); several may be pipelined.
+  for (;;) {
+    const auto step = s.framer.Feed(data);
+    data = data.subspan(step.consumed);
+    if (step.event == protocol::DnsTcpFramer::Event::kNeedMore) return true;
+    if (step.event == protocol::DnsTcpFramer::Event::kError) {
+      queries_++;
+      malformed_++;
+      spdlog::debug("dns forwarder: TCP client of sandbox {}: {}", s.sandbox_id, s.framer.error());
+      s.fd.Reset();
+      return false;
+    }
+    Outstanding where;
+    where.tcp_client = s.client_id;
+    std::vector<uint8_t> reply;
+    if (!OnQuery(s.sandbox_id, s.framer.message(), std::move(where), &reply)) {
+      s.fd.Reset();  // malformed: this connection is not speaking DNS
+      return false;
+    }
+    if (!reply.empty() && !WriteTcp(s, reply)) return false;
   }
 }
 
@@ -267,13 +269,12 @@ bool DnsForwarder::HasOutstanding(uint64_t tcp_client) const {
 }
 
 bool DnsForwarder::WriteTcp(Socket& s, std::span<const uint8_t> msg) {
-  std::vector<uint8_t> framed(2 + msg.size());
-  framed[0] = static_cast<uint8_t>(msg.size() >> 8);
-  framed[1] = static_cast<uint8_t>(msg.size() & 0xff);
-  memcpy(framed.data() + 2, msg.data(), msg.size());
+  const std::vector<uint8_t> framed = protocol::FrameDnsTcpMessage(msg);
   // Answers are small; a client that does not read them loses its connection
   // rather than making the forwarder buffer for it.
-  ssize_t n = send(s.fd.get(), framed.data(), framed.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ssize_t n = framed.empty()
+                  ? -1
+                  : send(s.fd.get(), framed.data(), framed.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n != static_cast<ssize_t>(framed.size())) {
     s.fd.Reset();
     return false;
@@ -285,25 +286,67 @@ bool DnsForwarder::OnResponse(Outstanding& o) {
   uint64_t mismatched = 0;
   auto answer = o.upstream.Receive(&mismatched);
   upstream_mismatched_ += mismatched;
-  if (!answer) return false;
+  if (!answer) {
+    if (o.upstream.error() == 0) return false;  // keeps waiting
+    // The upstream's port is closed (ICMP port unreachable) or it cannot be
+    // reached: no answer will come, so the client need not wait for one.
+    Deliver(o, UpstreamFailed(o.sandbox_id, o.query, o.question,
+                              protocol::DnsExtendedError::kNetworkError,
+                              fmt::format("refused the query ({})", strerror(o.upstream.error()))));
+    return true;
+  }
+  if (upstream_failing_) {
+    spdlog::info("dns forwarder: upstream {} answers again", FormatSocketAddress(upstream_));
+    upstream_failing_ = false;
+  }
   std::vector<uint8_t>& buf = *answer;
   buf[0] = static_cast<uint8_t>(o.client_id >> 8);
   buf[1] = static_cast<uint8_t>(o.client_id & 0xff);
+  Deliver(o, buf);
+  return true;
+}
+
+void DnsForwarder::Deliver(Outstanding& o, std::span<const uint8_t> answer) {
   if (o.tcp_client == 0) {
-    sendto(o.udp_fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&o.client),
+    sendto(o.udp_fd, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&o.client),
            o.client_len);
-    return true;
+    return;
   }
   const uint64_t client = o.tcp_client;
   for (Socket& s : sockets_)
     if (s.kind == Kind::kTcpClient && s.client_id == client && s.fd.valid()) {
-      if (WriteTcp(s, buf)) {
+      if (WriteTcp(s, answer)) {
         o.tcp_client = 0;  // answered: no longer keeps the connection open
         if (s.eof && !HasOutstanding(client)) s.fd.Reset();
       }
       break;
     }
-  return true;
+}
+
+std::vector<uint8_t> DnsForwarder::UpstreamFailed(uint32_t sandbox_id,
+                                                  std::span<const uint8_t> query,
+                                                  const protocol::DnsQuestion& question,
+                                                  protocol::DnsExtendedError code,
+                                                  const std::string& why) {
+  servfail_++;
+  if (auto view = sandboxes_->Find(sandbox_id)) view->counters->dns_servfail++;
+  if (!upstream_failing_)
+    spdlog::warn("dns forwarder: upstream {} {}: sandboxes get SERVFAIL until it answers",
+                 FormatSocketAddress(upstream_), why);
+  upstream_failing_ = true;
+  spdlog::debug("dns forwarder: SERVFAIL for sandbox {} name {}: upstream {}", sandbox_id,
+                question.name, why);
+  return protocol::BuildDnsServfail(query, question, code, "egressd: upstream resolver " + why);
+}
+
+int DnsForwarder::PollTimeoutMs(int cap) const {
+  const auto now = std::chrono::steady_clock::now();
+  int ms = cap;
+  for (const auto& [serial, o] : outstanding_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(o.expires - now).count();
+    ms = std::min<int>(ms, static_cast<int>(std::max<int64_t>(0, left + 1)));
+  }
+  return ms;
 }
 
 void DnsForwarder::Run() {
@@ -319,7 +362,7 @@ void DnsForwarder::Run() {
       fds.push_back({o.upstream.fd(), POLLIN, 0});
       queries.push_back(serial);
     }
-    int n = poll(fds.data(), fds.size(), 1000);
+    int n = poll(fds.data(), fds.size(), PollTimeoutMs(1000));
     if (n < 0 && errno != EINTR) {
       spdlog::error("dns forwarder: poll: {}", strerror(errno));
       break;
@@ -359,7 +402,19 @@ void DnsForwarder::Run() {
       if (s.kind == Kind::kTcpClient && s.idle_until < now) s.fd.Reset();
     std::erase_if(sockets_, [](const Socket& s) { return !s.fd.valid(); });
     for (Socket& s : accepted) sockets_.push_back(std::move(s));
-    std::erase_if(outstanding_, [&](const auto& kv) { return kv.second.expires < now; });
+    // No answer in time: the client gets SERVFAIL rather than silence.
+    for (auto it = outstanding_.begin(); it != outstanding_.end();) {
+      if (it->second.expires > now) {
+        ++it;
+        continue;
+      }
+      const std::string why =
+          fmt::format("did not answer within {} s (--dns-timeout)", query_timeout_.count());
+      Deliver(it->second,
+              UpstreamFailed(it->second.sandbox_id, it->second.query, it->second.question,
+                             protocol::DnsExtendedError::kNoReachableAuthority, why));
+      it = outstanding_.erase(it);
+    }
   }
 }
 

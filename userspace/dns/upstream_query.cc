@@ -93,7 +93,11 @@ std::optional<std::vector<uint8_t>> UpstreamQuery::Receive(uint64_t* mismatched)
     socklen_t from_len = sizeof(from);
     ssize_t n = recvfrom(fd_.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from),
                          &from_len);
-    if (n < 0) return std::nullopt;  // nothing more for now (or an ICMP error: keep waiting)
+    if (n < 0) {
+      // Nothing more for now, or an ICMP error the caller may act on.
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) error_ = errno;
+      return std::nullopt;
+    }
     std::span<const uint8_t> got(buf.data(), static_cast<size_t>(n));
     if (!SameAddress(from, upstream_) || !AnswerMatches(query_, got)) {
       ++*mismatched;

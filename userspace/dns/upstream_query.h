@@ -38,11 +38,16 @@ class UpstreamQuery {
   // Reads what has arrived (non-blocking): the matching answer, once;
   // nullopt while there is none. Mismatched datagrams add to *mismatched.
   std::optional<std::vector<uint8_t>> Receive(uint64_t* mismatched);
+  // The errno of the last failed read other than "nothing yet", e.g.
+  // ECONNREFUSED when the upstream's port is closed (an ICMP port
+  // unreachable reached the socket); 0 when none.
+  int error() const { return error_; }
 
  private:
   UniqueFd fd_;
   sockaddr_storage upstream_{};
   std::vector<uint8_t> query_;
+  int error_ = 0;
 };
 
 }  // namespace egressd::dns

@@ -240,12 +240,71 @@ std::optional<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> data, std::str
   return DnsQuestion{Get16(data, 0), std::move(q.name), q.type, pos};
 }
 
-std::vector<uint8_t> BuildDnsNxdomain(std::span<const uint8_t> query, const DnsQuestion& question) {
+namespace {
+
+constexpr uint8_t kRcodeServfail = 2;
+constexpr uint8_t kRcodeNxdomain = 3;
+constexpr uint16_t kDnsTypeOpt = 41;
+constexpr uint16_t kEdnsOptionExtendedError = 15;
+constexpr uint16_t kOurUdpPayload = 1232;  // what the forwarder itself advertises upstream
+constexpr size_t kMaxExtraText = 200;
+
+// The header and question of `query`, turned into an answer with `rcode`
+// and no records.
+std::vector<uint8_t> ErrorAnswer(std::span<const uint8_t> query, const DnsQuestion& question,
+                                 uint8_t rcode) {
   std::vector<uint8_t> out(query.begin(), query.begin() + question.question_end);
   const uint8_t rd = out[2] & 0x01;
   out[2] = 0x80 | rd;                          // QR=1, opcode QUERY, AA=0, TC=0, RD as asked
-  out[3] = 0x80 | 3;                           // RA=1, RCODE=3 (NXDOMAIN)
+  out[3] = 0x80 | rcode;                       // RA=1
   for (size_t i = 6; i < 12; ++i) out[i] = 0;  // no answer, authority or additional records
+  return out;
+}
+
+void Append16(std::vector<uint8_t>* out, size_t v) {
+  out->push_back(static_cast<uint8_t>(v >> 8));
+  out->push_back(static_cast<uint8_t>(v & 0xff));
+}
+
+}  // namespace
+
+std::vector<uint8_t> BuildDnsNxdomain(std::span<const uint8_t> query, const DnsQuestion& question) {
+  return ErrorAnswer(query, question, kRcodeNxdomain);
+}
+
+std::optional<DnsQueryEdns> FindDnsQueryEdns(std::span<const uint8_t> query,
+                                             const DnsQuestion& question) {
+  if (query.size() < kHeaderSize || Get16(query, 6) != 0 || Get16(query, 8) != 0 ||
+      Get16(query, 10) != 1)
+    return std::nullopt;
+  // Root owner name, TYPE, CLASS, TTL (extended RCODE, VERSION, flags), RDLENGTH.
+  const size_t at = question.question_end;
+  if (query.size() < at + 11 || query[at] != 0 || Get16(query, at + 1) != kDnsTypeOpt)
+    return std::nullopt;
+  if (query[at + 6] != 0) return std::nullopt;  // an EDNS version we do not speak
+  if (at + 11 + Get16(query, at + 9) != query.size()) return std::nullopt;
+  return DnsQueryEdns{Get16(query, at + 3), (query[at + 7] & 0x80) != 0};
+}
+
+std::vector<uint8_t> BuildDnsServfail(std::span<const uint8_t> query, const DnsQuestion& question,
+                                      DnsExtendedError code, std::string_view text) {
+  std::vector<uint8_t> out = ErrorAnswer(query, question, kRcodeServfail);
+  const auto edns = FindDnsQueryEdns(query, question);
+  if (!edns) return out;  // OPT only in answer to OPT (RFC 6891 7)
+  text = text.substr(0, kMaxExtraText);
+  out[11] = 1;       // ARCOUNT
+  out.push_back(0);  // root owner name
+  Append16(&out, kDnsTypeOpt);
+  Append16(&out, kOurUdpPayload);
+  out.push_back(0);                           // extended RCODE
+  out.push_back(0);                           // VERSION
+  out.push_back(edns->dnssec_ok ? 0x80 : 0);  // DO echoed, Z
+  out.push_back(0);
+  Append16(&out, 4 + 2 + text.size());  // RDLENGTH: one option
+  Append16(&out, kEdnsOptionExtendedError);
+  Append16(&out, 2 + text.size());
+  Append16(&out, static_cast<uint16_t>(code));
+  out.insert(out.end(), text.begin(), text.end());
   return out;
 }
 

@@ -58,4 +58,28 @@ std::optional<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> data, std::str
 // same id and question, RD as asked, no records.
 std::vector<uint8_t> BuildDnsNxdomain(std::span<const uint8_t> query, const DnsQuestion& question);
 
+// The EDNS OPT record (RFC 6891) of a query whose additional section holds
+// exactly that record and nothing else follows it (no answer or authority
+// records, version 0); nullopt otherwise.
+struct DnsQueryEdns {
+  uint16_t udp_payload;  // the CLASS field: the largest UDP answer the client takes
+  bool dnssec_ok;        // the DO bit, which an answer echoes (RFC 3225)
+};
+std::optional<DnsQueryEdns> FindDnsQueryEdns(std::span<const uint8_t> query,
+                                             const DnsQuestion& question);
+
+// Extended DNS Error info codes (RFC 8914) egressd answers with.
+enum class DnsExtendedError : uint16_t {
+  kNoReachableAuthority = 22,  // the upstream resolver did not answer in time
+  kNetworkError = 23,          // the upstream resolver refused, or the query could not be sent
+};
+
+// The SERVFAIL answer to `query` (which ParseDnsQuery accepted as
+// `question`): same id and question, RD as asked, no records except, when
+// FindDnsQueryEdns finds the client's OPT record, an OPT record of ours
+// (DO echoed) with one Extended DNS Error option: `code` and `text` (at most
+// 200 bytes of it are kept).
+std::vector<uint8_t> BuildDnsServfail(std::span<const uint8_t> query, const DnsQuestion& question,
+                                      DnsExtendedError code, std::string_view text);
+
 }  // namespace egressd::protocol

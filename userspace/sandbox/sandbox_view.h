@@ -28,6 +28,8 @@ struct ProxyCounters {
   std::atomic<uint64_t> tls_passthrough{0};     // TLS connections passed through by SNI
   std::atomic<uint64_t> dns_queries{0};         // DNS queries from the sandbox
   std::atomic<uint64_t> dns_refused{0};         // answered NXDOMAIN by policy
+  // Answered SERVFAIL: the upstream refused, could not be sent to, or did not answer.
+  std::atomic<uint64_t> dns_servfail{0};
   // Closed after --idle-timeout without a byte either way.
   std::atomic<uint64_t> idle_timeouts{0};
   // WebSocket tunnels closed on a frame that broke the rules (an event each).

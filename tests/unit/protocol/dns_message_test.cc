@@ -133,6 +133,83 @@ TEST(DnsMessage, NxdomainAnswersTheQuestionAsked) {
   EXPECT_EQ(nx.size(), question->question_end);
 }
 
+// A query with one EDNS OPT record (payload 1232, DO as given, `options` as RDATA).
+Bytes WithOpt(Bytes q, bool dnssec_ok, const Bytes& options = {}) {
+  q[11] = 1;
+  q.insert(q.end(), {0, 0, 41, 0x04, 0xd0, 0, 0, static_cast<uint8_t>(dnssec_ok ? 0x80 : 0), 0});
+  Put16(q, static_cast<uint16_t>(options.size()));
+  q.insert(q.end(), options.begin(), options.end());
+  return q;
+}
+
+TEST(DnsMessage, ServfailWithoutEdnsIsHeaderAndQuestion) {
+  Bytes q = *BuildDnsQuery(77, "slow.example", DnsType::kAAAA);
+  std::string err;
+  auto question = ParseDnsQuery(q, &err);
+  ASSERT_TRUE(question) << err;
+  Bytes sf = BuildDnsServfail(q, *question, DnsExtendedError::kNoReachableAuthority, "timeout");
+  auto parsed = ParseDnsResponse(sf, &err);
+  ASSERT_TRUE(parsed) << err;
+  EXPECT_EQ(parsed->id, 77);
+  EXPECT_EQ(parsed->rcode, 2);
+  EXPECT_EQ(parsed->question_name, "slow.example");
+  EXPECT_EQ(parsed->question_type, 28);
+  EXPECT_EQ(sf.size(), question->question_end) << "no OPT for a client without EDNS";
+}
+
+TEST(DnsMessage, ServfailCarriesAnExtendedErrorForAnEdnsClient) {
+  Bytes q = WithOpt(*BuildDnsQuery(78, "down.example", DnsType::kA), /*dnssec_ok=*/true,
+                    {0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8});  // a cookie option
+  std::string err;
+  auto question = ParseDnsQuery(q, &err);
+  ASSERT_TRUE(question) << err;
+  auto edns = FindDnsQueryEdns(q, *question);
+  ASSERT_TRUE(edns);
+  EXPECT_EQ(edns->udp_payload, 1232);
+  EXPECT_TRUE(edns->dnssec_ok);
+  Bytes sf = BuildDnsServfail(q, *question, DnsExtendedError::kNetworkError, "refused");
+  auto parsed = ParseDnsResponse(sf, &err);
+  ASSERT_TRUE(parsed) << err;
+  EXPECT_EQ(parsed->rcode, 2);
+  EXPECT_EQ(sf[11], 1) << "ARCOUNT: our OPT";
+  size_t at = question->question_end;
+  const Bytes opt(sf.begin() + static_cast<long>(at), sf.end());
+  const Bytes expected = {0,   0,   41,  0x04, 0xd0, 0,   0,  0x80, 0,  // root, OPT, 1232, DO
+                          0,   13,                                      // RDLENGTH
+                          0,   15,  0,   9,                             // EDE option, length
+                          0,   23,                                      // Network Error
+                          'r', 'e', 'f', 'u',  's',  'e', 'd'};
+  EXPECT_EQ(opt, expected);
+  // Nothing of the client's own options is echoed.
+  EXPECT_EQ(sf.size(), at + expected.size());
+}
+
+TEST(DnsMessage, FindQueryEdnsOnlyForOneVersion0OptAndNothingElse) {
+  Bytes q = *BuildDnsQuery(1, "a.example", DnsType::kA);
+  auto question = *ParseDnsQuery(q, nullptr);
+  EXPECT_FALSE(FindDnsQueryEdns(q, question));
+  Bytes opt = WithOpt(q, false);
+  EXPECT_TRUE(FindDnsQueryEdns(opt, question));
+  Bytes v1 = opt;
+  v1[question.question_end + 6] = 1;  // EDNS version 1
+  EXPECT_FALSE(FindDnsQueryEdns(v1, question));
+  Bytes trailing = opt;
+  trailing.push_back(0);
+  EXPECT_FALSE(FindDnsQueryEdns(trailing, question));
+  Bytes short_rdata = WithOpt(q, false, {0, 10, 0, 8, 1});
+  short_rdata.pop_back();  // RDLENGTH says 5, 4 follow
+  EXPECT_FALSE(FindDnsQueryEdns(short_rdata, question));
+  Bytes not_opt = opt;
+  not_opt[question.question_end + 2] = 1;  // TYPE A
+  EXPECT_FALSE(FindDnsQueryEdns(not_opt, question));
+  Bytes two = opt;
+  two[11] = 2;  // ARCOUNT 2: something besides the OPT
+  EXPECT_FALSE(FindDnsQueryEdns(two, question));
+  // No OPT in the answer to a query whose OPT is not one we read.
+  Bytes sf = BuildDnsServfail(v1, question, DnsExtendedError::kNetworkError, "x");
+  EXPECT_EQ(sf.size(), question.question_end);
+}
+
 TEST(DnsMessage, ParseQueryChecks) {
   std::string err;
   Bytes q = *BuildDnsQuery(1, "a.com", DnsType::kA);

@@ -1,7 +1,12 @@
 #include "userspace/dns/upstream_query.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <set>
 
 #include "userspace/protocol/dns_message.h"
@@ -55,6 +60,31 @@ TEST(AnswerMatches, RefusesAnotherIdQuestionOrAQuery) {
   cut.resize(20);
   EXPECT_FALSE(AnswerMatches(query, cut));
   EXPECT_FALSE(AnswerMatches(query, std::vector<uint8_t>(5)));
+}
+
+TEST(UpstreamQuery, AClosedUpstreamPortIsReportedAsRefused) {
+  // A loopback UDP port that was just closed: the kernel answers with ICMP
+  // port unreachable, which the query's connected socket reads as ECONNREFUSED.
+  sockaddr_storage upstream{};
+  auto& in = reinterpret_cast<sockaddr_in&>(upstream);
+  {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT_GE(fd, 0);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0);
+    socklen_t len = sizeof(in);
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&in), &len), 0);
+    close(fd);
+  }
+  auto q = UpstreamQuery::Send(upstream, Query(1, "refused.example"));
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  pollfd p{q->fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  uint64_t mismatched = 0;
+  EXPECT_FALSE(q->Receive(&mismatched));
+  EXPECT_EQ(q->error(), ECONNREFUSED);
+  EXPECT_EQ(mismatched, 0u);
 }
 
 TEST(RandomQueryId, NotACounter) {
