@@ -8,7 +8,7 @@ import pytest
 
 from audit_events import wait_events
 from origins import Origin
-from test_certs import make_server_cert
+from upstream_certs import make_server_cert
 
 
 def write_tls_policy(env, name, allowed, intercept=("*",), passthrough=()):
