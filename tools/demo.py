@@ -15,6 +15,7 @@ os.environ.setdefault("EGRESSD_BUILD_DIR", os.path.join(HERE, "..", "build"))
 from conftest import Daemon, Sandbox, write_policy  # noqa: E402
 from fakedns import FakeDns  # noqa: E402
 from origins import Origin, make_ca  # noqa: E402
+from upstream_certs import make_server_cert  # noqa: E402
 
 
 def show(title, result):
@@ -36,8 +37,12 @@ def main():
     http = Origin("origin-http")
     https = Origin("origin-https", tls=(crt, key))
     dns = FakeDns({"api.example.test": ["127.0.0.1"], "blocked.example.test": ["127.0.0.1"]})
-    daemon = Daemon(work, dns.address)
-    sandbox = None
+    # The origins' CA, trusted by egressd for the upstreams of intercepted TLS.
+    daemon = Daemon(work, dns.address, upstream_ca=ca)
+    expired_crt, expired_key = make_server_cert(work, "expired", ca, name="api.example.test",
+                                                days=(-10, -1))
+    expired = Origin("origin-expired", tls=(expired_crt, expired_key))
+    sandbox = intercepted = None
     try:
         daemon.start()
         path = write_policy(daemon.policy_dir, "demo", allowed_hosts=["api.example.test", "*.github.com"],
@@ -62,6 +67,31 @@ def main():
         show("egressctl events --instance demo-agent  (the audit trail)",
              daemon.ctl("events", "--instance", "demo-agent"))
 
+        # TLS interception: egressd terminates the sandbox's TLS with a CA of
+        # the sandbox's own, sees each request, and verifies the upstream.
+        path = os.path.join(daemon.policy_dir, "intercept.yaml")
+        with open(path, "w") as f:
+            f.write('name: intercept\nallowed_hosts: ["api.example.test"]\n'
+                    'tls:\n  intercept: ["*.example.test"]\n')
+        print(f"\npolicy {path}:\n  " + open(path).read().strip().replace("\n", "\n  "))
+        intercepted = Sandbox(daemon, "intercept", instance="demo-intercept")
+        sandbox_ca = os.path.join(work, "demo-intercept-ca.pem")
+        with open(sandbox_ca, "w") as f:
+            f.write(daemon.ctl("ca", "demo-intercept").stdout)
+        show("egressctl ca demo-intercept | openssl x509 -noout -subject",
+             subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", sandbox_ca],
+                            capture_output=True, text=True))
+        show(f"curl --cacert sandbox-ca.pem -H 'X-Demo: seen' https://api.example.test:{https.port}/intercepted",
+             intercepted.curl("--cacert", sandbox_ca, "-H", "X-Demo: seen",
+                              f"https://api.example.test:{https.port}/intercepted"))
+        seen = https.requests[-1]
+        print(f"  the origin saw: {seen['method']} {seen['path']} Host={seen['host']} "
+              f"X-Demo={seen['headers'].get('X-Demo')}")
+        show(f"curl https://api.example.test:{expired.port}/  (the upstream's certificate expired: 502)",
+             intercepted.curl("--cacert", sandbox_ca, "-w", "\nHTTP status %{http_code}",
+                              f"https://api.example.test:{expired.port}/"))
+        print(f"  requests the expired origin received: {len(expired.requests)}")
+
         # egressctl run: one command, one sandbox; DNS answered by policy.
         lookup = ("import socket, sys\nsys.path.insert(0, %r)\nfrom fakedns import build_query\n"
                   "for name in sys.argv[1:]:\n"
@@ -85,11 +115,13 @@ def main():
         show("egressctl policy suggest --instance demo-learn",
              daemon.ctl("policy", "suggest", "--instance", "demo-learn"))
     finally:
-        if sandbox:
-            sandbox.cleanup()
+        for sb in (sandbox, intercepted):
+            if sb:
+                sb.cleanup()
         daemon.cleanup()
         http.close()
         https.close()
+        expired.close()
         dns.close()
         subprocess.run(["rm", "-rf", work])
 
