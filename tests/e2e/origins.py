@@ -91,7 +91,7 @@ class _Server(http.server.ThreadingHTTPServer):
 class Origin:
     """An HTTP(S) origin on (host, port); port 0 picks a free one."""
 
-    def __init__(self, name, host="127.0.0.1", port=0, tls=None):
+    def __init__(self, name, host="127.0.0.1", port=0, tls=None, tls_setup=None):
         self.name = name
         self.requests = []
         self.connections = 0
@@ -100,6 +100,8 @@ class Origin:
         self.server.origin = self
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if tls_setup:
+                tls_setup(ctx)  # e.g. a server that only speaks old TLS, or weak keys
             ctx.load_cert_chain(tls[0], tls[1])
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.host = host

@@ -2,6 +2,7 @@
 leaf of its own CA, the decrypted requests go through the HTTP pipeline, and
 egressd's own TLS connection to the upstream is verified."""
 import os
+import ssl
 import subprocess
 
 import pytest
@@ -141,27 +142,46 @@ print("after", r.status, r.read().decode().strip())
     assert "/after-switch" not in paths and {"/ka0", "/ka1", "/ka2"} <= set(paths)
 
 
-@pytest.mark.parametrize("label,kwargs,reason", [
-    ("expired", {"days": (-10, -1)}, "expired"),
-    ("not-yet-valid", {"days": (1, 10)}, "not yet valid"),
-    ("wrong-host", {"name": "elsewhere.test"}, "hostname mismatch"),
-    ("self-signed", {"self_signed": True}, "self-signed"),
+def weak_server(ctx):
+    """A test origin that loads and offers what OpenSSL's defaults refuse."""
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+
+
+def old_tls_only(ctx):
+    weak_server(ctx)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+
+
+@pytest.mark.parametrize("label,kwargs,setup,reason", [
+    ("expired", {"days": (-10, -1)}, None, "expired"),
+    ("not-yet-valid", {"days": (1, 10)}, None, "not yet valid"),
+    ("wrong-host", {"name": "elsewhere.test"}, None, "hostname mismatch"),
+    ("self-signed", {"self_signed": True}, None, "self-signed"),
+    ("untrusted-root", {"defect": "untrusted-root"}, None, "unknown issuer"),
+    ("incomplete-chain", {"defect": "incomplete-chain"}, None, "unknown issuer"),
+    ("leaf-as-ca", {"defect": "leaf-as-ca"}, None, "not a CA"),
+    ("client-auth-only", {"defect": "client-auth-only"}, None, "extended key usage"),
+    ("rsa-1024", {"defect": "rsa-1024"}, weak_server, "key too small"),
+    ("sha1", {"defect": "sha1"}, weak_server, "SHA-1"),
+    ("tls1.1-only", {}, old_tls_only, "protocol version"),
 ])
 def test_bad_upstream_certificate_is_502_and_nothing_reaches_the_origin(tls_env, tmp_path, label,
-                                                                        kwargs, reason):
+                                                                        kwargs, setup, reason):
     env = tls_env
     crt, key = make_server_cert(str(tmp_path), label, env.ca, **kwargs)
-    bad = Origin(f"bad-{label}", tls=(crt, key))
+    bad = Origin(f"bad-{label}", tls=(crt, key), tls_setup=setup)
     try:
         sb = env.sandbox("intercept")
         ca = sandbox_ca(env, sb, tmp_path)
         r = sb.curl("--cacert", ca, "-w", "%{http_code}", f"https://allowed.test:{bad.port}/secret")
         assert r.stdout.endswith("502"), r.stdout + r.stderr
-        assert reason in r.stdout, r.stdout
+        assert reason.lower() in r.stdout.lower(), r.stdout
         assert bad.requests == []
         assert sb.stats()["proxy"]["upstream_tls_errors"] == 1
         events = wait_events(env, sb.instance, 1, predicate=lambda e: "upstream TLS" in e["reason"])
-        assert events and reason in events[0]["reason"] and events[0]["address"] == "127.0.0.1", events
+        assert events and reason.lower() in events[0]["reason"].lower(), events
+        assert events[0]["address"] == "127.0.0.1" and events[0]["host"] == "allowed.test", events
     finally:
         bad.close()
 

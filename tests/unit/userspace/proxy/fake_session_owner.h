@@ -1,0 +1,119 @@
+// A fake connection that drives an HttpSession in memory: an upstream is
+// "connected" at once, sends complete at once into strings, nothing happens
+// behind the session's back. Used by the unit tests and fuzz_http_session;
+// the real Connection is covered end to end (tests/e2e/test_http*.py).
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policy/policy_loader.h"
+#include "userspace/proxy/http_session.h"
+
+namespace egressd::proxy {
+
+inline std::shared_ptr<const sandbox::SandboxView> MakeView(const std::string& yaml) {
+  auto loaded = policy::ParsePolicy(yaml);
+  if (!loaded.policy) std::abort();
+  auto view = std::make_shared<sandbox::SandboxView>();
+  view->id = 7;
+  view->instance = "unit";
+  view->policy = std::make_shared<policy::CompiledPolicy>(loaded.policy.value_or(policy::Policy{}));
+  view->counters = std::make_shared<sandbox::ProxyCounters>();
+  view->observed = std::make_shared<sandbox::Observations>();
+  return view;
+}
+
+inline constexpr const char* kPolicy =
+    "name: unit\nallowed_hosts: [\"allowed.test\", \"other.test\"]\n";
+
+class FakeConnection : public HttpSessionOwner {
+ public:
+  explicit FakeConnection(const std::string& yaml = kPolicy) : view_(MakeView(yaml)) {
+    up_.Allocate(64 * 1024);
+    down_.Allocate(64 * 1024);
+  }
+
+  // The client sends `bytes` (and maybe closes).
+  void ClientSends(const std::string& bytes, bool eof = false) {
+    Append(up_, bytes);
+    up_.eof = eof;
+    session_.OnClientBytes();
+  }
+  void UpstreamSends(const std::string& bytes, bool eof = false) {
+    Append(down_, bytes);
+    down_.eof = eof;
+    session_.OnUpstreamBytes();
+  }
+
+  std::shared_ptr<const sandbox::SandboxView> View() const override { return view_; }
+  FilterVerdict FilterRequest(RequestHead& head, bool* websocket) override {
+    RequestContext ctx{*view_, nullptr, *policy::IpAddress::Parse("127.0.0.1"), 80, head};
+    FilterVerdict verdict = RunRequestFilters(ctx);
+    *websocket = ctx.websocket;
+    return verdict;
+  }
+  void RouteRequest(const std::string& host) override {
+    routed.push_back(host);
+    if (host != upstream_host) {
+      upstream_host = host;
+      connects++;
+    }
+    session_.StartForwarding();
+  }
+  void CloseUpstream() override {
+    upstream_host.clear();
+    up_.DiscardUpTo(up_.ready);
+  }
+  void Close(const std::string& why) override { closed = why; }
+  void CloseAfterFlush() override {
+    close_after_flush = true;
+    Flush();
+  }
+  void SendReplyThenClose(std::string bytes) override {
+    reply = std::move(bytes);
+    up_.ready = up_.start;
+    CloseUpstream();
+    close_after_flush = true;
+    Flush();  // what was ready before goes first, as the connection's Pump does
+  }
+  void StartWebSocket(const protocol::HeaderFields&) override { websocket = true; }
+  void ArmHeadDeadline() override { deadline_armed = true; }
+  void CancelHeadDeadline() override { deadline_armed = false; }
+  void Flush() override {
+    for (auto [d, out] : {std::pair{&up_, &to_upstream}, std::pair{&down_, &to_client}}) {
+      if (d == &up_ && upstream_host.empty()) continue;
+      while (true) {
+        auto bytes = d->NextToSend();
+        if (bytes.empty()) break;
+        out->append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        d->Sent(bytes.size());
+      }
+    }
+  }
+
+  const sandbox::ProxyCounters& counters() const { return *view_->counters; }
+
+  std::string to_upstream, to_client, reply, closed, upstream_host;
+  std::vector<std::string> routed;
+  int connects = 0;
+  bool close_after_flush = false, websocket = false, deadline_armed = false;
+
+ private:
+  static void Append(Direction& d, const std::string& bytes) {
+    if (d.end + bytes.size() > d.cap) std::abort();  // the caller keeps within the buffer
+    memcpy(d.buf.get() + d.end, bytes.data(), bytes.size());
+    d.end += bytes.size();
+  }
+
+  std::shared_ptr<const sandbox::SandboxView> view_;
+  Direction up_, down_;
+
+ public:
+  HttpSession session_{*this, up_, down_};
+};
+
+}  // namespace egressd::proxy
