@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 #include <random>
 
@@ -178,6 +179,55 @@ TEST_F(TlsStreamTest, LargeTransferBothWaysWithBoundedBuffers) {
   ASSERT_EQ(got_down.size(), kSize);
   EXPECT_TRUE(got_up == up);
   EXPECT_TRUE(got_down == down);
+}
+
+// The caller sends straight from PendingCiphertext (an io_uring send may be in
+// flight): the view must not move or change while more is written.
+TEST_F(TlsStreamTest, PendingViewStaysPutUntilConsumed) {
+  TlsStream server = NewServer();
+  TlsStream client = NewClient();
+  PumpHandshake(client, server);
+  ASSERT_TRUE(client.handshake_done() && server.handshake_done());
+  ASSERT_EQ(client.WritePlaintext(Bytes("first")), 5u);
+  auto view = client.PendingCiphertext();
+  ASSERT_FALSE(view.empty());
+  const std::vector<uint8_t> copy(view.begin(), view.end());
+  std::vector<uint8_t> more(8000, 'x');
+  ASSERT_EQ(client.WritePlaintext(more), more.size());
+  auto again = client.PendingCiphertext();
+  ASSERT_GE(again.size(), copy.size());
+  EXPECT_EQ(again.data(), view.data());
+  EXPECT_TRUE(std::equal(copy.begin(), copy.end(), view.begin()));
+  Shuttle(client, server);
+  std::vector<uint8_t> got;
+  EXPECT_EQ(ReadAll(server, got), TlsIo::kNeedMore);
+  EXPECT_EQ(got.size(), 5 + more.size());
+}
+
+TEST_F(TlsStreamTest, ShutdownBeforeHandshakeSendsNothing) {
+  TlsStream client = NewClient();
+  EXPECT_EQ(client.Shutdown(), TlsIo::kOk);
+  EXPECT_EQ(client.pending_ciphertext_bytes(), 0u);
+  EXPECT_FALSE(client.failed());
+}
+
+// A stream may outlive its context: TLS 1.3 tickets arriving later still have
+// a cache to go to.
+TEST_F(TlsStreamTest, ClientStreamOutlivesItsContext) {
+  TlsStream client = NewClient();
+  std::weak_ptr<const TlsClientContext> weak = client_ctx_;
+  client_ctx_.reset();
+  EXPECT_TRUE(weak.expired());
+  SslCtxPtr server_ctx = testing::MakeTestServerCtx(leaf_);  // issues tickets
+  auto server = TlsStream::Create(SslPtr(SSL_new(server_ctx.get())), TlsRole::kServer);
+  ASSERT_TRUE(server.ok());
+  PumpHandshake(client, *server);
+  ASSERT_TRUE(client.handshake_done()) << client.error().reason;
+  ASSERT_EQ(server->WritePlaintext(Bytes("hi")), 2u);
+  Shuttle(*server, client);
+  std::vector<uint8_t> got;
+  EXPECT_EQ(ReadAll(client, got), TlsIo::kNeedMore);  // tickets stored, no crash
+  EXPECT_EQ(Text(got), "hi");
 }
 
 TEST_F(TlsStreamTest, FeedTakesOnlyWhatFits) {
