@@ -282,6 +282,24 @@ TEST_F(TlsStreamTest, EofDuringHandshake) {
   EXPECT_EQ(server.error().reason, "connection closed during the TLS handshake");
 }
 
+// Found by fuzz_tls_client_stream: a warning close_notify alert before the
+// handshake finished left the stream neither failed nor done.
+TEST_F(TlsStreamTest, CloseNotifyDuringHandshakeIsAnError) {
+  const uint8_t close_notify[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00};
+  TlsStream client = NewClient();
+  EXPECT_EQ(client.Handshake(), TlsIo::kNeedMore);
+  ASSERT_EQ(client.FeedCiphertext(close_notify), sizeof close_notify);
+  EXPECT_EQ(client.Handshake(), TlsIo::kError);
+  EXPECT_EQ(client.error().kind, TlsErrorKind::kProtocol);
+  EXPECT_EQ(client.error().peer_alert, 0);
+  EXPECT_EQ(client.error().reason,
+            "the peer closed the connection during the TLS handshake (close_notify)");
+  TlsStream server = NewServer();
+  server.FeedCiphertext(close_notify);
+  EXPECT_EQ(server.Handshake(), TlsIo::kError);
+  EXPECT_FALSE(server.error().reason.empty());
+}
+
 TEST_F(TlsStreamTest, AlpnNotOfferedIsHttp11) {
   TlsStream server = NewServer();
   TlsStream client = NewRawClient("");
