@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import textwrap
 import threading
@@ -124,10 +125,15 @@ class Conn:
 
 
 class ScriptedOrigin:
-    """Listens on 127.0.0.1; each connection runs script(conn) in a thread."""
+    """Listens on 127.0.0.1; each connection runs script(conn) in a thread
+    (over TLS with tls=(cert, key): the handshake happens in that thread)."""
 
-    def __init__(self, script):
+    def __init__(self, script, tls=None):
         self.script = script
+        self.tls = None
+        if tls:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
         self.conns = []
         self.errors = []
         self._done = threading.Condition()
@@ -152,6 +158,9 @@ class ScriptedOrigin:
 
     def _serve(self, c):
         try:
+            if self.tls:
+                c.sock.settimeout(10)
+                c.sock = self.tls.wrap_socket(c.sock, server_side=True)
             self.script(c)
         except Exception as e:  # the test reads errors, a thread cannot raise to it
             self.errors.append(repr(e))

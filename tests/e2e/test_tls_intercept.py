@@ -9,6 +9,7 @@ import pytest
 
 from audit_events import wait_events
 from origins import Origin
+from scripted_origin import ScriptedOrigin, header, in_sandbox, websocket_origin
 from upstream_certs import make_server_cert
 
 
@@ -205,3 +206,42 @@ def test_h2_only_client_is_refused_with_an_alert_and_an_event(tls_env):
     assert "no application protocol" in seen, seen
     events = wait_events(env, sb.instance, 1, predicate=lambda e: "HTTP/2" in e["reason"])
     assert events and events[0]["host"] == "allowed.test", events
+
+
+def test_websocket_inside_intercepted_tls_after_a_real_101(tls_env, tmp_path):
+    env = tls_env
+    crt, key = make_server_cert(str(tmp_path), "ws", env.ca)
+    origin = ScriptedOrigin(websocket_origin(), tls=(crt, key))
+    try:
+        sb = env.sandbox("intercept")
+        ca = sandbox_ca(env, sb, tmp_path)
+        result = in_sandbox(sb, origin.port, f"""
+            import ssl
+            s = ssl.create_default_context(cafile={ca!r}).wrap_socket(s, server_hostname="allowed.test")
+            s.sendall(upgrade_request())
+            result["head"] = read_until(b"\\r\\n\\r\\n").decode()
+            s.sendall(ws_frame(1, b"hello through TLS"))
+            fin, rsv1, opcode, payload = ws_read_frame(read_exactly)
+            result["echo"] = payload.decode()
+            s.sendall(ws_frame(1, b"x", mask=False))  # unmasked from a client: refused
+            result["after_bad_frame"] = read_until_close()[1]
+        """)
+        assert result["head"].startswith("HTTP/1.1 101"), result
+        assert result["echo"] == "hello through TLS", result
+        assert result["after_bad_frame"] is True, result
+        assert header(origin.conns[0].head, "Host") == f"allowed.test:{origin.port}"
+        st = sb.stats()["proxy"]
+        assert st["tls_intercepted"] == 1 and st["websocket_violations"] == 1, st
+    finally:
+        origin.close()
+
+
+def test_restarted_daemon_intercepts_with_the_same_ca(tls_env, tmp_path):
+    env = tls_env
+    sb = env.sandbox("intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    env.daemon.stop()
+    env.daemon.start()
+    r = sb.curl("--cacert", ca, f"https://allowed.test:{env.https.port}/after-restart")
+    assert r.returncode == 0 and "path=/after-restart" in r.stdout, r.stderr
+    assert env.daemon.ctl("ca", sb.instance).stdout == open(ca).read()

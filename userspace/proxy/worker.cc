@@ -24,12 +24,8 @@ Worker::Worker(const ProxyContext& ctx, int index) : ctx_(ctx), index_(index) {}
 Worker::~Worker() {
   Stop();
   conns_.clear();
-  for (Listener& l : listeners_)
-    if (l.fd >= 0) close(l.fd);
-  for (auto& [id, list] : sandbox_listeners_)
-    for (auto& l : list) close(l->fd);
-  for (auto& [ptr, l] : closing_listeners_) close(l->fd);
-  if (wake_fd_ >= 0) close(wake_fd_);
+  finished_.clear();
+  // Listener and wake fds close with their owners, after the ring.
   if (ring_ready_) io_uring_queue_exit(&ring_);
 }
 
@@ -47,11 +43,11 @@ Status Worker::Init() {
   for (int i = 0; i < 2; ++i) {
     auto fd = BindLoopback(families[i], SOCK_STREAM, ctx_.options.proxy_port, /*reuse_port=*/true);
     if (!fd.ok()) return fd.status();
-    listeners_[i].fd = *fd;
+    listeners_[i].fd.Reset(*fd);
     listeners_[i].family = families[i];
   }
-  wake_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (wake_fd_ < 0) return EGRESSD_ERROR("eventfd: {}", strerror(errno));
+  wake_fd_.Reset(eventfd(0, EFD_CLOEXEC));
+  if (!wake_fd_.valid()) return EGRESSD_ERROR("eventfd: {}", strerror(errno));
   for (Listener& l : listeners_) ArmAccept(l);
   ArmWake();
   io_uring_submit(&ring_);
@@ -74,7 +70,7 @@ void Worker::Post(std::function<void()> task) {
     posted_.push_back(std::move(task));
   }
   uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
+  (void)!write(wake_fd_.get(), &one, sizeof(one));
 }
 
 io_uring_sqe* Worker::GetSqe() {
@@ -92,13 +88,13 @@ void Worker::ReserveSqes(unsigned n) {
 
 void Worker::ArmAccept(Listener& listener) {
   io_uring_sqe* sqe = GetSqe();
-  io_uring_prep_multishot_accept(sqe, listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_prep_multishot_accept(sqe, listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
   io_uring_sqe_set_data64(sqe, EncodeOp(&listener, OpKind::kAccept));
 }
 
 void Worker::ArmWake() {
   io_uring_sqe* sqe = GetSqe();
-  io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof(wake_value_), 0);
+  io_uring_prep_read(sqe, wake_fd_.get(), &wake_value_, sizeof(wake_value_), 0);
   io_uring_sqe_set_data64(sqe, EncodeOp(this, OpKind::kWake));
 }
 
@@ -121,7 +117,7 @@ void Worker::AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds) {
     auto& list = sandbox_listeners_[sandbox_id];
     for (int fd : fds) {
       auto l = std::make_unique<Listener>();
-      l->fd = fd;
+      l->fd.Reset(fd);
       ArmAccept(*l);
       list.push_back(std::move(l));
     }
@@ -148,7 +144,6 @@ void Worker::RemoveSandboxListeners(uint32_t sandbox_id) {
 void Worker::Retire(Listener* listener) {
   auto it = closing_listeners_.find(listener);
   if (it == closing_listeners_.end()) return;
-  close(listener->fd);
   closing_listeners_.erase(it);
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "userspace/common/status.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/proxy/proxy_context.h"
 
 namespace egressd::proxy {
@@ -44,7 +45,7 @@ inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
 }
 
 struct alignas(16) Listener {
-  int fd = -1;
+  UniqueFd fd;
   int family = 0;
   __kernel_timespec retry_after{0, 100 * 1000 * 1000};  // back off after accept errors
   bool closing = false;  // a sandbox's listener being removed: closed at its last completion
@@ -93,7 +94,7 @@ class alignas(16) Worker {
   // Per-sandbox listeners (own network namespace), and those being removed.
   std::unordered_map<uint32_t, std::vector<std::unique_ptr<Listener>>> sandbox_listeners_;
   std::unordered_map<Listener*, std::unique_ptr<Listener>> closing_listeners_;
-  int wake_fd_ = -1;
+  UniqueFd wake_fd_;
   uint64_t wake_value_ = 0;
   bool stop_ = false;
   std::thread thread_;

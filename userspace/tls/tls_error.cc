@@ -1,5 +1,6 @@
 #include "userspace/tls/tls_error.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
@@ -16,8 +17,14 @@ std::string ExpectedPeer(SSL* ssl) {
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
   if (const char* host = X509_VERIFY_PARAM_get0_host(param, 0)) return host;
   if (char* ip = X509_VERIFY_PARAM_get1_ip_asc(param)) {
-    std::string out(ip);
+    std::string out(ip);  // IPv6 in full ("0:0:0:0:0:0:0:1"): shorten it as people write it
     OPENSSL_free(ip);
+    in6_addr v6;
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, out.c_str(), &v6) == 1 &&
+        inet_ntop(AF_INET6, &v6, text, sizeof text) != nullptr) {
+      out = text;
+    }
     return out;
   }
   return "the expected host";

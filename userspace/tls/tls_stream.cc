@@ -50,10 +50,18 @@ TlsIo TlsStream::Fail(int ret) {
     ERR_clear_error();
     return TlsIo::kNeedMore;
   }
-  if (e == SSL_ERROR_ZERO_RETURN) {
+  if (e == SSL_ERROR_ZERO_RETURN && handshake_done_) {
     ERR_clear_error();
     peer_closed_ = true;
     return TlsIo::kClosed;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN) {
+    // close_notify before the handshake finished: no session was ever set up.
+    ERR_clear_error();
+    error_.kind = TlsErrorKind::kProtocol;
+    error_.reason = "the peer closed the connection during the TLS handshake (close_notify)";
+    error_.peer_alert = SSL_AD_CLOSE_NOTIFY;
+    return TlsIo::kError;
   }
   error_ = ClassifyTlsFailure(ssl_.get(), e, role_, handshake_done_);
   write_retry_.clear();

@@ -30,6 +30,9 @@
 //                  (alerts) produce ciphertext too.
 //   plaintext out: n = WritePlaintext(data); n < data.size() means "send
 //                  first, then write the rest".
+//   kNeedMore from Handshake/ReadPlaintext means "more ciphertext from the
+//                  peer" or, when ciphertext is pending, "send first": after
+//                  ConsumeCiphertext, call it again before waiting on recv.
 //   peer closed:   FeedEof(); the next read reports kError (kTruncated) or,
 //                  after a close_notify, kClosed.
 //   end:           Shutdown() queues close_notify; send it, then close.

@@ -223,6 +223,8 @@ TEST_F(TlsClientVerifyTest, RefusesIpLiteralWithoutIpSan) {
   KeyCert leaf = Leaf([](CertSpec& s) { s.dns = {"good.test", "127.0.0.1"}; });
   ExpectRefused(Connect(leaf, "127.0.0.1"), TlsErrorKind::kCertificate,
                 "IP address mismatch (the certificate does not name 127.0.0.1)");
+  ExpectRefused(Connect(leaf, "::1"), TlsErrorKind::kCertificate,
+                "IP address mismatch (the certificate does not name ::1)");
   KeyCert other_ip = Leaf([](CertSpec& s) { s.ips = {"127.0.0.2"}; });
   ExpectRefused(Connect(other_ip, "127.0.0.1"), TlsErrorKind::kCertificate,
                 "IP address mismatch (the certificate does not name 127.0.0.1)");

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 #include <random>
 
@@ -180,6 +181,55 @@ TEST_F(TlsStreamTest, LargeTransferBothWaysWithBoundedBuffers) {
   EXPECT_TRUE(got_down == down);
 }
 
+// The caller sends straight from PendingCiphertext (an io_uring send may be in
+// flight): the view must not move or change while more is written.
+TEST_F(TlsStreamTest, PendingViewStaysPutUntilConsumed) {
+  TlsStream server = NewServer();
+  TlsStream client = NewClient();
+  PumpHandshake(client, server);
+  ASSERT_TRUE(client.handshake_done() && server.handshake_done());
+  ASSERT_EQ(client.WritePlaintext(Bytes("first")), 5u);
+  auto view = client.PendingCiphertext();
+  ASSERT_FALSE(view.empty());
+  const std::vector<uint8_t> copy(view.begin(), view.end());
+  std::vector<uint8_t> more(8000, 'x');
+  ASSERT_EQ(client.WritePlaintext(more), more.size());
+  auto again = client.PendingCiphertext();
+  ASSERT_GE(again.size(), copy.size());
+  EXPECT_EQ(again.data(), view.data());
+  EXPECT_TRUE(std::equal(copy.begin(), copy.end(), view.begin()));
+  Shuttle(client, server);
+  std::vector<uint8_t> got;
+  EXPECT_EQ(ReadAll(server, got), TlsIo::kNeedMore);
+  EXPECT_EQ(got.size(), 5 + more.size());
+}
+
+TEST_F(TlsStreamTest, ShutdownBeforeHandshakeSendsNothing) {
+  TlsStream client = NewClient();
+  EXPECT_EQ(client.Shutdown(), TlsIo::kOk);
+  EXPECT_EQ(client.pending_ciphertext_bytes(), 0u);
+  EXPECT_FALSE(client.failed());
+}
+
+// A stream may outlive its context: TLS 1.3 tickets arriving later still have
+// a cache to go to.
+TEST_F(TlsStreamTest, ClientStreamOutlivesItsContext) {
+  TlsStream client = NewClient();
+  std::weak_ptr<const TlsClientContext> weak = client_ctx_;
+  client_ctx_.reset();
+  EXPECT_TRUE(weak.expired());
+  SslCtxPtr server_ctx = testing::MakeTestServerCtx(leaf_);  // issues tickets
+  auto server = TlsStream::Create(SslPtr(SSL_new(server_ctx.get())), TlsRole::kServer);
+  ASSERT_TRUE(server.ok());
+  PumpHandshake(client, *server);
+  ASSERT_TRUE(client.handshake_done()) << client.error().reason;
+  ASSERT_EQ(server->WritePlaintext(Bytes("hi")), 2u);
+  Shuttle(*server, client);
+  std::vector<uint8_t> got;
+  EXPECT_EQ(ReadAll(client, got), TlsIo::kNeedMore);  // tickets stored, no crash
+  EXPECT_EQ(Text(got), "hi");
+}
+
 TEST_F(TlsStreamTest, FeedTakesOnlyWhatFits) {
   TlsStream server = NewServer();
   std::vector<uint8_t> lots(3 * TlsStream::kCiphertextInCapacity, 0x16);
@@ -230,6 +280,24 @@ TEST_F(TlsStreamTest, EofDuringHandshake) {
   EXPECT_EQ(server.Handshake(), TlsIo::kError);
   EXPECT_EQ(server.error().kind, TlsErrorKind::kTruncated);
   EXPECT_EQ(server.error().reason, "connection closed during the TLS handshake");
+}
+
+// Found by fuzz_tls_client_stream: a warning close_notify alert before the
+// handshake finished left the stream neither failed nor done.
+TEST_F(TlsStreamTest, CloseNotifyDuringHandshakeIsAnError) {
+  const uint8_t close_notify[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00};
+  TlsStream client = NewClient();
+  EXPECT_EQ(client.Handshake(), TlsIo::kNeedMore);
+  ASSERT_EQ(client.FeedCiphertext(close_notify), sizeof close_notify);
+  EXPECT_EQ(client.Handshake(), TlsIo::kError);
+  EXPECT_EQ(client.error().kind, TlsErrorKind::kProtocol);
+  EXPECT_EQ(client.error().peer_alert, 0);
+  EXPECT_EQ(client.error().reason,
+            "the peer closed the connection during the TLS handshake (close_notify)");
+  TlsStream server = NewServer();
+  server.FeedCiphertext(close_notify);
+  EXPECT_EQ(server.Handshake(), TlsIo::kError);
+  EXPECT_FALSE(server.error().reason.empty());
 }
 
 TEST_F(TlsStreamTest, AlpnNotOfferedIsHttp11) {

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <ctime>
+#include <thread>
 
 #include "tests/unit/userspace/tls/test_certs.h"
 #include "tests/unit/userspace/tls/tls_pump.h"
@@ -121,6 +123,24 @@ TEST_P(UpstreamResumptionTest, SecondConnectionResumesOnlyForTheSameKey) {
   EXPECT_TRUE(Connect(target));  // TLS 1.3: the resumed connection brought a new ticket
   EXPECT_FALSE(Connect({.sandbox = 8, .host = "good.test", .port = 443}));   // other sandbox
   EXPECT_FALSE(Connect({.sandbox = 7, .host = "good.test", .port = 8443}));  // other port
+}
+
+// Several workers share one client context (and its cache) and one upstream:
+// every connection verifies, and most resume.
+TEST_P(UpstreamResumptionTest, WorkersShareTheCache) {
+  constexpr int kThreads = 4, kPerThread = 15;
+  std::atomic<int> resumed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (Connect({.sandbox = 7, .host = "good.test", .port = 443})) ++resumed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GE(resumed.load(), kThreads * kPerThread / 2);
+  EXPECT_LE(client_ctx_->sessions().size(), UpstreamSessionCache::kSessionsPerKey);
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, UpstreamResumptionTest,
