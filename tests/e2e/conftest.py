@@ -358,7 +358,6 @@ def env(tmp_path_factory, request):
     # The origins' CA is trusted for intercepted upstreams (never the sandbox's).
     e.daemon.flags["upstream_ca"] = ca
     try:
-        e.daemon.flags["upstream_ca"] = ca
         e.daemon.start()
         write_policy(e.daemon.policy_dir, "open", denied_hosts=["denied.test"])
         write_policy(e.daemon.policy_dir, "strict", allowed_hosts=["allowed.test", "v6.test"])
