@@ -1,17 +1,18 @@
 """`egressctl run` trusts the sandbox CA when the policy intercepts TLS
 (issue 9, section 5): a bundle of the host's roots plus the CA, read-only,
 over every system bundle file present and in SSL_CERT_FILE & co; real clients
-(curl, Python, openssl, git) then reach an intercepted origin with no flags.
+(curl, Python, openssl, git, Node) then reach an intercepted origin with no flags.
 A policy without interception changes nothing."""
 import json
 import os
+import shutil
 import subprocess
 import uuid
 
 import pytest
 
 from bounded import read_line
-from conftest import write_policy
+from conftest import in_ci, write_policy
 
 TRUST_DIR = "/run/egressd-ca"
 BUNDLE = f"{TRUST_DIR}/bundle.pem"
@@ -191,7 +192,7 @@ def test_curl_trusts_the_intercepting_ca_with_no_flags(policies):
     assert env.daemon.stats(instance)["proxy"]["tls_intercepted"] == 1
 
 
-def test_python_openssl_and_git_trust_the_intercepting_ca_with_no_flags(policies):
+def test_python_and_openssl_trust_the_intercepting_ca_with_no_flags(policies):
     env = policies
     port = env.https.port
     # Python: urllib's default context (the default paths, SSL_CERT_FILE).
@@ -210,6 +211,21 @@ def test_python_openssl_and_git_trust_the_intercepting_ca_with_no_flags(policies
     assert r.returncode == 0, r.stderr
     assert "Verification: OK" in r.stderr, r.stderr
     assert "origin-https host=allowed.test path=/openssl-trust" in r.stdout, r.stdout
+    paths = [q["path"] for q in env.https.requests]
+    assert "/python-trust" in paths and "/openssl-trust" in paths
+
+
+def need(tool):
+    """git and node are not among conftest's TOOLS: missing, the test skips
+    (under CI it fails, as for every other tool)."""
+    if not shutil.which(tool):
+        (pytest.fail if in_ci() else pytest.skip)(f"{tool} not installed (tools/install-deps.sh)")
+
+
+def test_git_trusts_the_intercepting_ca_with_no_flags(policies):
+    env = policies
+    need("git")
+    port = env.https.port
     # git (libcurl, GIT_SSL_CAINFO): the TLS is trusted and its smart-HTTP
     # request reaches the origin (which is no git server: git then gives up).
     r, _ = run_client(env, "trust-intercept", "git", "-c",
@@ -218,8 +234,21 @@ def test_python_openssl_and_git_trust_the_intercepting_ca_with_no_flags(policies
     assert "SSL certificate problem" not in r.stderr, r.stderr
     assert any(q["path"] == "/repo.git/info/refs?service=git-upload-pack"
                for q in env.https.requests), r.stderr
-    paths = [q["path"] for q in env.https.requests]
-    assert "/python-trust" in paths and "/openssl-trust" in paths
+
+
+def test_node_trusts_the_intercepting_ca_with_no_flags(policies):
+    env = policies
+    need("node")
+    port = env.https.port
+    # Node: its built-in store plus NODE_EXTRA_CA_CERTS (the CA alone).
+    js = (f"require('https').get({{host: '127.0.0.1', servername: 'allowed.test', port: {port}, "
+          f"path: '/node-trust', headers: {{Host: 'allowed.test:{port}'}}}}, r => {{ let b = ''; "
+          "r.on('data', d => b += d); r.on('end', () => process.stdout.write(b)); })"
+          ".on('error', e => { console.error(e.message); process.exit(1); });")
+    r, _ = run_client(env, "trust-intercept", "node", "-e", js)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"origin-https host=allowed.test:{port} path=/node-trust\n"
+    assert any(q["path"] == "/node-trust" for q in env.https.requests)
 
 
 def test_without_interception_the_origins_own_ca_is_still_untrusted(policies):
