@@ -393,7 +393,7 @@ int RunCommand(const RunOptions& options) {
     auto ca = TryCall(options.socket, {{"cmd", "ca"}, {"instance", instance}}, &error);
     std::string pem = ca ? ca->value("certificate", std::string()) : std::string();
     if (!ca || !IsOneCertificatePem(pem)) {
-      std::string why = ca ? "egressd sent no certificate" : error;
+      std::string why = ca ? "egressd's answer is not one PEM certificate" : error;
       kill(child, SIGKILL);
       waitpid(child, nullptr, 0);
       if (!TryCall(options.socket, {{"cmd", "detach"}, {"cgroup", cgroup}}, &error))
