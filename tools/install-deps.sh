@@ -19,6 +19,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest python3-pytest-timeout python3-cryptography
   curl openssl iproute2 procps psmisc haproxy wrk
+  git nodejs  # clients of test_run_ca_trust (the sandbox CA trusted with no flags)
 )
 
 export DEBIAN_FRONTEND=noninteractive

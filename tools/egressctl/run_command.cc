@@ -19,7 +19,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
+#include "tools/egressctl/ca_trust.h"
 #include "tools/egressctl/control_client.h"
 
 namespace egressctl {
@@ -230,9 +232,29 @@ int InitLoop(pid_t command, const sigset_t& waited) {
   }
 }
 
+// The go-ahead egressctl sends the child once the policy is attached: "g",
+// then the sandbox CA's certificate (PEM) when the command must trust it.
+constexpr char kGo = 'g';
+
+// The go-ahead, read to its end; nullopt when egressctl gave up (the attach
+// failed) and closed the pipe without it.
+std::optional<std::string> ReadGoAhead(int go_fd) {
+  std::string message;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(go_fd, buf, sizeof(buf))) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    message.append(buf, static_cast<size_t>(n));
+  }
+  if (message.empty() || message[0] != kGo) return std::nullopt;
+  return message.substr(1);
+}
+
 // The cloned child, PID 1 of a new PID namespace: waits for the go-ahead,
-// hides the daemon, drops capabilities, forks the command and stays as its
-// init. Setup errors go through `error_fd`, like the command's.
+// hides the daemon, trusts the sandbox CA if it was sent one, drops
+// capabilities, forks the command and stays as its init. Setup errors go
+// through `error_fd`, like the command's.
 [[noreturn]] void ChildMain(const RunOptions& options, const User* user, const Hidden& hidden,
                             int go_fd, int error_fd, const sigset_t& original_mask) {
   auto die = [&](const char* stage, int code) {
@@ -241,11 +263,13 @@ int InitLoop(pid_t command, const sigset_t& waited) {
     (void)!write(error_fd, message.data(), message.size());
     _exit(code);
   };
-  char go = 0;
-  if (read(go_fd, &go, 1) != 1) _exit(kSetupFailed);  // egressctl gave up: attach failed
+  std::optional<std::string> ca_pem = ReadGoAhead(go_fd);
+  if (!ca_pem) _exit(kSetupFailed);
   close(go_fd);
   std::string stage;
   if (!HideDaemon(hidden, &stage)) die(stage.c_str(), kSetupFailed);
+  if (!ca_pem->empty() && !TrustSandboxCa(*ca_pem, &stage))
+    die(("trusting the sandbox CA: " + stage).c_str(), kSetupFailed);
   if (!LimitCapabilities()) die("limiting capabilities", kSetupFailed);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs", kSetupFailed);
   // PID 1 gets only the signals it has a handler for; they stay blocked and
@@ -355,14 +379,32 @@ int RunCommand(const RunOptions& options) {
                                                   : std::string("host")},
                  {"transient", true}};  // owned by this process: the daemon reads our pid
   attach[options.policy_is_file ? "policy_file" : "policy"] = options.policy;
-  if (!TryCall(options.socket, attach, &error)) {
+  auto attached = TryCall(options.socket, attach, &error);
+  if (!attached) {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
     rmdir(cgroup.c_str());
     return SetupError("cannot attach the policy: " + error);
   }
-  // Enforced from here: let the child go on.
-  (void)!write(go[1], "g", 1);
+  // Enforced from here. A policy that intercepts TLS needs its CA trusted
+  // inside: without it, the command would run with TLS that cannot work.
+  std::string go_ahead(1, kGo);
+  if (attached->value("intercept", false)) {
+    auto ca = TryCall(options.socket, {{"cmd", "ca"}, {"instance", instance}}, &error);
+    std::string pem = ca ? ca->value("certificate", std::string()) : std::string();
+    if (!ca || !IsOneCertificatePem(pem)) {
+      std::string why = ca ? "egressd's answer is not one PEM certificate" : error;
+      kill(child, SIGKILL);
+      waitpid(child, nullptr, 0);
+      if (!TryCall(options.socket, {{"cmd", "detach"}, {"cgroup", cgroup}}, &error))
+        std::cerr << "egressctl: detaching " << cgroup << ": " << error << "\n";
+      return SetupError("cannot get the sandbox's CA to trust it (its policy intercepts TLS): " +
+                        why);
+    }
+    go_ahead += pem;
+  }
+  // Let the child go on (the certificate is far below a pipe's capacity).
+  (void)!write(go[1], go_ahead.data(), go_ahead.size());
   close(go[1]);
   std::string exec_error;
   char buf[512];

@@ -64,6 +64,8 @@ nlohmann::json SandboxJson(const sandbox::SandboxInfo& sb) {
                                                                                        : "enforce"},
           {"netns", sb.netns.empty() ? "host" : sb.netns},
           {"transient", sb.transient},
+          // Its policy terminates some TLS (tls.intercept): `run` trusts its CA.
+          {"intercept", sb.policy && sb.policy->can_intercept()},
           {"proxy_port", sb.proxy_port},
           {"dns_port", sb.dns_port},
           {"problem", sb.problem}};
