@@ -9,6 +9,8 @@
 
 #include <cstring>
 
+#include "ca/openssl_util.h"
+
 namespace egressd::ca {
 namespace {
 

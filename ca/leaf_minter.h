@@ -25,8 +25,8 @@
 #include <string_view>
 #include <vector>
 
-#include "ca/openssl_util.h"
 #include "ca/sandbox_ca.h"
+#include "userspace/common/openssl_ptr.h"
 #include "userspace/common/status.h"
 
 namespace egressd::ca {

@@ -1,21 +1,9 @@
 #include "ca/openssl_util.h"
 
-#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
 namespace egressd::ca {
-
-std::string TakeOpensslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "no reason given by OpenSSL" : out;
-}
 
 Status SetRandomSerial(X509* cert) {
   unsigned char bytes[16];

@@ -1,4 +1,6 @@
-// Owners for OpenSSL objects, and OpenSSL's error queue as a message.
+// The certificate helpers of ca/ over OpenSSL, and its error message macro.
+// The owners (X509Ptr, ...) and the error-queue drain are shared with
+// userspace/tls/: userspace/common/openssl_ptr.h and openssl_errors.h.
 #pragma once
 
 #include <openssl/asn1.h>
@@ -13,33 +15,17 @@
 #include <string>
 #include <string_view>
 
+#include "userspace/common/openssl_errors.h"
+#include "userspace/common/openssl_ptr.h"
 #include "userspace/common/status.h"
 
 namespace egressd::ca {
 
-template <typename T, void (*Free)(T*)>
-struct OpensslDeleter {
-  void operator()(T* p) const { Free(p); }
-};
-using X509Ptr = std::unique_ptr<X509, OpensslDeleter<X509, X509_free>>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, OpensslDeleter<EVP_PKEY, EVP_PKEY_free>>;
-using X509ExtensionPtr =
-    std::unique_ptr<X509_EXTENSION, OpensslDeleter<X509_EXTENSION, X509_EXTENSION_free>>;
-using BioPtr = std::unique_ptr<BIO, OpensslDeleter<BIO, BIO_free_all>>;
-using BignumPtr = std::unique_ptr<BIGNUM, OpensslDeleter<BIGNUM, BN_free>>;
-using Asn1IntegerPtr =
-    std::unique_ptr<ASN1_INTEGER, OpensslDeleter<ASN1_INTEGER, ASN1_INTEGER_free>>;
-using GeneralNamesPtr =
-    std::unique_ptr<GENERAL_NAMES, OpensslDeleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
-
-// Drains this thread's OpenSSL error queue into one line ("" when empty).
-// Every failure path of this library calls it, so no stale error is left for
-// a later SSL_get_error on the same (proxy worker) thread.
-std::string TakeOpensslErrors();
-
-// EGRESSD_ERROR with OpenSSL's reasons appended.
-#define EGRESSD_OPENSSL_ERROR(what) \
-  EGRESSD_ERROR("{}: {}", what, ::egressd::ca::TakeOpensslErrors())
+// EGRESSD_ERROR with OpenSSL's reasons appended ("no reason given by OpenSSL"
+// when the queue is empty). It drains the queue, so every failure path of this
+// library leaves no stale error for a later SSL_get_error on the same (proxy
+// worker) thread.
+#define EGRESSD_OPENSSL_ERROR(what) EGRESSD_ERROR("{}: {}", what, ::egressd::OpensslErrorText())
 
 // A random positive 128-bit serial number (RFC 5280 allows up to 20 octets).
 Status SetRandomSerial(X509* cert);

@@ -3,6 +3,9 @@
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 
+#include "ca/openssl_util.h"
+#include "userspace/common/openssl_errors.h"
+
 namespace egressd::ca {
 namespace {
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "ca/openssl_util.h"
+#include "userspace/common/openssl_ptr.h"
 #include "userspace/common/status.h"
 
 namespace egressd::ca {

@@ -27,8 +27,8 @@
 #include <memory>
 #include <string>
 
+#include "userspace/common/openssl_ptr.h"
 #include "userspace/common/status.h"
-#include "userspace/tls/openssl_ptr.h"
 #include "userspace/tls/tls_stream.h"
 #include "userspace/tls/upstream_session_cache.h"
 

@@ -1,6 +1,6 @@
 #include "userspace/tls/tls_config.h"
 
-#include "userspace/tls/openssl_errors.h"
+#include "userspace/common/openssl_errors.h"
 
 namespace egressd::tls {
 

@@ -6,7 +6,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "userspace/tls/openssl_errors.h"
+#include "userspace/common/openssl_errors.h"
 #include "userspace/tls/verify_reason.h"
 
 namespace egressd::tls {

@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "userspace/tls/openssl_errors.h"
+#include "userspace/common/openssl_errors.h"
 #include "userspace/tls/tls_config.h"
 
 namespace egressd::tls {

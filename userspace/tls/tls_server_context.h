@@ -22,8 +22,8 @@
 
 #include <memory>
 
+#include "userspace/common/openssl_ptr.h"
 #include "userspace/common/status.h"
-#include "userspace/tls/openssl_ptr.h"
 #include "userspace/tls/tls_stream.h"
 
 namespace egressd::tls {

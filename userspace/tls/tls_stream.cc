@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <climits>
 
-#include "userspace/tls/openssl_errors.h"
+#include "userspace/common/openssl_errors.h"
 
 namespace egressd::tls {
 

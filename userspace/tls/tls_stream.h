@@ -46,8 +46,8 @@
 #include <string>
 #include <vector>
 
+#include "userspace/common/openssl_ptr.h"
 #include "userspace/common/status.h"
-#include "userspace/tls/openssl_ptr.h"
 #include "userspace/tls/tls_error.h"
 
 namespace egressd::tls {

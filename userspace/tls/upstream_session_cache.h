@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "userspace/tls/openssl_ptr.h"
+#include "userspace/common/openssl_ptr.h"
 
 namespace egressd::tls {
 

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "ca/openssl_util.h"
+#include "userspace/common/openssl_ptr.h"
 
 namespace egressd::ca::testing {
 

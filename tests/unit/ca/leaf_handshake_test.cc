@@ -10,9 +10,6 @@
 namespace egressd::ca {
 namespace {
 
-using SslCtxPtr = std::unique_ptr<SSL_CTX, OpensslDeleter<SSL_CTX, SSL_CTX_free>>;
-using SslPtr = std::unique_ptr<SSL, OpensslDeleter<SSL, SSL_free>>;
-
 // Runs a handshake between a client that trusts `trusted` and checks `name`,
 // and a server presenting `leaf`. Returns the client's verify result
 // (X509_V_OK when it accepted), or -1 when the handshake did not finish.

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "userspace/tls/openssl_ptr.h"
+#include "userspace/common/openssl_ptr.h"
 
 namespace egressd::tls::testing {
 

@@ -1,8 +1,8 @@
-#include "userspace/tls/openssl_errors.h"
+#include "userspace/common/openssl_errors.h"
 
 #include <openssl/err.h>
 
-namespace egressd::tls {
+namespace egressd {
 
 OpensslErrors TakeOpensslErrors() {
   OpensslErrors out;
@@ -26,4 +26,4 @@ std::string OpensslErrorText() {
   return text.empty() ? "no reason given by OpenSSL" : text;
 }
 
-}  // namespace egressd::tls
+}  // namespace egressd

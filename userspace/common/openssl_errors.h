@@ -1,13 +1,13 @@
 // This thread's OpenSSL error queue, read and emptied.
 //
-// Every failure path of the tls/ layer drains the queue, and every SSL I/O
-// call starts with an empty one, so SSL_get_error never sees an error left by
-// another connection of the same worker thread.
+// Every failure path of ca/ and userspace/tls/ drains the queue, and every SSL
+// I/O call starts with an empty one, so SSL_get_error never sees an error left
+// by another connection (or a leaf mint) on the same proxy worker thread.
 #pragma once
 
 #include <string>
 
-namespace egressd::tls {
+namespace egressd {
 
 // The first error's library and reason codes, and all errors as one line.
 struct OpensslErrors {
@@ -22,4 +22,4 @@ OpensslErrors TakeOpensslErrors();
 // Drains the queue into one line; "no reason given by OpenSSL" when empty.
 std::string OpensslErrorText();
 
-}  // namespace egressd::tls
+}  // namespace egressd
