@@ -141,7 +141,11 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"idle_timeouts", p.idle_timeouts.load()},
             {"websocket_violations", p.websocket_violations.load()},
             {"tls_intercepted", p.tls_intercepted.load()},
-            {"upstream_tls_errors", p.upstream_tls_errors.load()}}},
+            {"upstream_tls_errors", p.upstream_tls_errors.load()},
+            {"header_timeouts", p.header_timeouts.load()},
+            {"connect_timeouts", p.connect_timeouts.load()},
+            {"response_timeouts", p.response_timeouts.load()},
+            {"heads_too_large", p.heads_too_large.load()}}},
           {"dns",
            {{"queries", p.dns_queries.load()},
             {"refused", p.dns_refused.load()},
@@ -270,6 +274,9 @@ Status Daemon::Start() {
   ctx.options.proxy_port = options_.proxy_port;
   ctx.options.workers = options_.workers;
   ctx.options.idle_timeout = options_.idle_timeout;
+  ctx.options.head_timeout = options_.header_timeout;
+  ctx.options.connect_timeout = options_.connect_timeout;
+  ctx.options.response_timeout = options_.response_timeout;
   ctx.bpf = bpf_.get();
   ctx.sandboxes = registry_.get();
   ctx.resolver = resolver_.get();

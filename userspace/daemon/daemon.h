@@ -55,8 +55,12 @@ struct DaemonOptions {
   int workers = 0;
   // How long a sandbox's relayed DNS query waits for the upstream before SERVFAIL.
   std::chrono::seconds dns_timeout{4};
-  std::chrono::seconds idle_timeout{300};  // a proxied connection with no byte either way
-  size_t audit_log_max_bytes = 16 << 20;   // audit.jsonl is rotated past this size
+  std::chrono::seconds idle_timeout{300};    // a proxied connection with no byte either way
+  std::chrono::seconds header_timeout{30};   // a request head, from its first byte (408)
+  std::chrono::seconds connect_timeout{10};  // upstream connect and TLS handshake (504)
+  std::chrono::seconds response_timeout{
+      300};                               // complete request to the response's first byte (504)
+  size_t audit_log_max_bytes = 16 << 20;  // audit.jsonl is rotated past this size
 };
 
 class Daemon {

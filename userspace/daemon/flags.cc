@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstring>
 #include <cxxopts.hpp>
+#include <tuple>
 
 #include "userspace/dns/resolver.h"
 
@@ -37,22 +38,12 @@ StatusOr<uint16_t> ParseProxyPort(const std::string& text) {
   return static_cast<uint16_t>(*port);
 }
 
-StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text) {
-  constexpr int64_t kMaxIdleTimeoutSeconds = 7 * 24 * 3600;
-  auto seconds = ParseNumber("--idle-timeout", text, 1, kMaxIdleTimeoutSeconds);
+StatusOr<std::chrono::seconds> ParseSeconds(const char* flag, const std::string& text,
+                                            int64_t max_seconds) {
+  auto seconds = ParseNumber(flag, text, 1, max_seconds);
   if (!seconds.ok())
-    return EGRESSD_ERROR(
-        "--idle-timeout must be a whole number of seconds from 1 to {}, not \"{}\"",
-        kMaxIdleTimeoutSeconds, text);
-  return std::chrono::seconds(*seconds);
-}
-
-StatusOr<std::chrono::seconds> ParseDnsTimeout(const std::string& text) {
-  constexpr int64_t kMaxDnsTimeoutSeconds = 60;
-  auto seconds = ParseNumber("--dns-timeout", text, 1, kMaxDnsTimeoutSeconds);
-  if (!seconds.ok())
-    return EGRESSD_ERROR("--dns-timeout must be a whole number of seconds from 1 to {}, not \"{}\"",
-                         kMaxDnsTimeoutSeconds, text);
+    return EGRESSD_ERROR("{} must be a whole number of seconds from 1 to {}, not \"{}\"", flag,
+                         max_seconds, text);
   return std::chrono::seconds(*seconds);
 }
 
@@ -142,6 +133,9 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("dns-timeout", "seconds a sandbox's DNS query waits for the upstream before it gets SERVFAIL (1-60)", cxxopts::value<std::string>()->default_value(std::to_string(o.dns_timeout.count())))
       ("workers", "proxy worker threads, 1-256 (default: one per CPU)", cxxopts::value<std::string>())
       ("upstream-ca", "PEM file of extra trusted roots for intercepted upstreams (next to the system store)", cxxopts::value<std::string>()->default_value(""))
+      ("header-timeout", "seconds a request head may take to arrive complete, from its first byte (408)", cxxopts::value<std::string>()->default_value("30"))
+      ("connect-timeout", "seconds an upstream connect (and an intercepted upstream's TLS handshake) may take (504)", cxxopts::value<std::string>()->default_value("10"))
+      ("response-timeout", "seconds from a complete request to the first byte of its response (504)", cxxopts::value<std::string>()->default_value("300"))
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "show this help");
@@ -181,12 +175,17 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   auto workers = ParseWorkers(args.count("workers") ? text("workers") : "");
   if (!workers.ok()) return workers.status();
   o.workers = *workers;
-  auto idle = ParseIdleTimeout(text("idle-timeout"));
-  if (!idle.ok()) return idle.status();
-  o.idle_timeout = *idle;
-  auto dns_timeout = ParseDnsTimeout(text("dns-timeout"));
-  if (!dns_timeout.ok()) return dns_timeout.status();
-  o.dns_timeout = *dns_timeout;
+  for (auto [flag, out, max] : {
+           std::tuple{"--idle-timeout", &o.idle_timeout, kMaxProxyTimeoutSeconds},
+           std::tuple{"--header-timeout", &o.header_timeout, kMaxProxyTimeoutSeconds},
+           std::tuple{"--connect-timeout", &o.connect_timeout, kMaxProxyTimeoutSeconds},
+           std::tuple{"--response-timeout", &o.response_timeout, kMaxProxyTimeoutSeconds},
+           std::tuple{"--dns-timeout", &o.dns_timeout, kMaxDnsTimeoutSeconds},
+       }) {
+    auto seconds = ParseSeconds(flag, text(flag + 2), max);
+    if (!seconds.ok()) return seconds.status();
+    *out = *seconds;
+  }
   auto level = ParseLogLevel(text("log-level"));
   if (!level.ok()) return level.status();
   flags.log_level = *level;

@@ -26,10 +26,12 @@ StatusOr<Flags> ParseFlags(int argc, char** argv);
 
 // 0 is allowed: the kernel picks the port.
 StatusOr<uint16_t> ParseProxyPort(const std::string& text);
-// 1 to 604800 whole seconds.
-StatusOr<std::chrono::seconds> ParseIdleTimeout(const std::string& text);
-// 1 to 60 whole seconds.
-StatusOr<std::chrono::seconds> ParseDnsTimeout(const std::string& text);
+// A timeout flag: 1 to `max_seconds` whole seconds; errors name `flag`.
+StatusOr<std::chrono::seconds> ParseSeconds(const char* flag, const std::string& text,
+                                            int64_t max_seconds);
+// --idle-timeout, --header-timeout, --connect-timeout, --response-timeout: up to a week.
+inline constexpr int64_t kMaxProxyTimeoutSeconds = 7 * 24 * 3600;
+inline constexpr int64_t kMaxDnsTimeoutSeconds = 60;
 StatusOr<size_t> ParseAuditLogMaxBytes(const std::string& text);
 // "" (not given): one worker per CPU, returned as 0.
 StatusOr<int> ParseWorkers(const std::string& text);

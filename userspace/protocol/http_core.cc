@@ -47,6 +47,11 @@ int HttpCore::Fail(std::string why) {
   return HPE_USER;
 }
 
+int HttpCore::FailLimit(std::string why, int status) {
+  if (error_.empty()) limit_status_ = status;
+  return Fail(std::move(why));
+}
+
 int HttpCore::OnMessageBegin(llhttp_t* p) {
   HttpCore* s = Self(p);
   s->in_message_ = true;
@@ -75,7 +80,8 @@ int HttpCore::OnMethodComplete(llhttp_t* p) {
 
 int HttpCore::OnUrl(llhttp_t* p, const char* at, size_t len) {
   HttpCore* s = Self(p);
-  if (s->head_.target.size() + len > kMaxHttpTargetSize) return s->Fail("request target too long");
+  if (s->head_.target.size() + len > kMaxHttpTargetSize)
+    return s->FailLimit("request target too long", 414);
   s->head_.target.append(at, len);
   return 0;
 }
@@ -95,7 +101,7 @@ int HttpCore::OnHeaderFieldComplete(llhttp_t* p) {
   HttpCore* s = Self(p);
   if (!IsToken(s->field_)) return s->Fail("invalid header name");
   size_t count = s->head_done_ ? ++s->trailer_count_ : s->head_.headers.size() + 1;
-  if (count > kMaxHttpHeaders) return s->Fail("too many header fields");
+  if (count > kMaxHttpHeaders) return s->FailLimit("too many header fields", 431);
   return 0;
 }
 
@@ -369,7 +375,11 @@ HttpCore::Step HttpCore::Feed(std::span<const uint8_t> data) {
   if (scanner_.in_head()) {
     auto r = scanner_.Scan(data, &end);
     if (r == HeadScanner::Result::kError) {
-      Fail(scanner_.error());
+      if (scanner_.too_large()) {
+        FailLimit(scanner_.error(), 431);
+      } else {
+        Fail(scanner_.error());
+      }
       return Error(end);
     }
     if (r == HeadScanner::Result::kHeadEnd) head_end = end;

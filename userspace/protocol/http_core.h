@@ -34,6 +34,7 @@ class HttpCore {
   const HttpRequestHead& head() const { return head_; }
   int status() const { return status_; }
   const std::string& error() const { return error_; }
+  int limit_status() const { return limit_status_; }
 
  private:
   enum class Pending { kNone, kHead, kMessage };
@@ -53,6 +54,8 @@ class HttpCore {
   static int OnMessageComplete(llhttp_t* p);
 
   int Fail(std::string why);
+  // A size limit broke: `status` is the HTTP status that says so (431, 414).
+  int FailLimit(std::string why, int status);
   int HeaderDone();
   int HeadersComplete();
   int RequestHeadChecks();
@@ -66,6 +69,7 @@ class HttpCore {
   HeadScanner scanner_;
 
   bool failed_ = false;
+  int limit_status_ = 0;
   std::string error_;
   Pending pending_ = Pending::kNone;
   bool in_message_ = false;

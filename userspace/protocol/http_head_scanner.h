@@ -33,6 +33,7 @@ class HeadScanner {
   // kContinue: all of data is a valid head prefix.
   Result Scan(std::span<const uint8_t> data, size_t* end);
   const char* error() const { return error_; }
+  bool too_large() const { return size_ > limit_; }
 
  private:
   enum class State {

@@ -15,6 +15,10 @@ HttpRequestStream::Step HttpRequestStream::Feed(std::span<const uint8_t> data) {
 const HttpRequestHead& HttpRequestStream::head() const {
   return core_->head();
 }
+int HttpRequestStream::limit_status() const {
+  return core_->limit_status();
+}
+
 const std::string& HttpRequestStream::error() const {
   return core_->error();
 }

@@ -14,7 +14,7 @@
 namespace egressd::protocol {
 
 // Limits on one request head; exceeding any of them is an error.
-inline constexpr size_t kMaxHttpHeadSize = 16 * 1024;  // request/status line + headers
+inline constexpr size_t kMaxHttpHeadSize = 64 * 1024;  // request/status line + headers
 inline constexpr size_t kMaxHttpHeaders = 100;
 inline constexpr size_t kMaxHttpTargetSize = 8 * 1024;
 
@@ -63,6 +63,10 @@ class HttpRequestStream {
 
   const HttpRequestHead& head() const;  // valid from kHeadComplete until the next head starts
   const std::string& error() const;     // after kError: a short reason
+  // After kError: the status a size limit calls for (431 for a head over
+  // kMaxHttpHeadSize or with more than kMaxHttpHeaders fields, 414 for a
+  // target over kMaxHttpTargetSize), or 0 when no limit was broken.
+  int limit_status() const;
 
  private:
   std::unique_ptr<detail::HttpCore> core_;

@@ -27,6 +27,10 @@ namespace {
 constexpr size_t kClassifyLimit = 16 * 1024;  // at most this much is peeked
 constexpr auto kDrainTime = std::chrono::seconds(2);
 
+int64_t Seconds(std::chrono::milliseconds ms) {
+  return std::chrono::duration_cast<std::chrono::seconds>(ms).count();
+}
+
 __kernel_timespec ToTimespec(std::chrono::milliseconds ms) {
   __kernel_timespec ts{};
   ts.tv_sec = ms.count() / 1000;
@@ -150,7 +154,8 @@ void Connection::Classify() {
   }
   switch (protocol::SniffHttpRequest(data)) {
     case protocol::SniffResult::kHttp:
-      // The classification deadline keeps running until the head is complete.
+      // From here the head is the session's: --header-timeout from now.
+      CancelDeadline();
       mode_ = Mode::kHttp;
       phase_ = Phase::kHttp;
       session_ = std::make_unique<HttpSession>(*this, up_, down_);
@@ -384,11 +389,19 @@ void Connection::OnConnected(int res) {
   auto view = CurrentView();
   if (res < 0) {
     view->counters->upstream_errors++;
-    std::string why = fmt::format("connect to {}:{} failed: {}", upstream_addr_->ToString(),
-                                  origin_port_, res == -ECANCELED ? "timeout" : strerror(-res));
+    bool timeout = res == -ECANCELED;
+    std::string why =
+        timeout ? fmt::format("connect to {}:{} took longer than {} s", upstream_addr_->ToString(),
+                              origin_port_, Seconds(worker_.ctx().options.connect_timeout))
+                : fmt::format("connect to {}:{} failed: {}", upstream_addr_->ToString(),
+                              origin_port_, strerror(-res));
     upstream_fd_.Reset();
+    if (timeout) {
+      view->counters->connect_timeouts++;
+      RecordEnforced(decided_host_, why);
+    }
     if (mode_ == Mode::kHttp) {
-      session_->Reply(502, why);
+      session_->Reply(timeout ? 504 : 502, why);
     } else {
       Close(why);
     }
@@ -496,6 +509,10 @@ void Connection::SendReplyThenClose(std::string bytes) {
 void Connection::CloseAfterFlush() {
   close_after_flush_ = true;
   Pump();
+}
+
+void Connection::ArmResponseDeadline() {
+  ArmDeadline(worker_.ctx().options.response_timeout);
 }
 
 void Connection::ArmHeadDeadline() {
@@ -890,7 +907,25 @@ void Connection::OnDeadline() {
   if (phase_ == Phase::kClassifying) {
     DenyOrPass("no TLS ClientHello or HTTP request in time");
   } else if (phase_ == Phase::kHttp && session_->reading_head()) {
-    Close("no complete request head in time");
+    if (client_tls_ && !client_tls_->stream().handshake_done()) {
+      Close("TLS handshake with the sandbox not complete in time");
+      return;
+    }
+    if (up_.end == up_.start) {
+      Close("no request in time");  // nothing to answer
+      return;
+    }
+    CurrentView()->counters->header_timeouts++;
+    std::string why = fmt::format("request head not complete within {} s",
+                                  Seconds(worker_.ctx().options.head_timeout));
+    RecordEnforced("", why);
+    session_->Reply(408, why);
+  } else if (phase_ == Phase::kHttp && session_->awaiting_response()) {
+    CurrentView()->counters->response_timeouts++;
+    std::string why = fmt::format("{} sent no response within {} s", decided_host_,
+                                  Seconds(worker_.ctx().options.response_timeout));
+    RecordEnforced(decided_host_, why);
+    session_->Reply(504, why);
   } else if (phase_ == Phase::kDraining) {
     Close("drain time over");
   } else if (phase_ == Phase::kUpstreamTls) {

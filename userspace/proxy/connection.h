@@ -98,7 +98,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void SendReplyThenClose(std::string bytes) override;
   void StartWebSocket(const protocol::HeaderFields& response_headers) override;
   void ArmHeadDeadline() override;
+  void ArmResponseDeadline() override;
   void CancelHeadDeadline() override { CancelDeadline(); }
+  void RecordLimit(const std::string& why) override { RecordEnforced(decided_host_, why); }
   void Flush() override { Pump(); }
 
   // A tunnel's new bytes of one direction may go (after the WebSocket frame

@@ -12,8 +12,14 @@ const char* StatusText(int status) {
       return "Bad Request";
     case 403:
       return "Forbidden";
+    case 408:
+      return "Request Timeout";
+    case 414:
+      return "URI Too Long";
     case 421:
       return "Misdirected Request";
+    case 431:
+      return "Request Header Fields Too Large";
     case 502:
       return "Bad Gateway";
     case 503:
@@ -64,6 +70,12 @@ void HttpSession::ProcessClient() {
       auto step = request_.Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
       up_.scanned += step.consumed;
       if (step.event == protocol::HttpRequestStream::Event::kError) {
+        if (int status = request_.limit_status()) {
+          owner_.View()->counters->heads_too_large++;
+          owner_.RecordLimit("request head refused: " + request_.error());
+          Reply(status, "request head refused: " + request_.error());
+          return;
+        }
         owner_.View()->counters->bad_requests++;
         Reply(400, "malformed request: " + request_.error());
         return;
@@ -87,6 +99,7 @@ void HttpSession::ProcessClient() {
     }
     if (step.event == protocol::HttpRequestStream::Event::kMessageComplete) {
       request_done_ = true;
+      if (!response_started_ && !response_done_) owner_.ArmResponseDeadline();
       if (upgrade_) break;  // bytes after an upgrade request wait for the 101
       if (response_done_) {
         FinishTransaction();
@@ -134,6 +147,7 @@ void HttpSession::StartForwarding() {
   response_ = std::make_unique<protocol::HttpResponseStream>();
   response_->ExpectResponseTo(method_);
   response_keep_alive_ = true;
+  response_started_ = false;
   // A request without a body completes on an empty feed.
   ProcessClient();
 }
@@ -156,6 +170,10 @@ void HttpSession::OnUpstreamBytes() {
     }
     owner_.Flush();
     return;
+  }
+  if (!response_started_ && down_.scanned < down_.end) {
+    response_started_ = true;
+    owner_.CancelHeadDeadline();  // the response deadline: it began in time
   }
   // A head just completed may complete its (empty) message on an empty feed.
   bool after_head = false;

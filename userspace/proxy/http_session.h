@@ -50,7 +50,12 @@ class HttpSessionOwner {
   virtual void StartWebSocket(const protocol::HeaderFields& response_headers) = 0;
   // A request head has begun: it must complete in time.
   virtual void ArmHeadDeadline() = 0;
+  // The request is complete: its response must begin in time.
+  virtual void ArmResponseDeadline() = 0;
+  // Cancels the head or response deadline.
   virtual void CancelHeadDeadline() = 0;
+  // A limit tripped (head too large, a timeout): logged and recorded.
+  virtual void RecordLimit(const std::string& why) = 0;
   // Starts the sends and receives the buffers now allow.
   virtual void Flush() = 0;
 };
@@ -76,6 +81,10 @@ class HttpSession {
   void Reply(int status, const std::string& reason);
 
   bool reading_head() const { return step_ == Step::kReadingHead; }
+  // The request went out whole and no byte of its response came yet.
+  bool awaiting_response() const {
+    return step_ == Step::kForwarding && request_done_ && !response_started_;
+  }
   // The session answered or is ending: what the client sends is ignored.
   bool finished() const { return finished_; }
 
@@ -103,6 +112,7 @@ class HttpSession {
   bool response_keep_alive_ = true;
   bool upgrade_ = false;  // the request asks for WebSocket
   bool finished_ = false;
+  bool response_started_ = false;  // a byte of the current response arrived
   std::string method_;
 };
 

@@ -38,6 +38,14 @@ struct ProxyCounters {
   // handshakes or certificate checks that failed (502, an event each).
   std::atomic<uint64_t> tls_intercepted{0};
   std::atomic<uint64_t> upstream_tls_errors{0};
+  // Limits that tripped (an event each): a request head not complete within
+  // --header-timeout (408), an upstream connect or TLS handshake past
+  // --connect-timeout (504), no response within --response-timeout (504), a
+  // request head over 64 KiB / 100 fields or a target over 8 KiB (431 / 414).
+  std::atomic<uint64_t> header_timeouts{0};
+  std::atomic<uint64_t> connect_timeouts{0};
+  std::atomic<uint64_t> response_timeouts{0};
+  std::atomic<uint64_t> heads_too_large{0};
 };
 
 struct SandboxView {

@@ -229,7 +229,7 @@ TEST(HttpResponseStream, RejectsFramingAbuse) {
   EXPECT_NE(ErrorOf("HTTP/1.1 20 OK\r\n\r\n"), "");
   EXPECT_NE(ErrorOf("HTTP/1.1 999 What\r\n\r\n"), "");
   EXPECT_NE(ErrorOf("ICY 200 OK\r\n\r\n"), "");
-  EXPECT_EQ(ErrorOf("HTTP/1.1 200 OK\r\nX: " + std::string(16 * 1024, 'a')),
+  EXPECT_EQ(ErrorOf("HTTP/1.1 200 OK\r\nX: " + std::string(kMaxHttpHeadSize, 'a')),
             "message head too large");
 }
 

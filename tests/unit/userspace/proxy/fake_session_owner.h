@@ -82,7 +82,9 @@ class FakeConnection : public HttpSessionOwner {
   }
   void StartWebSocket(const protocol::HeaderFields&) override { websocket = true; }
   void ArmHeadDeadline() override { deadline_armed = true; }
-  void CancelHeadDeadline() override { deadline_armed = false; }
+  void ArmResponseDeadline() override { response_deadline_armed = true; }
+  void RecordLimit(const std::string& why) override { limits.push_back(why); }
+  void CancelHeadDeadline() override { deadline_armed = response_deadline_armed = false; }
   void Flush() override {
     for (auto [d, out] : {std::pair{&up_, &to_upstream}, std::pair{&down_, &to_client}}) {
       if (d == &up_ && upstream_host.empty()) continue;
@@ -101,6 +103,8 @@ class FakeConnection : public HttpSessionOwner {
   std::vector<std::string> routed;
   int connects = 0;
   bool close_after_flush = false, websocket = false, deadline_armed = false;
+  bool response_deadline_armed = false;
+  std::vector<std::string> limits;
 
  private:
   static void Append(Direction& d, const std::string& bytes) {

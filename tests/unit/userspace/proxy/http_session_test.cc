@@ -198,5 +198,35 @@ TEST(HttpSession, ClientCloseMidRequestCloses) {
   EXPECT_NE(c.closed.find("middle of a request"), std::string::npos);
 }
 
+TEST(HttpSession, TheResponseDeadlineRunsFromTheCompleteRequestToTheFirstResponseByte) {
+  FakeConnection c;
+  std::string head = "POST /p HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 4\r\n\r\n";
+  c.ClientSends(head + "ab");
+  EXPECT_FALSE(c.response_deadline_armed);  // the body is still coming
+  c.ClientSends("cd");
+  EXPECT_TRUE(c.response_deadline_armed);
+  EXPECT_TRUE(c.session_.awaiting_response());
+  c.UpstreamSends("HTTP/1.1 200 OK\r\n");
+  EXPECT_FALSE(c.response_deadline_armed);
+  EXPECT_FALSE(c.session_.awaiting_response());
+}
+
+TEST(HttpSession, AHeadOverTheLimitsIs431) {
+  FakeConnection c;
+  std::string many = "GET / HTTP/1.1\r\nHost: allowed.test\r\n";
+  for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  c.ClientSends(many + "\r\n");
+  EXPECT_NE(c.reply.find("HTTP/1.1 431 Request Header Fields Too Large"), std::string::npos);
+  EXPECT_EQ(c.counters().heads_too_large, 1u);
+  EXPECT_EQ(c.limits.size(), 1u);
+  EXPECT_TRUE(c.to_upstream.empty());
+}
+
+TEST(HttpSession, ATargetOverTheLimitIs414) {
+  FakeConnection c;
+  c.ClientSends("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+  EXPECT_NE(c.reply.find("HTTP/1.1 414 URI Too Long"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace egressd::proxy
