@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "userspace/protocol/http_request_stream.h"  // kMaxHttpHeadSize: one limit for both
+
 namespace egressd::protocol {
 namespace {
 
@@ -229,8 +231,9 @@ TEST(HttpResponseStream, RejectsFramingAbuse) {
   EXPECT_NE(ErrorOf("HTTP/1.1 20 OK\r\n\r\n"), "");
   EXPECT_NE(ErrorOf("HTTP/1.1 999 What\r\n\r\n"), "");
   EXPECT_NE(ErrorOf("ICY 200 OK\r\n\r\n"), "");
-  EXPECT_EQ(ErrorOf("HTTP/1.1 200 OK\r\nX: " + std::string(kMaxHttpHeadSize, 'a')),
-            "message head too large");
+  EXPECT_EQ(
+      ErrorOf("HTTP/1.1 200 OK\r\nX: " + std::string(egressd::protocol::kMaxHttpHeadSize, 'a')),
+      "message head too large");
 }
 
 TEST(HttpResponseStream, RejectsTransferEncodingInHttp10) {
