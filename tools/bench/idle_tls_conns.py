@@ -21,7 +21,7 @@ def main() -> None:
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
     conns = []
-    request = f"GET /small.txt HTTP/1.1\r\nHost: {sni}\r\n\r\n".encode()
+    request = f"GET /small.txt HTTP/1.1\r\nHost: {sni}:{port}\r\n\r\n".encode()  # squid forwards to the Host port
     for _ in range(n):
         raw = socket.create_connection((host, port), timeout=10)
         tls = ctx.wrap_socket(raw, server_hostname=sni)

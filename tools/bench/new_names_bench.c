@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ static const char *one_connection(SSL_CTX *ctx, const struct sockaddr_in *sa, co
     err = why;
   } else {
     char req[512];
-    int n = snprintf(req, sizeof(req), "GET /small.txt HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", name);
+    int n = snprintf(req, sizeof(req), "GET /small.txt HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", name, ntohs(sa->sin_port));
     if (SSL_write(ssl, req, n) != n) {
       err = "write";
     } else {
@@ -94,6 +95,7 @@ int main(int argc, char **argv) {
   long max_per = argc > 7 ? atol(argv[7]) : 1L << 40;
   struct tally *t = mmap(NULL, sizeof(*t) * procs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   memset(t, 0, sizeof(*t) * procs);
+  signal(SIGPIPE, SIG_IGN); /* a proxy that closes mid-request is an error, not the end */
   double start = now();
   for (int p = 0; p < procs; p++) {
     if (fork() != 0) continue;
