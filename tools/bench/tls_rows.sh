@@ -16,8 +16,11 @@
 # resolves through bench_dns.py (every *.origin.test is 127.0.0.1); squid reads
 # a hosts file listing every name its rows use.
 T=$W/tls
-mkdir -p "$T"
+ROWS=" ${BENCH_TLS_ROWS:-ka hs names bulk idle} "  # a subset, e.g. BENCH_TLS_ROWS="hs idle"
+mkdir -p "$T" "$T/ready"
 chmod 755 "$T"
+chmod 1777 "$T/ready"  # the squid rows' client writes its readiness file here
+has_row() { [[ $ROWS == *" $1 "* ]]; }
 PY=/usr/bin/python3  # not a per-user shim: the squid rows' clients run as another uid
 
 wait_for() {  # what seconds command...: poll until the command succeeds
@@ -210,18 +213,24 @@ echo "| workload | direct | egressd | haproxy | squid | egressd/haproxy | egress
 echo "|---|---|---|---|---|---|---|"
 
 declare -A R P99 E
+if has_row ka; then
 for where in direct egressd haproxy squid; do
   read -r R[$where] P99[$where] _ E[$where] <<<"$(tls_wrk ka "$where" /small.txt -t2 -c50)"
 done
 trow "intercepted HTTPS keep-alive 100 B, 2x50 conns (req/s)" "$(with_errors "${R[direct]}" "${E[direct]}")" \
   "$(with_errors "${R[egressd]}" "${E[egressd]}")" "$(with_errors "${R[haproxy]}" "${E[haproxy]}")" "$(with_errors "${R[squid]}" "${E[squid]}")"
 echo "| ... p99 latency | ${P99[direct]} | ${P99[egressd]} | ${P99[haproxy]} | ${P99[squid]} | | |"
+fi
 
+if has_row hs; then
 for where in direct egressd haproxy squid; do
   read -r R[$where] _ _ E[$where] <<<"$(tls_wrk hs "$where" /small.txt -t2 -c50 -H 'Connection: close')"
 done
 trow "new connections, full TLS handshake + 1 GET, 2x50 (conn/s)" "$(with_errors "${R[direct]}" "${E[direct]}")" \
   "$(with_errors "${R[egressd]}" "${E[egressd]}")" "$(with_errors "${R[haproxy]}" "${E[haproxy]}")" "$(with_errors "${R[squid]}" "${E[squid]}")"
+fi
+
+if has_row names; then
 
 for where in direct egressd haproxy squid; do
   prefix=${where:0:1}$$-
@@ -232,6 +241,9 @@ for where in direct egressd haproxy squid; do
 done
 trow "a never-seen host name per connection, 4 clients (conn/s)" "$(with_errors "${R[direct]}" "${E[direct]}")" \
   "$(with_errors "${R[egressd]}" "${E[egressd]}")" "$(with_errors "${R[haproxy]}" "${E[haproxy]}")" "$(with_errors "${R[squid]}" "${E[squid]}")"
+fi
+
+if has_row bulk; then
 
 declare -A MB
 for where in direct egressd haproxy squid; do
@@ -240,13 +252,16 @@ for where in direct egressd haproxy squid; do
 done
 trow "10 MiB over intercepted HTTPS, 1 conn (MB/s)" "$(with_errors "${MB[direct]}" "${E[direct]}")" \
   "$(with_errors "${MB[egressd]}" "${E[egressd]}")" "$(with_errors "${MB[haproxy]}" "${E[haproxy]}")" "$(with_errors "${MB[squid]}" "${E[squid]}")"
+fi
+
+if has_row idle; then
 
 # Memory: the proxy's RSS (with its helper processes) before and while 1,000
 # intercepted connections are open and idle (each answered one request).
 declare -A RSS
 for where in egressd haproxy squid; do
   pid=$(proxy_pid "$where")
-  ready="$T/idle-$where.ready"
+  ready="$T/ready/idle-$where"
   before=$(rss_kib "$pid")
   start=$(date +%s.%N)
   as "$where" "$PY" tools/bench/idle_tls_conns.py 127.0.0.1 "$(port_of "$where")" origin.test 1000 "$ready" 120 2>"$T/idle-$where.err" &
@@ -263,11 +278,20 @@ for where in egressd haproxy squid; do
   wait "$client" 2>/dev/null || true
 done
 echo "| RSS added by 1,000 idle intercepted connections (MiB) | | ${RSS[egressd]} | ${RSS[haproxy]} | ${RSS[squid]} | $(ratio "${RSS[egressd]}" "${RSS[haproxy]}") | $(ratio "${RSS[egressd]}" "${RSS[squid]}") |"
+fi
 
 echo
 echo "| proxy CPU during the run (% of one core) | egressd | haproxy | squid |"
 echo "|---|---|---|---|"
 for row in "ka keep-alive" "hs full handshakes" "names new host names" "bulk 10 MiB"; do
   key=${row%% *}
+  has_row "$key" || continue
   echo "| ${row#* } | $(cat "$T/cpu-$key-egressd") | $(cat "$T/cpu-$key-haproxy") | $(cat "$T/cpu-$key-squid") |"
 done
+
+# BENCH_HOLD=SECONDS keeps every setup up afterwards, to profile or poke at it
+# (the egressd pid, the work dir and a client command are printed).
+if [ -n "${BENCH_HOLD:-}" ]; then
+  echo "bench: holding ${BENCH_HOLD}s: egressd pid $EGRESSD_PID, dir $W, sandbox cgroup $CG_TLS" >&2
+  sleep "$BENCH_HOLD"
+fi
