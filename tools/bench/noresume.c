@@ -14,11 +14,11 @@
 
 typedef struct ssl_st SSL;
 typedef struct ssl_session_st SSL_SESSION;
-int SSL_set_session(SSL *ssl, SSL_SESSION *session);
+int SSL_set_session(SSL* ssl, SSL_SESSION* session);
 
-int SSL_clear(SSL *ssl) {
-  static int (*next_clear)(SSL *);
-  if (next_clear == NULL) next_clear = (int (*)(SSL *))dlsym(RTLD_NEXT, "SSL_clear");
+int SSL_clear(SSL* ssl) {
+  static int (*next_clear)(SSL*);
+  if (next_clear == NULL) next_clear = (int (*)(SSL*))dlsym(RTLD_NEXT, "SSL_clear");
   int rc = next_clear(ssl);
   SSL_set_session(ssl, NULL); /* forget the session: no resumption offered */
   return rc;

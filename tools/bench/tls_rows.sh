@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # TLS interception rows of tools/bench/run.sh, sourced by it with BENCH_TLS=1
 # (it provides W, BUILD, DUR, the ports, CG_TLS, EGRESSD_PID, pids, mbps).
 #
