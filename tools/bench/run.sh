@@ -3,10 +3,14 @@
 # through egressd (cgroup redirect), and through haproxy, in one run, on
 # loopback only. Prints a markdown table; record it in docs/benchmarks.md.
 #
-#   [EGRESSD_WORKERS=N] tools/bench/run.sh [SECONDS_PER_RUN]     (as root)
+#   [EGRESSD_WORKERS=N] [BENCH_TLS=1] [BENCH_PLAIN=0] tools/bench/run.sh [SECONDS_PER_RUN]   (as root)
+#
+# BENCH_TLS=1 adds the TLS interception rows (egressd intercepting, haproxy
+# terminating TLS with generated certificates, squid ssl-bump, direct);
+# BENCH_PLAIN=0 leaves out the plain and pass-through rows.
 #
 # Needs: a built tree (tools/build.sh) and tools/install-deps.sh (wrk, haproxy);
-# installs nginx-light if missing.
+# installs nginx-light if missing, and squid-openssl and iptables for BENCH_TLS=1.
 set -euo pipefail
 . "$(dirname "$0")/../require-root.sh"
 cd "$(dirname "$0")/../.."
@@ -18,11 +22,18 @@ CG2=$(awk '$3=="cgroup2"{print $2; exit}' /proc/self/mounts)
 CG=$CG2/egressd-bench-$$
 ORIGIN_HTTP=18080 ORIGIN_TLS=18443 HAPROXY_HTTP=18081 HAPROXY_TLS=18444
 PROXY_PORT=18001 DNS_PORT=18053
+HAPROXY_MITM=18445 SQUID_HTTP=18128 SQUID_BUMP=18129
+SQUID_UID=4242  # the squid rows' clients run as this uid: iptables sends its origin traffic to squid
+BENCH_TLS=${BENCH_TLS:-0} BENCH_PLAIN=${BENCH_PLAIN:-1}
+CG_TLS=$CG2/egressd-bench-tls-$$
 pids=()
 
 cleanup() {
   set +e
-  [ -d "$CG" ] && { echo 1 > "$CG/cgroup.kill"; sleep 0.3; "$BUILD/tools/egressctl" --socket "$W/sock" detach "$CG" >/dev/null 2>&1; rmdir "$CG"; }
+  for g in "$CG" "$CG_TLS"; do
+    [ -d "$g" ] && { echo 1 > "$g/cgroup.kill"; sleep 0.3; "$BUILD/tools/egressctl" --socket "$W/sock" detach "$g" >/dev/null 2>&1; rmdir "$g"; }
+  done
+  [ -n "${SQUID_NAT_RULE:-}" ] && iptables -t nat -D OUTPUT $SQUID_NAT_RULE
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null
   wait 2>/dev/null
@@ -31,16 +42,30 @@ cleanup() {
 trap cleanup EXIT
 
 command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+if [ "$BENCH_TLS" = 1 ]; then
+  command -v squid >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq squid-openssl >/dev/null
+  command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
+  cc -O2 -shared -fPIC -o "$W/noresume.so" tools/bench/noresume.c -ldl -lssl
+  cc -O2 -o "$W/new_names_bench" tools/bench/new_names_bench.c -lssl -lcrypto
+fi
 cc -O2 -o "$W/connect_bench" tools/bench/connect_bench.c
 
-# Origin: nginx on loopback, 100 B and 10 MiB payloads, TLS with a throwaway CA.
+# Origin: nginx on loopback, 100 B and 10 MiB payloads, TLS with a leaf of a
+# throwaway CA (the CA is the intercepting proxies' upstream trust).
 chmod 755 "$W"  # nginx workers run unprivileged
 mkdir -p "$W/www"
 head -c 100 /dev/zero | tr '\0' 'a' > "$W/www/small.txt"
 head -c 10485760 /dev/urandom > "$W/www/large.bin"
 chmod 644 "$W/www/"*
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=origin.test \
-  -addext "subjectAltName=DNS:origin.test,IP:127.0.0.1" -keyout "$W/origin.key" -out "$W/origin.crt" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=egressd bench origin CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  -keyout "$W/origin-ca.key" -out "$W/origin-ca.crt" 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=origin.test \
+  -keyout "$W/origin.key" -out "$W/origin.csr" 2>/dev/null
+printf 'subjectAltName=DNS:origin.test,DNS:*.origin.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' > "$W/origin.ext"
+openssl x509 -req -in "$W/origin.csr" -CA "$W/origin-ca.crt" -CAkey "$W/origin-ca.key" -CAcreateserial -days 1 \
+  -extfile "$W/origin.ext" -out "$W/origin.crt" 2>/dev/null
+chmod 644 "$W/origin-ca.crt"
 cat > "$W/nginx.conf" <<NGINX
 worker_processes 1;
 pid $W/nginx.pid;
@@ -87,12 +112,16 @@ HAP
 haproxy -f "$W/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
 pids+=($!)
 
-# egressd with an allow-by-default policy that denies one CIDR.
+# egressd with an allow-by-default policy that denies one CIDR. Its resolver
+# is the bench's DNS (tls_rows.sh starts it; nothing else resolves names), its
+# extra upstream root the origin's CA.
 mkdir -p "$W/policies"
 printf 'name: bench\ndeny_cidrs: ["127.0.0.99/32"]\n' > "$W/policies/bench.yaml"
 "$BUILD/userspace/egressd" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
-  --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:9 \
+  --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:$DNS_PORT \
+  --upstream-ca "$W/origin-ca.crt" \
   ${EGRESSD_WORKERS:+--workers "$EGRESSD_WORKERS"} --log-level warn 2>"$W/egressd.log" &
+EGRESSD_PID=$!
 pids+=($!)
 for _ in $(seq 100); do "$BUILD/tools/egressctl" --socket "$W/sock" status >/dev/null 2>&1 && break; sleep 0.1; done
 mkdir "$CG"
@@ -123,6 +152,7 @@ row() {  # label direct egressd haproxy (each "value")
     "$(awk -v a="$3" -v b="$4" 'BEGIN{ if (b+0>0) printf "%.2f", a/b; else print "-" }')"
 }
 
+if [ "$BENCH_PLAIN" = 1 ]; then
 echo "egressd benchmark: $(date -u +%F) $(nproc) CPUs, ${DUR}s per run, wrk and nginx and the proxy share the machine"
 echo
 echo "| workload | direct | egressd | haproxy | egressd/direct | egressd/haproxy |"
@@ -191,3 +221,8 @@ echo "| HTTP keep-alive 100 B, 2x50 conns (req/s) | $on_rps | $off_rps | $(ratio
 echo "| ... p99 latency | $on_p99 | $off_p99 | |"
 echo "| 10 MiB over HTTP, 1 conn (MB/s) | $(mbps "$on_t") | $(mbps "$off_t") | $(ratio "$(mbps "$on_t")" "$(mbps "$off_t")") |"
 echo "| program time per packet (ns, bpf_stats) | $(awk -v t=$((t1 - t0)) -v c=$((c1 - c0)) 'BEGIN{ if (c>0) printf "%.0f (%d packets)", t/c, c; else print "-" }') | | |"
+fi  # BENCH_PLAIN
+
+if [ "$BENCH_TLS" = 1 ]; then
+  . tools/bench/tls_rows.sh
+fi
