@@ -197,6 +197,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   std::unique_ptr<TlsSide> upstream_tls_;
   std::unique_ptr<TlsSide> retiring_tls_;
   std::string intercepted_sni_;  // "" when not intercepted
+  bool client_handshake_acked_ = false;
   // An upgraded WebSocket: each direction's frames are checked as they pass.
   std::optional<protocol::WebSocketFrameValidator> ws_from_client_;
   std::optional<protocol::WebSocketFrameValidator> ws_from_server_;
