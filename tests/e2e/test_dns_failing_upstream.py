@@ -190,6 +190,34 @@ def test_silent_upstream_gets_servfail_after_the_dns_timeout(env, tmp_path):
             upstream.close()
 
 
+def test_egressds_own_lookups_end_at_the_dns_timeout(env, tmp_path):
+    # The proxy resolves a request's Host itself: with a silent upstream the
+    # client gets 502 once --dns-timeout is over (two attempts in it).
+    silent = SilentUpstream()
+    own = None
+    try:
+        own = OwnDaemon(tmp_path, f"127.0.0.1:{silent.port}", "silent-lookup", dns_timeout=1)
+        code = f"""
+import time, urllib.request, urllib.error
+req = urllib.request.Request("http://127.0.0.1:{env.http.port}/", headers={{"Host": "slow.test"}})
+t0 = time.monotonic()
+try:
+    urllib.request.urlopen(req, timeout=20)
+except urllib.error.HTTPError as e:
+    print(e.code, time.monotonic() - t0, e.read().decode().strip())
+"""
+        r = own.sandbox.run(PYTHON, "-c", code, timeout=40)
+        assert r.returncode == 0, r.stderr
+        code, elapsed, body = r.stdout.split(" ", 2)
+        assert code == "502" and "slow.test does not resolve (timeout)" in body, r.stdout
+        assert 0.9 <= float(elapsed) < 3.5, r.stdout  # the default would be 4 s
+        assert len(silent.received) >= 2  # A and AAAA (an attempt each at least)
+    finally:
+        if own:
+            own.close()
+        silent.close()
+
+
 def test_dns_timeout_flag_is_checked(env, tmp_path):
     for bad in ("0", "61", "x", "1.5", ""):
         r = subprocess.run(env.daemon.argv(dns_timeout=bad, state_dir=str(tmp_path / "s")),

@@ -40,6 +40,19 @@ def test_slow_request_head_gets_408_and_another_sandbox_is_served(env):
     assert any("request head not complete" in e["reason"] for e in events), events
 
 
+def test_first_bytes_that_never_complete_are_closed_at_the_header_timeout(env):
+    sb = env.sandbox("open")
+    result = in_sandbox(sb, env.http.port, """
+        t0 = time.monotonic()
+        s.sendall(bytes([0x16, 0x03, 0x01]))  # the start of a ClientHello, then nothing
+        rest, closed = read_until_close(8)
+        result.update({"closed": closed, "after": time.monotonic() - t0})
+    """)
+    assert result["closed"] and 0.9 <= result["after"] <= 5, result
+    events = proxy_events(env, sb.instance)
+    assert any("no TLS ClientHello or HTTP request in time" in e["reason"] for e in events), events
+
+
 def test_an_upstream_that_never_accepts_is_504_at_the_connect_timeout(env):
     # A listener whose accept queue is full: the kernel drops further SYNs,
     # so a connect to it hangs (loopback, no address outside the test).

@@ -233,6 +233,10 @@ Status Daemon::Start() {
   }
   dns::Resolver::Options resolver_options;
   resolver_options.upstream = upstream;
+  // egressd's own lookups get --dns-timeout in all, as the sandboxes' do.
+  resolver_options.timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.dns_timeout) /
+      resolver_options.attempts;
   resolver_ = std::make_unique<dns::Resolver>(resolver_options);
   EGRESSD_RETURN_IF_ERROR(resolver_->Start());
 

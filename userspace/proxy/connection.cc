@@ -125,7 +125,7 @@ void Connection::CheckNextTcpHost() {
     // Nothing in allow_tcp: read the first bytes to classify.
     phase_ = Phase::kClassifying;
     up_.Allocate(worker_.ctx().options.buffer_bytes);
-    ArmDeadline(worker_.ctx().options.classify_timeout);
+    ArmDeadline(worker_.ctx().options.head_timeout);
     Pump();
     return;
   }
@@ -228,9 +228,9 @@ void Connection::StartInterception(const std::string& sni) {
   mode_ = Mode::kHttp;
   phase_ = Phase::kHttp;
   session_ = std::make_unique<HttpSession>(*this, up_, down_);
-  // The handshake and the first request head complete within the
-  // classification time, as a plain request's head does.
-  ArmDeadline(worker_.ctx().options.classify_timeout);
+  // The handshake and the first request head complete within
+  // --header-timeout, as a plain request's head does.
+  ArmDeadline(worker_.ctx().options.head_timeout);
   Deliver(true);
 }
 

@@ -25,10 +25,11 @@ struct ProxyGlobalCounters {
 
 struct ProxyOptions {
   uint16_t proxy_port = 15001;
-  int workers = 0;                                     // 0 = one per CPU
-  std::chrono::milliseconds classify_timeout{10000};   // first bytes of a connection
-  std::chrono::milliseconds connect_timeout{10000};    // upstream connect (and TLS handshake)
-  std::chrono::milliseconds head_timeout{30000};       // a request head, from its first byte
+  int workers = 0;                                   // 0 = one per CPU
+  std::chrono::milliseconds connect_timeout{10000};  // upstream connect (and TLS handshake)
+  // --header-timeout: the first bytes of a connection (ClientHello or request
+  // line), an intercepted handshake, and every request head from its first byte.
+  std::chrono::milliseconds head_timeout{30000};
   std::chrono::milliseconds response_timeout{300000};  // complete request -> first response byte
   std::chrono::milliseconds idle_timeout{300000};      // no byte either way, in any phase
   size_t buffer_bytes = 256 * 1024;  // per direction per connection (touched lazily)
