@@ -82,6 +82,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: with hundreds of connections at
+    # once the origin, not the proxy, would drop handshakes and stall them.
+    request_queue_size = 1024
 
     def __init__(self, addr, family):
         self.address_family = family
