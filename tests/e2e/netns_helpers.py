@@ -45,7 +45,10 @@ class OriginNetns:
         tag = uuid.uuid4().hex[:8]
         self.name = f"egressd-test-{tag}"
         self.host_if, self.ns_if = f"egh{tag}", f"ego{tag}"
-        n = random.randint(1, 250)
+        # A /30 no other namespace of this run uses: two on one subnet would
+        # route the host's packets for one of them to the other.
+        in_use = run("ip", "-4", "-o", "addr", "show").stdout
+        n = random.choice([i for i in range(1, 251) if f" 198.18.{i}.1/" not in in_use])
         self.host_ip, self.ip = f"198.18.{n}.1", f"198.18.{n}.2"
         self.servers = []
         self._made_ns = self._made_link = False
