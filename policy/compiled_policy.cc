@@ -4,7 +4,8 @@
 
 namespace egressd::policy {
 
-CompiledPolicy::CompiledPolicy(Policy policy) : policy_(std::move(policy)) {
+CompiledPolicy::CompiledPolicy(Policy policy, InstanceRules rules, std::string instance)
+    : policy_(std::move(policy)), instance_(std::move(rules)), instance_name_(std::move(instance)) {
   for (const auto& h : policy_.allowed_hosts)
     if (auto err = allowed_.Add(h); err && !invalid_entry_)
       invalid_entry_ = "allowed_hosts " + *err;
@@ -19,6 +20,14 @@ CompiledPolicy::CompiledPolicy(Policy policy) : policy_(std::move(policy)) {
   for (const auto& h : policy_.tls_passthrough)
     if (auto err = tls_passthrough_.Add(h); err && !invalid_entry_)
       invalid_entry_ = "tls.passthrough " + *err;
+}
+
+bool CompiledPolicy::deny_by_default() const {
+  return !policy_.allowed_hosts.empty();  // TODO(handlers): and the instance's
+}
+
+bool CompiledPolicy::can_intercept() const {
+  return !policy_.tls_intercept.empty();  // TODO(handlers): and bindings that need requests
 }
 
 HostDecision CompiledPolicy::DecideHost(std::string_view host) const {

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "policy/cidr.h"
+#include "policy/handler.h"
 
 namespace egressd::policy {
 
@@ -39,6 +41,14 @@ struct Policy {
   // patterns). Without the section nothing is: TLS passes through by SNI.
   std::vector<std::string> tls_intercept;
   std::vector<std::string> tls_passthrough;  // never terminated (pinning clients); wins
+  // handlers: named handlers; by_host: host globs bound to one (file order);
+  // catch_all: the one for every other request.
+  std::map<std::string, Handler> handlers;
+  std::vector<HostBinding> by_host;
+  std::optional<HandlerBinding> catch_all;
+  // A credential (a value with {{secret:...}}) may go upstream over plain
+  // HTTP (internal services). Default: only over TLS egressd verified.
+  bool allow_plaintext_credentials = false;
 };
 
 }  // namespace egressd::policy
