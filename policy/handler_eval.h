@@ -54,9 +54,14 @@ enum class StepScope {
 
 struct HandlerResult {
   bool refused = false;
-  int status = 0;                  // refused: the step's status, or 503 (missing secret, bad value)
-  std::string reason;              // refused: for the reply body and the event; no secret values
-  std::string step;                // refused: "allow_methods (step 2)"
+  int status = 0;      // refused: the step's status, or 503 (missing secret, bad value)
+  std::string reason;  // refused: for the reply body and the event; no secret values
+  std::string step;    // refused: "allow_methods (step 2)"
+  // Refused because a value could not be made (a secret missing or unusable,
+  // a parameter not given, CR/LF/NUL in a value, a credential bound by
+  // catch_all), not by a step's rule: refused in audit mode too, since the
+  // request would otherwise go without its credential.
+  bool failed_closed = false;
   std::vector<RequestEdit> edits;  // not refused: in step order
   bool credential = false;         // some edit carries a secret
 };

@@ -13,6 +13,7 @@
 
 #include "policy/policy_loader.h"
 #include "tools/egressctl/control_client.h"
+#include "tools/egressctl/rules_commands.h"
 #include "tools/egressctl/run_command.h"
 
 namespace {
@@ -42,6 +43,16 @@ commands:
   policy reload                            re-read every attached policy, all or nothing
   policy suggest --instance ID             a policy allowing what an audit-mode instance did
   ca INSTANCE [--json]                     the sandbox's CA certificate (PEM), to trust it
+  handler set INSTANCE NAME [--host GLOB] [--params JSON]
+                                           bind a policy handler for this instance: to the
+                                           hosts matching GLOB, or (no --host) to every
+                                           other request; the next request follows it
+  handler clear INSTANCE [--host GLOB]     remove that binding (no --host: the catch-all)
+  handler list INSTANCE [--json]           the bindings in effect, instance and policy
+  hosts allow|deny|remove INSTANCE GLOB... the instance's own host lists (joined to the
+                                           policy's; denied wins; allow makes it deny by
+                                           default); open tunnels to hosts denied now close
+  hosts clear INSTANCE | list INSTANCE [--json]
 
 CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
 --policy takes a policy name in the daemon's --policy-dir, or a path to a
@@ -55,7 +66,7 @@ struct Args {
   std::string socket = "/run/egressd/egressd.sock";
   bool json = false;
   bool follow = false;
-  std::string policy, instance, user, netns;
+  std::string policy, instance, user, netns, host, params;
   std::vector<std::string> positional;
   std::vector<std::string> command;  // after "--"
 };
@@ -207,6 +218,10 @@ int main(int argc, char** argv) {
       a.user = value("--user");
     } else if (arg == "--netns") {
       a.netns = value("--netns");
+    } else if (arg == "--host") {
+      a.host = value("--host");
+    } else if (arg == "--params") {
+      a.params = value("--params");
     } else if (arg == "--") {
       a.command.assign(argv_rest.begin() + static_cast<long>(i) + 1, argv_rest.end());
       break;
@@ -255,6 +270,11 @@ int main(int argc, char** argv) {
     return egressctl::RunCommand(run);
   }
   if (!a.user.empty()) Fail("--user only goes with run", 2);
+  if (cmd == "handler" || cmd == "hosts") {
+    egressctl::RulesArgs rules{a.socket, a.positional, a.host, a.params, a.json};
+    return cmd == "handler" ? egressctl::HandlerCommand(rules) : egressctl::HostsCommand(rules);
+  }
+  if (!a.host.empty() || !a.params.empty()) Fail("--host and --params only go with handler", 2);
 
   if (cmd == "policy") {
     if (a.positional.size() >= 2 && a.positional[1] == "check") {

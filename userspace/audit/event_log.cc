@@ -10,10 +10,12 @@
 namespace egressd::audit {
 
 nlohmann::json ToJson(const AuditEvent& e) {
-  return {{"seq", e.seq},          {"time_ms", e.time_ms}, {"instance", e.instance},
-          {"cgroup", e.cgroup},    {"layer", e.layer},     {"address", e.address},
-          {"port", e.port},        {"host", e.host},       {"reason", e.reason},
-          {"enforced", e.enforced}};
+  nlohmann::json out = {{"seq", e.seq},          {"time_ms", e.time_ms}, {"instance", e.instance},
+                        {"cgroup", e.cgroup},    {"layer", e.layer},     {"address", e.address},
+                        {"port", e.port},        {"host", e.host},       {"reason", e.reason},
+                        {"enforced", e.enforced}};
+  if (!e.handler.empty()) out["handler"] = e.handler;
+  return out;
 }
 
 EventLog::EventLog(std::string path, size_t memory_events, size_t max_file_bytes,

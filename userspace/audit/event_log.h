@@ -24,6 +24,7 @@ struct AuditEvent {
   std::string host;  // SNI, Host or name when known
   std::string reason;
   bool enforced = true;
+  std::string handler;  // the handler whose step decided, if one did
 };
 
 nlohmann::json ToJson(const AuditEvent& event);

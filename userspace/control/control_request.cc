@@ -14,6 +14,9 @@ constexpr std::pair<const char*, std::string ControlRequest::*> kStringFields[] 
     {"policy_file", &ControlRequest::policy_file},
     {"instance", &ControlRequest::instance},
     {"netns", &ControlRequest::netns},
+    {"handler", &ControlRequest::handler},
+    {"host", &ControlRequest::host},
+    {"action", &ControlRequest::action},
 };
 
 constexpr std::pair<const char*, std::optional<uint64_t> ControlRequest::*> kCountFields[] = {
@@ -49,6 +52,17 @@ StatusOr<ControlRequest> ParseControlRequest(std::string_view line) {
       return EGRESSD_ERROR("\"{}\" must be an integer from 0 to 2^64-1", key);
     request.*field = it->get<uint64_t>();
   }
+  if (auto params = parsed.find("params"); params != parsed.end() && !params->is_null()) {
+    if (!params->is_object()) return EGRESSD_ERROR("\"params\" must be a JSON object");
+    request.params = *params;
+  }
+  if (auto hosts = parsed.find("hosts"); hosts != parsed.end() && !hosts->is_null()) {
+    if (!hosts->is_array()) return EGRESSD_ERROR("\"hosts\" must be a list of strings");
+    for (const auto& host : *hosts) {
+      if (!host.is_string()) return EGRESSD_ERROR("\"hosts\" must be a list of strings");
+      request.hosts.push_back(host.get<std::string>());
+    }
+  }
   return request;
 }
 
@@ -59,6 +73,8 @@ json ControlRequestJson(const ControlRequest& request) {
   if (request.transient) out["transient"] = *request.transient;
   for (const auto& [key, field] : kCountFields)
     if (request.*field) out[key] = *(request.*field);
+  if (request.params) out["params"] = *request.params;
+  if (!request.hosts.empty()) out["hosts"] = request.hosts;
   return out;
 }
 

@@ -9,22 +9,28 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "userspace/common/status.h"
 
 namespace egressd::control {
 
 struct ControlRequest {
-  std::string cmd;                    // "" if absent (refused by the daemon)
-  std::string target;                 // stats: an instance or a cgroup
-  std::string cgroup;                 // attach, detach
-  std::string policy;                 // attach: a policy name, or
-  std::string policy_file;            // attach: an absolute path
-  std::string instance;               // attach, events, policy_suggest, ca
-  std::string netns;                  // attach: "host" or a path
-  std::optional<bool> transient;      // attach
-  std::optional<uint64_t> after_seq;  // events
-  std::optional<uint64_t> limit;      // events
+  std::string cmd;                       // "" if absent (refused by the daemon)
+  std::string target;                    // stats: an instance or a cgroup
+  std::string cgroup;                    // attach, detach
+  std::string policy;                    // attach: a policy name, or
+  std::string policy_file;               // attach: an absolute path
+  std::string instance;                  // attach, events, policy_suggest, ca
+  std::string netns;                     // attach: "host" or a path
+  std::optional<bool> transient;         // attach
+  std::optional<uint64_t> after_seq;     // events
+  std::optional<uint64_t> limit;         // events
+  std::string handler;                   // handler_set: the handler's name
+  std::string host;                      // handler_set, handler_clear: a host glob ("" = catch-all)
+  std::optional<nlohmann::json> params;  // handler_set: an object of strings and lists
+  std::string action;                    // hosts: allow, deny, remove, clear, list
+  std::vector<std::string> hosts;        // hosts: host globs
   bool operator==(const ControlRequest&) const = default;
 };
 

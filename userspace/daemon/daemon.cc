@@ -21,6 +21,7 @@
 #include "userspace/kernel/socket_destroyer.h"
 #include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy.h"
+#include "userspace/daemon/runtime_rules_commands.h"
 #include "userspace/proxy/proxy_port.h"
 #include "userspace/sandbox/registry.h"
 
@@ -145,7 +146,8 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"header_timeouts", p.header_timeouts.load()},
             {"connect_timeouts", p.connect_timeouts.load()},
             {"response_timeouts", p.response_timeouts.load()},
-            {"heads_too_large", p.heads_too_large.load()}}},
+            {"heads_too_large", p.heads_too_large.load()},
+            {"requests_injected", p.requests_injected.load()}}},
           {"dns",
            {{"queries", p.dns_queries.load()},
             {"refused", p.dns_refused.load()},
@@ -255,6 +257,10 @@ Status Daemon::Start() {
   registry_options.cgroup2_mount = cgroup2_mount_;
   registry_options.proxy_port = options_.proxy_port;
   registry_options.ended = &ended_;
+  // Open tunnels whose host a change now denies are closed right away.
+  registry_options.views_changed = [this] {
+    if (proxy_) proxy_->RecheckTunnels();
+  };
   registry_ = std::make_unique<sandbox::Registry>(registry_options, bpf_.get());
   listeners_ = std::make_unique<Listeners>(this);
   registry_->SetListenerSink(listeners_.get());
@@ -559,6 +565,7 @@ StatusOr<nlohmann::json> Daemon::Handle(const control::ControlRequest& request,
     if (!pem.ok()) return pem.status();
     return nlohmann::json{{"instance", request.instance}, {"certificate", *pem}};
   }
+  if (auto reply = HandleRuntimeRulesCommand(*registry_, request)) return std::move(*reply);
   if (cmd == "policy_reload") {
     auto n = ReloadPolicies();
     if (!n.ok()) return n.status();

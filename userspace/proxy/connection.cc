@@ -187,10 +187,19 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   if (view->audit()) view->observed->Host(*sni);
   auto decision = policy.DecideTarget(*sni, origin_port_);
   if (decision.verdict != policy::HostVerdict::kAllowed &&
-      Enforce(*sni, "SNI " + *sni + ": " + decision.reason)) {
+      Enforce(*sni, "SNI " + *sni + ": " + decision.reason, decision.handler)) {
     decided_host_ = *sni;
     view->counters->connections_denied++;
     Close("SNI " + *sni + ": " + decision.reason);
+    return;
+  }
+  // A handler that must see this host's requests, on a host never to be
+  // intercepted: neither passing it through nor terminating it is right.
+  if (std::string why = policy.InterceptRefusal(*sni);
+      !why.empty() && Enforce(*sni, "SNI " + *sni + ": " + why)) {
+    decided_host_ = *sni;
+    view->counters->connections_denied++;
+    Close("SNI " + *sni + ": " + why);
     return;
   }
   if (policy.Intercepts(*sni)) {
@@ -479,6 +488,7 @@ FilterVerdict Connection::FilterRequest(RequestHead& head, bool* websocket) {
   auto view = CurrentView();
   RequestContext ctx{*view, worker_.ctx().events, origin_addr_, origin_port_, head};
   if (client_tls_) ctx.tls_sni = &intercepted_sni_;
+  // SECRETS-MERGE: the secrets as they are now (a rotation applies to the next request).
   FilterVerdict verdict = RunRequestFilters(ctx);
   *websocket = ctx.websocket;
   return verdict;
@@ -494,6 +504,24 @@ void Connection::RouteRequest(const std::string& host) {
   }
   CloseUpstream();
   ResolveAndConnect(host);
+}
+
+void Connection::RecheckTunnel() {
+  // Pass-through TLS and WebSocket tunnels were decided by a host once; a
+  // change that now denies the host ends them (plain allow_tcp tunnels, by
+  // address, are the kernel's and the policy file's to decide).
+  if (phase_ != Phase::kTunnel || decided_host_.empty() || tunnel_reported_) return;
+  auto view = CurrentView();
+  auto decision = view->policy->DecideTarget(decided_host_, origin_port_);
+  if (decision.verdict == policy::HostVerdict::kAllowed) return;
+  std::string why =
+      "open tunnel to " + decided_host_ + " closed, the host is denied now: " + decision.reason;
+  if (!Enforce(decided_host_, why, decision.handler)) {
+    tunnel_reported_ = true;  // audit mode: reported once, the tunnel goes on
+    return;
+  }
+  view->counters->connections_denied++;
+  Close(why);
 }
 
 void Connection::SendReplyThenClose(std::string bytes) {
@@ -993,11 +1021,13 @@ audit::AuditEvent ProxyEvent(const policy::IpAddress& addr, uint16_t port, const
 
 }  // namespace
 
-bool Connection::Enforce(const std::string& host, const std::string& why) {
+bool Connection::Enforce(const std::string& host, const std::string& why,
+                         const std::string& handler) {
   auto view = CurrentView();
   if (!view) return true;
-  return audit::DenyOrReport(*view, worker_.ctx().events,
-                             ProxyEvent(origin_addr_, origin_port_, host, why));
+  audit::AuditEvent event = ProxyEvent(origin_addr_, origin_port_, host, why);
+  event.handler = handler;
+  return audit::DenyOrReport(*view, worker_.ctx().events, std::move(event));
 }
 
 void Connection::RecordEnforced(const std::string& host, const std::string& why) {

@@ -50,6 +50,8 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void Start();
   void OnCompletion(OpKind kind, int res, uint32_t flags);
   void OnResolved(const dns::ResolveResult& result);
+  // The sandbox's rules changed: a tunnel whose host is denied now is closed.
+  void RecheckTunnel();
 
  private:
   enum class Phase {
@@ -124,7 +126,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
 
   // Denies, all recorded through audit/denial.h. Enforce: a deny the policy
   // decided, true when enforced (false in audit mode: go on as allowed).
-  bool Enforce(const std::string& host, const std::string& why);
+  bool Enforce(const std::string& host, const std::string& why, const std::string& handler = "");
   // A deny that holds in every mode (an address egressd never connects to,
   // a broken frame, a timeout): recorded as enforced.
   void RecordEnforced(const std::string& host, const std::string& why);
@@ -188,6 +190,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
 
   // The name that decided the current upstream ("" for the original address).
   std::string decided_host_;
+  bool tunnel_reported_ = false;  // audit mode: RecheckTunnel reported this tunnel
   std::optional<policy::IpAddress> upstream_addr_;
 
   std::unique_ptr<HttpSession> session_;  // kHttp

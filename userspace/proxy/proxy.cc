@@ -37,6 +37,10 @@ void Proxy::RemoveSandboxListeners(uint32_t sandbox_id) {
   if (!workers_.empty()) workers_[sandbox_id % workers_.size()]->RemoveSandboxListeners(sandbox_id);
 }
 
+void Proxy::RecheckTunnels() {
+  for (auto& w : workers_) w->RecheckTunnels();
+}
+
 void Proxy::Stop() {
   for (auto& w : workers_) w->Stop();
   workers_.clear();

@@ -24,6 +24,8 @@ class Proxy {
   // (chosen by id), which owns the fds from here on.
   void AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds);
   void RemoveSandboxListeners(uint32_t sandbox_id);
+  // A sandbox's rules changed (thread-safe): tunnels to hosts it denies now close.
+  void RecheckTunnels();
 
  private:
   ProxyContext ctx_;

@@ -4,19 +4,40 @@
 
 #include "userspace/audit/denial.h"
 #include "userspace/protocol/http_upgrade.h"
+#include "userspace/proxy/request_edits.h"
 
 namespace egressd::proxy {
 namespace {
 
-// Records a deny of this request; false in audit mode (go on as allowed).
-bool Enforce(RequestContext& ctx, const std::string& reason) {
+std::string HandlerName(const policy::CompiledPolicy& policy, const std::string& host) {
+  auto bound = policy.HandlerFor(host);
+  return bound ? bound->handler_name : "";
+}
+
+audit::AuditEvent RequestEvent(const RequestContext& ctx, const std::string& reason,
+                               const std::string& handler) {
   audit::AuditEvent event;
   event.layer = "proxy";
   event.address = ctx.origin_addr.ToString();
   event.port = ctx.origin_port;
   event.host = ctx.head.host();
   event.reason = reason;
-  return audit::DenyOrReport(ctx.view, ctx.events, std::move(event));
+  event.handler = handler;
+  return event;
+}
+
+// Records a deny of this request; false in audit mode (go on as allowed).
+bool Enforce(RequestContext& ctx, const std::string& reason, const std::string& handler = "") {
+  return audit::DenyOrReport(ctx.view, ctx.events, RequestEvent(ctx, reason, handler));
+}
+
+// Records a refusal that holds in audit mode too (the request cannot be made
+// as the policy says: a credential missing, or a place it may not go).
+void RecordEnforced(RequestContext& ctx, const std::string& reason, const std::string& handler) {
+  audit::AuditEvent event = RequestEvent(ctx, reason, handler);
+  event.instance = ctx.view.instance;
+  event.cgroup = ctx.view.cgroup;
+  audit::RecordDenial(ctx.events, ctx.view.id, std::move(event));
 }
 
 // On an intercepted connection the Host must name the host the TLS
@@ -36,11 +57,13 @@ FilterVerdict HostPolicy(RequestContext& ctx) {
   const std::string& host = ctx.head.host();
   if (ctx.view.audit()) ctx.view.observed->Host(host);
   auto decision = policy.DecideTarget(host, ctx.origin_port);
-  if (decision.verdict == policy::HostVerdict::kAllowed || !Enforce(ctx, decision.reason))
+  if (decision.verdict == policy::HostVerdict::kAllowed ||
+      !Enforce(ctx, decision.reason, decision.handler))
     return FilterVerdict::Continue();
   ctx.view.counters->requests_denied++;
-  return FilterVerdict::Reply(403, fmt::format("request to host \"{}\" denied by policy \"{}\": {}",
-                                               host, policy.name(), decision.reason));
+  return FilterVerdict::Reply(
+      decision.status, fmt::format("request to host \"{}\" denied by policy \"{}\": {}", host,
+                                   policy.name(), decision.reason));
 }
 
 // GET and HEAD carry no body unless the policy says so for that host.
@@ -53,6 +76,39 @@ FilterVerdict RequestBody(RequestContext& ctx) {
   return FilterVerdict::Reply(400, body.reason);
 }
 
+// The request-level steps of the handler bound to the host: methods, paths,
+// and the headers and credentials it adds. A credential goes only over TLS
+// egressd verified (an intercepted connection, whose Host is its SNI), unless
+// the policy says allow_plaintext_credentials.
+FilterVerdict Handler(RequestContext& ctx) {
+  const policy::CompiledPolicy& policy = *ctx.view.policy;
+  const std::string path = TargetPath(ctx.head.fields().target);
+  policy::HandlerResult result =
+      policy.RunHandler({ctx.head.host(), ctx.head.method(), path}, ctx.secrets);
+  if (result.refused) {
+    if (result.failed_closed) {
+      RecordEnforced(ctx, result.reason, HandlerName(policy, ctx.head.host()));
+    } else if (!Enforce(ctx, result.reason, HandlerName(policy, ctx.head.host()))) {
+      return FilterVerdict::Continue();  // audit mode: reported, forwarded unchanged
+    }
+    ctx.view.counters->requests_denied++;
+    return FilterVerdict::Reply(result.status, result.reason);
+  }
+  if (result.credential && !ctx.tls_sni && !policy.allow_plaintext_credentials()) {
+    std::string why = fmt::format(
+        "request to \"{}\" would carry a credential over plain HTTP; egressd adds credentials "
+        "only to requests it sends over TLS it verified (intercept the host's TLS, or set "
+        "allow_plaintext_credentials: true for an internal service)",
+        ctx.head.host());
+    RecordEnforced(ctx, why, HandlerName(policy, ctx.head.host()));
+    ctx.view.counters->requests_denied++;
+    return FilterVerdict::Reply(503, why);
+  }
+  if (!result.edits.empty()) ApplyRequestEdits(result.edits, ctx.head.Edit());
+  if (result.credential) ctx.view.counters->requests_injected++;
+  return FilterVerdict::Continue();
+}
+
 // Only WebSocket may become a tunnel: other Upgrade tokens never reach the upstream.
 FilterVerdict UpgradeToWebSocketOnly(RequestContext& ctx) {
   protocol::HeaderFields fields = ctx.head.fields().headers;
@@ -63,7 +119,8 @@ FilterVerdict UpgradeToWebSocketOnly(RequestContext& ctx) {
 }
 
 using RequestFilter = FilterVerdict (*)(RequestContext&);
-constexpr RequestFilter kChain[] = {HostIsTheSni, HostPolicy, RequestBody, UpgradeToWebSocketOnly};
+constexpr RequestFilter kChain[] = {HostIsTheSni, HostPolicy, RequestBody, Handler,
+                                    UpgradeToWebSocketOnly};
 
 }  // namespace
 

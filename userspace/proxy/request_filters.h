@@ -2,8 +2,10 @@
 // through this chain before anything of it goes upstream. Each filter returns
 // Continue or a local reply (which ends the request, and the connection).
 //
-//   Host = SNI (intercepted TLS) -> host policy -> request body rule
-//   -> upgrade (WebSocket only) -> forward
+//   Host = SNI (intercepted TLS) -> host policy (host lists, the bound
+//   handler's host-level steps) -> request body rule -> the bound handler's
+//   request-level steps (methods, paths, headers, credentials) -> upgrade
+//   (WebSocket only) -> forward
 //
 // Filters see the head as a structure (RequestHead), never bytes or codec
 // state; a filter that changes it makes the session serialize it again.
@@ -39,6 +41,8 @@ struct RequestContext {
   // An intercepted connection: the SNI it was made for (lowercase, no
   // trailing dot). Every request on it must be for that host.
   const std::string* tls_sni = nullptr;
+  // The sandbox's secrets as of this request (null: none can be found).
+  const policy::SecretSource* secrets = nullptr;
   bool websocket = false;  // set by the chain: the request upgrades to WebSocket
 };
 

@@ -103,6 +103,17 @@ Connection* Worker::FindConnection(uint64_t id) {
   return it == conns_.end() ? nullptr : it->second.get();
 }
 
+void Worker::RecheckTunnels() {
+  Post([this] {
+    // By id: a connection closed here leaves conns_ while we go through it.
+    std::vector<uint64_t> ids;
+    ids.reserve(conns_.size());
+    for (const auto& [id, conn] : conns_) ids.push_back(id);
+    for (uint64_t id : ids)
+      if (Connection* conn = FindConnection(id)) conn->RecheckTunnel();
+  });
+}
+
 void Worker::Destroy(Connection* conn) {
   // Freed at the end of the completion batch: the connection's own call
   // chain may still be on the stack. It is no longer found by id from here.

@@ -76,6 +76,8 @@ class alignas(16) Worker {
   // the object is freed at the end of the current completion batch.
   void Destroy(Connection* conn);
   Connection* FindConnection(uint64_t id);
+  // From any thread: every open tunnel is decided again (Connection::RecheckTunnel).
+  void RecheckTunnels();
 
  private:
   void Run();

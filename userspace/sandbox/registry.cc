@@ -81,6 +81,29 @@ StatusOr<bool> SameNetns(const SandboxInfo& sb, const std::string& spec) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+// The policy as loaded, compiled again for one instance with its runtime rules.
+std::shared_ptr<const policy::CompiledPolicy> WithInstanceRules(
+    const policy::CompiledPolicy& loaded, const policy::InstanceRules& rules,
+    const std::string& instance) {
+  return std::make_shared<const policy::CompiledPolicy>(loaded.policy(), rules, instance);
+}
+
+// Instance bindings that name handlers a (new) policy does not define, or
+// miss its parameters: the requests they cover are refused.
+std::vector<std::string> BindingProblems(const policy::CompiledPolicy& policy) {
+  std::vector<std::string> problems;
+  const auto& rules = policy.instance_rules();
+  auto check = [&](const policy::HandlerBinding& binding, const std::string& where) {
+    std::string why = policy::CheckBinding(policy.policy().handlers, binding);
+    if (!why.empty())
+      problems.push_back(where + " binding of handler \"" + binding.handler + "\" under policy \"" +
+                         policy.name() + "\": " + why + "; the requests it covers are refused");
+  };
+  for (const auto& b : rules.by_host) check(b.binding, "instance by_host \"" + b.host + "\"");
+  if (rules.catch_all) check(*rules.catch_all, "instance catch_all");
+  return problems;
+}
+
 }  // namespace
 
 Registry::Registry(RegistryOptions options, kernel::BpfPrograms* bpf)
@@ -118,9 +141,12 @@ void Registry::Publish() {
   ports->insert(options_.proxy_port);
   for (const auto& [id, sb] : sandboxes_)
     if (sb.netns.empty()) ports->insert(sb.dns_port);
-  std::lock_guard lock(views_mu_);
-  views_ = std::move(views);
-  listener_ports_ = std::move(ports);
+  {
+    std::lock_guard lock(views_mu_);
+    views_ = std::move(views);
+    listener_ports_ = std::move(ports);
+  }
+  if (options_.views_changed) options_.views_changed();
 }
 
 bool Registry::IsListenerPort(uint16_t port) const {
@@ -247,7 +273,7 @@ Status Registry::ApplyPolicy(SandboxInfo& sb,
     DeleteRules(policy->policy(), new_set);
     return st;
   }
-  sb.policy = std::move(policy);
+  sb.policy = WithInstanceRules(*policy, sb.rules, sb.instance);
   sb.problem.clear();
   if (old_policy) DeleteRules(old_policy->policy(), old_set);
   return {};
@@ -294,6 +320,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     if (renamed) {
       ca_store_.Rename(existing->instance, request.instance);  // a switch keeps the CA
       existing->instance = request.instance;
+      existing->policy = WithInstanceRules(*existing->policy, existing->rules, request.instance);
     }
     Publish();
     Status saved = SaveState();
@@ -305,6 +332,10 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
         true,
         existing->transient ? std::vector<std::string>{} : RawPacketWarnings(existing->cgroup),
         {}};
+    for (std::string& problem : BindingProblems(*existing->policy)) {
+      spdlog::warn("sandbox {}: {}", existing->instance, problem);
+      result.warnings.push_back(std::move(problem));
+    }
     // Enforce mode hooks every socket; only audit mode let some pass by.
     if (was_audit && !InAuditMode(*existing))
       result.sockets = kernel::SweepAtAttach(existing->cgroup, existing->netns,
@@ -525,6 +556,36 @@ StatusOr<std::string> Registry::Suggest(const std::string& instance) const {
   return policy::SuggestPolicy(policy->policy(), observed->Snapshot(), instance);
 }
 
+StatusOr<SandboxInfo> Registry::FindInstance(const std::string& instance) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, sb] : sandboxes_)
+    if (sb.instance == instance) return sb;
+  return EGRESSD_ERROR("no attached sandbox has instance \"{}\"", instance);
+}
+
+StatusOr<SandboxInfo> Registry::ChangeInstanceRules(const std::string& instance,
+                                                    const RulesChange& change) {
+  std::lock_guard lock(mu_);
+  SandboxInfo* sb = nullptr;
+  for (auto& [id, info] : sandboxes_)
+    if (info.instance == instance) sb = &info;
+  if (!sb) return EGRESSD_ERROR("no attached sandbox has instance \"{}\"", instance);
+  if (!sb->policy)
+    return EGRESSD_ERROR("sandbox {} has no policy loaded ({}): fix it first", instance,
+                         sb->problem);
+  policy::InstanceRules rules = sb->rules;
+  EGRESSD_RETURN_IF_ERROR(change(rules, *sb->policy));
+  // Host lists and handlers live in the proxy and the DNS forwarder only:
+  // the kernel's rules stay as they are.
+  sb->policy = WithInstanceRules(*sb->policy, rules, sb->instance);
+  sb->rules = std::move(rules);
+  Publish();
+  Status saved = SaveState();
+  if (!saved.ok()) spdlog::error("registry: {}", saved.ToString());
+  spdlog::info("sandbox {}: runtime rules changed", instance);
+  return *sb;
+}
+
 StatusOr<std::string> Registry::CaCertificate(const std::string& instance) const {
   std::lock_guard lock(mu_);
   for (const auto& [id, sb] : sandboxes_) {
@@ -598,7 +659,7 @@ Status Registry::SaveState() const {
   for (const auto& [id, sb] : sandboxes_)
     state.sandboxes.push_back({sb.id, sb.cgroup, sb.cgroup_id, sb.instance, sb.source,
                                sb.policy_set_id, sb.netns, sb.proxy_port, sb.dns_port, sb.transient,
-                               sb.owner_pid, sb.owner_start_time});
+                               sb.owner_pid, sb.owner_start_time, sb.rules});
   return WriteFileAtomically(options_.state_dir + "/state.json", StateFileText(state));
 }
 
@@ -626,6 +687,7 @@ Status Registry::Restore() {
     sb.transient = saved.transient;
     sb.owner_pid = saved.owner_pid;
     sb.owner_start_time = saved.owner_start_time;
+    sb.rules = saved.rules;
     sb.counters = std::make_shared<ProxyCounters>();
     sb.observed = std::make_shared<Observations>();
     sb.generation = next_generation_++;

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ struct RegistryOptions {
   std::string cgroup2_mount;
   uint16_t proxy_port = 0;          // the shared proxy listeners of host-namespace sandboxes
   EndedInstances* ended = nullptr;  // told about every sandbox that is detached
+  // Called (under the registry's lock; must not call back) after new views
+  // were published: the proxy re-decides its open tunnels.
+  std::function<void()> views_changed;
 };
 
 // Where a sandbox's listeners go once they are open: the proxy workers take
@@ -70,7 +74,11 @@ struct SandboxInfo {
   std::string instance;
   PolicySource source;
   uint32_t policy_set_id = 0;
-  std::shared_ptr<const policy::CompiledPolicy> policy;  // null if it failed to load on restore
+  // Compiled with `rules` for this instance; null if it failed to load on restore.
+  std::shared_ptr<const policy::CompiledPolicy> policy;
+  // What `egressctl handler` and `egressctl hosts` changed for this instance
+  // (kept in state.json; gone at detach).
+  policy::InstanceRules rules;
   std::shared_ptr<ProxyCounters> counters;
   std::shared_ptr<Observations> observed;
   // Its CA and the leaves it signs (ca_store.h); null if it could not be loaded.
@@ -115,6 +123,16 @@ class Registry : public SandboxDirectory {
   // `policy suggest`: a policy allowing what an audit-mode instance did
   // (attached now, or one of the last instances that ended).
   StatusOr<std::string> Suggest(const std::string& instance) const;
+  // `egressctl handler` / `egressctl hosts`: `change` edits a copy of the
+  // instance's runtime rules (it may refuse, seeing the policy they go
+  // with); the instance then follows them from its next connection and next
+  // request, its open tunnels are decided again, and they are saved.
+  // Returns the sandbox as it is now.
+  using RulesChange =
+      std::function<Status(policy::InstanceRules& rules, const policy::CompiledPolicy& policy)>;
+  StatusOr<SandboxInfo> ChangeInstanceRules(const std::string& instance, const RulesChange& change);
+  // The sandbox of an attached instance.
+  StatusOr<SandboxInfo> FindInstance(const std::string& instance) const;
   // `egressctl ca`: the CA certificate (PEM) of an attached instance.
   StatusOr<std::string> CaCertificate(const std::string& instance) const;
   // Writes what audit-mode instances did to the state dir, so `suggest`
@@ -130,6 +148,7 @@ class Registry : public SandboxDirectory {
   bool IsListenerPort(uint16_t port) const override;
 
  private:
+  // `policy` as loaded (no instance rules): compiled again with sb.rules.
   Status ApplyPolicy(SandboxInfo& sb, std::shared_ptr<const policy::CompiledPolicy> policy);
   Status WriteRules(const policy::Policy& policy, uint32_t set_id);
   void DeleteRules(const policy::Policy& policy, uint32_t set_id);

@@ -46,6 +46,8 @@ struct ProxyCounters {
   std::atomic<uint64_t> connect_timeouts{0};
   std::atomic<uint64_t> response_timeouts{0};
   std::atomic<uint64_t> heads_too_large{0};
+  // Requests a handler added a credential to ({{secret:...}}).
+  std::atomic<uint64_t> requests_injected{0};
 };
 
 struct SandboxView {

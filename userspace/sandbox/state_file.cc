@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "userspace/sandbox/instance_rules_json.h"
 #include "userspace/sandbox/saved_json.h"
 
 namespace egressd::sandbox {
@@ -38,6 +39,11 @@ StatusOr<SavedSandbox> ParseSandbox(const json& s, const std::string& where) {
     sb.source.kind = PolicySource::Kind::kFile;
   else
     return EGRESSD_ERROR("{}.policy_kind: must be \"name\" or \"file\"", where);
+  if (auto rules = s.find("rules"); rules != s.end() && !rules->is_null()) {
+    auto parsed = ParseInstanceRules(*rules, where + ".rules");
+    if (!parsed.ok()) return parsed.status();
+    sb.rules = std::move(*parsed);
+  }
   return sb;
 }
 
@@ -90,6 +96,7 @@ std::string StateFileText(const SavedState& state) {
         {"transient", sb.transient},
         {"owner_pid", sb.owner_pid},
         {"owner_start_time", sb.owner_start_time},
+        {"rules", InstanceRulesJson(sb.rules)},
     });
   }
   return out.dump(2) + "\n";

@@ -10,14 +10,15 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/instance_rules.h"
 #include "userspace/common/status.h"
 #include "userspace/sandbox/policy_source.h"
 
 namespace egressd::sandbox {
 
-// Version 2 added netns, proxy_port, dns_port, transient and the owner; a
-// version 1 file reads with their defaults.
-constexpr int kStateVersion = 2;
+// Version 2 added netns, proxy_port, dns_port, transient and the owner;
+// version 3 the instance's runtime rules. Older files read with defaults.
+constexpr int kStateVersion = 3;
 
 // What state.json keeps of one sandbox (SandboxInfo's lasting part).
 struct SavedSandbox {
@@ -33,6 +34,7 @@ struct SavedSandbox {
   bool transient = false;
   pid_t owner_pid = 0;
   uint64_t owner_start_time = 0;
+  policy::InstanceRules rules;  // `egressctl handler` / `egressctl hosts`
   bool operator==(const SavedSandbox&) const = default;
 };
 
