@@ -72,6 +72,22 @@ TEST(ControlRequestTest, DuplicateKeysTakeTheLast) {
   EXPECT_EQ(r->cmd, "status");
 }
 
+TEST(ControlRequestTest, ReadsTheRuntimeRulesFields) {
+  auto r = ParseControlRequest(
+      R"({"cmd":"handler_set","instance":"job-42","handler":"allow-hosts","host":"*.test",)"
+      R"("params":{"hostnames":["a.test"]},"action":"allow","hosts":["a.test","b.test"]})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->handler, "allow-hosts");
+  EXPECT_EQ(r->host, "*.test");
+  ASSERT_TRUE(r->params.has_value());
+  EXPECT_EQ((*r->params)["hostnames"][0], "a.test");
+  EXPECT_EQ(r->action, "allow");
+  EXPECT_EQ(r->hosts, (std::vector<std::string>{"a.test", "b.test"}));
+  EXPECT_EQ(ErrorOf(R"({"cmd":"handler_set","params":[1]})"), "\"params\" must be a JSON object");
+  EXPECT_EQ(ErrorOf(R"({"cmd":"hosts","hosts":"a.test"})"), "\"hosts\" must be a list of strings");
+  EXPECT_EQ(ErrorOf(R"({"cmd":"hosts","hosts":["a",1]})"), "\"hosts\" must be a list of strings");
+}
+
 TEST(ControlRequestTest, RoundTripsThroughItsJson) {
   ControlRequest request;
   request.cmd = "events";
@@ -79,6 +95,11 @@ TEST(ControlRequestTest, RoundTripsThroughItsJson) {
   request.after_seq = 7;
   request.limit = 10;
   request.transient = false;
+  request.handler = "h";
+  request.host = "*.test";
+  request.params = nlohmann::json{{"k", "v"}};
+  request.action = "deny";
+  request.hosts = {"a.test"};
   auto again = ParseControlRequest(ControlRequestJson(request).dump());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, request);

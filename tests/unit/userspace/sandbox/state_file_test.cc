@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "policy/host_glob.h"
+
 namespace egressd::sandbox {
 namespace {
 
@@ -38,6 +40,14 @@ SavedState TwoSandboxes() {
                              true,
                              1234,
                              987654321});
+  policy::InstanceRules& rules = state.sandboxes.back().rules;
+  rules.allowed_hosts = {"github.com", "*.npmjs.org"};
+  rules.denied_hosts = {"gist.github.com"};
+  rules.by_host.push_back({"api.github.com", {"github-auth", {}}});
+  rules.catch_all = policy::HandlerBinding{
+      "allow-hosts",
+      {{"hostnames", std::vector<std::string>{"github.com", "registry.npmjs.org"}},
+       {"note", std::string("x")}}};
   return state;
 }
 
@@ -59,13 +69,38 @@ TEST(StateFileTest, ReadsVersionOneWithDefaults) {
   EXPECT_FALSE(r->sandboxes[0].transient);
 }
 
+TEST(StateFileTest, RefusesRulesThatWouldNotMeanWhatTheySaid) {
+  auto rules = [](const std::string& json) {
+    return ErrorOf(R"({"version":3,"next_policy_set_id":2,"sandboxes":[
+      {"id":1,"cgroup":"/c","cgroup_id":5,"instance":"i","policy_kind":"name",
+       "policy":"p","policy_set_id":1,"rules":)" +
+                   json + "}]}");
+  };
+  EXPECT_EQ(
+      rules(R"({"allowed_hosts":["bad host"]})"), "sandboxes[0].rules.allowed_hosts[0]: " + [] {
+        std::string e;
+        policy::NormalizeHostPattern("bad host", &e);
+        return e;
+      }());
+  EXPECT_EQ(rules(R"({"denied_hosts":"x"})"),
+            "sandboxes[0].rules.denied_hosts: must be a list of host globs");
+  EXPECT_EQ(rules(R"({"by_host":[{"handler":"h"}]})"),
+            "sandboxes[0].rules.by_host[0].host: must be a host glob");
+  EXPECT_EQ(rules(R"({"catch_all":{"handler":""}})"),
+            "sandboxes[0].rules.catch_all.handler: must be a handler name");
+  EXPECT_EQ(rules(R"({"catch_all":{"handler":"h","params":{"a":[1]}}})"),
+            "sandboxes[0].rules.catch_all.params.a: every entry must be a string");
+  EXPECT_EQ(rules(R"({"catch_all":{"handler":"h","params":{"a":{}}}})"),
+            "sandboxes[0].rules.catch_all.params.a: must be a string or a list of strings");
+}
+
 TEST(StateFileTest, RefusesWithTheFieldNamed) {
   EXPECT_EQ(ErrorOf(""), "not JSON");
   EXPECT_EQ(ErrorOf("{\"version\":\"\xc3\x28\"}"), "not JSON");  // invalid UTF-8
   EXPECT_EQ(ErrorOf("[]"), "not a JSON object");
   EXPECT_EQ(ErrorOf(R"({"next_policy_set_id":1,"sandboxes":[]})"), "version: missing");
-  EXPECT_EQ(ErrorOf(R"({"version":3,"next_policy_set_id":1,"sandboxes":[]})"),
-            "unsupported state version 3");
+  EXPECT_EQ(ErrorOf(R"({"version":4,"next_policy_set_id":1,"sandboxes":[]})"),
+            "unsupported state version 4");
   EXPECT_EQ(ErrorOf(R"({"version":2.5,"next_policy_set_id":1,"sandboxes":[]})"),
             "version: must be an integer from -2147483648 to 2147483647");
   EXPECT_EQ(ErrorOf(R"({"version":2,"next_policy_set_id":4294967296,"sandboxes":[]})"),
