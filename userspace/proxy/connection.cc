@@ -419,6 +419,9 @@ void Connection::OnConnected(int res) {
   down_.Allocate(worker_.ctx().options.buffer_bytes);
   if (mode_ == Mode::kTunnel) {
     phase_ = Phase::kTunnel;
+    // Rules may have changed while we resolved and connected.
+    RecheckTunnel();
+    if (phase_ != Phase::kTunnel) return;
     up_.ready = up_.scanned = up_.end;
     Pump();
     return;
