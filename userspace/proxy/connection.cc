@@ -186,12 +186,14 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   }
   if (view->audit()) view->observed->Host(*sni);
   auto decision = policy.DecideTarget(*sni, origin_port_);
-  if (decision.verdict != policy::HostVerdict::kAllowed &&
-      Enforce(*sni, "SNI " + *sni + ": " + decision.reason, decision.handler)) {
-    decided_host_ = *sni;
-    view->counters->connections_denied++;
-    Close("SNI " + *sni + ": " + decision.reason);
-    return;
+  if (decision.verdict != policy::HostVerdict::kAllowed) {
+    if (Enforce(*sni, "SNI " + *sni + ": " + decision.reason, decision.handler)) {
+      decided_host_ = *sni;
+      view->counters->connections_denied++;
+      Close("SNI " + *sni + ": " + decision.reason);
+      return;
+    }
+    tunnel_reported_ = true;  // audit mode: reported once, here
   }
   // A handler that must see this host's requests, on a host never to be
   // intercepted: neither passing it through nor terminating it is right.
