@@ -14,6 +14,8 @@ constexpr std::pair<const char*, std::string ControlRequest::*> kStringFields[] 
     {"policy_file", &ControlRequest::policy_file},
     {"instance", &ControlRequest::instance},
     {"netns", &ControlRequest::netns},
+    {"name", &ControlRequest::name},
+    {"value", &ControlRequest::value},
 };
 
 constexpr std::pair<const char*, std::optional<uint64_t> ControlRequest::*> kCountFields[] = {
