@@ -13,6 +13,8 @@ constexpr std::pair<const char*, std::string ControlRequest::*> kStringFields[] 
     {"policy", &ControlRequest::policy},
     {"policy_file", &ControlRequest::policy_file},
     {"instance", &ControlRequest::instance},
+    {"name", &ControlRequest::name},
+    {"value", &ControlRequest::value},
     {"netns", &ControlRequest::netns},
     {"handler", &ControlRequest::handler},
     {"host", &ControlRequest::host},

@@ -16,6 +16,7 @@
 #include "userspace/protocol/tls_client_hello.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/proxy/worker.h"
+#include "userspace/secrets/secret_store.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -493,7 +494,12 @@ FilterVerdict Connection::FilterRequest(RequestHead& head, bool* websocket) {
   auto view = CurrentView();
   RequestContext ctx{*view, worker_.ctx().events, origin_addr_, origin_port_, head};
   if (client_tls_) ctx.tls_sni = &intercepted_sni_;
-  // SECRETS-MERGE: the secrets as they are now (a rotation applies to the next request).
+  // The secrets as they are now: a rotation applies to the next request.
+  std::optional<secrets::InstanceSecrets> secrets;
+  if (worker_.ctx().secrets) {
+    secrets.emplace(worker_.ctx().secrets->ForInstance(view->instance));
+    ctx.secrets = &*secrets;
+  }
   FilterVerdict verdict = RunRequestFilters(ctx);
   *websocket = ctx.websocket;
   return verdict;
