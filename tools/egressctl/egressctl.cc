@@ -14,6 +14,7 @@
 #include "policy/policy_loader.h"
 #include "tools/egressctl/control_client.h"
 #include "tools/egressctl/run_command.h"
+#include "tools/egressctl/secret_command.h"
 
 namespace {
 
@@ -42,6 +43,11 @@ commands:
   policy reload                            re-read every attached policy, all or nothing
   policy suggest --instance ID             a policy allowing what an audit-mode instance did
   ca INSTANCE [--json]                     the sandbox's CA certificate (PEM), to trust it
+  secret set NAME [--instance ID]          store a handler secret; the value is read from
+                                           stdin (never an argument), one trailing newline
+                                           stripped; --instance: for that instance only
+  secret rm NAME [--instance ID]           remove a secret
+  secret list [--instance ID] [--json]     names, scopes, change times, problems (no values)
 
 CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
 --policy takes a policy name in the daemon's --policy-dir, or a path to a
@@ -211,7 +217,9 @@ int main(int argc, char** argv) {
       a.command.assign(argv_rest.begin() + static_cast<long>(i) + 1, argv_rest.end());
       break;
     } else if (arg.size() > 1 && arg[0] == '-') {
-      Fail("unknown option " + arg + "\n" + kUsage, 2);
+      // Not echoed after `secret`: it may be a value typed where it does not belong.
+      bool secret = !a.positional.empty() && a.positional[0] == "secret";
+      Fail("unknown option " + (secret ? std::string("(not shown)") : arg) + "\n" + kUsage, 2);
     } else {
       a.positional.push_back(arg);
     }
@@ -255,6 +263,16 @@ int main(int argc, char** argv) {
     return egressctl::RunCommand(run);
   }
   if (!a.user.empty()) Fail("--user only goes with run", 2);
+
+  if (cmd == "secret") {
+    if (!a.policy.empty() || !a.netns.empty() || a.follow)
+      Fail("secret takes only --instance ID (and --json for list)", 2);
+    return egressctl::SecretCommand(
+        {.socket = a.socket,
+         .instance = a.instance,
+         .json = a.json,
+         .args = std::vector<std::string>(a.positional.begin() + 1, a.positional.end())});
+  }
 
   if (cmd == "policy") {
     if (a.positional.size() >= 2 && a.positional[1] == "check") {
