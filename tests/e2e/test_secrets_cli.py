@@ -140,6 +140,7 @@ def test_a_file_readable_by_others_is_unusable_with_the_chmod_hint(env):
     assert d.wait_log(lambda l: "loose-token is unusable" in l and "chmod 600" in l), d.log[-20:]
     time.sleep(1)  # a few refreshes: the warning is not repeated
     assert sum("loose-token is unusable" in l for l in d.log) == 1, d.log[-20:]
+    assert json.loads(d.ctl("status").stdout)["secrets"]["unusable"] >= 1
 
     os.chmod(path, 0o600)  # the fix, picked up within a second
     assert wait_for(lambda: entry(listing(d), "loose-token")["usable"], timeout=1.5)
