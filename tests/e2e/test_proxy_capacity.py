@@ -118,6 +118,53 @@ def test_connections_past_the_per_sandbox_limit_are_refused_and_others_served(en
         proc.wait(timeout=10)
 
 
+# Fills the sandbox's slots, then opens connection after connection for a
+# while (each is refused at once), and reports how many it opened.
+FLOOD_LOOP = """
+import socket, sys, time
+PORT = {port}
+held = [socket.create_connection(("127.0.0.1", PORT), timeout=10) for _ in range({limit})]
+print("full", flush=True)
+n = 0
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    try:
+        c = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+        n += 1
+        c.recv(1)
+        c.close()
+    except OSError:
+        pass
+print(n, flush=True)
+"""
+
+
+def test_a_flooding_sandbox_costs_others_nothing_and_gets_an_event_a_second(env):
+    flood = env.sandbox("open")
+    other = env.sandbox("open")
+    proc = flood.popen(PYTHON, "-c", FLOOD_LOOP.format(port=env.http.port, limit=LIMIT, seconds=3),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert read_line(proc.stdout, 20, "slots full").strip() == "full"
+        # Meanwhile the other sandbox is served, each request promptly.
+        for i in range(10):
+            t0 = time.monotonic()
+            r = other.curl(f"http://allowed.test:{env.http.port}/during-{i}")
+            assert r.returncode == 0 and f"path=/during-{i}" in r.stdout, r.stderr
+            assert time.monotonic() - t0 < 2
+        opened = int(read_line(proc.stdout, 20, "flood count"))
+        assert proc.wait(timeout=10) == 0, proc.stderr.read()
+        refused = flood.stats()["proxy"]["connections_refused_limit"]
+        assert opened > 100 and refused >= opened - 5, (opened, refused)
+        events = [e for e in proxy_events(env, flood.instance)
+                  if "--max-connections-per-sandbox" in e["reason"]]
+        assert 1 <= len(events) <= 5, (len(events), refused)  # 3 s of flood: one a second
+        assert other.stats()["proxy"]["connections_refused_limit"] == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def test_max_connections_flag_range(env, tmp_path):
     for bad in ("0", "1048577", "x"):
         r = subprocess.run(env.daemon.argv(max_connections_per_sandbox=bad,
