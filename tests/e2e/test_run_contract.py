@@ -54,7 +54,7 @@ HIDDEN = """
 import errno, os, socket, stat
 d = {daemon!r}
 out = []
-for name in ("policy_dir", "state_dir", "bpffs"):
+for name in ("policy_dir", "state_dir", "bpffs", "secrets_dir"):
     try:
         out.append(name + "=" + ",".join(sorted(os.listdir(d[name]))))
     except OSError as e:
@@ -86,13 +86,18 @@ print(" ".join(out))
 
 def test_the_daemons_files_are_hidden_and_proc_sys_is_read_only(env):
     d = env.daemon
+    # A secret the command could otherwise read as root (the file is root's).
+    with open(os.path.join(d.secrets_dir, "hidden_token"), "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write("never-inside\n")
     # Outside, none of them is empty: hiding them is what the test sees.
-    for path in (d.policy_dir, d.state_dir, d.bpffs):
+    for path in (d.policy_dir, d.state_dir, d.bpffs, d.secrets_dir):
         assert os.listdir(path), path
     code = HIDDEN.format(daemon={"policy_dir": d.policy_dir, "state_dir": d.state_dir,
-                                 "bpffs": d.bpffs, "socket": d.socket})
-    expected = ["policy_dir=", "state_dir=", "bpffs=", "procsys=EROFS", "socket=devnull",
-                "connect=ECONNREFUSED"]
+                                 "bpffs": d.bpffs, "secrets_dir": d.secrets_dir,
+                                 "socket": d.socket})
+    expected = ["policy_dir=", "state_dir=", "bpffs=", "secrets_dir=", "procsys=EROFS",
+                "socket=devnull", "connect=ECONNREFUSED"]
     for user in ([], ["--user", "nobody"]):
         for netns in ("new", "host"):
             r = d.run("--policy", "open", "--netns", netns, *user, "--", "/usr/bin/python3", "-c",
@@ -105,8 +110,9 @@ def test_the_daemons_files_are_hidden_and_proc_sys_is_read_only(env):
                 # nor open /proc/sys for writing.
                 assert got[:2] == ["policy_dir=EACCES", "state_dir=EACCES"], got
                 assert got[2] in ("bpffs=", "bpffs=EACCES"), got
-                assert got[3] in ("procsys=EROFS", "procsys=EACCES"), got
-                assert got[4:] == ["socket=EACCES", "connect=EACCES"], got
+                assert got[3] in ("secrets_dir=", "secrets_dir=EACCES"), got
+                assert got[4] in ("procsys=EROFS", "procsys=EACCES"), got
+                assert got[5:] == ["socket=EACCES", "connect=EACCES"], got
                 continue
             assert got == expected, (user, netns, r.stdout)
     # Nothing of the daemon's changed outside.

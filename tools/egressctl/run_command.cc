@@ -42,8 +42,9 @@ struct User {
 struct Hidden {
   std::string cgroup2_mount;  // remounted read-only: the command cannot leave its cgroup
   std::string socket;         // egressd's control socket: /dev/null over it
-  // egressd's state (audit log, namespace pins), policies and pinned BPF
-  // objects: an empty tmpfs over each (skipped when not on this host, as
+  // egressd's state (audit log, namespace pins, CA keys), policies, pinned
+  // BPF objects and secrets (root-only files, which a command run as root
+  // could otherwise read): an empty tmpfs over each (skipped when not on this host, as
   // with a daemon in a container of its own).
   std::vector<std::string> dirs;
 };
@@ -325,7 +326,7 @@ int RunCommand(const RunOptions& options) {
   hidden.cgroup2_mount = FindCgroup2Mount();
   if (hidden.cgroup2_mount.empty()) return SetupError("no cgroup2 mount in /proc/self/mounts");
   hidden.socket = options.socket;
-  for (const char* key : {"state_dir", "policy_dir", "bpffs"})
+  for (const char* key : {"state_dir", "policy_dir", "bpffs", "secrets_dir"})
     hidden.dirs.push_back(status->value(key, std::string()));
   std::string instance = options.instance.empty() ? RandomInstance() : options.instance;
   if (instance.find('/') != std::string::npos || instance == "." || instance == "..")
