@@ -118,6 +118,7 @@ class Daemon:
         self.state_dir = os.path.join(workdir, "state")
         self.policy_dir = os.path.join(workdir, "policies")
         os.makedirs(self.policy_dir, exist_ok=True)
+        self.secrets_dir = os.path.join(workdir, "secrets")  # created by egressd, 0700
         self.bpffs = f"/sys/fs/bpf/egressd-test-{uuid.uuid4().hex[:8]}"
         # 0: egressd picks a free port itself (no window for another process
         # to take it) and reports it; restarts pass that port, since pinned
@@ -139,7 +140,7 @@ class Daemon:
         values = {"socket": self.socket, "state-dir": self.state_dir, "bpffs": self.bpffs,
                   "policy-dir": self.policy_dir, "proxy-port": self.proxy_port,
                   "dns-upstream": self.dns_upstream, "cgroup-root": self.cgroup_root,
-                  "log-level": "debug"}
+                  "secrets-dir": self.secrets_dir, "log-level": "debug"}
         for flags in (self.flags, overrides):
             values.update({k.replace("_", "-"): v for k, v in flags.items()})
         return [EGRESSD] + [a for k, v in values.items() if v is not None for a in (f"--{k}", str(v))]

@@ -17,6 +17,8 @@ constexpr std::pair<const char*, std::string ControlRequest::*> kStringFields[] 
     {"handler", &ControlRequest::handler},
     {"host", &ControlRequest::host},
     {"action", &ControlRequest::action},
+    {"name", &ControlRequest::name},
+    {"value", &ControlRequest::value},
 };
 
 constexpr std::pair<const char*, std::optional<uint64_t> ControlRequest::*> kCountFields[] = {

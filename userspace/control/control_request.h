@@ -21,7 +21,9 @@ struct ControlRequest {
   std::string cgroup;                    // attach, detach
   std::string policy;                    // attach: a policy name, or
   std::string policy_file;               // attach: an absolute path
-  std::string instance;                  // attach, events, policy_suggest, ca
+  std::string instance;                  // attach, events, policy_suggest, ca, secret_*
+  std::string name;                      // secret_set, secret_rm: the secret's name
+  std::string value;                     // secret_set only: the secret (never log a request)
   std::string netns;                     // attach: "host" or a path
   std::optional<bool> transient;         // attach
   std::optional<uint64_t> after_seq;     // events

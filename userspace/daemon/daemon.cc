@@ -24,6 +24,7 @@
 #include "userspace/daemon/runtime_rules_commands.h"
 #include "userspace/proxy/proxy_port.h"
 #include "userspace/sandbox/registry.h"
+#include "userspace/secrets/secret_store.h"
 
 namespace egressd::daemon {
 namespace {
@@ -278,6 +279,10 @@ Status Daemon::Start() {
     return EGRESSD_ERROR("--upstream-ca {}: {}", options_.upstream_ca,
                          tls_client.status().message());
 
+  // Secrets: read now and re-read in the background; the workers only see snapshots.
+  secrets_ = std::make_unique<secrets::SecretStore>(options_.secrets_dir);
+  EGRESSD_RETURN_IF_ERROR(secrets_->Start());
+
   proxy::ProxyContext ctx;
   ctx.tls_server = *tls_server;
   ctx.tls_client = *tls_client;
@@ -293,6 +298,7 @@ Status Daemon::Start() {
   ctx.counters = &proxy_counters_;
   ctx.events = events_.get();
   ctx.host_addresses = &host_addresses_;
+  ctx.secrets = secrets_.get();
   proxy_ = std::make_unique<proxy::Proxy>(ctx);
   // Listeners first, then re-adopt: re-adopted sandboxes find the proxy up.
   EGRESSD_RETURN_IF_ERROR(proxy_->Start());
@@ -386,6 +392,7 @@ void Daemon::Stop() {
   if (resolver_) resolver_->Stop();
   if (proxy_) proxy_->Stop();
   if (forwarder_) forwarder_->Stop();
+  if (secrets_) secrets_->Stop();
 }
 
 StatusOr<size_t> Daemon::ReloadPolicies() {
@@ -407,6 +414,7 @@ nlohmann::json Daemon::Status_() const {
           {"state_dir", std::filesystem::absolute(options_.state_dir).string()},
           {"bpffs", std::filesystem::absolute(options_.bpffs).string()},
           {"policy_dir", std::filesystem::absolute(options_.policy_dir).string()},
+          {"secrets_dir", std::filesystem::absolute(options_.secrets_dir).string()},
           {"cgroup_root", options_.cgroup_root},
           {"proxy_port", options_.proxy_port},
           {"sandboxes", registry_->List().size()},
@@ -566,6 +574,7 @@ StatusOr<nlohmann::json> Daemon::Handle(const control::ControlRequest& request,
     return nlohmann::json{{"instance", request.instance}, {"certificate", *pem}};
   }
   if (auto reply = HandleRuntimeRulesCommand(*registry_, request)) return std::move(*reply);
+  if (auto secret = HandleSecretCommand(request)) return std::move(*secret);
   if (cmd == "policy_reload") {
     auto n = ReloadPolicies();
     if (!n.ok()) return n.status();

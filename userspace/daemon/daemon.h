@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -35,6 +36,9 @@ class EventLog;
 namespace egressd::proxy {
 class Proxy;
 }
+namespace egressd::secrets {
+class SecretStore;
+}
 namespace egressd::control {
 class ControlServer;
 struct ControlRequest;
@@ -48,10 +52,11 @@ struct DaemonOptions {
   std::string state_dir = "/var/lib/egressd";
   std::string bpffs = "/sys/fs/bpf/egressd";
   std::string policy_dir = "/etc/egressd/policies";
-  std::string cgroup_root;      // default: <cgroup2 mount>/egressd
-  uint16_t proxy_port = 15001;  // 0: a free one, picked at Start()
-  std::string dns_upstream;     // default: first nameserver of /etc/resolv.conf
-  std::string upstream_ca;      // extra roots for intercepted upstreams ("" none)
+  std::string secrets_dir = "/etc/egressd/secrets";  // created 0700 if missing
+  std::string cgroup_root;                           // default: <cgroup2 mount>/egressd
+  uint16_t proxy_port = 15001;                       // 0: a free one, picked at Start()
+  std::string dns_upstream;  // default: first nameserver of /etc/resolv.conf
+  std::string upstream_ca;   // extra roots for intercepted upstreams ("" none)
   int workers = 0;
   // How long a sandbox's relayed DNS query waits for the upstream before SERVFAIL.
   std::chrono::seconds dns_timeout{4};
@@ -81,6 +86,10 @@ class Daemon {
   nlohmann::json Status_() const;
   StatusOr<nlohmann::json> Stats(const std::string& target) const;
   nlohmann::json Events(const control::ControlRequest& request) const;
+  // secret_set, secret_rm, secret_list (secret_commands.cc); nullopt: not a
+  // secret command.
+  std::optional<StatusOr<nlohmann::json>> HandleSecretCommand(
+      const control::ControlRequest& request);
 
   class Listeners;
 
@@ -97,6 +106,7 @@ class Daemon {
   std::unique_ptr<Listeners> listeners_;
   proxy::ProxyGlobalCounters proxy_counters_;
   proxy::HostAddresses host_addresses_;
+  std::unique_ptr<secrets::SecretStore> secrets_;  // before proxy_: the workers read it
   std::unique_ptr<proxy::Proxy> proxy_;
   std::unique_ptr<kernel::AuditReader> audit_;
   std::unique_ptr<control::ControlServer> control_;

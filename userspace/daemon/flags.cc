@@ -89,6 +89,14 @@ Status CheckStateDir(const std::string& dir) {
   return {};
 }
 
+Status CheckSecretsDir(const std::string& dir) {
+  EGRESSD_RETURN_IF_ERROR(CheckNotEmpty("--secrets-dir", dir));
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    return EGRESSD_ERROR("--secrets-dir {}: not a directory", dir);
+  return {};
+}
+
 Status CheckSocketPath(const std::string& path) {
   EGRESSD_RETURN_IF_ERROR(CheckNotEmpty("--socket", path));
   if (path.size() >= sizeof(sockaddr_un{}.sun_path))
@@ -126,6 +134,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("state-dir", "state directory (attached sandboxes)", cxxopts::value<std::string>()->default_value(o.state_dir))
       ("bpffs", "where BPF maps and links are pinned", cxxopts::value<std::string>()->default_value(o.bpffs))
       ("policy-dir", "directory of NAME.yaml policies (must exist)", cxxopts::value<std::string>()->default_value(o.policy_dir))
+      ("secrets-dir", "handlers' secrets: NAME, instances/INSTANCE/NAME (root-only; created 0700 if missing)", cxxopts::value<std::string>()->default_value(o.secrets_dir))
       ("cgroup-root", "parent of cgroups egressd creates (default <cgroup2 mount>/egressd)", cxxopts::value<std::string>()->default_value(""))
       ("proxy-port", "proxy listener port on 127.0.0.1 and ::1 (0: a free one, reported)", cxxopts::value<std::string>()->default_value("15001"))
       ("audit-log-max-bytes", "rotate <state-dir>/audit.jsonl past this size, one old file kept", cxxopts::value<std::string>()->default_value(std::to_string(o.audit_log_max_bytes)))
@@ -158,6 +167,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   o.state_dir = text("state-dir");
   o.bpffs = text("bpffs");
   o.policy_dir = text("policy-dir");
+  o.secrets_dir = text("secrets-dir");
   o.cgroup_root = text("cgroup-root");
   o.dns_upstream = text("dns-upstream");
   o.upstream_ca = text("upstream-ca");
@@ -193,6 +203,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   EGRESSD_RETURN_IF_ERROR(CheckStateDir(o.state_dir));
   EGRESSD_RETURN_IF_ERROR(CheckBpffsDir(o.bpffs));
   EGRESSD_RETURN_IF_ERROR(CheckPolicyDir(o.policy_dir));
+  EGRESSD_RETURN_IF_ERROR(CheckSecretsDir(o.secrets_dir));
   EGRESSD_RETURN_IF_ERROR(CheckCgroupRoot(o.cgroup_root));
   EGRESSD_RETURN_IF_ERROR(CheckDnsUpstream(o.dns_upstream));
   return flags;

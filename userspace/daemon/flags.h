@@ -38,6 +38,8 @@ StatusOr<int> ParseWorkers(const std::string& text);
 StatusOr<spdlog::level::level_enum> ParseLogLevel(const std::string& text);
 Status CheckPolicyDir(const std::string& dir);
 Status CheckStateDir(const std::string& dir);
+// Need not exist (created 0700 at start); if it does, a directory.
+Status CheckSecretsDir(const std::string& dir);
 Status CheckSocketPath(const std::string& path);
 Status CheckBpffsDir(const std::string& dir);
 Status CheckCgroupRoot(const std::string& dir);

@@ -14,6 +14,10 @@
 #include "userspace/tls/tls_client_context.h"
 #include "userspace/tls/tls_server_context.h"
 
+namespace egressd::secrets {
+class SecretStore;
+}
+
 namespace egressd::proxy {
 
 // Counters not tied to a sandbox (the sandbox is not known yet or is gone).
@@ -47,6 +51,9 @@ struct ProxyContext {
   // from each sandbox's CA) and the verified upstream client. Built at start.
   std::shared_ptr<const tls::TlsServerContext> tls_server;
   std::shared_ptr<const tls::TlsClientContext> tls_client;
+  // Handlers' secrets: take a snapshot (secrets->Current() or ForInstance),
+  // never read files on a worker. Owned by the daemon.
+  const secrets::SecretStore* secrets = nullptr;
 };
 
 }  // namespace egressd::proxy
