@@ -1,0 +1,274 @@
+"""Named handlers switched at runtime, per instance (issue 10, sections 1-3
+and 6): allow_methods/allow_paths refusals, the hosted-sandbox sequence
+(allow-hosts with params, then no-http: open keep-alive connections answered
+403, pass-through tunnels cut, DNS NXDOMAIN), `egressctl hosts`, bindings
+kept across a daemon restart and gone at detach, `policy check` errors."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from audit_events import wait_events
+from conftest import EGRESSCTL
+from echo_origin import EchoOrigin, make_multi_name_cert
+from handler_helpers import Agent, Cli, sandbox_ca, write_yaml
+
+NAMES = ["github.test", "registry.npmjs.test", "pinned.test", "elsewhere.test", "ro.test",
+         "ro405.test"]
+LOCKED = "network locked after setup"
+
+JOB = """name: job
+tls:
+  intercept: ["*"]
+  passthrough: ["pinned.test"]
+handlers:
+  allow-hosts:
+    - allow_hosts: "{{params.hostnames}}"
+  no-http:
+    - deny: {status: 403, body: "network locked after setup"}
+"""
+
+READ_ONLY = """name: ro
+tls:
+  intercept: ["*"]
+handlers:
+  read-only:
+    - allow_methods: [GET, HEAD]
+    - allow_paths: ["/repos/acme/*"]
+  own-statuses:
+    - allow_methods: {methods: [GET], status: 405}
+    - allow_paths: {paths: ["/ok/*"], status: 404}
+by_host:
+  "ro.test": read-only
+  "ro405.test": own-statuses
+"""
+
+
+@pytest.fixture(scope="module")
+def hx(env, tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("handlers"))
+    crt, key = make_multi_name_cert(d, "echo", env.ca, NAMES)
+    h = type("Handlers", (), {})()
+    h.env, h.dir = env, d
+    h.origin = EchoOrigin("echo-https", tls=(crt, key))
+    h.cli = Cli(env.daemon)
+    for name in NAMES:
+        env.dns.records[name] = ["127.0.0.1"]
+    write_yaml(env.daemon.policy_dir, "job", JOB)
+    write_yaml(env.daemon.policy_dir, "ro", READ_ONLY)
+    try:
+        yield h
+    finally:
+        h.origin.close()
+
+
+def cgroup_agent(hx, policy, instance):
+    """A cgroup sandbox running the handler agent; (sandbox, agent, request defaults)."""
+    env = hx.env
+    sb = env.sandbox(policy, instance)
+    agent = Agent(sb._argv([]))
+    env.sandboxes.append(type("Closer", (), {"cleanup": lambda self: agent.close()})())
+    ca = sandbox_ca(env, instance, hx.dir)
+    return sb, agent, ca
+
+
+def get(agent, hx, conn, host, path, ca=None, **kw):
+    return agent("get", conn=conn, host=host, port=hx.origin.port, path=path, ca=ca, **kw)
+
+
+def tunnel(agent, hx, conn):
+    """A pass-through TLS connection to pinned.test, verified with the origin's own CA."""
+    return agent("tunnel", conn=conn, host="pinned.test", port=hx.origin.port, ca=hx.env.ca)
+
+
+def test_allow_methods_and_allow_paths_refuse_with_their_status(hx):
+    sb, agent, ca = cgroup_agent(hx, "ro", "ro-1")
+    cases = [  # (host, method, path, status)
+        ("ro.test", "GET", "/repos/acme/a", 200),
+        ("ro.test", "HEAD", "/repos/acme/b", 200),
+        ("ro.test", "GET", "/repos/acme/c?page=/other", 200),  # the query is not the path
+        ("ro.test", "POST", "/repos/acme/d", 403),
+        ("ro.test", "DELETE", "/repos/acme/e", 403),
+        ("ro.test", "GET", "/repos/other/f", 403),
+        ("ro.test", "GET", "/repos/acme", 403),
+        ("ro405.test", "GET", "/ok/g", 200),
+        ("ro405.test", "PUT", "/ok/h", 405),
+        ("ro405.test", "GET", "/elsewhere/i", 404),
+    ]
+    for i, (host, method, path, status) in enumerate(cases):
+        r = get(agent, hx, f"c{i}", host, path, ca=ca, method=method)
+        assert r.get("status") == status, (host, method, path, r)
+    reached = {(q["host"], q["method"], q["path"]) for q in hx.origin.requests}
+    for host, method, path, status in cases:
+        assert ((host, method, path) in reached) == (status == 200), (host, method, path)
+    assert sb.stats()["proxy"]["requests_denied"] == 6
+    events = wait_events(hx.env, "ro-1", 6, predicate=lambda e: e.get("handler"))
+    assert sorted(e["handler"] for e in events) == ["own-statuses"] * 2 + ["read-only"] * 4, events
+    methods = [e for e in events if e["host"] == "ro405.test" and "allow_methods" in e["reason"]]
+    assert methods, events
+
+
+def test_hosted_sandbox_sequence_allow_hosts_then_no_http(hx):
+    env, cli = hx.env, hx.cli
+    instance = "job-42"
+    agent = Agent(env.daemon.run_prefix("--policy", "job", "--instance", instance, "--netns", "host"))
+    try:
+        # Nothing bound yet: the policy allows every host.
+        assert get(agent, hx, "pre", "elsewhere.test", "/before-any-handler")["status"] == 200
+        cli("handler", "set", instance, "allow-hosts", "--params",
+            '{"hostnames":["github.test","registry.npmjs.test","pinned.test"]}')
+        listed = cli.handler_list(instance)
+        assert [(b["level"], b["kind"], b["handler"], b["params"]) for b in listed["bindings"]] == [
+            ("instance", "catch_all", "allow-hosts",
+             {"hostnames": ["github.test", "registry.npmjs.test", "pinned.test"]})], listed
+        # The install: listed hosts answer, on the connection open before the set too.
+        r = get(agent, hx, "pre", "elsewhere.test", "/pre-after-set")
+        assert r["status"] == 403, r
+        r = get(agent, hx, "gh", "github.test", "/install-1")
+        assert r["status"] == 200, r
+        r = get(agent, hx, "npm", "registry.npmjs.test", "/left-pad")
+        assert r["status"] == 200, r
+        r = get(agent, hx, "gh", "github.test", "/install-2")
+        assert r["status"] == 200 and r["reused"], r
+        r = get(agent, hx, "other", "elsewhere.test", "/not-listed")
+        assert r["status"] == 403, r
+        assert agent("dns", name="github.test")["rcode"] == 0
+        assert agent("dns", name="elsewhere.test")["rcode"] == 3
+        r = tunnel(agent, hx, "tun")
+        assert r.get("status") == 200 and "host=pinned.test" in r["body"], r
+        assert env.daemon.stats(instance)["proxy"]["tls_passthrough"] == 1
+
+        # Lock down after setup.
+        cli("handler", "set", instance, "no-http")
+        closed = agent("wait_closed", conn="tun", timeout=3)
+        assert closed["closed"] and closed["seconds"] < 1.0, closed
+        r = get(agent, hx, "gh", "github.test", "/after-lock")
+        assert r.get("status") == 403 and r["reused"] and LOCKED in r["body"], r
+        r = get(agent, hx, "gh-new", "registry.npmjs.test", "/after-lock-new")
+        assert r.get("status") == 403 and not r["reused"] and LOCKED in r["body"], r
+        r = tunnel(agent, hx, "tun2")
+        assert "error" in r or r.get("status") == 0, r
+        for name in ("github.test", "registry.npmjs.test", "pinned.test", "elsewhere.test"):
+            assert agent("dns", name=name)["rcode"] == 3, name
+    finally:
+        status = agent.close()
+    assert status == 0
+    reached = [q["path"] for q in hx.origin.requests]
+    assert {"/before-any-handler", "/install-1", "/install-2", "/left-pad"} <= set(reached)
+    for path in ("/pre-after-set", "/not-listed", "/after-lock", "/after-lock-new"):
+        assert path not in reached, path
+    assert reached.count("/tunnel") == 1  # the second tunnel never reached the origin
+    events = wait_events(env, instance, 1, predicate=lambda e: e.get("handler") == "no-http")
+    assert events, cli.events(instance)
+    cut = [e for e in cli.events(instance) if "pinned.test" == e.get("host")]
+    assert cut and any("closed" in e["reason"] for e in cut), cut
+
+
+def test_bindings_survive_a_daemon_restart_and_end_at_detach(hx):
+    env, cli = hx.env, hx.cli
+    instance = "keep-1"
+    sb, agent, ca = cgroup_agent(hx, "job", instance)
+    cli("handler", "set", instance, "allow-hosts", "--params",
+        '{"hostnames":["github.test","registry.npmjs.test"]}')
+    cli("handler", "set", instance, "no-http", "--host", "registry.npmjs.test")
+    cli("hosts", "deny", instance, "ro.test")
+
+    def behaviour(tag, ca=ca):
+        return {host: get(agent, hx, f"{tag}-{host}", host, f"/{tag}", ca=ca).get("status")
+                for host in ("github.test", "registry.npmjs.test", "elsewhere.test", "ro.test")}
+
+    expected = {"github.test": 200, "registry.npmjs.test": 403, "elsewhere.test": 403,
+                "ro.test": 403}
+    assert behaviour("before-restart") == expected
+    bindings = cli.handler_list(instance)
+    hosts = cli.json("hosts", "list", instance, "--json")
+    assert len(bindings["bindings"]) == 2 and hosts["denied_hosts"] == ["ro.test"], (bindings, hosts)
+    env.daemon.stop()
+    env.daemon.start()
+    assert cli.handler_list(instance) == bindings
+    assert cli.json("hosts", "list", instance, "--json") == hosts
+    assert behaviour("after-restart") == expected
+    # Detach ends them: attached again, the instance has none.
+    env.daemon.ctl("detach", sb.path)
+    sb.attach("job")
+    assert cli.handler_list(instance)["bindings"] == []
+    assert cli.json("hosts", "list", instance, "--json")["denied_hosts"] == []
+    # (the CA ended with the detach too: the new one is the instance's now)
+    assert behaviour("reattached", sandbox_ca(env, instance, hx.dir)) == {h: 200 for h in expected}
+
+
+def test_hosts_commands_change_the_next_request_and_deny_cuts_a_tunnel(hx):
+    env, cli = hx.env, hx.cli
+    instance = "hosts-1"
+    sb, agent, ca = cgroup_agent(hx, "job", instance)
+    assert get(agent, hx, "a", "github.test", "/h-1", ca=ca)["status"] == 200
+    cli("hosts", "deny", instance, "github.test")
+    r = get(agent, hx, "a", "github.test", "/h-2", ca=ca)
+    assert r["status"] == 403 and r["reused"], r
+    cli("hosts", "remove", instance, "github.test")
+    assert get(agent, hx, "a", "github.test", "/h-3", ca=ca)["status"] == 200
+    assert get(agent, hx, "b", "registry.npmjs.test", "/h-4", ca=ca)["status"] == 200
+    # An instance that allows a list is deny by default from then on.
+    cli("hosts", "allow", instance, "registry.npmjs.test")
+    listed = cli.json("hosts", "list", instance, "--json")
+    assert listed["allowed_hosts"] == ["registry.npmjs.test"] and listed["deny_by_default"], listed
+    r = get(agent, hx, "b", "registry.npmjs.test", "/h-5", ca=ca)
+    assert r["status"] == 200 and r["reused"], r
+    assert get(agent, hx, "a", "github.test", "/h-6", ca=ca)["status"] == 403
+    cli("hosts", "clear", instance)
+    assert get(agent, hx, "a", "github.test", "/h-7", ca=ca)["status"] == 200
+    reached = {q["path"] for q in hx.origin.requests}
+    assert {"/h-1", "/h-3", "/h-4", "/h-5", "/h-7"} <= reached and not {"/h-2", "/h-6"} & reached
+
+    # A deny cuts an open pass-through tunnel to that host, and refuses the next one.
+    r = tunnel(agent, hx, "t")
+    assert r.get("status") == 200, r
+    cli("hosts", "deny", instance, "pinned.test")
+    closed = agent("wait_closed", conn="t", timeout=3)
+    assert closed["closed"] and closed["seconds"] < 1.0, closed
+    r = tunnel(agent, hx, "t2")
+    assert "error" in r or r.get("status") == 0, r
+    st = sb.stats()["proxy"]
+    assert st["tls_passthrough"] >= 1, st
+
+
+BAD_POLICIES = [
+    # (label, policy text, line, message fragment)
+    ("unknown step", """name: bad
+handlers:
+  h:
+    - allow_hosts: ["a.test"]
+    - set_haeder: {name: X-A, value: b}
+""", 5, "set_haeder"),
+    ("unknown handler", """name: bad
+handlers:
+  h:
+    - deny: {status: 403}
+by_host:
+  "a.test": h
+  "b.test": nope
+""", 7, "nope"),
+    ("bad status", """name: bad
+handlers:
+  h:
+    - deny: {status: 99}
+""", 4, "status"),
+    ("set_header on Host", """name: bad
+handlers:
+  h:
+    - set_header: {name: Host, value: evil.test}
+""", 4, "Host"),
+]
+
+
+@pytest.mark.parametrize("label,text,line,fragment", BAD_POLICIES, ids=[b[0] for b in BAD_POLICIES])
+def test_policy_check_names_the_line_of_a_bad_handler(hx, tmp_path, label, text, line, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    r = subprocess.run([EGRESSCTL, "policy", "check", str(path)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    errors = [l for l in r.stderr.splitlines() if l.startswith(f"{path}:{line}:")]
+    assert errors and fragment in errors[0], r.stderr
