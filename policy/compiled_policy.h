@@ -1,6 +1,7 @@
 // A validated policy made ready for decisions on the data path.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,7 +17,7 @@ namespace egressd::policy {
 enum class HostVerdict { kAllowed, kDenied };
 
 struct HostDecision {
-  HostVerdict verdict;
+  HostVerdict verdict = HostVerdict::kDenied;
   std::string reason;  // human text for 403 bodies and audit logs
   std::optional<std::string> matched_entry;
   int status = 403;     // a request refused by this decision (a handler step may say another)
@@ -107,6 +108,24 @@ class CompiledPolicy {
   HostGlobSet tls_intercept_;
   HostGlobSet tls_passthrough_;
   std::optional<std::string> invalid_entry_;
+  // by_host entries (normalized glob -> index into the binding list, the
+  // first one written wins), and why a binding cannot be used ("" if it can).
+  HostGlobSet instance_by_host_globs_;
+  std::map<std::string, size_t> instance_by_host_index_;
+  std::vector<std::string> instance_by_host_problems_;
+  HostGlobSet policy_by_host_globs_;
+  std::map<std::string, size_t> policy_by_host_index_;
+  std::vector<std::string> policy_by_host_problems_;
+  std::string instance_catch_all_problem_;
+  std::string policy_catch_all_problem_;
+  // Some host-level refusal is keyed by host name (denied_hosts, or a
+  // deny_hosts or deny step bound by host or a deny_hosts catch_all): an
+  // address that names no host could slip past it (DecideUnnamed).
+  bool denies_by_name_ = false;
+
+  BoundHandler Bind(const HandlerBinding& binding, std::string origin, bool by_host,
+                    const std::string& problem) const;
+  HostDecision DecideByHandler(const std::string& host, HostDecision allowed) const;
 };
 
 }  // namespace egressd::policy

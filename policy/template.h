@@ -11,7 +11,8 @@
 
 namespace egressd::policy {
 
-// Secret names: [A-Za-z0-9_.-]+, at most 128 characters.
+// Secret names: [A-Za-z0-9_.-]+, at most 128 characters, not "." or ".."
+// (a secret is a file of that name).
 bool IsValidSecretName(std::string_view name);
 
 class Template {

@@ -22,7 +22,7 @@ CG2=$(awk '$3=="cgroup2"{print $2; exit}' /proc/self/mounts)
 CG=$CG2/egressd-bench-$$
 ORIGIN_HTTP=18080 ORIGIN_TLS=18443 HAPROXY_HTTP=18081 HAPROXY_TLS=18444
 PROXY_PORT=18001 DNS_PORT=18053
-HAPROXY_MITM=18445 SQUID_HTTP=18128 SQUID_BUMP=18129
+HAPROXY_MITM=18445 HAPROXY_INJECT=18446 SQUID_HTTP=18128 SQUID_BUMP=18129
 SQUID_UID=4242  # the squid rows' clients run as this uid: iptables sends its origin traffic to squid
 BENCH_TLS=${BENCH_TLS:-0} BENCH_PLAIN=${BENCH_PLAIN:-1}
 CG_TLS=$CG2/egressd-bench-tls-$$
@@ -116,10 +116,11 @@ pids+=($!)
 # is the bench's DNS (tls_rows.sh starts it; nothing else resolves names), its
 # extra upstream root the origin's CA.
 mkdir -p "$W/policies"
+mkdir -m 0700 "$W/secrets"  # the injection row's credential (tls_rows.sh)
 printf 'name: bench\ndeny_cidrs: ["127.0.0.99/32"]\n' > "$W/policies/bench.yaml"
 "$BUILD/userspace/egressd" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
   --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:$DNS_PORT \
-  --upstream-ca "$W/origin-ca.crt" \
+  --upstream-ca "$W/origin-ca.crt" --secrets-dir "$W/secrets" \
   ${EGRESSD_WORKERS:+--workers "$EGRESSD_WORKERS"} --log-level warn 2>"$W/egressd.log" &
 EGRESSD_PID=$!
 pids+=($!)

@@ -10,6 +10,8 @@
 #   haproxy  TLS termination with certificates generated per SNI
 #            (generate-certificates) and a verified upstream, addressed
 #            directly (as a reverse proxy, like the plain haproxy rows);
+#   (inject) egressd and haproxy again, each adding one request header
+#            (a handler's set_header from a secret; http-request set-header);
 #   squid    ssl-bump (peek the SNI, bump, certificates generated per SNI),
 #            intercepting: the client runs as uid $SQUID_UID and an iptables
 #            REDIRECT rule for that uid alone sends its origin traffic to squid.
@@ -17,7 +19,7 @@
 # resolves through bench_dns.py (every *.origin.test is 127.0.0.1); squid reads
 # a hosts file listing every name its rows use.
 T=$W/tls
-ROWS=" ${BENCH_TLS_ROWS:-ka hs names bulk idle} "  # a subset, e.g. BENCH_TLS_ROWS="hs idle"
+ROWS=" ${BENCH_TLS_ROWS:-ka inject hs names bulk idle} "  # a subset, e.g. BENCH_TLS_ROWS="hs idle"
 mkdir -p "$T" "$T/ready"
 chmod 755 "$T"
 chmod 1777 "$T/ready"  # the squid rows' client writes its readiness file here
@@ -68,6 +70,10 @@ frontend mitm_in
 backend mitm_origin
   http-reuse safe
   server o 127.0.0.1:$ORIGIN_TLS ssl verify required ca-file $W/origin-ca.crt sni ssl_fc_sni
+frontend mitm_inject
+  bind 127.0.0.1:$HAPROXY_INJECT ssl crt $T/default.pem ca-sign-file $T/mitm-ca-bundle.pem generate-certificates
+  http-request set-header Authorization "Bearer bench-token-0123456789abcdef"
+  default_backend mitm_origin
 HAP
 haproxy -f "$T/haproxy.cfg" > "$T/haproxy.log" 2>&1 &
 HAPROXY_MITM_PID=$!
@@ -119,8 +125,11 @@ SQUID_NAT_RULE="-p tcp -d 127.0.0.1 --dport $ORIGIN_TLS -m owner --uid-owner $SQ
 # shellcheck disable=SC2086
 iptables -t nat -A OUTPUT $SQUID_NAT_RULE
 
-# egressd: a second sandbox whose policy intercepts every name.
-printf 'name: benchtls\ntls: {intercept: ["*"]}\n' > "$W/policies/benchtls.yaml"
+# egressd: a second sandbox whose policy intercepts every name; its handler
+# `inject` (bound only during the inject row) adds a credential from a secret.
+printf 'name: benchtls\ntls: {intercept: ["*"]}\nhandlers:\n  inject:\n    - set_header: {name: Authorization, value: "Bearer {{secret:bench_token}}"}\n' \
+  > "$W/policies/benchtls.yaml"
+(umask 077 && echo "bench-token-0123456789abcdef" > "$W/secrets/bench_token")
 mkdir "$CG_TLS"
 "$BUILD/tools/egressctl" --socket "$W/sock" attach "$CG_TLS" --policy benchtls --instance benchtls >/dev/null
 "$BUILD/tools/egressctl" --socket "$W/sock" ca benchtls > "$T/sandbox-ca.pem"
@@ -130,14 +139,16 @@ as() {
   local where=$1; shift
   local with_hosts=(unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$T/hosts")
   case $where in
-    egressd) sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG_TLS" "${with_hosts[@]}" "$@" ;;
+    egressd*) sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG_TLS" "${with_hosts[@]}" "$@" ;;
     squid) "${with_hosts[@]}" setpriv --reuid="$SQUID_UID" --regid="$SQUID_UID" --clear-groups "$@" ;;
     *) "${with_hosts[@]}" "$@" ;;
   esac
 }
-port_of() { [ "$1" = haproxy ] && echo "$HAPROXY_MITM" || echo "$ORIGIN_TLS"; }
+port_of() {
+  case $1 in haproxy) echo "$HAPROXY_MITM" ;; haproxy_inject) echo "$HAPROXY_INJECT" ;; *) echo "$ORIGIN_TLS" ;; esac
+}
 ca_of() {
-  case $1 in egressd) echo "$T/sandbox-ca.pem" ;; direct) echo "$W/origin-ca.crt" ;; *) echo "$T/mitm-ca.crt" ;; esac
+  case $1 in egressd*) echo "$T/sandbox-ca.pem" ;; direct) echo "$W/origin-ca.crt" ;; *) echo "$T/mitm-ca.crt" ;; esac
 }
 
 # Every setup answers, with the certificate expected (verified by curl). A
@@ -145,7 +156,7 @@ ca_of() {
 # has not generated a certificate for yet (this also warms origin.test).
 wait_for squid 20 sh -c "ss -lnt | grep -q '127.0.0.1:$SQUID_BUMP '"
 wait_for haproxy 10 sh -c "ss -lnt | grep -q '127.0.0.1:$HAPROXY_MITM '"
-for where in direct egressd haproxy squid; do
+for where in direct egressd haproxy haproxy_inject squid; do
   check=(as "$where" curl -sS --fail -o /dev/null --cacert "$(ca_of "$where")" "https://origin.test:$(port_of "$where")/small.txt")
   if ! "${check[@]}" 2>"$T/curl-$where.err" && ! "${check[@]}" 2>"$T/curl-$where.err"; then
     echo "bench: the $where TLS setup does not answer: $(cat "$T/curl-$where.err")" >&2
@@ -168,7 +179,7 @@ rss_kib() {
   done
   echo "$total"
 }
-proxy_pid() { case $1 in egressd) echo "$EGRESSD_PID" ;; haproxy) echo "$HAPROXY_MITM_PID" ;; squid) echo "$SQUID_PID" ;; esac; }
+proxy_pid() { case $1 in egressd*) echo "$EGRESSD_PID" ;; haproxy*) echo "$HAPROXY_MITM_PID" ;; squid) echo "$SQUID_PID" ;; esac; }
 
 HZ=$(getconf CLK_TCK)
 # runs the command, writes the % of one core the proxy used to $T/cpu-ROW-WHERE
@@ -221,6 +232,22 @@ done
 trow "intercepted HTTPS keep-alive 100 B, 2x50 conns (req/s)" "$(with_errors "${R[direct]}" "${E[direct]}")" \
   "$(with_errors "${R[egressd]}" "${E[egressd]}")" "$(with_errors "${R[haproxy]}" "${E[haproxy]}")" "$(with_errors "${R[squid]}" "${E[squid]}")"
 echo "| ... p99 latency | ${P99[direct]} | ${P99[egressd]} | ${P99[haproxy]} | ${P99[squid]} | | |"
+fi
+
+# One injected header: the same intercepted keep-alive load with and without
+# it, for egressd (a handler bound to origin.test at runtime, its value from
+# a secret) and haproxy (http-request set-header), measured back to back.
+if has_row inject; then
+ctl() { "$BUILD/tools/egressctl" --socket "$W/sock" "$@"; }
+read -r R[egressd_plain] _ _ E[egressd_plain] <<<"$(tls_wrk inject-none egressd /small.txt -t2 -c50)"
+ctl handler set benchtls inject --host origin.test >/dev/null
+read -r R[egressd_inject] _ _ E[egressd_inject] <<<"$(tls_wrk inject egressd_inject /small.txt -t2 -c50)"
+INJECTED=$(ctl stats benchtls --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["sandboxes"][0]["proxy"]["requests_injected"])')
+ctl handler clear benchtls --host origin.test >/dev/null
+read -r R[haproxy_plain] _ _ E[haproxy_plain] <<<"$(tls_wrk inject-none haproxy /small.txt -t2 -c50)"
+read -r R[haproxy_inject] _ _ E[haproxy_inject] <<<"$(tls_wrk inject haproxy_inject /small.txt -t2 -c50)"
+cost() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0>0) printf "%.1f%%", 100*(a-b)/a; else print "-" }'; }
+INJECT_ROW="| intercepted keep-alive + 1 injected header (req/s; egressd: $INJECTED requests injected) | $(with_errors "${R[egressd_plain]}" "${E[egressd_plain]}") | $(with_errors "${R[egressd_inject]}" "${E[egressd_inject]}") | $(cost "${R[egressd_plain]}" "${R[egressd_inject]}") | $(with_errors "${R[haproxy_plain]}" "${E[haproxy_plain]}") | $(with_errors "${R[haproxy_inject]}" "${E[haproxy_inject]}") | $(cost "${R[haproxy_plain]}" "${R[haproxy_inject]}") |"
 fi
 
 if has_row hs; then
@@ -279,6 +306,13 @@ for where in egressd haproxy squid; do
   wait "$client" 2>/dev/null || true
 done
 echo "| RSS added by 1,000 idle intercepted connections (MiB) | | ${RSS[egressd]} | ${RSS[haproxy]} | ${RSS[squid]} | $(ratio "${RSS[egressd]}" "${RSS[haproxy]}") | $(ratio "${RSS[egressd]}" "${RSS[squid]}") |"
+fi
+
+if [ -n "${INJECT_ROW:-}" ]; then
+  echo
+  echo "| workload | egressd, no handler | egressd, handler | cost | haproxy | haproxy, set-header | cost |"
+  echo "|---|---|---|---|---|---|---|"
+  echo "$INJECT_ROW"
 fi
 
 echo

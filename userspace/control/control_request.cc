@@ -13,12 +13,12 @@ constexpr std::pair<const char*, std::string ControlRequest::*> kStringFields[] 
     {"policy", &ControlRequest::policy},
     {"policy_file", &ControlRequest::policy_file},
     {"instance", &ControlRequest::instance},
+    {"name", &ControlRequest::name},
+    {"value", &ControlRequest::value},
     {"netns", &ControlRequest::netns},
     {"handler", &ControlRequest::handler},
     {"host", &ControlRequest::host},
     {"action", &ControlRequest::action},
-    {"name", &ControlRequest::name},
-    {"value", &ControlRequest::value},
 };
 
 constexpr std::pair<const char*, std::optional<uint64_t> ControlRequest::*> kCountFields[] = {

@@ -16,16 +16,16 @@
 namespace egressd::control {
 
 struct ControlRequest {
-  std::string cmd;                       // "" if absent (refused by the daemon)
-  std::string target;                    // stats: an instance or a cgroup
-  std::string cgroup;                    // attach, detach
-  std::string policy;                    // attach: a policy name, or
-  std::string policy_file;               // attach: an absolute path
-  std::string instance;                  // attach, events, policy_suggest, ca, secret_*
-  std::string name;                      // secret_set, secret_rm: the secret's name
-  std::string value;                     // secret_set only: the secret (never log a request)
-  std::string netns;                     // attach: "host" or a path
-  std::optional<bool> transient;         // attach
+  std::string cmd;                // "" if absent (refused by the daemon)
+  std::string target;             // stats: an instance or a cgroup
+  std::string cgroup;             // attach, detach
+  std::string policy;             // attach: a policy name, or
+  std::string policy_file;        // attach: an absolute path
+  std::string instance;           // attach, events, policy_suggest, ca, secret_*, handler_*, hosts
+  std::string name;               // secret_set, secret_rm: the secret's name
+  std::string value;              // secret_set only: the secret (never log a request)
+  std::string netns;              // attach: "host" or a path
+  std::optional<bool> transient;  // attach
   std::optional<uint64_t> after_seq;     // events
   std::optional<uint64_t> limit;         // events
   std::string handler;                   // handler_set: the handler's name

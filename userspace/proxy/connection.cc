@@ -16,6 +16,7 @@
 #include "userspace/protocol/tls_client_hello.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/proxy/worker.h"
+#include "userspace/secrets/secret_store.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -186,12 +187,14 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   }
   if (view->audit()) view->observed->Host(*sni);
   auto decision = policy.DecideTarget(*sni, origin_port_);
-  if (decision.verdict != policy::HostVerdict::kAllowed &&
-      Enforce(*sni, "SNI " + *sni + ": " + decision.reason, decision.handler)) {
-    decided_host_ = *sni;
-    view->counters->connections_denied++;
-    Close("SNI " + *sni + ": " + decision.reason);
-    return;
+  if (decision.verdict != policy::HostVerdict::kAllowed) {
+    if (Enforce(*sni, "SNI " + *sni + ": " + decision.reason, decision.handler)) {
+      decided_host_ = *sni;
+      view->counters->connections_denied++;
+      Close("SNI " + *sni + ": " + decision.reason);
+      return;
+    }
+    tunnel_reported_ = true;  // audit mode: reported once, here
   }
   // A handler that must see this host's requests, on a host never to be
   // intercepted: neither passing it through nor terminating it is right.
@@ -419,6 +422,9 @@ void Connection::OnConnected(int res) {
   down_.Allocate(worker_.ctx().options.buffer_bytes);
   if (mode_ == Mode::kTunnel) {
     phase_ = Phase::kTunnel;
+    // Rules may have changed while we resolved and connected.
+    RecheckTunnel();
+    if (phase_ != Phase::kTunnel) return;
     up_.ready = up_.scanned = up_.end;
     Pump();
     return;
@@ -488,7 +494,12 @@ FilterVerdict Connection::FilterRequest(RequestHead& head, bool* websocket) {
   auto view = CurrentView();
   RequestContext ctx{*view, worker_.ctx().events, origin_addr_, origin_port_, head};
   if (client_tls_) ctx.tls_sni = &intercepted_sni_;
-  // SECRETS-MERGE: the secrets as they are now (a rotation applies to the next request).
+  // The secrets as they are now: a rotation applies to the next request.
+  std::optional<secrets::InstanceSecrets> secrets;
+  if (worker_.ctx().secrets) {
+    secrets.emplace(worker_.ctx().secrets->ForInstance(view->instance));
+    ctx.secrets = &*secrets;
+  }
   FilterVerdict verdict = RunRequestFilters(ctx);
   *websocket = ctx.websocket;
   return verdict;

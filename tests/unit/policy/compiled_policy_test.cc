@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "handler_builders.h"
 #include "policy/policy_loader.h"
 
 namespace egressd::policy {
@@ -300,6 +301,288 @@ TEST(DecideRequestBody, OtherMethodsCarryBodies) {
   CompiledPolicy p = Compile("name: a\n");
   for (const char* method : {"POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
     EXPECT_EQ(p.DecideRequestBody(method, "x.com").verdict, HostVerdict::kAllowed) << method;
+}
+
+// --- handlers ------------------------------------------------------------------
+
+using namespace test_handlers;
+
+HandlerBinding Bind(std::string handler, Params params = {}) {
+  return HandlerBinding{std::move(handler), std::move(params)};
+}
+
+// A policy with one handler per name, each a set_header "X-Handler: NAME"
+// (request-level), plus host-level ones.
+Policy HandlerPolicy() {
+  Policy p;
+  p.name = "hp";
+  for (const char* name : {"pol-exact", "pol-glob", "pol-long-glob", "pol-catch", "inst-exact",
+                           "inst-glob", "inst-catch"})
+    p.handlers[name] = MakeHandler(name, {ValueStep(StepKind::kSetHeader, "X-Handler", name)});
+  p.handlers["no-http"] = MakeHandler("no-http", {DenyStep("network locked after setup")});
+  p.handlers["allow-hosts"] =
+      MakeHandler("allow-hosts", {ListStep(StepKind::kAllowHosts, {"{{params.hostnames}}"})});
+  p.handlers["github-auth"] = MakeHandler(
+      "github-auth",
+      {ValueStep(StepKind::kSetHeader, "Authorization", "Bearer {{secret:github_token}}")});
+  p.handlers["methods"] =
+      MakeHandler("methods", {ListStep(StepKind::kDenyHosts, {"*.evil.com"}, 451),
+                              ListStep(StepKind::kAllowMethods, {"GET"}, 405)});
+  return p;
+}
+
+std::string HandlerNameFor(const CompiledPolicy& p, std::string_view host) {
+  auto bound = p.HandlerFor(host);
+  return bound ? bound->handler_name + " <- " + bound->origin : "none";
+}
+
+TEST(HandlerFor, BindingOrder) {
+  Policy policy = HandlerPolicy();
+  policy.by_host = {{"api.github.com", Bind("pol-exact")},
+                    {"*.github.com", Bind("pol-glob")},
+                    {"*.api.github.com", Bind("pol-long-glob")}};
+  policy.catch_all = Bind("pol-catch");
+  CompiledPolicy bare(policy);
+  EXPECT_EQ(HandlerNameFor(bare, "API.github.com."),
+            "pol-exact <- policy by_host \"api.github.com\"");
+  EXPECT_EQ(HandlerNameFor(bare, "x.github.com"), "pol-glob <- policy by_host \"*.github.com\"");
+  EXPECT_EQ(HandlerNameFor(bare, "v3.api.github.com"),
+            "pol-long-glob <- policy by_host \"*.api.github.com\"");
+  EXPECT_EQ(HandlerNameFor(bare, "example.com"), "pol-catch <- policy catch_all");
+  EXPECT_TRUE(bare.HandlerFor("x.github.com")->by_host);
+  EXPECT_FALSE(bare.HandlerFor("example.com")->by_host);
+
+  InstanceRules rules;
+  rules.by_host = {{"*.github.com", Bind("inst-glob")}, {"gist.github.com", Bind("inst-exact")}};
+  rules.catch_all = Bind("inst-catch");
+  CompiledPolicy inst(policy, rules, "job-42");
+  // The instance's by_host (even a glob) beats the policy's exact entry.
+  EXPECT_EQ(HandlerNameFor(inst, "api.github.com"),
+            "inst-glob <- instance by_host \"*.github.com\"");
+  EXPECT_EQ(HandlerNameFor(inst, "gist.github.com"),
+            "inst-exact <- instance by_host \"gist.github.com\"");
+  EXPECT_EQ(HandlerNameFor(inst, "github.com"), "inst-catch <- instance catch_all");
+  // Without an instance catch_all the policy's by_host comes before the policy's catch_all.
+  rules.catch_all.reset();
+  rules.by_host = {{"gist.github.com", Bind("inst-exact")}};
+  CompiledPolicy no_catch(policy, rules, "job-42");
+  EXPECT_EQ(HandlerNameFor(no_catch, "api.github.com"),
+            "pol-exact <- policy by_host \"api.github.com\"");
+  EXPECT_EQ(HandlerNameFor(no_catch, "example.com"), "pol-catch <- policy catch_all");
+  rules.catch_all = Bind("inst-catch");
+  CompiledPolicy inst_catch(policy, rules, "job-42");
+  EXPECT_EQ(HandlerNameFor(inst_catch, "x.github.com"),
+            "pol-glob <- policy by_host \"*.github.com\"");
+  EXPECT_EQ(HandlerNameFor(inst_catch, "example.com"), "inst-catch <- instance catch_all");
+  EXPECT_EQ(HandlerNameFor(CompiledPolicy(HandlerPolicy()), "example.com"), "none");
+}
+
+TEST(HandlerFor, UnknownHandlerFailsClosed) {
+  InstanceRules rules;
+  rules.by_host = {{"a.com", Bind("gone")}};
+  rules.catch_all = Bind("allow-hosts");  // no hostnames param
+  CompiledPolicy p(HandlerPolicy(), rules, "job-42");
+  auto bound = p.HandlerFor("a.com");
+  ASSERT_TRUE(bound);
+  EXPECT_EQ(bound->handler, nullptr);
+  EXPECT_EQ(bound->problem,
+            "instance by_host \"a.com\": handler \"gone\" is not defined in policy \"hp\"");
+  HostDecision d = p.DecideHost("a.com");
+  EXPECT_EQ(d.verdict, HostVerdict::kDenied);
+  EXPECT_EQ(d.reason, bound->problem);
+  EXPECT_EQ(d.handler, "gone");
+  HandlerResult r = p.RunHandler({"a.com", "GET", "/"}, nullptr);
+  EXPECT_TRUE(r.refused);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(p.DecideHost("b.com").verdict, HostVerdict::kDenied);
+  EXPECT_NE(p.DecideHost("b.com").reason.find("{{params.hostnames}}"), std::string::npos);
+}
+
+TEST(DecideHost, HandlerHostLevelSteps) {
+  Policy policy = HandlerPolicy();
+  policy.by_host = {{"*.example.com", Bind("methods")}};
+  policy.catch_all =
+      Bind("allow-hosts",
+           {{"hostnames", std::vector<std::string>{"github.com", "*.npmjs.org", "*.example.com"}}});
+  CompiledPolicy p(policy, {}, "job-42");
+  EXPECT_EQ(p.DecideHost("github.com").verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(p.DecideHost("registry.npmjs.org").verdict, HostVerdict::kAllowed);
+  HostDecision d = p.DecideHost("pypi.org");
+  EXPECT_EQ(d.verdict, HostVerdict::kDenied);
+  EXPECT_EQ(d.status, 403);
+  EXPECT_EQ(d.handler, "allow-hosts");
+  EXPECT_EQ(d.reason,
+            "handler \"allow-hosts\" step 1 (allow_hosts): host \"pypi.org\" is not allowed");
+  // by_host binds a.evil.example.com? No: *.example.com binds "methods", whose deny_hosts decides.
+  EXPECT_EQ(p.DecideHost("x.example.com").verdict, HostVerdict::kAllowed);
+  HostDecision evil = p.DecideHost("www.evil.com");
+  EXPECT_EQ(evil.verdict, HostVerdict::kDenied);  // catch_all: not in hostnames
+  policy.by_host.push_back({"*.evil.com", Bind("methods")});
+  HostDecision by_step = CompiledPolicy(policy).DecideHost("www.evil.com");
+  EXPECT_EQ(by_step.status, 451);
+  EXPECT_EQ(by_step.handler, "methods");
+}
+
+TEST(DecideHost, DeniedAndAllowedComeBeforeHandlers) {
+  Policy policy = HandlerPolicy();
+  policy.allowed_hosts = {"github.com", "*.github.com"};
+  policy.denied_hosts = {"gist.github.com"};
+  policy.catch_all = Bind("no-http");
+  policy.by_host = {{"api.github.com", Bind("pol-exact")}};
+  CompiledPolicy p(policy);
+  EXPECT_EQ(p.DecideHost("gist.github.com").reason, "denied_hosts entry \"gist.github.com\"");
+  EXPECT_EQ(p.DecideHost("pypi.org").reason, "not in allowed_hosts (deny by default)");
+  HostDecision locked = p.DecideHost("github.com");
+  EXPECT_EQ(locked.verdict, HostVerdict::kDenied);
+  EXPECT_EQ(locked.reason, "handler \"no-http\" step 1 (deny): network locked after setup");
+  EXPECT_EQ(locked.handler, "no-http");
+  HostDecision api = p.DecideHost("api.github.com");
+  EXPECT_EQ(api.verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(api.reason, "allowed_hosts entry \"*.github.com\"");
+  EXPECT_EQ(api.handler, "");
+}
+
+TEST(InstanceRules, HostListsJoinThePolicys) {
+  Policy policy;
+  policy.name = "p";
+  policy.denied_hosts = {"evil.com"};
+  InstanceRules rules;
+  rules.denied_hosts = {"*.pypi.org"};
+  CompiledPolicy open(policy, rules, "i");
+  EXPECT_FALSE(open.deny_by_default());
+  EXPECT_EQ(open.DecideHost("evil.com").verdict, HostVerdict::kDenied);
+  EXPECT_EQ(open.DecideHost("files.pypi.org").verdict, HostVerdict::kDenied);
+  EXPECT_EQ(open.DecideHost("github.com").verdict, HostVerdict::kAllowed);
+  rules.allowed_hosts = {"github.com", "files.pypi.org"};
+  CompiledPolicy closed(policy, rules, "i");
+  EXPECT_TRUE(closed.deny_by_default());
+  EXPECT_EQ(closed.DecideHost("github.com").verdict, HostVerdict::kAllowed);
+  EXPECT_EQ(closed.DecideHost("files.pypi.org").verdict, HostVerdict::kDenied);  // denied wins
+  EXPECT_EQ(closed.DecideHost("npmjs.org").verdict, HostVerdict::kDenied);
+  EXPECT_EQ(closed.DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI").verdict,
+            HostVerdict::kDenied);
+  InstanceRules bad;
+  bad.allowed_hosts = {"a..b"};
+  CompiledPolicy invalid(policy, bad, "i");
+  ASSERT_TRUE(invalid.invalid_entry());
+  EXPECT_EQ(invalid.DecideHost("github.com").verdict, HostVerdict::kDenied);
+}
+
+TEST(DecideUnnamed, InstanceDeniedHostsCount) {
+  Policy policy;
+  policy.name = "p";
+  EXPECT_EQ(CompiledPolicy(policy).DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI").verdict,
+            HostVerdict::kAllowed);
+  InstanceRules rules;
+  rules.denied_hosts = {"evil.com"};
+  HostDecision d =
+      CompiledPolicy(policy, rules, "i").DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI");
+  EXPECT_EQ(d.verdict, HostVerdict::kDenied);
+  EXPECT_NE(d.reason.find("names no host"), std::string::npos);
+}
+
+TEST(DecideUnnamed, CatchAllHostStepsLockAddressesToo) {
+  Policy policy = HandlerPolicy();
+  InstanceRules rules;
+  rules.catch_all = Bind("no-http");
+  CompiledPolicy locked(policy, rules, "job-42");
+  HostDecision d = locked.DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI");
+  EXPECT_EQ(d.verdict, HostVerdict::kDenied);
+  EXPECT_EQ(d.handler, "no-http");
+  EXPECT_EQ(d.reason,
+            "TLS without SNI: handler \"no-http\" step 1 (deny): network locked after setup");
+  EXPECT_EQ(locked.DecideTarget("10.0.0.1", 80).verdict, HostVerdict::kDenied);
+  rules.catch_all = Bind("allow-hosts", {{"hostnames", std::vector<std::string>{"github.com"}}});
+  CompiledPolicy named(policy, rules, "job-42");
+  EXPECT_EQ(named.DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI").verdict,
+            HostVerdict::kDenied);
+  EXPECT_EQ(named.DecideTarget("10.0.0.1", 443).verdict, HostVerdict::kDenied);
+  EXPECT_EQ(named.DecideTarget("github.com", 443).verdict, HostVerdict::kAllowed);
+  // A deny step bound by host: that host's address must not get through unnamed.
+  policy.by_host = {{"*.evil.com", Bind("no-http")}};
+  CompiledPolicy by_host(policy);
+  EXPECT_EQ(by_host.DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI").verdict,
+            HostVerdict::kDenied);
+  policy.allow_unnamed = true;
+  EXPECT_EQ(CompiledPolicy(policy).DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI").verdict,
+            HostVerdict::kAllowed);
+}
+
+TEST(Intercepts, RequestLevelHandlersIntercept) {
+  Policy policy = HandlerPolicy();
+  policy.by_host = {{"api.github.com", Bind("github-auth")}, {"*.evil.com", Bind("no-http")}};
+  policy.tls_passthrough = {"pinned.github.com"};
+  CompiledPolicy p(policy);
+  EXPECT_TRUE(p.can_intercept());
+  EXPECT_TRUE(p.Intercepts("api.github.com"));
+  EXPECT_FALSE(p.Intercepts("x.evil.com"));  // host-level only: decided by SNI
+  EXPECT_FALSE(p.Intercepts("example.com"));
+  EXPECT_EQ(p.InterceptRefusal("api.github.com"), "");
+
+  Policy host_level = HandlerPolicy();
+  host_level.catch_all = Bind("no-http");
+  EXPECT_FALSE(CompiledPolicy(host_level).can_intercept());
+  InstanceRules rules;
+  rules.by_host = {{"pinned.github.com", Bind("github-auth")}};
+  CompiledPolicy inst(policy, rules, "i");
+  EXPECT_FALSE(inst.Intercepts("pinned.github.com"));  // passthrough wins
+  EXPECT_EQ(inst.InterceptRefusal("pinned.github.com"),
+            "handler \"github-auth\" (instance by_host \"pinned.github.com\") needs to see "
+            "requests to pinned.github.com, but tls.passthrough entry \"pinned.github.com\" "
+            "keeps its TLS opaque");
+  EXPECT_TRUE(CompiledPolicy(host_level, rules, "i").can_intercept());
+  rules.by_host.clear();
+  rules.catch_all = Bind("methods");
+  EXPECT_TRUE(CompiledPolicy(host_level, rules, "i").can_intercept());
+  EXPECT_TRUE(CompiledPolicy(host_level, rules, "i").Intercepts("example.com"));
+}
+
+TEST(RunHandler, CredentialOnlyToHostsABindingNames) {
+  const MapSecrets secrets(std::map<std::string, std::string>{{"github_token", "ghp_SECRET"}});
+  Policy policy = HandlerPolicy();
+  policy.by_host = {{"api.github.com", Bind("github-auth")}};
+  CompiledPolicy p(policy, {}, "job-42");
+  HandlerResult ok = p.RunHandler({"api.github.com", "GET", "/"}, &secrets);
+  ASSERT_FALSE(ok.refused) << ok.reason;
+  ASSERT_EQ(ok.edits.size(), 1u);
+  EXPECT_EQ(ok.edits[0].value, "Bearer ghp_SECRET");
+  EXPECT_TRUE(ok.credential);
+  HandlerResult none = p.RunHandler({"example.com", "GET", "/"}, &secrets);
+  EXPECT_FALSE(none.refused);
+  EXPECT_TRUE(none.edits.empty());
+
+  InstanceRules rules;
+  rules.catch_all = Bind("github-auth");
+  CompiledPolicy leak(policy, rules, "job-42");
+  EXPECT_FALSE(leak.RunHandler({"api.github.com", "GET", "/"}, &secrets).refused);
+  HandlerResult r = leak.RunHandler({"example.com", "GET", "/"}, &secrets);
+  EXPECT_TRUE(r.refused);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(r.edits.empty());
+  EXPECT_EQ(r.reason.find("ghp_SECRET"), std::string::npos);
+  EXPECT_NE(r.reason.find("bind it by host in by_host"), std::string::npos);
+}
+
+TEST(RunHandler, RunsOnlyRequestLevelSteps) {
+  Policy policy = HandlerPolicy();
+  policy.catch_all = Bind("methods");
+  CompiledPolicy p(policy);
+  // deny_hosts is host-level: DecideHost's business, not RunHandler's.
+  EXPECT_FALSE(p.RunHandler({"www.evil.com", "GET", "/"}, nullptr).refused);
+  EXPECT_EQ(p.DecideHost("www.evil.com").status, 451);
+  HandlerResult r = p.RunHandler({"example.com", "POST", "/"}, nullptr);
+  EXPECT_TRUE(r.refused);
+  EXPECT_EQ(r.status, 405);
+}
+
+TEST(RunHandler, InstanceNameExpands) {
+  Policy policy = HandlerPolicy();
+  policy.handlers["who"] =
+      MakeHandler("who", {ValueStep(StepKind::kSetHeader, "X-Who", "{{instance}}")});
+  policy.by_host = {{"a.com", Bind("who")}};
+  HandlerResult r = CompiledPolicy(policy, {}, "job-42").RunHandler({"a.com", "GET", "/"}, nullptr);
+  ASSERT_EQ(r.edits.size(), 1u);
+  EXPECT_EQ(r.edits[0].value, "job-42");
 }
 
 }  // namespace
