@@ -15,6 +15,7 @@
 #include "tools/egressctl/control_client.h"
 #include "tools/egressctl/rules_commands.h"
 #include "tools/egressctl/run_command.h"
+#include "tools/egressctl/secret_command.h"
 
 namespace {
 
@@ -53,6 +54,11 @@ commands:
                                            policy's; denied wins; allow makes it deny by
                                            default); open tunnels to hosts denied now close
   hosts clear INSTANCE | list INSTANCE [--json]
+  secret set NAME [--instance ID]          store a handler secret; the value is read from
+                                           stdin (never an argument), one trailing newline
+                                           stripped; --instance: for that instance only
+  secret rm NAME [--instance ID]           remove a secret
+  secret list [--instance ID] [--json]     names, scopes, change times, problems (no values)
 
 CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
 --policy takes a policy name in the daemon's --policy-dir, or a path to a
@@ -226,7 +232,9 @@ int main(int argc, char** argv) {
       a.command.assign(argv_rest.begin() + static_cast<long>(i) + 1, argv_rest.end());
       break;
     } else if (arg.size() > 1 && arg[0] == '-') {
-      Fail("unknown option " + arg + "\n" + kUsage, 2);
+      // Not echoed after `secret`: it may be a value typed where it does not belong.
+      bool secret = !a.positional.empty() && a.positional[0] == "secret";
+      Fail("unknown option " + (secret ? std::string("(not shown)") : arg) + "\n" + kUsage, 2);
     } else {
       a.positional.push_back(arg);
     }
@@ -275,6 +283,16 @@ int main(int argc, char** argv) {
     return cmd == "handler" ? egressctl::HandlerCommand(rules) : egressctl::HostsCommand(rules);
   }
   if (!a.host.empty() || !a.params.empty()) Fail("--host and --params only go with handler", 2);
+
+  if (cmd == "secret") {
+    if (!a.policy.empty() || !a.netns.empty() || a.follow)
+      Fail("secret takes only --instance ID (and --json for list)", 2);
+    return egressctl::SecretCommand(
+        {.socket = a.socket,
+         .instance = a.instance,
+         .json = a.json,
+         .args = std::vector<std::string>(a.positional.begin() + 1, a.positional.end())});
+  }
 
   if (cmd == "policy") {
     if (a.positional.size() >= 2 && a.positional[1] == "check") {

@@ -66,6 +66,18 @@ TEST(ControlRequestTest, RefusesWrongTypesByName) {
             "\"after_seq\" must be an integer from 0 to 2^64-1");
 }
 
+TEST(ControlRequestTest, ReadsASecretSetAndNeverEchoesItsValue) {
+  auto r = ParseControlRequest(
+      R"({"cmd":"secret_set","name":"gh-token","instance":"job-1","value":"tok\nen"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->name, "gh-token");
+  EXPECT_EQ(r->instance, "job-1");
+  EXPECT_EQ(r->value, "tok\nen");
+  // A wrong type is refused by the field's name, without its content.
+  std::string error = ErrorOf(R"({"cmd":"secret_set","name":"x","value":["s3cr3t"]})");
+  EXPECT_EQ(error, "\"value\" must be a string");
+}
+
 TEST(ControlRequestTest, DuplicateKeysTakeTheLast) {
   auto r = ParseControlRequest(R"({"cmd":"list","cmd":"status"})");
   ASSERT_TRUE(r.ok());
@@ -100,6 +112,8 @@ TEST(ControlRequestTest, RoundTripsThroughItsJson) {
   request.params = nlohmann::json{{"k", "v"}};
   request.action = "deny";
   request.hosts = {"a.test"};
+  request.name = "token";
+  request.value = "v";
   auto again = ParseControlRequest(ControlRequestJson(request).dump());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, request);
