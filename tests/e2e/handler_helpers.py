@@ -94,6 +94,17 @@ class Agent:
         return status
 
 
+def start_agent(env, sb):
+    """The handler agent in sandbox `sb` (a conftest Sandbox); closed with the
+    module's sandboxes, after them (their cleanup kills its process first)."""
+    agent = Agent(sb._argv([]))
+    closer = type("AgentCleanup", (), {})()
+    closer.instance = f"agent of {sb.instance}"
+    closer.cleanup = agent.close
+    env.sandboxes.append(closer)
+    return agent
+
+
 def write_yaml(directory, name, text):
     """NAME.yaml holding `text` (which starts with `name: NAME`)."""
     path = os.path.join(directory, f"{name}.yaml")

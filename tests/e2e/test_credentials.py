@@ -17,7 +17,7 @@ from audit_events import wait_events
 from bounded import read_line
 from conftest import PYTHON
 from echo_origin import EchoOrigin, fields, make_multi_name_cert
-from handler_helpers import Agent, Cli, sandbox_ca, write_yaml
+from handler_helpers import Cli, sandbox_ca, start_agent, write_yaml
 
 TLS_NAMES = ["api.github.test", "side.test", "missing.test"]
 PLAIN_NAMES = ["plain.test"]
@@ -74,8 +74,7 @@ def cred(env, tmp_path_factory):
 def agent_in(env, cred, policy, instance):
     """A cgroup sandbox under `policy` running the handler agent; (sandbox, agent, its CA)."""
     sb = env.sandbox(policy, instance)
-    agent = Agent(sb._argv([]))
-    env.sandboxes.append(type("Closer", (), {"cleanup": lambda self: agent.close()})())
+    agent = start_agent(env, sb)
     return sb, agent, sandbox_ca(env, instance, cred.dir)
 
 

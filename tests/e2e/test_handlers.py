@@ -13,7 +13,7 @@ import pytest
 from audit_events import wait_events
 from conftest import EGRESSCTL
 from echo_origin import EchoOrigin, make_multi_name_cert
-from handler_helpers import Agent, Cli, sandbox_ca, write_yaml
+from handler_helpers import Agent, Cli, sandbox_ca, start_agent, write_yaml
 
 NAMES = ["github.test", "registry.npmjs.test", "pinned.test", "elsewhere.test", "ro.test",
          "ro405.test"]
@@ -68,8 +68,7 @@ def cgroup_agent(hx, policy, instance):
     """A cgroup sandbox running the handler agent; (sandbox, agent, request defaults)."""
     env = hx.env
     sb = env.sandbox(policy, instance)
-    agent = Agent(sb._argv([]))
-    env.sandboxes.append(type("Closer", (), {"cleanup": lambda self: agent.close()})())
+    agent = start_agent(env, sb)
     ca = sandbox_ca(env, instance, hx.dir)
     return sb, agent, ca
 
