@@ -6,6 +6,30 @@
 
 namespace egressd::policy {
 
+bool IsHeaderToken(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!tchar) return false;
+  }
+  return true;
+}
+
+bool IsManagedHeader(std::string_view name) {
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+  };
+  std::string n = lower(name);
+  for (std::string_view managed : {"host", "content-length", "transfer-encoding", "connection",
+                                   "keep-alive", "upgrade", "te", "trailer"})
+    if (n == managed) return true;
+  return n.starts_with("proxy-");
+}
+
 const char* StepKindName(StepKind kind) {
   switch (kind) {
     case StepKind::kAllowHosts:

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -37,6 +38,13 @@ enum class StepKind {
   kSetQuery,      // replaces (or adds) one query parameter
   kBasicAuth,     // sets Authorization: Basic base64(user:password)
 };
+
+// An HTTP field name or method: an RFC 9110 token (1*tchar).
+bool IsHeaderToken(std::string_view name);
+// Fields egressd manages (framing, routing, hop-by-hop), which a handler may
+// neither set nor remove: Host, Content-Length, Transfer-Encoding,
+// Connection, Keep-Alive, Upgrade, TE, Trailer, Proxy-* (any case).
+bool IsManagedHeader(std::string_view name);
 
 // "allow_hosts", "set_header", ...: as written in a policy.
 const char* StepKindName(StepKind kind);

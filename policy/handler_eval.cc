@@ -75,6 +75,8 @@ class StepRun {
   std::optional<std::vector<std::string>> ExpandEntries(const std::string& what) {
     std::vector<std::string> out;
     for (const auto& entry : step_.entries) {
+      // The loader refuses these; a reason may quote an entry, so fail closed.
+      if (entry.uses_secret()) return Fail503("an entry cannot carry a secret");
       std::string whole = entry.whole_param();
       if (!whole.empty()) {
         const ParamValue* p = FindParam(whole);
@@ -82,7 +84,7 @@ class StepRun {
           for (const auto& v : std::get<std::vector<std::string>>(*p)) {
             if (v.size() > kMaxExpandedValue ||
                 v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
-              return Fail503(what + ": parameter \"" + whole + "\" holds an unusable entry");
+              return Fail503("parameter \"" + whole + "\" holds an unusable entry");
             out.push_back(v);
           }
           continue;
@@ -153,11 +155,10 @@ HandlerResult EvaluateHandler(const Handler& handler, const TemplateContext& con
     const Step& step = handler.steps[i];
     if (!InScope(step.kind, scope)) continue;
     StepRun run(handler, step, i, context, result);
-    const std::string kind = StepKindName(step.kind);
     switch (step.kind) {
       case StepKind::kAllowHosts:
       case StepKind::kDenyHosts: {
-        auto globs = run.ExpandEntries(kind);
+        auto globs = run.ExpandEntries("an entry");
         if (!globs) break;
         bool bad = false;
         bool matches = HostMatches(*globs, request.host, run, &bad);
@@ -172,7 +173,7 @@ HandlerResult EvaluateHandler(const Handler& handler, const TemplateContext& con
         run.Refuse(step.status, step.body.empty() ? "denied" : step.body);
         break;
       case StepKind::kAllowMethods: {
-        auto methods = run.ExpandEntries(kind);
+        auto methods = run.ExpandEntries("an entry");
         if (!methods) break;
         bool found = false;
         for (const auto& m : *methods) found = found || m == request.method;
@@ -181,7 +182,7 @@ HandlerResult EvaluateHandler(const Handler& handler, const TemplateContext& con
         break;
       }
       case StepKind::kAllowPaths: {
-        auto paths = run.ExpandEntries(kind);
+        auto paths = run.ExpandEntries("an entry");
         if (!paths) break;
         bool found = false;
         for (const auto& p : *paths) found = found || PathGlobMatch(p, request.path);

@@ -43,7 +43,9 @@ struct RequestEdit {
   enum class Kind { kSetHeader, kRemoveHeader, kSetQuery };
   Kind kind = Kind::kSetHeader;
   std::string name;
-  std::string value;  // may hold a secret: never log an edit
+  // May hold a secret: never log an edit. kSetQuery: as expanded, not
+  // percent-encoded (the proxy encodes it when it writes the target).
+  std::string value;
 };
 
 enum class StepScope {

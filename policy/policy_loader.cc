@@ -17,61 +17,26 @@
 #include <sstream>
 #include <tuple>
 
+#include "policy/handler_loader.h"
 #include "policy/host_glob.h"
+#include "policy/yaml_errors.h"
 
 namespace egressd::policy {
 namespace {
 
-constexpr size_t kMaxNameLength = 64;
-constexpr std::array<std::string_view, 9> kKeys = {
-    "name",      "mode",           "allowed_hosts", "denied_hosts", "deny_cidrs",
-    "allow_tcp", "allow_get_body", "allow_unnamed", "tls"};
-
-// Edit distance, to suggest the key a typo meant.
-size_t Distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t prev = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
-}
-
-// What a plain (unquoted, untagged) scalar is under the YAML 1.2 core schema
-// when it is not a string: "a number", "a boolean"; empty for a string.
-std::string NonStringKind(const YAML::Node& scalar) {
-  if (scalar.Tag() != "?") return "";  // quoted ("!") or explicitly tagged
-  static const std::regex kNumber(
-      R"([-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
-  static const std::regex kBool("true|True|TRUE|false|False|FALSE");
-  const std::string& s = scalar.Scalar();
-  if (std::regex_match(s, kNumber)) return "a number";
-  if (std::regex_match(s, kBool)) return "a boolean";
-  return "";
-}
-
-std::string Describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-      return "nothing (null)";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Scalar: {
-      std::string kind = NonStringKind(node);
-      return (kind.empty() ? "the string" : kind) + " \"" + node.Scalar() + "\"";
-    }
-    default:
-      return "an undefined node";
-  }
-}
+const std::vector<std::string_view> kKeys = {"name",
+                                             "mode",
+                                             "allowed_hosts",
+                                             "denied_hosts",
+                                             "deny_cidrs",
+                                             "allow_tcp",
+                                             "allow_get_body",
+                                             "allow_unnamed",
+                                             "tls",
+                                             "handlers",
+                                             "by_host",
+                                             "catch_all",
+                                             "allow_plaintext_credentials"};
 
 // A key for duplicate detection that sees "[::1]:22" and "[0::1]:22" as one.
 std::string TcpRuleKey(const TcpRule& r) {
@@ -114,8 +79,7 @@ class Loader {
  public:
   LoadResult Run(std::string_view text) {
     if (text.size() > kMaxPolicyFileBytes) {
-      errors_.push_back(
-          {0, 0, "policy larger than " + std::to_string(kMaxPolicyFileBytes) + " bytes"});
+      errors_.AddFile("policy larger than " + std::to_string(kMaxPolicyFileBytes) + " bytes");
       return Finish();
     }
     YAML::Node root;
@@ -124,24 +88,25 @@ class Loader {
       root = YAML::Load(std::string(text));
       second_document = SecondDocumentStart(text);
     } catch (const YAML::Exception& e) {
-      Error(e.mark, "YAML syntax: " + e.msg);
+      errors_.Add(e.mark, "YAML syntax: " + e.msg);
       return Finish();
     } catch (const std::exception& e) {
-      errors_.push_back({0, 0, std::string("YAML: ") + e.what()});
+      errors_.AddFile(std::string("YAML: ") + e.what());
       return Finish();
     }
     if (root.IsNull() && !second_document) {
-      errors_.push_back({0, 0, "empty policy file: it needs at least \"name:\""});
+      errors_.AddFile("empty policy file: it needs at least \"name:\"");
       return Finish();
     }
     if (!root.IsMap()) {
-      Error(root.Mark(), "the policy must be a mapping of keys (name, allowed_hosts, ...), not " +
-                             Describe(root));
+      errors_.Add(
+          root.Mark(),
+          "the policy must be a mapping of keys (name, allowed_hosts, ...), not " + Describe(root));
     } else {
       LoadRoot(root);
     }
     if (second_document)
-      Error(*second_document, "a second YAML document (\"---\"): one policy per file");
+      errors_.Add(*second_document, "a second YAML document (\"---\"): one policy per file");
     return Finish();
   }
 
@@ -153,7 +118,7 @@ class Loader {
       const YAML::Node& k = kv.first;
       const YAML::Node& v = kv.second;
       if (!k.IsScalar()) {
-        Error(k.Mark(), "a key must be a plain name, not " + Describe(k));
+        errors_.Add(k.Mark(), "a key must be a plain name, not " + Describe(k));
         continue;
       }
       const std::string& key = k.Scalar();
@@ -162,11 +127,10 @@ class Loader {
         continue;
       }
       if (!seen.insert(key).second) {
-        Error(k.Mark(), "duplicate key \"" + key + "\"");
+        errors_.Add(k.Mark(), "duplicate key \"" + key + "\"");
         continue;
       }
-      // An empty value's mark points past it; the key is where the user looks.
-      const YAML::Mark at = v.IsNull() ? k.Mark() : v.Mark();
+      const YAML::Mark at = MarkOf(k, v);
       if (key == "name") {
         have_name = true;
         LoadName(v, at);
@@ -178,7 +142,16 @@ class Loader {
       } else if (key == "allow_get_body") {
         LoadHosts(key, v, at, policy_.allow_get_body);
       } else if (key == "allow_unnamed") {
-        LoadAllowUnnamed(v, at);
+        allow_unnamed_at_ = at;
+        LoadBool(key, v, at, policy_.allow_unnamed);
+      } else if (key == "allow_plaintext_credentials") {
+        LoadBool(key, v, at, policy_.allow_plaintext_credentials);
+      } else if (key == "handlers") {
+        handlers_.LoadHandlers(v, at, policy_.handlers);
+      } else if (key == "by_host") {
+        handlers_.LoadByHost(v, at, policy_.by_host);
+      } else if (key == "catch_all") {
+        handlers_.LoadCatchAll(v, at, policy_.catch_all);
       } else if (key == "deny_cidrs") {
         LoadCidrs(v, at);
       } else if (key == "allow_tcp") {
@@ -187,9 +160,10 @@ class Loader {
         LoadTls(v, at);
       }
     }
-    if (!have_name) Error(root.Mark(), "missing required key \"name\"");
+    if (!have_name) errors_.Add(root.Mark(), "missing required key \"name\"");
+    handlers_.CheckBindings(policy_);
     if (policy_.allow_unnamed && !policy_.allowed_hosts.empty())
-      ErrorInOrder(
+      errors_.AddInOrder(
           allow_unnamed_at_,
           "allow_unnamed has no effect with allowed_hosts (deny by default refuses what names "
           "no host); list the address in allow_tcp instead, or leave allow_unnamed out");
@@ -198,17 +172,19 @@ class Loader {
   // tls: {intercept: [globs], passthrough: [globs]}
   void LoadTls(const YAML::Node& v, const YAML::Mark& at) {
     if (!v.IsMap())
-      return Error(at, "tls must be a mapping with intercept and passthrough, not " + Describe(v));
+      return errors_.Add(
+          at, "tls must be a mapping with intercept and passthrough, not " + Describe(v));
     std::set<std::string> seen;
     for (const auto& kv : v) {
       const YAML::Node& k = kv.first;
-      const YAML::Mark m = kv.second.IsNull() ? k.Mark() : kv.second.Mark();
+      const YAML::Mark m = MarkOf(k, kv.second);
       if (!k.IsScalar() || (k.Scalar() != "intercept" && k.Scalar() != "passthrough")) {
-        Error(k.Mark(), "tls: unknown key " + Describe(k) + "; known keys: intercept, passthrough");
+        errors_.Add(k.Mark(),
+                    "tls: unknown key " + Describe(k) + "; known keys: intercept, passthrough");
         continue;
       }
       if (!seen.insert(k.Scalar()).second) {
-        Error(k.Mark(), "tls: duplicate key \"" + k.Scalar() + "\"");
+        errors_.Add(k.Mark(), "tls: duplicate key \"" + k.Scalar() + "\"");
         continue;
       }
       LoadHosts("tls." + k.Scalar(), kv.second, m,
@@ -216,46 +192,25 @@ class Loader {
     }
   }
 
-  void LoadAllowUnnamed(const YAML::Node& v, const YAML::Mark& at) {
-    allow_unnamed_at_ = at;
+  void LoadBool(const std::string& key, const YAML::Node& v, const YAML::Mark& at, bool& out) {
     if (v.IsScalar() && NonStringKind(v) == "a boolean") {
-      policy_.allow_unnamed = v.as<bool>();
+      out = v.as<bool>();
       return;
     }
-    Error(at, "allow_unnamed must be true or false, not " + Describe(v));
+    errors_.Add(at, key + " must be true or false, not " + Describe(v));
   }
 
   void UnknownKey(const YAML::Node& k) {
-    const std::string& key = k.Scalar();
-    std::string best;
-    size_t best_distance = 3;  // suggest only within an edit distance of 2
-    for (std::string_view known : kKeys) {
-      size_t d = Distance(key, known);
-      if (d < best_distance) {
-        best_distance = d;
-        best = known;
-      }
-    }
-    std::string message = "unknown key \"" + key + "\"";
-    if (!best.empty()) {
-      message += "; did you mean \"" + best + "\"?";
-    } else {
-      message += "; known keys:";
-      for (std::string_view known : kKeys) message += std::string(" ") + std::string(known) + ",";
-      message.pop_back();
-    }
-    Error(k.Mark(), message);
+    errors_.Add(k.Mark(),
+                "unknown key \"" + k.Scalar() + "\"" + SuggestKnown(k.Scalar(), kKeys, "keys"));
   }
 
   void LoadName(const YAML::Node& v, const YAML::Mark& at) {
     if (!v.IsScalar() || v.Scalar().empty())
-      return Error(at, "name must be a non-empty string, not " + Describe(v));
+      return errors_.Add(at, "name must be a non-empty string, not " + Describe(v));
     const std::string& n = v.Scalar();
-    bool ok = n.size() <= kMaxNameLength;
-    for (char c : n)
-      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || c == '.');
-    if (!ok) return Error(at, "name \"" + n + "\": use 1-64 letters, digits, '-', '_' and '.'");
+    if (!IsValidName(n))
+      return errors_.Add(at, "name \"" + n + "\": use 1-64 letters, digits, '-', '_' and '.'");
     policy_.name = n;
   }
 
@@ -268,40 +223,41 @@ class Loader {
       policy_.mode = PolicyMode::kAudit;
       return;
     }
-    Error(at, "mode must be \"enforce\" or \"audit\", not " + Describe(v));
+    errors_.Add(at, "mode must be \"enforce\" or \"audit\", not " + Describe(v));
   }
 
   void LoadHosts(const std::string& key, const YAML::Node& v, const YAML::Mark& at,
                  std::vector<std::string>& out) {
-    bool listed = ForEachString(key, v, at, [&](const std::string& s, const YAML::Mark& m) {
+    bool listed = errors_.ForEachString(key, v, at, [&](const std::string& s, const YAML::Mark& m) {
       std::string err;
       auto n = NormalizeHostPattern(s, &err);
-      if (!n) return Error(m, key + ": " + err);
+      if (!n) return errors_.Add(m, key + ": " + err);
       if (Duplicate(key, *n, s, m)) return;
       out.push_back(*n);
     });
     // An empty allow list would silently mean "allow every host": refuse it.
     if (listed && key == "allowed_hosts" && v.size() == 0)
-      Error(at,
-            "allowed_hosts is empty, which would allow every host; list the hosts to allow, or "
-            "leave the key out to allow all (denied_hosts: [\"*\"] denies all)");
+      errors_.Add(
+          at,
+          "allowed_hosts is empty, which would allow every host; list the hosts to allow, or "
+          "leave the key out to allow all (denied_hosts: [\"*\"] denies all)");
   }
 
   void LoadCidrs(const YAML::Node& v, const YAML::Mark& at) {
-    ForEachString("deny_cidrs", v, at, [&](const std::string& s, const YAML::Mark& m) {
+    errors_.ForEachString("deny_cidrs", v, at, [&](const std::string& s, const YAML::Mark& m) {
       std::string err;
       auto cidr = ParseCidr(s, &err);
-      if (!cidr) return Error(m, "deny_cidrs: " + err);
+      if (!cidr) return errors_.Add(m, "deny_cidrs: " + err);
       if (Duplicate("deny_cidrs", cidr->ToString(), s, m)) return;
       policy_.deny_cidrs.push_back(*cidr);
     });
   }
 
   void LoadTcp(const YAML::Node& v, const YAML::Mark& at) {
-    ForEachString("allow_tcp", v, at, [&](const std::string& s, const YAML::Mark& m) {
+    errors_.ForEachString("allow_tcp", v, at, [&](const std::string& s, const YAML::Mark& m) {
       std::string err;
       auto rule = ParseTcpRule(s, &err);
-      if (!rule) return Error(m, "allow_tcp: " + err);
+      if (!rule) return errors_.Add(m, "allow_tcp: " + err);
       if (Duplicate("allow_tcp", TcpRuleKey(*rule), s, m)) return;
       policy_.allow_tcp.push_back(*rule);
     });
@@ -313,59 +269,13 @@ class Loader {
     auto [it, inserted] = first_written_.emplace(std::make_pair(key, canonical), written);
     if (inserted) return false;
     std::string same = it->second == written ? "" : " (same as \"" + it->second + "\")";
-    Error(m, key + ": duplicate entry \"" + written + "\"" + same);
+    errors_.Add(m, key + ": duplicate entry \"" + written + "\"" + same);
     return true;
-  }
-
-  // Calls f for every string entry of a list; false if `list` is no list.
-  template <typename F>
-  bool ForEachString(const std::string& key, const YAML::Node& list, const YAML::Mark& at, F&& f) {
-    if (!list.IsSequence()) {
-      std::string hint =
-          list.IsScalar() ? " (write [\"" + list.Scalar() + "\"] for a list of one)" : "";
-      Error(at, key + " must be a list of strings, not " + Describe(list) + hint);
-      return false;
-    }
-    if (list.size() > kMaxListEntries) {
-      Error(at, key + ": " + std::to_string(list.size()) + " entries, more than the limit of " +
-                    std::to_string(kMaxListEntries));
-      return true;
-    }
-    for (const auto& item : list) {
-      if (!item.IsScalar()) {
-        Error(item.Mark(), key + ": each entry must be a string, not " + Describe(item));
-        continue;
-      }
-      if (std::string kind = NonStringKind(item); !kind.empty()) {
-        Error(item.Mark(), key + ": entry " + item.Scalar() + " is " + kind +
-                               ", not a string (quote it if you mean it)");
-        continue;
-      }
-      f(item.Scalar(), item.Mark());
-    }
-    return true;
-  }
-
-  void Error(const YAML::Mark& mark, std::string message) {
-    errors_.push_back({mark.line >= 0 ? mark.line + 1 : 0,
-                       mark.line >= 0 && mark.column >= 0 ? mark.column + 1 : 0,
-                       std::move(message)});
-  }
-
-  // An error found after the walk (across keys), placed in document order.
-  void ErrorInOrder(const YAML::Mark& mark, std::string message) {
-    Error(mark, std::move(message));
-    LoadError e = std::move(errors_.back());
-    errors_.pop_back();
-    auto later = std::find_if(errors_.begin(), errors_.end(), [&](const LoadError& x) {
-      return std::tie(x.line, x.column) > std::tie(e.line, e.column);
-    });
-    errors_.insert(later, std::move(e));
   }
 
   LoadResult Finish() {
     LoadResult r;
-    r.errors = std::move(errors_);
+    r.errors = errors_.Take();
     if (r.errors.empty()) r.policy = std::move(policy_);
     return r;
   }
@@ -374,7 +284,8 @@ class Loader {
   YAML::Mark allow_unnamed_at_;
   // (list, canonical entry) -> the entry as first written
   std::map<std::pair<std::string, std::string>, std::string> first_written_;
-  std::vector<LoadError> errors_;
+  YamlErrors errors_;
+  HandlerLoader handlers_{errors_};
 };
 
 }  // namespace

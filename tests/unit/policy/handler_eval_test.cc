@@ -108,6 +108,15 @@ TEST(EvaluateHandler, BadExpandedHostPatternRefuses503) {
   EXPECT_EQ(r.status, 503);
 }
 
+TEST(EvaluateHandler, SecretInAListEntryRefusedWithoutTheValue) {
+  Handler h = MakeHandler("h", {ListStep(StepKind::kDenyHosts, {"{{secret:github_token}}"})});
+  HandlerResult r = Eval(h, {"a.com", "", ""});
+  EXPECT_TRUE(r.refused);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.reason,
+            "handler \"h\" step 1 (deny_hosts): an entry cannot carry a secret");
+}
+
 TEST(EvaluateHandler, DenyHosts) {
   Handler h = MakeHandler("h", {ListStep(StepKind::kDenyHosts, {"*.evil.com"}, 451)});
   EXPECT_FALSE(Eval(h, {"good.com", "", ""}).refused);

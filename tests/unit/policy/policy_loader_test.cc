@@ -6,39 +6,11 @@
 #include <cstdio>
 #include <fstream>
 
+#include "loader_test_helpers.h"
 #include "policy/compiled_policy.h"
 
 namespace egressd::policy {
 namespace {
-
-Policy MustParse(const std::string& yaml) {
-  LoadResult r = ParsePolicy(yaml);
-  EXPECT_TRUE(r.ok()) << FormatErrors(r.errors, "test.yaml");
-  EXPECT_TRUE(r.errors.empty());
-  return r.policy.value_or(Policy{});
-}
-
-// The errors as "line:column: message" strings, easy to compare in full.
-std::vector<std::string> Errors(const std::string& yaml) {
-  LoadResult r = ParsePolicy(yaml);
-  EXPECT_FALSE(r.ok());
-  EXPECT_FALSE(r.policy.has_value()) << "a file with errors must yield no policy";
-  std::vector<std::string> out;
-  for (const auto& e : r.errors)
-    out.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message);
-  return out;
-}
-
-// Exactly one error, at `line`, whose message contains `part`.
-void ExpectOneError(const std::string& yaml, int line, int column, const std::string& part) {
-  LoadResult r = ParsePolicy(yaml);
-  ASSERT_EQ(r.errors.size(), 1u) << yaml << "\n" << FormatErrors(r.errors, "test.yaml");
-  EXPECT_FALSE(r.policy.has_value());
-  EXPECT_EQ(r.errors[0].line, line) << r.errors[0].message;
-  EXPECT_EQ(r.errors[0].column, column) << r.errors[0].message;
-  EXPECT_NE(r.errors[0].message.find(part), std::string::npos)
-      << "message: " << r.errors[0].message << "\nwanted: " << part;
-}
 
 TEST(ParsePolicy, FullExample) {
   Policy p = MustParse(R"(name: agent
@@ -167,10 +139,11 @@ TEST(ParsePolicyErrors, UnknownKeySuggestsTheCloseOne) {
 }
 
 TEST(ParsePolicyErrors, UnknownKeyFarFromAllListsKnownKeys) {
-  EXPECT_EQ(Errors("name: a\nhandlers: {}\n"),
-            std::vector<std::string>{"2:1: unknown key \"handlers\"; known keys: name, mode, "
+  EXPECT_EQ(Errors("name: a\nfrobnicate: {}\n"),
+            std::vector<std::string>{"2:1: unknown key \"frobnicate\"; known keys: name, mode, "
                                      "allowed_hosts, denied_hosts, deny_cidrs, allow_tcp, "
-                                     "allow_get_body, allow_unnamed, tls"});
+                                     "allow_get_body, allow_unnamed, tls, handlers, by_host, "
+                                     "catch_all, allow_plaintext_credentials"});
 }
 
 TEST(ParsePolicyErrors, KeysAreCaseSensitive) {
