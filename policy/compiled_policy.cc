@@ -88,16 +88,10 @@ bool CompiledPolicy::deny_by_default() const {
 
 bool CompiledPolicy::can_intercept() const {
   if (!policy_.tls_intercept.empty()) return true;
-  auto needs = [&](const HandlerBinding& b) {
-    auto it = policy_.handlers.find(b.handler);
-    return it != policy_.handlers.end() && it->second.needs_requests();
-  };
-  for (const auto& b : instance_.by_host)
-    if (needs(b.binding)) return true;
-  for (const auto& b : policy_.by_host)
-    if (needs(b.binding)) return true;
-  return (instance_.catch_all && needs(*instance_.catch_all)) ||
-         (policy_.catch_all && needs(*policy_.catch_all));
+  // Any handler of the policy may be bound at runtime (instance bindings name
+  // the policy's handlers only): one that needs requests may intercept.
+  return std::any_of(policy_.handlers.begin(), policy_.handlers.end(),
+                     [](const auto& h) { return h.second.needs_requests(); });
 }
 
 BoundHandler CompiledPolicy::Bind(const HandlerBinding& binding, std::string origin, bool by_host,
@@ -246,6 +240,7 @@ HandlerResult CompiledPolicy::RunHandler(const RequestFacts& request,
     r.refused = true;
     r.status = 503;
     r.reason = bound->problem;
+    r.failed_closed = true;
     return r;
   }
   TemplateContext context{instance_name_, bound->params, secrets};
@@ -254,6 +249,7 @@ HandlerResult CompiledPolicy::RunHandler(const RequestFacts& request,
     HandlerResult refused;
     refused.refused = true;
     refused.status = 503;
+    refused.failed_closed = true;
     refused.reason = "handler \"" + bound->handler_name + "\" adds a credential but is bound by " +
                      bound->origin +
                      "; a credential only goes to a host a binding names (bind it by host in "

@@ -79,7 +79,8 @@ class CompiledPolicy {
   // to it needs to see requests but the host is in tls.passthrough.
   std::string InterceptRefusal(std::string_view sni) const;
   // Some TLS may be terminated (the sandbox's CA is used): tls.intercept is
-  // non-empty or some binding's handler needs requests.
+  // non-empty or some handler of the policy needs requests (an instance may
+  // bind it at runtime; `egressctl run` trusts the CA from the start).
   bool can_intercept() const;
 
   // The handler for a host's requests (normalized host): the instance's

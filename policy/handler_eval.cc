@@ -104,11 +104,15 @@ class StepRun {
     return it == context_.params->end() ? nullptr : &it->second;
   }
 
+ public:
+  // A value that cannot be made: refused in audit mode too (failed_closed).
   std::nullopt_t Fail503(const std::string& detail) {
     Refuse(503, detail);
+    result_.failed_closed = true;
     return std::nullopt;
   }
 
+ private:
   const Handler& handler_;
   const Step& step_;
   size_t index_;
@@ -137,7 +141,7 @@ bool HostMatches(const std::vector<std::string>& globs, std::string_view host, S
     std::string err;
     auto pattern = NormalizeHostPattern(g, &err);
     if (!pattern) {
-      run.Refuse(503, "bad host pattern: " + err);
+      run.Fail503("bad host pattern: " + err);
       *bad = true;
       return false;
     }
@@ -211,7 +215,7 @@ HandlerResult EvaluateHandler(const Handler& handler, const TemplateContext& con
         auto user = run.Expand(step.value, "the basic_auth user");
         if (!user) break;
         if (user->find(':') != std::string::npos) {
-          run.Refuse(503, "the basic_auth user contains ':' after expansion");
+          run.Fail503("the basic_auth user contains ':' after expansion");
           break;
         }
         auto password = run.Expand(step.password, "the basic_auth password");

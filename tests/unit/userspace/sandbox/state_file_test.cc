@@ -27,7 +27,8 @@ SavedState TwoSandboxes() {
                              40002,
                              false,
                              0,
-                             0});
+                             0,
+                             {}});
   state.sandboxes.push_back({2,
                              "/sys/fs/cgroup/egressd/b",
                              UINT64_MAX,
@@ -39,7 +40,8 @@ SavedState TwoSandboxes() {
                              1,
                              true,
                              1234,
-                             987654321});
+                             987654321,
+                             {}});
   policy::InstanceRules& rules = state.sandboxes.back().rules;
   rules.allowed_hosts = {"github.com", "*.npmjs.org"};
   rules.denied_hosts = {"gist.github.com"};
