@@ -126,10 +126,12 @@ def test_a_file_readable_by_others_is_unusable_with_the_chmod_hint(env):
     d = env.daemon
     value = new_value()
     path = os.path.join(d.secrets_dir, "loose-token")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # another tool's file
+    # Another tool's file, written whole then renamed ("~": not a secret's name, ignored).
+    fd = os.open(path + "~", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     os.write(fd, (value + "\n").encode())
     os.close(fd)
-    os.chmod(path, 0o644)
+    os.chmod(path + "~", 0o644)
+    os.rename(path + "~", path)
     assert wait_for(lambda: entry(listing(d), "loose-token") is not None), "not picked up"
     row = entry(listing(d), "loose-token")
     assert row["usable"] is False, row
