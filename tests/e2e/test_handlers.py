@@ -53,6 +53,7 @@ def hx(env, tmp_path_factory):
     h = type("Handlers", (), {})()
     h.env, h.dir = env, d
     h.origin = EchoOrigin("echo-https", tls=(crt, key))
+    h.http = EchoOrigin("echo-http")
     h.cli = Cli(env.daemon)
     for name in NAMES:
         env.dns.records[name] = ["127.0.0.1"]
@@ -62,6 +63,7 @@ def hx(env, tmp_path_factory):
         yield h
     finally:
         h.origin.close()
+        h.http.close()
 
 
 def cgroup_agent(hx, policy, instance):
@@ -75,6 +77,20 @@ def cgroup_agent(hx, policy, instance):
 
 def get(agent, hx, conn, host, path, ca=None, **kw):
     return agent("get", conn=conn, host=host, port=hx.origin.port, path=path, ca=ca, **kw)
+
+
+def plain(agent, hx, conn, host, path):
+    """A plain HTTP request (keep-alive connection `conn`) to the HTTP echo origin."""
+    return agent("get", conn=conn, host=host, port=hx.http.port, path=path, tls=False)
+
+
+def refused_at_handshake(r):
+    """A new intercepted TLS connection to a host denied by a host-level step
+    is closed at its SNI, before any request: the client's handshake fails
+    (a 403 with the step's body reaches connections opened before the change,
+    and plain HTTP)."""
+    return "error" in r and ("EOF" in r["error"] or "reset" in r["error"].lower()
+                             or "SSL" in r["error"]), r
 
 
 def tunnel(agent, hx, conn):
@@ -132,7 +148,11 @@ def test_hosted_sandbox_sequence_allow_hosts_then_no_http(hx):
         r = get(agent, hx, "gh", "github.test", "/install-2")
         assert r["status"] == 200 and r["reused"], r
         r = get(agent, hx, "other", "elsewhere.test", "/not-listed")
-        assert r["status"] == 403, r
+        assert refused_at_handshake(r), r
+        r = plain(agent, hx, "plain", "elsewhere.test", "/not-listed-plain")
+        assert r.get("status") == 403 and "allow-hosts" in r["body"], r
+        r = plain(agent, hx, "plain", "github.test", "/install-plain")
+        assert r.get("status") == 200, r
         assert agent("dns", name="github.test")["rcode"] == 0
         assert agent("dns", name="elsewhere.test")["rcode"] == 3
         r = tunnel(agent, hx, "tun")
@@ -145,8 +165,12 @@ def test_hosted_sandbox_sequence_allow_hosts_then_no_http(hx):
         assert closed["closed"] and closed["seconds"] < 1.0, closed
         r = get(agent, hx, "gh", "github.test", "/after-lock")
         assert r.get("status") == 403 and r["reused"] and LOCKED in r["body"], r
-        r = get(agent, hx, "gh-new", "registry.npmjs.test", "/after-lock-new")
+        r = plain(agent, hx, "plain", "github.test", "/after-lock-plain")
+        assert r.get("status") == 403 and r["reused"] and LOCKED in r["body"], r
+        r = plain(agent, hx, "plain-new", "registry.npmjs.test", "/after-lock-plain-new")
         assert r.get("status") == 403 and not r["reused"] and LOCKED in r["body"], r
+        r = get(agent, hx, "gh-new", "registry.npmjs.test", "/after-lock-new")
+        assert refused_at_handshake(r), r
         r = tunnel(agent, hx, "tun2")
         assert "error" in r or r.get("status") == 0, r
         for name in ("github.test", "registry.npmjs.test", "pinned.test", "elsewhere.test"):
@@ -154,13 +178,17 @@ def test_hosted_sandbox_sequence_allow_hosts_then_no_http(hx):
     finally:
         status = agent.close()
     assert status == 0
-    reached = [q["path"] for q in hx.origin.requests]
-    assert {"/before-any-handler", "/install-1", "/install-2", "/left-pad"} <= set(reached)
-    for path in ("/pre-after-set", "/not-listed", "/after-lock", "/after-lock-new"):
+    reached = [q["path"] for q in hx.origin.requests + hx.http.requests]
+    assert {"/before-any-handler", "/install-1", "/install-2", "/left-pad",
+            "/install-plain"} <= set(reached)
+    for path in ("/pre-after-set", "/not-listed", "/not-listed-plain", "/after-lock",
+                 "/after-lock-new", "/after-lock-plain", "/after-lock-plain-new"):
         assert path not in reached, path
     assert reached.count("/tunnel") == 1  # the second tunnel never reached the origin
-    events = wait_events(env, instance, 1, predicate=lambda e: e.get("handler") == "no-http")
-    assert events, cli.events(instance)
+    events = cli.events(instance)
+    assert any(e.get("handler") == "allow-hosts" and e["host"] == "elsewhere.test"
+               for e in events), events
+    assert any(e.get("handler") == "no-http" and e["host"] == "github.test" for e in events), events
     cut = [e for e in cli.events(instance) if "pinned.test" == e.get("host")]
     assert cut and any("closed" in e["reason"] for e in cut), cut
 
@@ -175,11 +203,17 @@ def test_bindings_survive_a_daemon_restart_and_end_at_detach(hx):
     cli("hosts", "deny", instance, "ro.test")
 
     def behaviour(tag, ca=ca):
-        return {host: get(agent, hx, f"{tag}-{host}", host, f"/{tag}", ca=ca).get("status")
-                for host in ("github.test", "registry.npmjs.test", "elsewhere.test", "ro.test")}
+        """What each host answers now: over plain HTTP, (status, locked body);
+        and whether github.test answers over intercepted TLS."""
+        out = {}
+        for host in ("github.test", "registry.npmjs.test", "elsewhere.test", "ro.test"):
+            r = plain(agent, hx, f"{tag}-{host}", host, f"/{tag}")
+            out[host] = (r.get("status"), LOCKED in r.get("body", ""))
+        out["tls"] = get(agent, hx, f"{tag}-tls", "github.test", f"/{tag}-tls", ca=ca).get("status")
+        return out
 
-    expected = {"github.test": 200, "registry.npmjs.test": 403, "elsewhere.test": 403,
-                "ro.test": 403}
+    expected = {"github.test": (200, False), "registry.npmjs.test": (403, True),
+                "elsewhere.test": (403, False), "ro.test": (403, False), "tls": 200}
     assert behaviour("before-restart") == expected
     bindings = cli.handler_list(instance)
     hosts = cli.json("hosts", "list", instance, "--json")
@@ -195,7 +229,9 @@ def test_bindings_survive_a_daemon_restart_and_end_at_detach(hx):
     assert cli.handler_list(instance)["bindings"] == []
     assert cli.json("hosts", "list", instance, "--json")["denied_hosts"] == []
     # (the CA ended with the detach too: the new one is the instance's now)
-    assert behaviour("reattached", sandbox_ca(env, instance, hx.dir)) == {h: 200 for h in expected}
+    assert behaviour("reattached", sandbox_ca(env, instance, hx.dir)) == {
+        "github.test": (200, False), "registry.npmjs.test": (200, False),
+        "elsewhere.test": (200, False), "ro.test": (200, False), "tls": 200}
 
 
 def test_hosts_commands_change_the_next_request_and_deny_cuts_a_tunnel(hx):
