@@ -257,6 +257,7 @@ def test_a_missing_secret_is_503_naming_it_and_nothing_reaches_the_origin(cred):
     r = agent("get", conn="m", host="missing.test", port=cred.https.port, ca=ca, path="/missing")
     assert r.get("status") == 503, r
     assert "never_set_token" in r["body"] and instance in r["body"], r["body"]
+    assert not [v for v in VALUES if v in r["body"]], r["body"]
     assert cred.https.seen("/missing") == []
     assert sb.stats()["proxy"]["requests_injected"] == 0
     events = wait_events(env, instance, 1, predicate=lambda e: "never_set_token" in e.get("reason", ""))
