@@ -33,16 +33,18 @@ def main():
     if os.geteuid() != 0:
         sys.exit("demo: run as root (egressd loads BPF programs)")
     work = tempfile.mkdtemp(prefix="egressd-demo-")
-    ca, crt, key = make_ca(work, ["api.example.test", "blocked.example.test"])
+    ca, crt, key = make_ca(work, ["api.example.test", "blocked.example.test", "other.example.test"])
     http = Origin("origin-http")
     https = Origin("origin-https", tls=(crt, key))
-    dns = FakeDns({"api.example.test": ["127.0.0.1"], "blocked.example.test": ["127.0.0.1"]})
+    dns = FakeDns({"api.example.test": ["127.0.0.1"], "blocked.example.test": ["127.0.0.1"],
+                   "other.example.test": ["127.0.0.1"]})
     # The origins' CA, trusted by egressd for the upstreams of intercepted TLS.
     daemon = Daemon(work, dns.address, upstream_ca=ca)
     expired_crt, expired_key = make_server_cert(work, "expired", ca, name="api.example.test",
                                                 days=(-10, -1))
     expired = Origin("origin-expired", tls=(expired_crt, expired_key))
     sandbox = intercepted = None
+    sandboxes = []
     try:
         daemon.start()
         path = write_policy(daemon.policy_dir, "demo", allowed_hosts=["api.example.test", "*.github.com"],
@@ -92,6 +94,45 @@ def main():
                               f"https://api.example.test:{expired.port}/"))
         print(f"  requests the expired origin received: {len(expired.requests)}")
 
+        # Handlers: a credential added outside the sandbox, then the network
+        # opened for an install and locked afterwards, all at runtime.
+        path = os.path.join(daemon.policy_dir, "job.yaml")
+        with open(path, "w") as f:
+            f.write('name: job\n'
+                    'tls:\n  intercept: ["*.example.test"]\n'
+                    'handlers:\n'
+                    '  api-auth:\n'
+                    '    - set_header: {name: Authorization, value: "Bearer {{secret:api_token}}"}\n'
+                    '  allow-hosts:\n'
+                    '    - allow_hosts: "{{params.hostnames}}"\n'
+                    '  no-http:\n'
+                    '    - deny: {status: 403, body: "network locked after setup"}\n'
+                    'by_host:\n  "api.example.test": api-auth\n')
+        print(f"\npolicy {path}:\n  " + open(path).read().strip().replace("\n", "\n  "))
+        job = Sandbox(daemon, "job", instance="job-42")
+        sandboxes.append(job)
+        job_ca = os.path.join(work, "job-42-ca.pem")
+        with open(job_ca, "w") as f:
+            f.write(daemon.ctl("ca", "job-42").stdout)
+        show("echo tok-demo-1234 | egressctl secret set api_token --instance job-42",
+             subprocess.run([*daemon.ctl_argv(), "secret", "set", "api_token", "--instance", "job-42"],
+                            input="tok-demo-1234\n", capture_output=True, text=True, timeout=30))
+        show(f"curl https://api.example.test:{https.port}/repos  (the sandbox sends no credential)",
+             job.curl("--cacert", job_ca, f"https://api.example.test:{https.port}/repos"))
+        seen = https.requests[-1]
+        print(f"  the origin saw: Authorization={seen['headers'].get('Authorization')}")
+        show("egressctl handler set job-42 allow-hosts --params '{\"hostnames\":[\"api.example.test\"]}'",
+             daemon.ctl("handler", "set", "job-42", "allow-hosts", "--params",
+                        '{"hostnames":["api.example.test"]}'))
+        show(f"curl https://other.example.test:{https.port}/  (not in hostnames: 403)",
+             job.curl("--cacert", job_ca, "-w", "\nHTTP status %{http_code}",
+                      f"https://other.example.test:{https.port}/"))
+        show("egressctl handler set job-42 no-http  (the install is done: lock it down)",
+             daemon.ctl("handler", "set", "job-42", "no-http"))
+        show(f"curl http://other.example.test:{http.port}/  (locked)",
+             job.curl("-w", "\nHTTP status %{http_code}", f"http://other.example.test:{http.port}/"))
+        show("egressctl handler list job-42", daemon.ctl("handler", "list", "job-42"))
+
         # egressctl run: one command, one sandbox; DNS answered by policy.
         lookup = ("import socket, sys\nsys.path.insert(0, %r)\nfrom fakedns import build_query\n"
                   "for name in sys.argv[1:]:\n"
@@ -115,7 +156,7 @@ def main():
         show("egressctl policy suggest --instance demo-learn",
              daemon.ctl("policy", "suggest", "--instance", "demo-learn"))
     finally:
-        for sb in (sandbox, intercepted):
+        for sb in (sandbox, intercepted, *sandboxes):
             if sb:
                 sb.cleanup()
         daemon.cleanup()

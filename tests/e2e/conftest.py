@@ -214,6 +214,10 @@ class Daemon:
             start = self.history.index(reports[0])
             raise AssertionError("sanitizer report from egressd:\n" + "\n".join(self.history[start:start + 60]))
 
+    def ctl_argv(self):
+        """argv of `egressctl --socket SOCKET`, to put a command after."""
+        return [EGRESSCTL, "--socket", self.socket]
+
     def ctl(self, *args, check=True):
         r = subprocess.run([EGRESSCTL, "--socket", self.socket, *args], capture_output=True, text=True,
                            timeout=30)

@@ -5,6 +5,9 @@ audit file; a file written by another tool is picked up within a second, and
 one readable by others is refused with the fix."""
 import json
 import os
+import pty
+import select
+import signal
 import stat
 import subprocess
 import time
@@ -165,6 +168,45 @@ def test_a_change_by_another_tool_is_picked_up_within_a_second(env):
     start = time.monotonic()
     assert wait_for(lambda: entry(listing(d), "rotated")["changed"] == 1_000_000_000, timeout=2)
     assert time.monotonic() - start < 1.0
+
+
+def test_a_value_typed_on_a_terminal_is_not_echoed(env):
+    d = env.daemon
+    value = new_value()
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execv(EGRESSCTL, [EGRESSCTL, "--socket", d.socket, "secret", "set", "typed"])
+        finally:
+            os._exit(127)
+    out = b""
+    try:
+        deadline = time.monotonic() + 10
+        written = False
+        while time.monotonic() < deadline:
+            if not written and b"not shown" in out:  # the prompt: echo is off by now
+                os.write(fd, (value + "\n").encode())
+                written = True
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: egressctl exited
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)  # hung: fail below, never wait forever
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    text = out.decode(errors="replace")
+    OUTPUTS.append(text)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text
+    assert "set secret typed" in text and value not in text, text
+    with open(os.path.join(d.secrets_dir, "typed")) as f:
+        assert f.read() == value + "\n"
 
 
 def test_a_value_in_argv_is_refused(env):

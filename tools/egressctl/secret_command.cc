@@ -55,8 +55,8 @@ std::string ReadValue(const std::string& name) {
   const bool terminal = isatty(STDIN_FILENO);
   std::optional<NoEcho> quiet;
   if (terminal) {
+    quiet.emplace();  // before the prompt: nothing typed after it is echoed
     std::cerr << "value of secret " << name << " (not shown; Enter ends it): " << std::flush;
-    quiet.emplace();
   }
   while (value.size() <= kMaxSecretBytes + 1) {
     ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));

@@ -521,7 +521,13 @@ TEST(Intercepts, RequestLevelHandlersIntercept) {
 
   Policy host_level = HandlerPolicy();
   host_level.catch_all = Bind("no-http");
-  EXPECT_FALSE(CompiledPolicy(host_level).can_intercept());
+  // A request-level handler defined may be bound at runtime: the CA is needed.
+  EXPECT_TRUE(CompiledPolicy(host_level).can_intercept());
+  Policy only_host_level;
+  only_host_level.name = "h";
+  only_host_level.handlers["no-http"] = host_level.handlers.at("no-http");
+  only_host_level.catch_all = Bind("no-http");
+  EXPECT_FALSE(CompiledPolicy(only_host_level).can_intercept());
   InstanceRules rules;
   rules.by_host = {{"pinned.github.com", Bind("github-auth")}};
   CompiledPolicy inst(policy, rules, "i");
