@@ -23,7 +23,20 @@ TLS_NAMES = ["api.github.test", "side.test", "missing.test"]
 PLAIN_NAMES = ["plain.test"]
 
 # Every secret value this module sets: none may show up in a log or output.
-VALUES = []
+VALUES = []  # each is sent to an origin by some test
+NEVER_SENT = []  # values egressd must refuse to send
+
+
+def write_secret_file(env, name, instance, value, mode=0o600):
+    """A secret file written by another tool: whole, then renamed into place."""
+    d = os.path.join(env.daemon.secrets_dir, "instances", instance)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    tmp = os.path.join(env.daemon.workdir, f"{name}.{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.chmod(tmp, mode)  # not the umask's
+    os.replace(tmp, os.path.join(d, name))
 
 
 def new_value(label):
@@ -60,6 +73,8 @@ def cred(env, tmp_path_factory):
     for name in TLS_NAMES + PLAIN_NAMES:
         env.dns.records[name] = ["127.0.0.1"]
     write_yaml(env.daemon.policy_dir, "creds", POLICY.format(name="creds", extra=""))
+    write_yaml(env.daemon.policy_dir, "creds-audit",
+               POLICY.format(name="creds-audit", extra="mode: audit\n"))
     write_yaml(env.daemon.policy_dir, "creds-plain",
                POLICY.format(name="creds-plain", extra="allow_plaintext_credentials: true\n"))
     c.shared = new_value("shared")
@@ -217,12 +232,7 @@ def test_rotation_applies_to_the_next_request_on_an_open_keep_alive_connection(c
     # Another tool replaces the file (a root-only file renamed over it): the
     # value is used within a second, on the same connection.
     third = new_value("rot3")
-    path = os.path.join(env.daemon.secrets_dir, "instances", instance, "github_token")
-    tmp = os.path.join(env.daemon.workdir, f"github_token.{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(third + "\n")
-    os.replace(tmp, path)
+    write_secret_file(env, "github_token", instance, third)
     replaced = time.monotonic()
     sent_at = None
     i = 0
@@ -301,6 +311,83 @@ def test_a_credential_over_plain_http_is_503_unless_the_policy_allows_it(cred, p
         assert events and events[0].get("handler") == "github-auth", events
 
 
+def test_secret_rm_falls_back_to_the_shared_value_on_the_next_request(cred):
+    env, cli = cred.env, cred.cli
+    instance = "cred-rm"
+    own = new_value("own")
+    cli.secret_set("github_token", own, instance=instance)
+    sb, agent, ca = agent_in(env, cred, "creds", instance)
+    req = dict(conn="k", host="api.github.test", port=cred.https.port, ca=ca)
+    assert agent("get", path="/rm-1", **req).get("status") == 200
+    cli("secret", "rm", "github_token", "--instance", instance)
+    r = agent("get", path="/rm-2", **req)
+    assert r.get("status") == 200 and r["reused"], r
+    assert fields(cred.https.seen("/rm-1")[-1], "Authorization") == [f"Bearer {own}"]
+    assert fields(cred.https.seen("/rm-2")[-1], "Authorization") == [f"Bearer {cred.shared}"]
+
+
+@pytest.mark.parametrize("label", ["crlf", "group-readable"])
+def test_an_unusable_value_is_503_and_never_sent(cred, label):
+    env = cred.env
+    instance = f"cred-{label}"
+    if label == "crlf":  # header injection through the secret's own value
+        value = f"v-{uuid.uuid4().hex}\r\nX-Injected: {uuid.uuid4().hex}"
+        write_secret_file(env, "github_token", instance, value)
+    else:  # a file others may read is not a secret any more
+        value = f"v-{uuid.uuid4().hex}"
+        write_secret_file(env, "github_token", instance, value, mode=0o644)
+    NEVER_SENT.append(value)
+    # The store re-reads the dir every 300 ms: wait until it lists the file.
+    deadline = time.monotonic() + 3
+    while True:
+        listed = [e for e in cred.cli.json("secret", "list", "--instance", instance, "--json")["secrets"]
+                  if e.get("instance") == instance]
+        if listed or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(listed) == 1 and listed[0]["usable"] == (label == "crlf"), listed
+    if label != "crlf":
+        assert "github_token" in listed[0]["problem"] or "group" in listed[0]["problem"], listed
+    sb, agent, ca = agent_in(env, cred, "creds", instance)
+    path = f"/unusable-{label}"
+    r = agent("get", conn="u", host="api.github.test", port=cred.https.port, ca=ca, path=path)
+    assert r.get("status") == 503, r
+    if label == "crlf":
+        assert "CR, LF or NUL" in r["body"] and "Authorization" in r["body"], r["body"]
+    else:
+        assert "github_token" in r["body"] and instance in r["body"], r["body"]
+    assert value not in r["body"] and value.split("\r")[0] not in r["body"], r["body"]
+    assert cred.https.seen(path) == []
+    assert sb.stats()["proxy"]["requests_injected"] == 0
+
+
+def test_a_missing_secret_is_refused_in_audit_mode_too(cred):
+    env = cred.env
+    sb, agent, ca = agent_in(env, cred, "creds-audit", "cred-audit")
+    r = agent("get", conn="m", host="missing.test", port=cred.https.port, ca=ca,
+              path="/missing-audit")
+    assert r.get("status") == 503 and "never_set_token" in r["body"], r
+    assert cred.https.seen("/missing-audit") == []
+
+
+def test_a_credential_handler_binds_only_to_named_hosts_at_runtime(cred):
+    env, cli = cred.env, cred.cli
+    instance = "cred-bind"
+    sb, agent, ca = agent_in(env, cred, "creds", instance)
+    r = cli("handler", "set", instance, "github-auth", check=False)
+    assert r.returncode == 1 and "--host" in r.stderr, r.stderr
+    assert [b for b in cli.handler_list(instance)["bindings"] if b["level"] == "instance"] == []
+    r = agent("get", conn="s", host="side.test", port=cred.https.port, ca=ca, path="/bind-1")
+    assert r.get("status") == 200 and "authorization_fields=0" in r["body"], r
+    cli("handler", "set", instance, "github-auth", "--host", "side.test")
+    r = agent("get", conn="s", host="side.test", port=cred.https.port, ca=ca, path="/bind-2")
+    assert r.get("status") == 200 and r["reused"] and "authorization_fields=1" in r["body"], r
+    assert fields(cred.https.seen("/bind-2")[-1], "Authorization") == [f"Bearer {cred.shared}"]
+    cli("handler", "clear", instance, "--host", "side.test")
+    r = agent("get", conn="s", host="side.test", port=cred.https.port, ca=ca, path="/bind-3")
+    assert r.get("status") == 200 and "authorization_fields=0" in r["body"], r
+
+
 def test_no_secret_value_in_the_log_the_audit_file_or_any_cli_output(cred):
     """Runs last: everything the module did is there to search."""
     env, cli = cred.env, cred.cli
@@ -322,9 +409,11 @@ def test_no_secret_value_in_the_log_the_audit_file_or_any_cli_output(cred):
     log = "\n".join(env.daemon.history)
     assert "api.github.test" in log or "github_token" in log or "creds" in log
     places = {"daemon log": log, "audit file": audit, "egressctl outputs": "\n".join(cli.outputs)}
-    leaks = [(where, v) for where, text in places.items() for v in VALUES if v in text]
+    leaks = [(where, v) for where, text in places.items() for v in VALUES + NEVER_SENT
+             if v in text or v.split("\r")[0] in text]
     assert leaks == [], leaks
     # The values were really used: each reached an origin (the search is not vacuous).
     assert len(VALUES) >= 2 and cred.shared in VALUES
     sent = json.dumps([r["headers"] for r in cred.https.requests + cred.http.requests])
     assert [v for v in VALUES if v not in sent] == []
+    assert [v for v in NEVER_SENT if v.split("\r")[0] in sent] == []
