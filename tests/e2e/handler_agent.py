@@ -11,6 +11,9 @@ stdin line, one JSON answer per stdout line. Every connection goes to
   {"op": "tunnel", "conn": ID, "host": H, "port": P, "ca": PATH}
       a TLS connection verified with the origin's own CA (pass-through), one
       request on it; it stays open -> {"status", "body"} or {"error"}
+  {"op": "ws", "conn": ID, "host": H, "port": P, "ca": PATH|null}
+      a WebSocket over intercepted TLS: the upgrade, then one text frame
+      echoed -> {"status", "echo"}; it stays open
   {"op": "wait_closed", "conn": ID, "timeout": S}
       -> {"closed": true, "seconds": ...} when the peer ends it (EOF, reset)
       within S seconds, else {"closed": false}
@@ -19,6 +22,7 @@ stdin line, one JSON answer per stdout line. Every connection goes to
 """
 import http.client
 import json
+import os
 import socket
 import ssl
 import struct
@@ -88,6 +92,35 @@ def tunnel(cmd):
     return {"status": status, "body": rest.decode(errors="replace")}
 
 
+def read_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError(f"closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+def ws(cmd):
+    s = connect(cmd)
+    conns[cmd["conn"]] = s
+    s.sendall((f"GET /ws HTTP/1.1\r\nHost: {cmd['host']}\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += read_exactly(s, 1)
+    status = int(head.split(b" ")[1])
+    if status != 101:
+        return {"status": status}
+    payload, key = b"hello over the tunnel", os.urandom(4)
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + key +
+              bytes(c ^ key[i % 4] for i, c in enumerate(payload)))
+    b0, b1 = read_exactly(s, 2)
+    return {"status": status, "echo": read_exactly(s, b1 & 0x7F).decode()}
+
+
 def wait_closed(cmd):
     s = conns.pop(cmd["conn"])
     if isinstance(s, http.client.HTTPConnection):
@@ -123,7 +156,7 @@ def close(cmd):
     return {"closed": True}
 
 
-OPS = {"get": get, "tunnel": tunnel, "wait_closed": wait_closed, "dns": dns, "close": close}
+OPS = {"get": get, "tunnel": tunnel, "ws": ws, "wait_closed": wait_closed, "dns": dns, "close": close}
 
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:

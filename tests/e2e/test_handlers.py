@@ -11,6 +11,8 @@ from audit_events import wait_events
 from conftest import EGRESSCTL
 from echo_origin import EchoOrigin, make_multi_name_cert
 from handler_helpers import Agent, Cli, sandbox_ca, start_agent, write_yaml
+from scripted_origin import ScriptedOrigin, websocket_origin
+from upstream_certs import make_server_cert
 
 NAMES = ["github.test", "registry.npmjs.test", "pinned.test", "elsewhere.test", "ro.test",
          "ro405.test"]
@@ -264,6 +266,27 @@ def test_hosts_commands_change_the_next_request_and_deny_cuts_a_tunnel(hx):
     assert "error" in r or r.get("status") == 0, r
     st = sb.stats()["proxy"]
     assert st["tls_passthrough"] >= 1, st
+
+
+
+def test_no_http_closes_an_open_websocket_at_once(hx):
+    env, cli = hx.env, hx.cli
+    crt, key = make_server_cert(hx.dir, "ws", env.ca)  # allowed.test
+    origin = ScriptedOrigin(websocket_origin(), tls=(crt, key))
+    try:
+        instance = "ws-1"
+        sb, agent, ca = cgroup_agent(hx, "job", instance)
+        r = agent("ws", conn="w", host="allowed.test", port=origin.port, ca=ca)
+        assert r == {"status": 101, "echo": "hello over the tunnel"}, r
+        cli("handler", "set", instance, "no-http")
+        closed = agent("wait_closed", conn="w", timeout=3)
+        assert closed["closed"] and closed["seconds"] < 1.0, closed
+        assert origin.wait_finished(1, timeout=5)
+        events = cli.events(instance)
+        assert any(e.get("handler") == "no-http" and e["host"] == "allowed.test"
+                   and "closed" in e["reason"] for e in events), events
+    finally:
+        origin.close()
 
 
 BAD_POLICIES = [
