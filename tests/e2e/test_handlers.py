@@ -27,6 +27,8 @@ handlers:
     - allow_hosts: "{{params.hostnames}}"
   no-http:
     - deny: {status: 403, body: "network locked after setup"}
+  get-only:
+    - allow_methods: [GET]
 """
 
 READ_ONLY = """name: ro
@@ -287,6 +289,42 @@ def test_no_http_closes_an_open_websocket_at_once(hx):
                    and "closed" in e["reason"] for e in events), events
     finally:
         origin.close()
+
+
+
+def test_a_request_level_handler_bound_to_a_pass_through_host_refuses_its_tls(hx):
+    """egressd cannot apply allow_methods to requests it cannot read: an open
+    tunnel to the host ends, a new one is refused, with an event saying why."""
+    env, cli = hx.env, hx.cli
+    instance = "pt-1"
+    sb, agent, ca = cgroup_agent(hx, "job", instance)
+    r = tunnel(agent, hx, "t")
+    assert r.get("status") == 200, r
+    r = cli("handler", "set", instance, "get-only", "--host", "pinned.test")
+    assert "TLS connections to it will be refused" in r.stderr, r.stderr  # the warning
+    r = tunnel(agent, hx, "t2")
+    assert "error" in r or r.get("status") == 0, r
+    events = cli.events(instance)
+    assert any(e["host"] == "pinned.test" and "requests" in e["reason"] for e in events), events
+    closed = agent("wait_closed", conn="t", timeout=2)
+    assert closed["closed"] and closed["seconds"] < 1.0, closed
+
+
+def test_handler_set_refuses_what_it_cannot_bind(hx):
+    env, cli = hx.env, hx.cli
+    instance = "bad-set"
+    env.sandbox("job", instance)
+    r = cli("handler", "set", instance, "no-such-handler", check=False)
+    assert r.returncode == 1 and "no-such-handler" in r.stderr, r.stderr
+    r = cli("handler", "set", instance, "allow-hosts", check=False)  # its params missing
+    assert r.returncode == 1 and "hostnames" in r.stderr, r.stderr
+    r = cli("handler", "set", instance, "allow-hosts", "--params", "not json", check=False)
+    assert r.returncode == 2 and "--params" in r.stderr, r.stderr
+    r = cli("handler", "set", instance, "allow-hosts", "--params", '{"hostnames": 5}', check=False)
+    assert r.returncode == 1, r.stderr
+    r = cli("handler", "set", "no-such-instance", "no-http", check=False)
+    assert r.returncode == 1 and "no-such-instance" in r.stderr, r.stderr
+    assert cli.handler_list(instance)["bindings"] == []
 
 
 BAD_POLICIES = [
