@@ -240,10 +240,13 @@ def test_hosts_commands_change_the_next_request_and_deny_cuts_a_tunnel(hx):
     instance = "hosts-1"
     sb, agent, ca = cgroup_agent(hx, "job", instance)
     assert get(agent, hx, "a", "github.test", "/h-1", ca=ca)["status"] == 200
+    assert agent("dns", name="github.test")["rcode"] == 0
     cli("hosts", "deny", instance, "github.test")
     r = get(agent, hx, "a", "github.test", "/h-2", ca=ca)
     assert r["status"] == 403 and r["reused"], r
+    assert agent("dns", name="github.test")["rcode"] == 3  # DNS follows the lists
     cli("hosts", "remove", instance, "github.test")
+    assert agent("dns", name="github.test")["rcode"] == 0
     assert get(agent, hx, "a", "github.test", "/h-3", ca=ca)["status"] == 200
     assert get(agent, hx, "b", "registry.npmjs.test", "/h-4", ca=ca)["status"] == 200
     # An instance that allows a list is deny by default from then on.
@@ -325,6 +328,32 @@ def test_handler_set_refuses_what_it_cannot_bind(hx):
     r = cli("handler", "set", "no-such-instance", "no-http", check=False)
     assert r.returncode == 1 and "no-such-instance" in r.stderr, r.stderr
     assert cli.handler_list(instance)["bindings"] == []
+
+
+
+def test_a_policy_switch_keeps_the_bindings_and_fails_closed_on_a_missing_handler(hx):
+    env, cli = hx.env, hx.cli
+    instance = "switch-1"
+    sb, agent, ca = cgroup_agent(hx, "job", instance)
+    cli("handler", "set", instance, "no-http", "--host", "github.test")
+    cli("hosts", "deny", instance, "elsewhere.test")
+    r = plain(agent, hx, "g", "github.test", "/switch-1")
+    assert r.get("status") == 403 and LOCKED in r["body"], r
+    # "ro" has no handler no-http: the binding stays, and what it covers is refused.
+    r = cli("attach", sb.path, "--policy", "ro", "--instance", instance)
+    assert "no-http" in r.stderr, r.stderr  # the switch warns
+    listed = cli.handler_list(instance)
+    mine = [b for b in listed["bindings"] if b["level"] == "instance"]
+    assert len(mine) == 1 and mine[0]["handler"] == "no-http" and "problem" in mine[0], listed
+    assert cli.json("hosts", "list", instance, "--json")["denied_hosts"] == ["elsewhere.test"]
+    r = plain(agent, hx, "g2", "github.test", "/switch-2")
+    assert r.get("status", 0) >= 400 and "no-http" in r.get("body", ""), r
+    r = plain(agent, hx, "e", "elsewhere.test", "/switch-3")
+    assert r.get("status") == 403, r
+    r = plain(agent, hx, "o", "registry.npmjs.test", "/switch-4")
+    assert r.get("status") == 200, r
+    reached = {q["path"] for q in hx.http.requests}
+    assert "/switch-4" in reached and not {"/switch-1", "/switch-2", "/switch-3"} & reached
 
 
 BAD_POLICIES = [
