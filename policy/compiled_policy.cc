@@ -179,14 +179,13 @@ HostDecision CompiledPolicy::DecideUnnamed(const IpAddress& addr, uint16_t port,
                                            const std::string& what) const {
   if (invalid_entry_) return Denied("policy has an invalid entry: " + *invalid_entry_);
   if (deny_by_default()) return Denied(what + " under a deny-by-default policy");
-  // What names no host meets the catch_all's host-level steps as its
-  // address: allow_hosts of names refuses it, deny refuses it.
-  if (instance_.catch_all || policy_.catch_all) {
-    HostDecision d = DecideByHandler(addr.ToString(), Allowed(""));
-    if (d.verdict == HostVerdict::kDenied) {
-      d.reason = what + ": " + d.reason;
-      return d;
-    }
+  // What names no host meets the host-level steps of the handler bound to
+  // its address (a by_host entry of that address, else the catch-all):
+  // allow_hosts of names refuses it, deny refuses it.
+  HostDecision by_handler = DecideByHandler(addr.ToString(), Allowed(""));
+  if (by_handler.verdict == HostVerdict::kDenied) {
+    by_handler.reason = what + ": " + by_handler.reason;
+    return by_handler;
   }
   if (!denies_by_name_) return Allowed("no allowed_hosts or denied_hosts: allow by default");
   for (const auto& r : policy_.allow_tcp)

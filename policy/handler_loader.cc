@@ -142,8 +142,8 @@ void HandlerLoader::LoadStep(const std::string& handler, size_t index, const YAM
                                  Describe(item) + hint);
     return;
   }
-  const YAML::Node& k = item.begin()->first;
-  const YAML::Node& v = item.begin()->second;
+  const YAML::Node k = item.begin()->first;  // copies: the iterator is a temporary
+  const YAML::Node v = item.begin()->second;
   const StepSyntax* syntax = k.IsScalar() ? FindStep(k.Scalar()) : nullptr;
   if (!syntax) {
     std::string word = k.IsScalar() ? k.Scalar() : "";

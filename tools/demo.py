@@ -124,7 +124,7 @@ def main():
         show("egressctl handler set job-42 allow-hosts --params '{\"hostnames\":[\"api.example.test\"]}'",
              daemon.ctl("handler", "set", "job-42", "allow-hosts", "--params",
                         '{"hostnames":["api.example.test"]}'))
-        show(f"curl https://other.example.test:{https.port}/  (not in hostnames: 403)",
+        show(f"curl https://other.example.test:{https.port}/  (not in hostnames: refused by its SNI)",
              job.curl("--cacert", job_ca, "-w", "\nHTTP status %{http_code}",
                       f"https://other.example.test:{https.port}/"))
         show("egressctl handler set job-42 no-http  (the install is done: lock it down)",

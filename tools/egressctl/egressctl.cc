@@ -100,7 +100,9 @@ int PolicyCheck(const std::string& file) {
             << " allowed hosts, " << p.denied_hosts.size() << " denied hosts, "
             << p.deny_cidrs.size() << " denied CIDRs, " << p.allow_tcp.size()
             << " allow_tcp entries, " << p.allow_get_body.size() << " allow_get_body entries"
-            << (p.allow_unnamed ? ", allow_unnamed" : "")
+            << (p.allow_unnamed ? ", allow_unnamed" : "") << ", " << p.handlers.size()
+            << " handlers, " << p.by_host.size() << " by_host bindings"
+            << (p.catch_all ? ", catch_all " + p.catch_all->handler : "")
             << (p.allowed_hosts.empty() ? "" : " (deny by default)") << "\n";
   return 0;
 }

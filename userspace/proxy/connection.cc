@@ -494,10 +494,11 @@ FilterVerdict Connection::FilterRequest(RequestHead& head, bool* websocket) {
   auto view = CurrentView();
   RequestContext ctx{*view, worker_.ctx().events, origin_addr_, origin_port_, head};
   if (client_tls_) ctx.tls_sni = &intercepted_sni_;
-  // The secrets as they are now: a rotation applies to the next request.
-  std::optional<secrets::InstanceSecrets> secrets;
+  // The secrets as they are now (a rotation applies to the next request),
+  // looked at only if a handler uses one.
+  std::optional<secrets::LazyInstanceSecrets> secrets;
   if (worker_.ctx().secrets) {
-    secrets.emplace(worker_.ctx().secrets->ForInstance(view->instance));
+    secrets.emplace(*worker_.ctx().secrets, view->instance);
     ctx.secrets = &*secrets;
   }
   FilterVerdict verdict = RunRequestFilters(ctx);

@@ -327,6 +327,11 @@ policy::SecretLookup SecretSnapshot::Find(std::string_view instance, std::string
   return {std::nullopt, "not set"};
 }
 
+policy::SecretLookup LazyInstanceSecrets::Find(std::string_view name) const {
+  if (!secrets_) secrets_.emplace(store_.ForInstance(std::string(instance_)));
+  return secrets_->Find(name);
+}
+
 policy::SecretLookup InstanceSecrets::Find(std::string_view name) const {
   return snapshot_->Find(instance_, name);
 }

@@ -81,6 +81,22 @@ class InstanceSecrets : public policy::SecretSource {
   std::string instance_;
 };
 
+class SecretStore;
+
+// InstanceSecrets whose snapshot is taken at the first lookup: a request no
+// handler adds a credential to costs nothing. Lives for one request.
+class LazyInstanceSecrets : public policy::SecretSource {
+ public:
+  LazyInstanceSecrets(const SecretStore& store, std::string_view instance)
+      : store_(store), instance_(instance) {}
+  policy::SecretLookup Find(std::string_view name) const override;
+
+ private:
+  const SecretStore& store_;
+  std::string_view instance_;
+  mutable std::optional<InstanceSecrets> secrets_;
+};
+
 // A row of `secret list`: never a value.
 struct SecretListing {
   std::string name;

@@ -508,6 +508,21 @@ TEST(DecideUnnamed, CatchAllHostStepsLockAddressesToo) {
             HostVerdict::kAllowed);
 }
 
+TEST(DecideUnnamed, HandlerBoundToTheAddressDecides) {
+  Policy policy = HandlerPolicy();
+  policy.by_host = {{"10.0.0.1", Bind("no-http")}};
+  CompiledPolicy p(policy);
+  HostDecision d = p.DecideUnnamed(Ip("10.0.0.1"), 443, "TLS without SNI");
+  EXPECT_EQ(d.verdict, HostVerdict::kDenied);
+  EXPECT_EQ(d.handler, "no-http");
+  // Another address meets no handler, but a deny step bound by host makes
+  // what names no host suspect, as denied_hosts does.
+  EXPECT_EQ(p.DecideUnnamed(Ip("10.0.0.2"), 443, "TLS without SNI").verdict, HostVerdict::kDenied);
+  policy.allow_tcp = {*ParseTcpRule("10.0.0.0/24:443", nullptr)};
+  EXPECT_EQ(CompiledPolicy(policy).DecideUnnamed(Ip("10.0.0.2"), 443, "TLS without SNI").verdict,
+            HostVerdict::kAllowed);
+}
+
 TEST(Intercepts, RequestLevelHandlersIntercept) {
   Policy policy = HandlerPolicy();
   policy.by_host = {{"api.github.com", Bind("github-auth")}, {"*.evil.com", Bind("no-http")}};

@@ -113,8 +113,7 @@ TEST(EvaluateHandler, SecretInAListEntryRefusedWithoutTheValue) {
   HandlerResult r = Eval(h, {"a.com", "", ""});
   EXPECT_TRUE(r.refused);
   EXPECT_EQ(r.status, 503);
-  EXPECT_EQ(r.reason,
-            "handler \"h\" step 1 (deny_hosts): an entry cannot carry a secret");
+  EXPECT_EQ(r.reason, "handler \"h\" step 1 (deny_hosts): an entry cannot carry a secret");
 }
 
 TEST(EvaluateHandler, DenyHosts) {
