@@ -97,9 +97,6 @@ StatusOr<json> HandlerSet(sandbox::Registry& registry, const control::ControlReq
           rules.catch_all = binding;
           return Status{};
         }
-        if (handler.needs_requests() && host.find('*') == std::string::npos)
-          if (std::string why = policy.InterceptRefusal(host); !why.empty())
-            warnings.push_back(why + ": TLS connections to it will be refused");
         auto same = std::find_if(rules.by_host.begin(), rules.by_host.end(),
                                  [&](const policy::HostBinding& b) { return b.host == host; });
         if (same != rules.by_host.end())
@@ -109,6 +106,11 @@ StatusOr<json> HandlerSet(sandbox::Registry& registry, const control::ControlReq
         return Status{};
       });
   if (!sb.ok()) return sb.status();
+  // Judged with the new binding in place: InterceptRefusal looks at the
+  // handler bound to the host now (before the change, none was).
+  if (!host.empty() && host.find('*') == std::string::npos)
+    if (std::string why = sb->policy->InterceptRefusal(host); !why.empty())
+      warnings.push_back(why + ": TLS connections to it will be refused");
   json out = HandlerList(*sb);
   out["warnings"] = warnings;
   return out;

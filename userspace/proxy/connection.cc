@@ -520,9 +520,17 @@ void Connection::RecheckTunnel() {
   if (phase_ != Phase::kTunnel || decided_host_.empty() || tunnel_reported_) return;
   auto view = CurrentView();
   auto decision = view->policy->DecideTarget(decided_host_, origin_port_);
-  if (decision.verdict == policy::HostVerdict::kAllowed) return;
-  std::string why =
-      "open tunnel to " + decided_host_ + " closed, the host is denied now: " + decision.reason;
+  std::string why;
+  if (decision.verdict != policy::HostVerdict::kAllowed) {
+    why = "open tunnel to " + decided_host_ + " closed, the host is denied now: " + decision.reason;
+  } else if (std::string refusal = view->policy->InterceptRefusal(decided_host_);
+             !ws_from_client_ && !refusal.empty()) {
+    // Pass-through TLS to a host bound since to a handler that must see its
+    // requests: the requests in this tunnel would go around it.
+    why = "open tunnel to " + decided_host_ + " closed: " + refusal;
+  } else {
+    return;
+  }
   if (!Enforce(decided_host_, why, decision.handler)) {
     tunnel_reported_ = true;  // audit mode: reported once, the tunnel goes on
     return;
