@@ -416,3 +416,32 @@ def test_policy_check_names_the_line_of_a_bad_handler(hx, tmp_path, label, text,
                        timeout=30)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.splitlines() == [f"{path}:{e}" for e in errors], r.stderr
+
+
+LAZY = """name: lazy
+handlers:
+  get-only:
+    - allow_methods: [GET]
+"""
+
+
+def test_a_tunnel_to_a_host_bound_since_to_a_request_level_handler_is_cut_and_then_intercepted(hx):
+    """No tls section: TLS passes through until a handler that must see
+    requests is bound to the host; then the open tunnel ends at once (its
+    requests would go around the handler) and the next connection is
+    intercepted and decided request by request."""
+    env, cli = hx.env, hx.cli
+    write_yaml(env.daemon.policy_dir, "lazy", LAZY)
+    instance = "lazy-1"
+    sb, agent, ca = cgroup_agent(hx, "lazy", instance)
+    r = agent("tunnel", conn="t", host="github.test", port=hx.origin.port, ca=hx.env.ca)
+    assert r.get("status") == 200, r
+    assert sb.stats()["proxy"]["tls_passthrough"] == 1
+    cli("handler", "set", instance, "get-only", "--host", "github.test")
+    closed = agent("wait_closed", conn="t", timeout=2)
+    assert closed["closed"] and closed["seconds"] < 1.0, closed
+    events = cli.events(instance)
+    assert any(e["host"] == "github.test" and "get-only" in e["reason"] for e in events), events
+    assert get(agent, hx, "g", "github.test", "/lazy-get", ca=ca)["status"] == 200
+    assert get(agent, hx, "p", "github.test", "/lazy-post", ca=ca, method="POST")["status"] == 403
+    assert sb.stats()["proxy"]["tls_intercepted"] == 2

@@ -528,6 +528,13 @@ void Connection::RecheckTunnel() {
     // Pass-through TLS to a host bound since to a handler that must see its
     // requests: the requests in this tunnel would go around it.
     why = "open tunnel to " + decided_host_ + " closed: " + refusal;
+  } else if (auto bound = view->policy->HandlerFor(decided_host_);
+             !ws_from_client_ && !client_tls_ && bound && bound->handler &&
+             bound->handler->needs_requests()) {
+    // The same for a host whose TLS is intercepted now: its next connection
+    // is, and its requests meet the handler.
+    why = "open tunnel to " + decided_host_ + " closed: handler \"" + bound->handler_name + "\" (" +
+          bound->origin + ") must see its requests; a new connection is intercepted";
   } else {
     return;
   }
