@@ -125,6 +125,7 @@ import socket, sys, time
 PORT = {port}
 held = [socket.create_connection(("127.0.0.1", PORT), timeout=10) for _ in range({limit})]
 print("full", flush=True)
+sys.stdin.readline()  # egressd has taken them all: go
 n = 0
 end = time.monotonic() + {seconds}
 while time.monotonic() < end:
@@ -143,9 +144,16 @@ def test_a_flooding_sandbox_costs_others_nothing_and_gets_an_event_a_second(env)
     flood = env.sandbox("open")
     other = env.sandbox("open")
     proc = flood.popen(PYTHON, "-c", FLOOD_LOOP.format(port=env.http.port, limit=LIMIT, seconds=3),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
     try:
         assert read_line(proc.stdout, 20, "slots full").strip() == "full"
+        # Connected is not yet accepted: the flood starts once egressd holds
+        # all of them (else its first connection may take the last free slot
+        # and, accepted like any other, wait for a request).
+        wait_for(lambda: flood.stats()["proxy"]["open_connections"] == LIMIT, what="slots taken")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
         # Meanwhile the other sandbox is served, each request promptly.
         for i in range(10):
             t0 = time.monotonic()
