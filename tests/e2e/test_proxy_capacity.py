@@ -231,7 +231,33 @@ class FdLimitedDaemon(Daemon):
         self.nofile = nofile
 
     def argv(self, **overrides):
-        return ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--"] + super().argv(**overrides)
+        return (["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--"] + self.sanitizer_env() +
+                super().argv(**overrides))
+
+    def sanitizer_env(self):
+        """Under UBSan (tools/test.sh --sanitize), its vptr check needs a free
+        descriptor: it probes an object's memory through a pipe, and takes a
+        failed pipe() for unreadable memory. In a daemon out of descriptors it
+        reports valid objects as "invalid vptr ... <memory cannot be
+        printed>" (a UBSan suppression cannot match: it needs that memory).
+        This daemon goes on after a UBSan report, and check_sanitizers drops
+        exactly those reports; every other report still fails the test."""
+        options = os.environ.get("UBSAN_OPTIONS")
+        return [] if options is None else ["env", f"UBSAN_OPTIONS={options}:halt_on_error=0"]
+
+    def check_sanitizers(self):
+        history = self.history
+        false_vptr = set()
+        for i, line in enumerate(history):
+            if ("runtime error:" in line and "does not point to an object of type" in line and
+                    any("note: object has invalid vptr" in l for l in history[i + 1:i + 3]) and
+                    any("<memory cannot be printed>" in l for l in history[i + 1:i + 4])):
+                false_vptr.add(i)
+        self.history = [l for i, l in enumerate(history) if i not in false_vptr]
+        try:
+            super().check_sanitizers()
+        finally:
+            self.history = history
 
 
 def test_out_of_fds_connections_are_refused_cleanly_and_the_daemon_recovers(env, tmp_path):
@@ -281,6 +307,9 @@ def test_out_of_fds_connections_are_refused_cleanly_and_the_daemon_recovers(env,
         r = sb.curl(f"http://allowed.test:{origin.port}/after")
         assert r.returncode == 0 and r.stdout == "ok", r.stderr
         wait_for(lambda: fd_count(pid) <= baseline, what=f"fd count back to {baseline}")
+    except BaseException:
+        print("DAEMONLOG", "\n".join(d.history[-80:]), "RC", d.proc.poll())
+        raise
     finally:
         if sb:
             sb.cleanup()
