@@ -83,6 +83,9 @@ def test_audit_log_rotates_at_the_limit_keeping_one_old_file(env, tmp_path):
         deadline = time.monotonic() + 10
         while d.status()["audit"]["events"] < n and time.monotonic() < deadline:
             time.sleep(0.1)
+        # The file is written by a thread of its own: wait until it caught up.
+        while d.status()["audit"]["pending"] > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         status = d.status()["audit"]
         assert status["events"] >= n and status["write_errors"] == 0, status
         current, old = read_jsonl(log), read_jsonl(log + ".1")

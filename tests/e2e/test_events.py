@@ -1,6 +1,7 @@
 """Audit events: every deny, kernel and proxy, with who, where and why."""
 import json
 import os
+import time
 
 from audit_events import wait_events
 from conftest import read_line, write_policy
@@ -31,7 +32,11 @@ def test_events_of_kernel_and_proxy_denies(env):
     tls = by[("proxy", "127.0.0.1", env.https.port)]
     assert tls["host"] == "denied.test" and "SNI" in tls["reason"]
     assert [e["seq"] for e in got] == sorted(e["seq"] for e in got)
-    # The same events are in the audit log file, one JSON object per line.
+    # The same events are in the audit log file, one JSON object per line
+    # (written by a thread of its own: once it caught up).
+    deadline = time.monotonic() + 5
+    while env.daemon.status()["audit"]["pending"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     with open(os.path.join(env.daemon.state_dir, "audit.jsonl")) as f:
         logged = [json.loads(line) for line in f]
     assert {e["seq"] for e in got} <= {e["seq"] for e in logged}

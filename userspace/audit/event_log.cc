@@ -1,6 +1,7 @@
 #include "userspace/audit/event_log.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,39 +19,80 @@ nlohmann::json ToJson(const AuditEvent& e) {
   return out;
 }
 
+namespace {
+
+// A full queue is logged at most this often (each drop is counted).
+constexpr auto kDropWarningEvery = std::chrono::seconds(5);
+
+}  // namespace
+
 EventLog::EventLog(std::string path, size_t memory_events, size_t max_file_bytes,
-                   uint32_t per_instance_per_second)
+                   uint32_t per_instance_per_second, size_t max_queued_lines)
     : path_(std::move(path)),
       memory_events_(memory_events),
       max_file_bytes_(max_file_bytes),
+      max_queued_(max_queued_lines),
       per_second_(per_instance_per_second) {
   fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   struct stat st {};
   if (fd_ >= 0 && fstat(fd_, &st) == 0) file_bytes_ = static_cast<size_t>(st.st_size);
+  writer_ = std::thread([this] { RunWriter(); });
 }
 
 EventLog::~EventLog() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  writer_.join();  // the writer empties the queue before it returns
   if (fd_ >= 0) close(fd_);
 }
 
-void EventLog::WriteLine(const std::string& line) {
+void EventLog::RunWriter() {
+  std::vector<std::string> batch;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything is written
+    batch.swap(queue_);
+    lock.unlock();
+    // Only this thread touches the file; write_errors_ is counted in a local.
+    uint64_t errors = 0;
+    for (const std::string& line : batch)
+      if (!WriteLine(line)) errors++;
+    lock.lock();
+    write_errors_ += errors;
+    written_total_ += batch.size();
+    batch.clear();
+    done_cv_.notify_all();
+  }
+}
+
+void EventLog::Flush() {
+  std::unique_lock lock(mu_);
+  const uint64_t target = queued_total_;
+  done_cv_.wait(lock, [&] { return written_total_ >= target; });
+}
+
+bool EventLog::WriteLine(const std::string& line) {
+  bool failed = false;
   if (file_bytes_ + line.size() > max_file_bytes_) {
     // Rotate: keep one previous file, start a new one. If the rename fails,
     // the current file is kept and appended to (never truncated: that would
     // lose its events); the failure is counted like a write error.
     if (fd_ >= 0) close(fd_);
     const bool rotated = std::rename(path_.c_str(), (path_ + ".1").c_str()) == 0;
-    if (!rotated) write_errors_++;
+    if (!rotated) failed = true;
     fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (rotated ? O_TRUNC : 0),
                0600);
     // After a failed rename the next attempt comes after another max_file_bytes_.
     file_bytes_ = 0;
   }
-  if (fd_ < 0 || write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    write_errors_++;  // counted and reported in status; the in-memory copy stays
-    return;
-  }
+  if (fd_ < 0 || write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    return false;  // counted and reported in status; the in-memory copy stays
   file_bytes_ += line.size();
+  return !failed;
 }
 
 void EventLog::Append(AuditEvent event) {
@@ -89,7 +131,22 @@ void EventLog::Append(AuditEvent event) {
 
 void EventLog::AppendLocked(AuditEvent event) {
   event.seq = next_seq_++;
-  WriteLine(ToJson(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  if (queue_.size() < max_queued_) {
+    queue_.push_back(ToJson(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                     "\n");
+    queued_total_++;
+    work_cv_.notify_one();
+  } else {
+    dropped_++;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_drop_warning_ >= kDropWarningEvery) {
+      last_drop_warning_ = now;
+      spdlog::warn(
+          "audit: the audit log writer is behind ({} lines queued): {} event(s) not "
+          "written to {} so far (kept in memory; see status audit.dropped)",
+          queue_.size(), dropped_, path_);
+    }
+  }
   recent_.push_back(std::move(event));
   while (recent_.size() > memory_events_) recent_.pop_front();
 }
@@ -119,6 +176,16 @@ uint64_t EventLog::appended() const {
 uint64_t EventLog::write_errors() const {
   std::lock_guard lock(mu_);
   return write_errors_;
+}
+
+uint64_t EventLog::dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+uint64_t EventLog::pending() const {
+  std::lock_guard lock(mu_);
+  return queued_total_ - written_total_;
 }
 
 }  // namespace egressd::audit

@@ -123,7 +123,12 @@ void ControlServer::Run() {
     if (stop_) break;
     if (!(fds[0].revents & POLLIN)) continue;
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      // Out of fds or memory: the client waits in the backlog; no busy loop.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        poll(nullptr, 0, 100);
+      continue;
+    }
     Serve(fd);
     close(fd);
   }

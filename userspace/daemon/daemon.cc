@@ -148,7 +148,9 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
             {"connect_timeouts", p.connect_timeouts.load()},
             {"response_timeouts", p.response_timeouts.load()},
             {"heads_too_large", p.heads_too_large.load()},
-            {"requests_injected", p.requests_injected.load()}}},
+            {"requests_injected", p.requests_injected.load()},
+            {"open_connections", p.open_connections.load()},
+            {"connections_refused_limit", p.connections_refused_limit.load()}}},
           {"dns",
            {{"queries", p.dns_queries.load()},
             {"refused", p.dns_refused.load()},
@@ -292,6 +294,7 @@ Status Daemon::Start() {
   ctx.options.head_timeout = options_.header_timeout;
   ctx.options.connect_timeout = options_.connect_timeout;
   ctx.options.response_timeout = options_.response_timeout;
+  ctx.options.max_connections_per_sandbox = options_.max_connections_per_sandbox;
   ctx.bpf = bpf_.get();
   ctx.sandboxes = registry_.get();
   ctx.resolver = resolver_.get();
@@ -393,6 +396,7 @@ void Daemon::Stop() {
   if (proxy_) proxy_->Stop();
   if (forwarder_) forwarder_->Stop();
   if (secrets_) secrets_->Stop();
+  if (events_) events_->Flush();  // every event recorded so far is in the file
 }
 
 StatusOr<size_t> Daemon::ReloadPolicies() {
@@ -426,7 +430,10 @@ nlohmann::json Daemon::Status_() const {
           {"proxy",
            {{"accepted", proxy_counters_.accepted.load()},
             {"unknown_origin", proxy_counters_.unknown_origin.load()},
-            {"unknown_sandbox", proxy_counters_.unknown_sandbox.load()}}},
+            {"unknown_sandbox", proxy_counters_.unknown_sandbox.load()},
+            {"accept_errors", proxy_counters_.accept_errors.load()},
+            {"refused_no_fd", proxy_counters_.refused_no_fd.load()},
+            {"upstream_socket_errors", proxy_counters_.upstream_socket_errors.load()}}},
           {"secrets",
            {{"refreshes", secrets_->counters().refreshes.load()},
             {"file_reads", secrets_->counters().file_reads.load()},
@@ -444,7 +451,9 @@ nlohmann::json Daemon::Status_() const {
           {"audit",
            {{"events", events_->appended()},
             {"write_errors", events_->write_errors()},
-            {"suppressed", events_->suppressed()}}}};
+            {"suppressed", events_->suppressed()},
+            {"dropped", events_->dropped()},
+            {"pending", events_->pending()}}}};
 }
 
 StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {

@@ -66,6 +66,7 @@ struct DaemonOptions {
   std::chrono::seconds response_timeout{
       300};                               // complete request to the response's first byte (504)
   size_t audit_log_max_bytes = 16 << 20;  // audit.jsonl is rotated past this size
+  uint64_t max_connections_per_sandbox = 4096;  // proxied connections open at once
 };
 
 class Daemon {

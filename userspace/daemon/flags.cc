@@ -54,6 +54,12 @@ StatusOr<size_t> ParseAuditLogMaxBytes(const std::string& text) {
   return static_cast<size_t>(*bytes);
 }
 
+StatusOr<uint64_t> ParseMaxConnectionsPerSandbox(const std::string& text) {
+  auto n = ParseNumber("--max-connections-per-sandbox", text, 1, kMaxConnectionsPerSandbox);
+  if (!n.ok()) return n.status();
+  return static_cast<uint64_t>(*n);
+}
+
 StatusOr<int> ParseWorkers(const std::string& text) {
   if (text.empty()) return 0;
   constexpr int kMaxWorkers = 256;
@@ -146,6 +152,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("connect-timeout", "seconds an upstream connect (and an intercepted upstream's TLS handshake) may take (504)", cxxopts::value<std::string>()->default_value("10"))
       ("response-timeout", "seconds from a complete request to the first byte of its response (504)", cxxopts::value<std::string>()->default_value("300"))
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
+      ("max-connections-per-sandbox", "proxied connections one sandbox may have open at once; more are refused at accept (1-1048576)", cxxopts::value<std::string>()->default_value(std::to_string(o.max_connections_per_sandbox)))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "show this help");
   // clang-format on
@@ -196,6 +203,9 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
     if (!seconds.ok()) return seconds.status();
     *out = *seconds;
   }
+  auto max_connections = ParseMaxConnectionsPerSandbox(text("max-connections-per-sandbox"));
+  if (!max_connections.ok()) return max_connections.status();
+  o.max_connections_per_sandbox = *max_connections;
   auto level = ParseLogLevel(text("log-level"));
   if (!level.ok()) return level.status();
   flags.log_level = *level;

@@ -33,6 +33,8 @@ StatusOr<std::chrono::seconds> ParseSeconds(const char* flag, const std::string&
 inline constexpr int64_t kMaxProxyTimeoutSeconds = 7 * 24 * 3600;
 inline constexpr int64_t kMaxDnsTimeoutSeconds = 60;
 StatusOr<size_t> ParseAuditLogMaxBytes(const std::string& text);
+inline constexpr int64_t kMaxConnectionsPerSandbox = 1 << 20;
+StatusOr<uint64_t> ParseMaxConnectionsPerSandbox(const std::string& text);
 // "" (not given): one worker per CPU, returned as 0.
 StatusOr<int> ParseWorkers(const std::string& text);
 StatusOr<spdlog::level::level_enum> ParseLogLevel(const std::string& text);

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "userspace/daemon/daemon.h"
+#include "userspace/daemon/fd_limit.h"
 #include "userspace/daemon/flags.h"
 
 int main(int argc, char** argv) {
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_default_logger(spdlog::stderr_color_mt("egressd"));
   spdlog::set_level(flags->log_level);
+  egressd::daemon::RaiseFdLimit();
 
   // Signals are taken synchronously by sigwait below; every thread inherits
   // the mask. SIGPIPE is ignored: sends use MSG_NOSIGNAL, writes get EPIPE.

@@ -14,13 +14,11 @@
 #include "userspace/protocol/http_sniff.h"
 #include "userspace/protocol/http_upgrade.h"
 #include "userspace/protocol/tls_client_hello.h"
+#include "userspace/proxy/original_destination.h"
+#include "userspace/proxy/resource_shortage.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/proxy/worker.h"
 #include "userspace/secrets/secret_store.h"
-
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
 
 namespace egressd::proxy {
 namespace {
@@ -60,6 +58,17 @@ void Connection::Start() {
   int one = 1;
   setsockopt(client_fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (!LookupOrigin()) return;
+  slot_ =
+      ConnectionSlot::Take(sandbox_->counters, worker_.ctx().options.max_connections_per_sandbox);
+  if (!slot_) {
+    // Refused before any upstream work; counted by Take, one event a second.
+    std::string why = fmt::format(
+        "connection refused: the sandbox has {} connections open (--max-connections-per-sandbox)",
+        worker_.ctx().options.max_connections_per_sandbox);
+    if (LimitEventDue(*sandbox_->counters)) RecordEnforced("", why);
+    Close(why);
+    return;
+  }
   sandbox_->counters->connections++;
   last_byte_ = std::chrono::steady_clock::now();
   ArmIdleTimer(worker_.ctx().options.idle_timeout);
@@ -74,29 +83,7 @@ void Connection::Start() {
 
 bool Connection::LookupOrigin() {
   const ProxyContext& ctx = worker_.ctx();
-  sockaddr_storage peer{};
-  socklen_t len = sizeof(peer);
-  uint64_t cookie = 0;
-  socklen_t cookie_len = sizeof(cookie);
-  egressd_orig_dst_key key{};
-  bool have_key =
-      getpeername(client_fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
-      getsockopt(client_fd_.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cookie_len) == 0;
-  if (have_key) {
-    key.netns_cookie = cookie;
-    if (peer.ss_family == AF_INET) {
-      auto* in4 = reinterpret_cast<sockaddr_in*>(&peer);
-      key.client_addr[2] = htonl(0xffff);
-      key.client_addr[3] = in4->sin_addr.s_addr;
-      key.client_port = in4->sin_port;
-    } else {
-      auto* in6 = reinterpret_cast<sockaddr_in6*>(&peer);
-      memcpy(key.client_addr, &in6->sin6_addr, 16);
-      key.client_port = in6->sin6_port;
-    }
-  }
-  std::optional<egressd_orig_dst> origin;
-  if (have_key) origin = ctx.bpf->TakeOrigDst(key);
+  std::optional<egressd_orig_dst> origin = TakeOriginalDestination(client_fd_.get(), *ctx.bpf);
   if (!origin) {
     // Not redirected by our programs, or the record is gone: fail closed.
     ctx.counters->unknown_origin++;
@@ -375,7 +362,15 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
   }
   upstream_fd_.Reset(socket(upstream_sa_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!upstream_fd_.valid()) {
-    Close(std::string("upstream socket: ") + strerror(errno));
+    // Out of fds or memory (resource_shortage.h): this request fails, counted.
+    std::string why = std::string("no socket for the upstream: ") + strerror(errno);
+    worker_.ctx().counters->upstream_socket_errors++;
+    WarnResourceShortage(*worker_.ctx().counters, why);
+    CurrentView()->counters->upstream_errors++;
+    if (mode_ == Mode::kHttp)
+      session_->Reply(502, why);
+    else
+      Close(why);
     return;
   }
   int one = 1;

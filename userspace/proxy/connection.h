@@ -29,6 +29,7 @@
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/websocket_frames.h"
 #include "userspace/proxy/byte_direction.h"
+#include "userspace/proxy/connection_slot.h"
 #include "userspace/proxy/http_session.h"
 #include "userspace/proxy/tls_side.h"
 #include "userspace/proxy/upstream_choice.h"
@@ -175,6 +176,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   policy::IpAddress origin_addr_;
   uint16_t origin_port_ = 0;                             // host byte order
   std::shared_ptr<const sandbox::SandboxView> sandbox_;  // for counters and logs
+  std::optional<ConnectionSlot> slot_;  // one of the sandbox's --max-connections-per-sandbox
 
   Direction up_;    // client -> upstream
   Direction down_;  // upstream -> client

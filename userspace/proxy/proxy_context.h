@@ -25,6 +25,14 @@ struct ProxyGlobalCounters {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> unknown_origin{0};   // no original destination recorded: refused
   std::atomic<uint64_t> unknown_sandbox{0};  // original destination names a detached sandbox
+  // Out of file descriptors or memory (resource_shortage.h): accepts that
+  // failed, connections closed at accept for want of an fd, upstream sockets
+  // that could not be made (502).
+  std::atomic<uint64_t> accept_errors{0};
+  std::atomic<uint64_t> refused_no_fd{0};
+  std::atomic<uint64_t> upstream_socket_errors{0};
+  // Not a status key: when the last shortage warning was logged (steady ms).
+  std::atomic<int64_t> last_shortage_warning_ms{0};
 };
 
 struct ProxyOptions {
@@ -36,7 +44,8 @@ struct ProxyOptions {
   std::chrono::milliseconds head_timeout{30000};
   std::chrono::milliseconds response_timeout{300000};  // complete request -> first response byte
   std::chrono::milliseconds idle_timeout{300000};      // no byte either way, in any phase
-  size_t buffer_bytes = 256 * 1024;  // per direction per connection (touched lazily)
+  size_t buffer_bytes = 256 * 1024;             // per direction per connection (touched lazily)
+  uint64_t max_connections_per_sandbox = 4096;  // open at once; more are refused at accept
 };
 
 struct ProxyContext {

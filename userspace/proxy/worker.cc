@@ -11,11 +11,14 @@
 
 #include "userspace/common/loopback_socket.h"
 #include "userspace/proxy/connection.h"
+#include "userspace/proxy/resource_shortage.h"
 
 namespace egressd::proxy {
 namespace {
 
 constexpr unsigned kRingEntries = 4096;
+// Out of descriptors: at most this many waiting connections are closed in one go.
+constexpr size_t kRefuseBatch = 256;
 
 }  // namespace
 
@@ -46,6 +49,8 @@ Status Worker::Init() {
     listeners_[i].fd.Reset(*fd);
     listeners_[i].family = families[i];
   }
+  spare_fd_ = OpenSpareFd();
+  if (!spare_fd_.valid()) return EGRESSD_ERROR("spare fd (/dev/null): {}", strerror(errno));
   wake_fd_.Reset(eventfd(0, EFD_CLOEXEC));
   if (!wake_fd_.valid()) return EGRESSD_ERROR("eventfd: {}", strerror(errno));
   for (Listener& l : listeners_) ArmAccept(l);
@@ -165,17 +170,33 @@ void Worker::OnAccept(Listener& listener, int res, uint32_t flags) {
     return;
   }
   if (res < 0) {
-    // Out of fds or memory: wait a little before accepting again instead of
-    // spinning; pending connections stay in the backlog meanwhile.
-    if (res != -ECANCELED) spdlog::warn("proxy: accept: {}", strerror(-res));
-    if (!(flags & IORING_CQE_F_MORE) && !stop_) {
-      io_uring_sqe* sqe = GetSqe();
-      io_uring_prep_timeout(sqe, &listener.retry_after, 0, 0);
-      io_uring_sqe_set_data64(sqe, EncodeOp(&listener, OpKind::kAcceptRetry));
+    if (IsResourceShortage(-res)) {
+      ctx_.counters->accept_errors++;
+      WarnResourceShortage(*ctx_.counters, std::string("accept: ") + strerror(-res));
+    } else if (res != -ECANCELED) {
+      spdlog::warn("proxy: accept: {}", strerror(-res));
     }
+    if (flags & IORING_CQE_F_MORE || stop_) return;
+    // Out of fds: the waiting connections are closed with the spare fd's
+    // help, and accepting goes on. Otherwise (or no spare) wait a little
+    // before accepting again instead of spinning; pending connections stay
+    // in the backlog meanwhile.
+    if ((res == -EMFILE || res == -ENFILE) && spare_fd_.valid()) {
+      size_t refused =
+          RefuseWaitingConnections(listener.fd.get(), spare_fd_, *ctx_.bpf, kRefuseBatch);
+      ctx_.counters->refused_no_fd += refused;
+      if (refused > 0 && spare_fd_.valid()) {
+        ArmAccept(listener);
+        return;
+      }
+    }
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_timeout(sqe, &listener.retry_after, 0, 0);
+    io_uring_sqe_set_data64(sqe, EncodeOp(&listener, OpKind::kAcceptRetry));
     return;
   }
   if (!(flags & IORING_CQE_F_MORE)) ArmAccept(listener);  // multishot ended: re-arm
+  if (!spare_fd_.valid()) spare_fd_ = OpenSpareFd();      // lost while out of fds
   ctx_.counters->accepted++;
   uint64_t id = next_conn_id_++;
   auto conn = std::make_unique<Connection>(*this, id, res);
@@ -205,8 +226,10 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
       auto* listener = static_cast<Listener*>(ptr);
       if (listener->closing)
         Retire(listener);
-      else if (!stop_)
+      else if (!stop_) {
+        if (!spare_fd_.valid()) spare_fd_ = OpenSpareFd();  // lost while out of fds
         ArmAccept(*listener);
+      }
       break;
     }
     case OpKind::kListenerCancel:

@@ -96,6 +96,7 @@ class alignas(16) Worker {
   // Per-sandbox listeners (own network namespace), and those being removed.
   std::unordered_map<uint32_t, std::vector<std::unique_ptr<Listener>>> sandbox_listeners_;
   std::unordered_map<Listener*, std::unique_ptr<Listener>> closing_listeners_;
+  UniqueFd spare_fd_;  // freed to accept and close connections when out of fds
   UniqueFd wake_fd_;
   uint64_t wake_value_ = 0;
   bool stop_ = false;

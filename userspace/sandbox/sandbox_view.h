@@ -48,6 +48,13 @@ struct ProxyCounters {
   std::atomic<uint64_t> heads_too_large{0};
   // Requests a handler added a credential to ({{secret:...}}).
   std::atomic<uint64_t> requests_injected{0};
+  // --max-connections-per-sandbox: the sandbox's proxied connections open
+  // now (a gauge), and those refused at accept because that many were open.
+  std::atomic<uint64_t> open_connections{0};
+  std::atomic<uint64_t> connections_refused_limit{0};
+  // Not a stats key: the second (steady clock) of the last refusal recorded
+  // as an event; one event a second at most, the counter has them all.
+  std::atomic<int64_t> limit_event_second{-1};
 };
 
 struct SandboxView {
