@@ -16,9 +16,12 @@ packages=(
   # userspace libraries
   liburing-dev libssl-dev libspdlog-dev libfmt-dev libcxxopts-dev
   libyaml-cpp-dev nlohmann-json3-dev node-llhttp
+  libsystemd-dev       # sd_notify: READY for the systemd unit (Type=notify)
+  prometheus-cpp-dev   # --metrics-listen: /metrics in Prometheus text format
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest python3-pytest-timeout python3-cryptography
   curl openssl iproute2 procps psmisc haproxy wrk
+  prometheus  # promtool check metrics (test_metrics.py); its own service is not used
   git nodejs  # clients of test_run_ca_trust (the sandbox CA trusted with no flags)
 )
 
