@@ -224,3 +224,39 @@ def test_dns_timeout_flag_is_checked(env, tmp_path):
                            capture_output=True, text=True, timeout=20)
         assert r.returncode == 2 and "--dns-timeout" in r.stderr and "1 to 60" in r.stderr, \
             (bad, r.returncode, r.stderr)
+
+
+def test_egressds_own_lookups_fail_at_once_when_the_upstream_refuses_and_are_not_cached(env, tmp_path):
+    # A refusing upstream (ICMP port unreachable) ends the proxy's own lookup
+    # at once: 502 well inside the 30 s --dns-timeout. The refusal says nothing
+    # about the name, so it is not in the negative cache: once the upstream
+    # is back, the next request to that name resolves.
+    port = closed_udp_port()
+    own = OwnDaemon(tmp_path, f"127.0.0.1:{port}", "refused-lookup", dns_timeout=30)
+    upstream = None
+    code = f"""
+import sys, time, urllib.request, urllib.error
+req = urllib.request.Request("http://127.0.0.1:{env.http.port}/again",
+                             headers={{"Host": "allowed.test:{env.http.port}"}})
+t0 = time.monotonic()
+try:
+    r = urllib.request.urlopen(req, timeout=20)
+    print(r.status, time.monotonic() - t0, r.read().decode().strip().replace(chr(10), " "))
+except urllib.error.HTTPError as e:
+    print(e.code, time.monotonic() - t0, e.read().decode().strip())
+"""
+    try:
+        r = own.sandbox.run(PYTHON, "-c", code, timeout=40)
+        assert r.returncode == 0, r.stderr
+        status, elapsed, body = r.stdout.split(" ", 2)
+        assert status == "502" and "refused the query" in body, r.stdout  # the old tree: after 30 s
+        assert float(elapsed) < 5, r.stdout
+        upstream = FakeDns({"allowed.test": ["127.0.0.1"]}, port=port)
+        r = own.sandbox.run(PYTHON, "-c", code, timeout=40)
+        assert r.returncode == 0, r.stderr
+        status, _, body = r.stdout.split(" ", 2)
+        assert status == "200" and "path=/again" in body, r.stdout
+    finally:
+        own.close()
+        if upstream:
+            upstream.close()

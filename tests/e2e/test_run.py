@@ -269,3 +269,17 @@ def test_a_policy_file_is_followed_as_it_was_at_start(env, tmp_path):
     finally:
         assert agent.close() == 0
     assert os.listdir(os.path.join(env.daemon.state_dir, "run-policies")) == []
+
+
+def test_a_refused_run_with_a_policy_file_leaves_no_copy_of_it(env, tmp_path):
+    # The copy is made before the later checks (here: the instance name is
+    # taken); a refusal at any of them removes it.
+    from conftest import write_policy
+    policy = write_policy(str(tmp_path), "mine")
+    taken = env.sandbox("open")
+    snapshots = os.path.join(env.daemon.state_dir, "run-policies")
+    before = set(os.listdir(snapshots)) if os.path.isdir(snapshots) else set()
+    r = env.daemon.run("--policy", policy, "--instance", taken.instance, "--", "/bin/true")
+    assert r.returncode == 125 and taken.instance in r.stderr, (r.returncode, r.stderr)
+    after = set(os.listdir(snapshots)) if os.path.isdir(snapshots) else set()
+    assert after == before, after - before  # the old tree: <cgroup id>.yaml left behind

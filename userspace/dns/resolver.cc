@@ -1,6 +1,7 @@
 #include "userspace/dns/resolver.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -134,6 +135,16 @@ void Resolver::OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer) 
   if (p.done_a && p.done_aaaa) Complete(std::string(p.name));  // a copy: p goes away
 }
 
+void Resolver::OnRefused(Pending& p, bool is_a, int err) {
+  (is_a ? p.query_a : p.query_aaaa) = UpstreamQuery();
+  (is_a ? p.done_a : p.done_aaaa) = true;
+  if (p.error.empty())
+    p.error = fmt::format("the DNS upstream {} refused the query ({})",
+                          FormatSocketAddress(options_.upstream), strerror(err));
+  p.transient = true;
+  if (p.done_a && p.done_aaaa) Complete(std::string(p.name));  // a copy: p goes away
+}
+
 void Resolver::Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl) {
   if (ttl.count() <= 0) return;
   if (auto it = cache_.find(name); it != cache_.end()) {
@@ -159,7 +170,7 @@ void Resolver::Complete(const std::string& name) {
     Store(name, result, ttl);
   } else {
     result.error = p.error.empty() ? "no addresses" : p.error;
-    if (result.error != "timeout") Store(name, result, options_.negative_ttl);
+    if (!p.transient) Store(name, result, options_.negative_ttl);
   }
   // Callbacks run with the lock held: they must only post to their own thread.
   for (auto& cb : p.waiters) cb(result);
@@ -208,7 +219,11 @@ void Resolver::Run() {
       uint64_t mismatched = 0;
       auto answer = q.Receive(&mismatched);
       upstream_mismatched_ += mismatched;
-      if (answer) OnAnswer(it->second, polled[i].is_a, *answer);
+      if (answer) {
+        OnAnswer(it->second, polled[i].is_a, *answer);
+      } else if (q.error() != 0) {
+        OnRefused(it->second, polled[i].is_a, q.error());
+      }
     }
     auto now = Clock::now();
     std::vector<std::string> expired;
@@ -223,6 +238,7 @@ void Resolver::Run() {
     for (const auto& name : expired) {
       Pending& p = pending_[name];
       if (p.addrs.empty()) p.error = "timeout";
+      p.transient = true;
       Complete(name);
     }
   }

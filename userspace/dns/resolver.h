@@ -69,6 +69,9 @@ class Resolver {
     std::vector<policy::IpAddress> addrs;
     uint32_t min_ttl = UINT32_MAX;
     std::string error;
+    // The failure says nothing about the name (a timeout, a refusing
+    // upstream): not kept in the negative cache.
+    bool transient = false;
   };
   struct CacheEntry {
     ResolveResult result;
@@ -78,6 +81,9 @@ class Resolver {
   void Run();
   void SendQueries(Pending& p);
   void OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer);
+  // The upstream refused a query (ICMP port unreachable: `err`): that type is
+  // done, with no answer.
+  void OnRefused(Pending& p, bool is_a, int err);
   void Complete(const std::string& name);
   void Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl);
 

@@ -16,6 +16,7 @@
 #include "policy/cidr.h"
 #include "policy/suggest.h"
 #include "userspace/common/atomic_file.h"
+#include "userspace/common/scope_exit.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/netns.h"
 #include "userspace/sandbox/ended_instances.h"
@@ -293,12 +294,13 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     if (!copy.ok()) return copy.status();
     source.value = *copy;
   }
+  // A refused attach, at any step below, leaves no copy behind.
+  ScopeExit drop_snapshot([&] {
+    if (snapshot) unlink(source.value.c_str());
+  });
   // Errors name the user's file, not our copy of it.
   auto policy = LoadPolicySource(source, options_.policy_dir, snapshot ? request.source.value : "");
-  if (!policy.ok()) {
-    if (snapshot) unlink(source.value.c_str());
-    return policy.status();
-  }
+  if (!policy.ok()) return policy.status();
 
   if (SandboxInfo* existing = FindByCgroup(cgroup->path)) {
     // Runtime switch: the next connection and the next request follow it.
@@ -390,7 +392,6 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   }
   auto unpin = [&] {
     if (!sb.netns.empty()) kernel::UnpinNetns(sb.netns);
-    if (snapshot) unlink(source.value.c_str());
     if (sb.leaves) ca_store_.Remove(sb.instance);
   };
   // A CA of its own, for this attachment only (detach wipes it).
@@ -435,6 +436,7 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
   // Connections redirected before the workers take the listeners wait in
   // their backlog: nothing is refused for being early.
   if (sink_) sink_->AddSandboxListeners(sb.id, std::move(listeners));
+  drop_snapshot.Release();  // the sandbox follows it now
   sandboxes_[sb.id] = sb;
   Publish();
   Status saved = SaveState();
