@@ -3,7 +3,6 @@
 namespace egressd::policy {
 namespace {
 
-constexpr size_t kMaxSecretNameLength = 128;
 constexpr size_t kMaxParamNameLength = 64;
 
 bool IsNameChar(char c, bool dot_allowed) {

@@ -4,6 +4,7 @@
 // the secrets (looked up through SecretSource, never read here).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,8 +12,10 @@
 
 namespace egressd::policy {
 
-// Secret names: [A-Za-z0-9_.-]+, at most 128 characters, not "." or ".."
-// (a secret is a file of that name).
+// Secret names: [A-Za-z0-9_.-]+, at most kMaxSecretNameLength characters,
+// not "." or ".." (a secret is a file of that name). The one rule for the
+// policy's templates and the secrets store.
+inline constexpr size_t kMaxSecretNameLength = 128;
 bool IsValidSecretName(std::string_view name);
 
 class Template {

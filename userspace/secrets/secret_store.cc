@@ -12,13 +12,13 @@
 #include <cstring>
 #include <filesystem>
 
+#include "policy/template.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/sandbox/instance_name.h"
 
 namespace egressd::secrets {
 namespace {
 
-constexpr size_t kMaxNameBytes = 128;
 // `<dir>/instances/<INSTANCE>/`: so no shared secret can be named "instances".
 constexpr char kInstancesDir[] = "instances";
 // Set's temporary file, "NAME#set": '#' is not in a secret name, so a
@@ -186,7 +186,7 @@ Entries ReadDirectory(int dir_fd, const std::string& dir_path, const std::string
   while (dirent* de = readdir(listing)) {
     std::string name = de->d_name;
     // Not secrets: instances/, Set's temporary files, editors' backups ("x~").
-    if (!IsValidName(name) || (top && name == kInstancesDir)) continue;
+    if (!policy::IsValidSecretName(name) || (top && name == kInstancesDir)) continue;
     const SecretEntry* before = nullptr;
     if (old) {
       auto it = old->find(name);
@@ -296,22 +296,14 @@ std::string InstanceSuffix(std::string_view instance) {
 
 }  // namespace
 
-bool IsValidName(std::string_view name) {
-  if (name.empty() || name.size() > kMaxNameBytes || name == "." || name == "..") return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
-
 Status CheckName(std::string_view name) {
-  if (IsValidName(name)) return {};
-  if (name.size() > kMaxNameBytes)
+  if (policy::IsValidSecretName(name)) return {};
+  if (name.size() > policy::kMaxSecretNameLength)
     return EGRESSD_ERROR("secret name too long ({} characters, at most {})", name.size(),
-                         kMaxNameBytes);
+                         policy::kMaxSecretNameLength);
   return EGRESSD_ERROR(
       "secret name \"{}\": expected 1 to {} of A-Z a-z 0-9 _ . - (and not \".\" or \"..\")", name,
-      kMaxNameBytes);
+      policy::kMaxSecretNameLength);
 }
 
 policy::SecretLookup SecretSnapshot::Find(std::string_view instance, std::string_view name) const {

@@ -112,10 +112,8 @@ struct SecretCounters {
   std::atomic<uint64_t> unusable{0};    // files found unusable (once per change)
 };
 
-// [A-Za-z0-9_.-]+, 1 to 128 characters (the rule of
-// policy::IsValidSecretName; switch to it once policy/template.cc lands).
-bool IsValidName(std::string_view name);
-// The same rule as an error naming the field ("secret name \"a/b\": ...").
+// policy::IsValidSecretName as an error naming the field ("secret name
+// \"a/b\": ...").
 Status CheckName(std::string_view name);
 
 class SecretStore {

@@ -284,8 +284,8 @@ TEST_F(SecretStoreTest, NamesAndInstancesAreChecked) {
   EXPECT_FALSE(store.Set("token", "../escape", "v").ok());
   EXPECT_FALSE(store.Set("token", "..", "v").ok());
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/escape"));
-  EXPECT_TRUE(IsValidName("GITHUB_TOKEN"));
-  EXPECT_FALSE(IsValidName("a:b"));
+  EXPECT_TRUE(CheckName("GITHUB_TOKEN").ok());
+  EXPECT_FALSE(CheckName("a:b").ok());
 }
 
 TEST_F(SecretStoreTest, ListGivesNamesScopesAndProblemsNeverValues) {
