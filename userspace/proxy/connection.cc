@@ -377,6 +377,7 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
   setsockopt(upstream_fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   upstream_addr_ = addr;
   phase_ = Phase::kConnecting;
+  connect_clock_.Start();
   connect_timeout_ = ToTimespec(worker_.ctx().options.connect_timeout);
   worker_.ReserveSqes(2);  // the linked pair must not be split by a submit
   io_uring_sqe* sqe = worker_.GetSqe();
@@ -414,6 +415,7 @@ void Connection::OnConnected(int res) {
     }
     return;
   }
+  view->counters->upstream_connect.Observe(connect_clock_.Elapsed());
   down_.Allocate(worker_.ctx().options.buffer_bytes);
   if (mode_ == Mode::kTunnel) {
     phase_ = Phase::kTunnel;

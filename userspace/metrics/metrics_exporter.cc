@@ -1,0 +1,66 @@
+#include "userspace/metrics/metrics_exporter.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+
+#include <charconv>
+#include <exception>
+
+namespace egressd::metrics {
+
+StatusOr<std::string> ParseMetricsListen(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return EGRESSD_ERROR(
+        "--metrics-listen {}: {} (expected IPv4:PORT or [IPv6]:PORT, e.g. "
+        "127.0.0.1:9464)",
+        text, why);
+  };
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return bad("no port");
+  std::string host = text.substr(0, colon);
+  std::string port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+      port < 1 || port > 65535)
+    return bad("the port must be a number from 1 to 65535");
+  bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (v6) host = host.substr(1, host.size() - 2);
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), buf) != 1)
+    return bad(v6 ? "not an IPv6 address" : "not an IPv4 address (a name is not taken)");
+  return v6 ? "[" + host + "]:" + std::to_string(port) : host + ":" + std::to_string(port);
+}
+
+class MetricsExporter::Collector : public prometheus::Collectable {
+ public:
+  explicit Collector(Gather gather) : gather_(std::move(gather)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    return BuildFamilies(gather_());
+  }
+
+ private:
+  Gather gather_;
+};
+
+StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const std::string& address,
+                                                                  Gather gather) {
+  std::unique_ptr<MetricsExporter> exporter(new MetricsExporter());
+  exporter->collector_ = std::make_shared<Collector>(std::move(gather));
+  try {
+    // Two threads: a scrape never waits for another client's slow one.
+    exporter->exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2);
+  } catch (const std::exception& e) {
+    return EGRESSD_ERROR("--metrics-listen {}: cannot listen: {}", address, e.what());
+  }
+  exporter->exposer_->RegisterCollectable(exporter->collector_, "/metrics");
+  return exporter;
+}
+
+MetricsExporter::~MetricsExporter() {
+  exposer_.reset();  // its threads end here; then nothing reads collector_
+}
+
+}  // namespace egressd::metrics
