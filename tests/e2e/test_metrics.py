@@ -226,3 +226,17 @@ def test_a_bad_metrics_listen_is_refused_at_start(env, tmp_path):
             d.cleanup()
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert f"--metrics-listen {addr}: cannot listen" in r.stderr, r.stderr
+
+
+def test_a_sandbox_cannot_scrape_egressds_metrics_through_the_proxy(env):
+    # A host-namespace sandbox whose policy allows everything, addresses included.
+    with open(f"{env.daemon.policy_dir}/anything.yaml", "w") as f:
+        f.write("name: anything\n")
+    sb = env.sandbox("anything")
+    # Its loopback is the host's, and another port there is reachable...
+    assert sb.curl("-o", "/dev/null", "-w", "%{http_code}",
+                   f"http://127.0.0.1:{env.http.port}/").stdout == "200"
+    # ...but never egressd's metrics: other sandboxes' names and figures.
+    r = sb.curl("-w", "\n%{http_code}", f"http://{METRICS_ADDR}/metrics")
+    assert r.stdout.endswith("\n403"), r.stdout[-300:]
+    assert "egressd_" not in r.stdout.replace("egressd itself", "")

@@ -299,6 +299,7 @@ Status Daemon::Start() {
   ctx.tls_server = *tls_server;
   ctx.tls_client = *tls_client;
   ctx.options.proxy_port = options_.proxy_port;
+  ctx.options.metrics_port = metrics::ListenPort(options_.metrics_listen);
   ctx.options.workers = options_.workers;
   ctx.options.idle_timeout = options_.idle_timeout;
   ctx.options.head_timeout = options_.header_timeout;

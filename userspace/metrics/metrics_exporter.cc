@@ -34,6 +34,14 @@ StatusOr<std::string> ParseMetricsListen(const std::string& text) {
   return v6 ? "[" + host + "]:" + std::to_string(port) : host + ":" + std::to_string(port);
 }
 
+uint16_t ListenPort(const std::string& address) {
+  size_t colon = address.rfind(':');
+  unsigned port = 0;
+  if (colon != std::string::npos)
+    std::from_chars(address.data() + colon + 1, address.data() + address.size(), port);
+  return port <= 65535 ? static_cast<uint16_t>(port) : 0;
+}
+
 class MetricsExporter::Collector : public prometheus::Collectable {
  public:
   explicit Collector(Gather gather) : gather_(std::move(gather)) {}

@@ -21,6 +21,9 @@ namespace egressd::metrics {
 // flag. Returns the address as the HTTP server takes it.
 StatusOr<std::string> ParseMetricsListen(const std::string& text);
 
+// The port of an address ParseMetricsListen returned; 0 for "" (off).
+uint16_t ListenPort(const std::string& address);
+
 class MetricsExporter {
  public:
   // What a scrape reads; called on the exporter's threads, so it must be

@@ -1083,7 +1083,8 @@ void Connection::DenyOrPass(const std::string& why) {
 
 OwnListeners Connection::Own() const {
   return {worker_.ctx().options.proxy_port, worker_.ctx().sandboxes,
-          /*refuse_loopback=*/sandbox_ && sandbox_->own_netns, worker_.ctx().host_addresses};
+          /*refuse_loopback=*/sandbox_ && sandbox_->own_netns, worker_.ctx().host_addresses,
+          worker_.ctx().options.metrics_port};
 }
 
 // ---- the end ---------------------------------------------------------------
