@@ -98,7 +98,9 @@ TEST(MetricsFamilies, SandboxCountersAreLabelledBySandboxAndPolicy) {
   for (const auto& f : families)
     for (const auto& m : f.metric) {
       for (const auto& l : m.label) EXPECT_NE(l.name, "host") << f.name;
-      if (!m.label.empty() && m.label[0].name == "sandbox") EXPECT_EQ(m.label[1].name, "policy");
+      if (!m.label.empty() && m.label[0].name == "sandbox") {
+        EXPECT_EQ(m.label[1].name, "policy");
+      }
     }
 }
 
@@ -121,10 +123,18 @@ TEST(MetricsFamilies, HistogramsAreCumulativeWithInfAndCount) {
   for (size_t i = 1; i < h.bucket.size(); ++i)
     EXPECT_GE(h.bucket[i].cumulative_count, h.bucket[i - 1].cumulative_count);
   for (const auto& b : h.bucket) {
-    if (b.upper_bound == 0.0025) EXPECT_EQ(b.cumulative_count, 0u);
-    if (b.upper_bound == 0.005) EXPECT_EQ(b.cumulative_count, 1u);
-    if (b.upper_bound == 0.05) EXPECT_EQ(b.cumulative_count, 2u);
-    if (b.upper_bound == 300) EXPECT_EQ(b.cumulative_count, 2u);
+    if (b.upper_bound == 0.0025) {
+      EXPECT_EQ(b.cumulative_count, 0u);
+    }
+    if (b.upper_bound == 0.005) {
+      EXPECT_EQ(b.cumulative_count, 1u);
+    }
+    if (b.upper_bound == 0.05) {
+      EXPECT_EQ(b.cumulative_count, 2u);
+    }
+    if (b.upper_bound == 300) {
+      EXPECT_EQ(b.cumulative_count, 2u);
+    }
   }
   EXPECT_EQ(Family(families, "egressd_upstream_connect_duration_seconds")
                 .metric[0]
@@ -159,8 +169,9 @@ TEST(MetricsFamilies, DaemonFiguresAndTheTextFormat) {
   // Names are unique, counters end in _total, and the text has HELP and TYPE.
   for (size_t i = 0; i < families.size(); ++i) {
     for (size_t j = i + 1; j < families.size(); ++j) EXPECT_NE(families[i].name, families[j].name);
-    if (families[i].type == prometheus::MetricType::Counter)
+    if (families[i].type == prometheus::MetricType::Counter) {
       EXPECT_TRUE(families[i].name.ends_with("_total")) << families[i].name;
+    }
   }
   std::string text = prometheus::TextSerializer().Serialize(families);
   EXPECT_NE(text.find("# HELP egressd_attached_sandboxes "), std::string::npos) << text;
