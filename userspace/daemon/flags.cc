@@ -154,7 +154,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("response-timeout", "seconds from a complete request to the first byte of its response (504)", cxxopts::value<std::string>()->default_value("300"))
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
       ("max-connections-per-sandbox", "proxied connections one sandbox may have open at once; more are refused at accept (1-1048576)", cxxopts::value<std::string>()->default_value(std::to_string(o.max_connections_per_sandbox)))
-      ("metrics-listen", "serve Prometheus metrics at http://ADDR:PORT/metrics (IPv4:PORT or [IPv6]:PORT; default off)", cxxopts::value<std::string>()->default_value(""))
+      ("metrics-listen", "serve Prometheus metrics at http://ADDR:PORT/metrics (IPv4:PORT; default off)", cxxopts::value<std::string>()->default_value(""))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "show this help");
   // clang-format on

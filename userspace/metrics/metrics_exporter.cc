@@ -12,10 +12,8 @@ namespace egressd::metrics {
 
 StatusOr<std::string> ParseMetricsListen(const std::string& text) {
   auto bad = [&](const std::string& why) {
-    return EGRESSD_ERROR(
-        "--metrics-listen {}: {} (expected IPv4:PORT or [IPv6]:PORT, e.g. "
-        "127.0.0.1:9464)",
-        text, why);
+    return EGRESSD_ERROR("--metrics-listen {}: {} (expected IPv4:PORT, e.g. 127.0.0.1:9464)", text,
+                         why);
   };
   size_t colon = text.rfind(':');
   if (colon == std::string::npos) return bad("no port");
@@ -26,12 +24,13 @@ StatusOr<std::string> ParseMetricsListen(const std::string& text) {
   if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
       port < 1 || port > 65535)
     return bad("the port must be a number from 1 to 65535");
-  bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-  if (v6) host = host.substr(1, host.size() - 2);
-  unsigned char buf[sizeof(in6_addr)];
-  if (inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), buf) != 1)
-    return bad(v6 ? "not an IPv6 address" : "not an IPv4 address (a name is not taken)");
-  return v6 ? "[" + host + "]:" + std::to_string(port) : host + ":" + std::to_string(port);
+  // The HTTP server (Debian's civetweb) is built without IPv6: it could not listen there.
+  if (!host.empty() && host.front() == '[')
+    return bad("IPv6 is not supported by the HTTP server egressd is built with");
+  in_addr addr{};
+  if (inet_pton(AF_INET, host.c_str(), &addr) != 1)
+    return bad("not an IPv4 address (a name is not taken)");
+  return host + ":" + std::to_string(port);
 }
 
 uint16_t ListenPort(const std::string& address) {

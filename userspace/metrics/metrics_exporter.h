@@ -17,8 +17,8 @@ class Exposer;
 
 namespace egressd::metrics {
 
-// "IPv4:PORT" or "[IPv6]:PORT", the port from 1 to 65535; errors name the
-// flag. Returns the address as the HTTP server takes it.
+// "IPv4:PORT", the port from 1 to 65535 (the HTTP server, Debian's civetweb,
+// has no IPv6); errors name the flag. Returns the address as the server takes it.
 StatusOr<std::string> ParseMetricsListen(const std::string& text);
 
 // The port of an address ParseMetricsListen returned; 0 for "" (off).

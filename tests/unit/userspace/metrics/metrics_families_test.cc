@@ -183,11 +183,10 @@ TEST(MetricsFamilies, DaemonFiguresAndTheTextFormat) {
 
 TEST(MetricsListen, TakesAnAddressAndAPort) {
   EXPECT_EQ(*ParseMetricsListen("127.0.0.1:9464"), "127.0.0.1:9464");
-  EXPECT_EQ(*ParseMetricsListen("[::1]:9464"), "[::1]:9464");
   EXPECT_EQ(*ParseMetricsListen("0.0.0.0:1"), "0.0.0.0:1");
   for (const char* bad : {"", "9464", ":9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
                           "127.0.0.1:65536", "127.0.0.1:x", "localhost:9464", "::1:9464", "[::1]",
-                          "[127.0.0.1]:9464", "1.2.3.4.5:80", "127.0.0.1:94 64"}) {
+                          "[::1]:9464", "[127.0.0.1]:9464", "1.2.3.4.5:80", "127.0.0.1:94 64"}) {
     auto r = ParseMetricsListen(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find("--metrics-listen"), std::string::npos);
