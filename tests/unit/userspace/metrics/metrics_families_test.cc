@@ -181,6 +181,16 @@ TEST(MetricsFamilies, DaemonFiguresAndTheTextFormat) {
       << text;
 }
 
+TEST(MetricsFamilies, LabelValuesAreEscapedInTheText) {
+  MetricsSnapshot snap;
+  // Instance names may hold quotes and backslashes (not control characters).
+  snap.sandboxes.push_back(Sandbox("a\"b\\c", "p"));
+  std::string text = prometheus::TextSerializer().Serialize(BuildFamilies(snap));
+  EXPECT_NE(text.find("egressd_connections_total{sandbox=\"a\\\"b\\\\c\",policy=\"p\"} 0"),
+            std::string::npos)
+      << text;
+}
+
 TEST(MetricsListen, TakesAnAddressAndAPort) {
   EXPECT_EQ(*ParseMetricsListen("127.0.0.1:9464"), "127.0.0.1:9464");
   EXPECT_EQ(*ParseMetricsListen("0.0.0.0:1"), "0.0.0.0:1");
