@@ -241,3 +241,44 @@ def test_a_sandbox_cannot_scrape_egressds_metrics_through_the_proxy(env):
     assert r.stdout.endswith("\n403"), r.stdout[-300:]
     assert "egressd_" not in r.stdout.replace("egressd itself", "")
 
+
+
+KERNEL_DENIES = """
+import socket
+s = socket.socket()
+try:
+    s.connect(("127.0.0.2", 80))
+    print("connected")
+except OSError as e:
+    print(e.errno)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"x", ("127.0.0.1", 9))
+    print("sent")
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def test_denies_are_counted_by_layer(env):
+    with open(f"{env.daemon.policy_dir}/metrics-cidr.yaml", "w") as f:
+        f.write('name: metrics-cidr\nallowed_hosts: ["allowed.test"]\ndeny_cidrs: ["127.0.0.2/32"]\n')
+    sb = env.sandbox("metrics-cidr")
+    before = value(parse(scrape()), "egressd_kernel_events_total")
+    # Kernel: a connect into deny_cidrs and a UDP send that is not DNS (EPERM both).
+    assert sb.python(KERNEL_DENIES).stdout.split() == ["1", "1"]
+    # Proxy: a TLS connection whose SNI the policy denies is closed.
+    assert sb.curl("--cacert", env.ca, f"https://denied.test:{env.https.port}/").returncode != 0
+    # Kernel events reach the daemon within ~100 ms.
+    assert wait_for(lambda: value(parse(scrape()), "egressd_kernel_events_total") >= before + 2)
+    text = scrape()
+    promtool_check(text)
+    s = parse(text)
+    me = {"sandbox": sb.instance, "policy": "metrics-cidr"}
+    assert value(s, "egressd_connections_denied_total", layer="kernel", **me) == 1
+    assert value(s, "egressd_connections_denied_total", layer="proxy", **me) == 1
+    assert value(s, "egressd_udp_denied_total", **me) == 1
+    assert value(s, "egressd_tls_connections_total", handling="passthrough", **me) == 0
+    assert value(s, "egressd_connections_total", **me) == 1
+    stats = sb.stats()
+    assert stats["kernel"]["connect_denied"] == 1 and stats["proxy"]["connections_denied"] == 1
