@@ -20,10 +20,12 @@
 #include "userspace/kernel/bpf_programs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/socket_destroyer.h"
+#include "userspace/metrics/metrics_exporter.h"
 #include "userspace/proxy/host_addresses.h"
 #include "userspace/proxy/proxy.h"
 #include "userspace/proxy/proxy_port.h"
 #include "userspace/sandbox/registry.h"
+#include "userspace/sandbox/sandbox_stats.h"
 #include "userspace/secrets/secret_store.h"
 
 namespace egressd::daemon {
@@ -155,6 +157,14 @@ nlohmann::json StatsJson(const std::string& instance, const std::string& cgroup,
            {{"queries", p.dns_queries.load()},
             {"refused", p.dns_refused.load()},
             {"servfail", p.dns_servfail.load()}}}};
+}
+
+// The same, from the figures sandbox_stats.h gathers.
+nlohmann::json StatsJson(const sandbox::SandboxStats& s) {
+  nlohmann::json out = StatsJson(s.instance, s.cgroup, s.policy, s.kernel, *s.proxy);
+  out["ended"] = s.ended;
+  if (s.ended) out["ended_ms"] = s.ended_ms;
+  return out;
 }
 
 }  // namespace
@@ -289,6 +299,7 @@ Status Daemon::Start() {
   ctx.tls_server = *tls_server;
   ctx.tls_client = *tls_client;
   ctx.options.proxy_port = options_.proxy_port;
+  ctx.options.metrics_port = metrics::ListenPort(options_.metrics_listen);
   ctx.options.workers = options_.workers;
   ctx.options.idle_timeout = options_.idle_timeout;
   ctx.options.head_timeout = options_.header_timeout;
@@ -370,6 +381,14 @@ Status Daemon::Start() {
         return Handle(r, peer);
       });
   EGRESSD_RETURN_IF_ERROR(control_->Start());
+  // Last: a scrape reads everything above.
+  if (!options_.metrics_listen.empty()) {
+    auto exporter = metrics::MetricsExporter::Start(options_.metrics_listen,
+                                                    [this] { return MetricsFigures(); });
+    if (!exporter.ok()) return exporter.status();
+    metrics_ = std::move(*exporter);
+    spdlog::info("metrics: Prometheus text format at http://{}/metrics", options_.metrics_listen);
+  }
   spdlog::info("egressd ready: socket {} proxy port {} dns upstream {} bpffs {}",
                options_.socket_path, options_.proxy_port, dns::FormatSocketAddress(upstream),
                options_.bpffs);
@@ -378,6 +397,7 @@ Status Daemon::Start() {
 
 void Daemon::Stop() {
   // The pinned programs stay attached: sandboxes are refused until we return.
+  metrics_.reset();  // scrapes read everything below
   if (control_) control_->Stop();
   {
     std::lock_guard lock(reaper_mu_);
@@ -459,16 +479,11 @@ nlohmann::json Daemon::Status_() const {
 StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
   nlohmann::json out;
   out["sandboxes"] = nlohmann::json::array();
-  for (const auto& sb : registry_->List()) {
+  for (const auto& sb : sandbox::AttachedSandboxStats(*registry_, *bpf_)) {
     if (!target.empty() && sb.instance != target && sb.cgroup != target &&
         sb.cgroup != cgroup2_mount_ + "/" + target)
       continue;
-    auto kc = bpf_->ReadCounters(sb.id);
-    nlohmann::json stats =
-        StatsJson(sb.instance, sb.cgroup, sb.policy ? sb.policy->name() : std::string(""),
-                  kc.ok() ? *kc : egressd_kernel_counters{}, *sb.counters);
-    stats["ended"] = false;
-    out["sandboxes"].push_back(std::move(stats));
+    out["sandboxes"].push_back(StatsJson(sb));
   }
   if (!target.empty() && out["sandboxes"].empty()) {
     // A sandbox that ended recently: its final figures.
@@ -477,13 +492,38 @@ StatusOr<nlohmann::json> Daemon::Stats(const std::string& target) const {
     if (!ended)
       return EGRESSD_ERROR("no attached sandbox matches \"{}\", nor one of the last {} that ended",
                            target, sandbox::EndedInstances::kKept);
-    nlohmann::json stats =
-        StatsJson(ended->instance, ended->cgroup, ended->policy, ended->kernel, *ended->proxy);
-    stats["ended"] = true;
-    stats["ended_ms"] = ended->ended_ms;
-    out["sandboxes"].push_back(std::move(stats));
+    out["sandboxes"].push_back(StatsJson(sandbox::EndedSandboxStats(*ended)));
   }
   out["kernel_events_dropped"] = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
+  return out;
+}
+
+metrics::MetricsSnapshot Daemon::MetricsFigures() const {
+  metrics::MetricsSnapshot out;
+  out.sandboxes = sandbox::AllSandboxStats(*registry_, *bpf_, ended_);
+  metrics::DaemonFigures& d = out.daemon;
+  d.attached_sandboxes = std::count_if(out.sandboxes.begin(), out.sandboxes.end(),
+                                       [](const sandbox::SandboxStats& s) { return !s.ended; });
+  d.kernel_events = kernel_events_.load();
+  d.kernel_events_dropped = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_EVENTS_DROPPED);
+  d.orig_dst_failed = bpf_->ReadGlobalCounter(EGRESSD_GLOBAL_ORIG_DST_FAILED);
+  d.proxy_accepted = proxy_counters_.accepted.load();
+  d.proxy_unknown_origin = proxy_counters_.unknown_origin.load();
+  d.proxy_unknown_sandbox = proxy_counters_.unknown_sandbox.load();
+  d.proxy_refused_no_fd = proxy_counters_.refused_no_fd.load();
+  d.proxy_accept_errors = proxy_counters_.accept_errors.load();
+  d.upstream_socket_errors = proxy_counters_.upstream_socket_errors.load();
+  d.dns_malformed = forwarder_->malformed();
+  d.dns_overloaded = forwarder_->overloaded();
+  d.dns_upstream_errors = forwarder_->upstream_errors();
+  d.dns_upstream_mismatched = forwarder_->upstream_mismatched();
+  d.resolver_upstream_mismatched = resolver_->upstream_mismatched();
+  d.audit_events = events_->appended();
+  d.audit_suppressed = events_->suppressed();
+  d.audit_dropped = events_->dropped();
+  d.audit_write_errors = events_->write_errors();
+  d.audit_pending = events_->pending();
+  d.api_errors = control_ ? control_->bad_requests() : 0;
   return out;
 }
 

@@ -39,6 +39,10 @@ class Proxy;
 namespace egressd::secrets {
 class SecretStore;
 }
+namespace egressd::metrics {
+class MetricsExporter;
+struct MetricsSnapshot;
+}  // namespace egressd::metrics
 namespace egressd::control {
 class ControlServer;
 struct ControlRequest;
@@ -67,6 +71,8 @@ struct DaemonOptions {
       300};                               // complete request to the response's first byte (504)
   size_t audit_log_max_bytes = 16 << 20;  // audit.jsonl is rotated past this size
   uint64_t max_connections_per_sandbox = 4096;  // proxied connections open at once
+  // --metrics-listen: "" off, else where /metrics is served (ParseMetricsListen's form).
+  std::string metrics_listen;
 };
 
 class Daemon {
@@ -87,6 +93,8 @@ class Daemon {
   nlohmann::json Status_() const;
   StatusOr<nlohmann::json> Stats(const std::string& target) const;
   nlohmann::json Events(const control::ControlRequest& request) const;
+  // What a scrape of --metrics-listen reads (any thread).
+  metrics::MetricsSnapshot MetricsFigures() const;
   // secret_set, secret_rm, secret_list (secret_commands.cc); nullopt: not a
   // secret command.
   std::optional<StatusOr<nlohmann::json>> HandleSecretCommand(
@@ -119,6 +127,7 @@ class Daemon {
   // Audit reader thread only.
   std::chrono::steady_clock::time_point last_drop_check_{};
   uint64_t events_dropped_seen_ = 0;
+  std::unique_ptr<metrics::MetricsExporter> metrics_;  // --metrics-listen; stopped first
 };
 
 }  // namespace egressd::daemon

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "userspace/dns/resolver.h"
+#include "userspace/metrics/metrics_exporter.h"
 
 namespace egressd::daemon {
 namespace {
@@ -153,6 +154,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("response-timeout", "seconds from a complete request to the first byte of its response (504)", cxxopts::value<std::string>()->default_value("300"))
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
       ("max-connections-per-sandbox", "proxied connections one sandbox may have open at once; more are refused at accept (1-1048576)", cxxopts::value<std::string>()->default_value(std::to_string(o.max_connections_per_sandbox)))
+      ("metrics-listen", "serve Prometheus metrics at http://ADDR:PORT/metrics (IPv4:PORT; default off)", cxxopts::value<std::string>()->default_value(""))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "show this help");
   // clang-format on
@@ -206,6 +208,11 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   auto max_connections = ParseMaxConnectionsPerSandbox(text("max-connections-per-sandbox"));
   if (!max_connections.ok()) return max_connections.status();
   o.max_connections_per_sandbox = *max_connections;
+  if (!text("metrics-listen").empty()) {
+    auto listen = metrics::ParseMetricsListen(text("metrics-listen"));
+    if (!listen.ok()) return listen.status();
+    o.metrics_listen = *listen;
+  }
   auto level = ParseLogLevel(text("log-level"));
   if (!level.ok()) return level.status();
   flags.log_level = *level;

@@ -377,6 +377,7 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
   setsockopt(upstream_fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   upstream_addr_ = addr;
   phase_ = Phase::kConnecting;
+  connect_clock_.Start();
   connect_timeout_ = ToTimespec(worker_.ctx().options.connect_timeout);
   worker_.ReserveSqes(2);  // the linked pair must not be split by a submit
   io_uring_sqe* sqe = worker_.GetSqe();
@@ -414,6 +415,7 @@ void Connection::OnConnected(int res) {
     }
     return;
   }
+  view->counters->upstream_connect.Observe(connect_clock_.Elapsed());
   down_.Allocate(worker_.ctx().options.buffer_bytes);
   if (mode_ == Mode::kTunnel) {
     phase_ = Phase::kTunnel;
@@ -1081,7 +1083,8 @@ void Connection::DenyOrPass(const std::string& why) {
 
 OwnListeners Connection::Own() const {
   return {worker_.ctx().options.proxy_port, worker_.ctx().sandboxes,
-          /*refuse_loopback=*/sandbox_ && sandbox_->own_netns, worker_.ctx().host_addresses};
+          /*refuse_loopback=*/sandbox_ && sandbox_->own_netns, worker_.ctx().host_addresses,
+          worker_.ctx().options.metrics_port};
 }
 
 // ---- the end ---------------------------------------------------------------

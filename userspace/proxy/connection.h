@@ -194,6 +194,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   std::string decided_host_;
   bool tunnel_reported_ = false;  // audit mode: RecheckTunnel reported this tunnel
   std::optional<policy::IpAddress> upstream_addr_;
+  metrics::Stopwatch connect_clock_;  // since the upstream connect was submitted (metrics)
 
   std::unique_ptr<HttpSession> session_;  // kHttp
   // Interception: the sandbox-facing TLS side, the upstream-facing one, and

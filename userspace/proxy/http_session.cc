@@ -127,6 +127,7 @@ void HttpSession::OnHead() {
     return;
   }
   owner_.View()->counters->requests_allowed++;
+  request_clock_.Start();
   upgrade_ = websocket;
   step_ = Step::kRouting;
   // The head being decided is [up_.ready, up_.head_end). A changed one goes
@@ -240,6 +241,7 @@ void HttpSession::OnUpstreamBytes() {
 }
 
 void HttpSession::FinishTransaction() {
+  owner_.View()->counters->request_duration.Observe(request_clock_.Elapsed());
   if (down_.scanned < down_.end) {
     // Bytes after the response could pose as the next host's answer: the
     // response reaches the client, those bytes go nowhere, and both

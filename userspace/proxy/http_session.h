@@ -114,6 +114,7 @@ class HttpSession {
   bool finished_ = false;
   bool response_started_ = false;  // a byte of the current response arrived
   std::string method_;
+  metrics::Stopwatch request_clock_;  // since the current request's head was allowed (metrics)
 };
 
 }  // namespace egressd::proxy

@@ -46,6 +46,8 @@ struct ProxyOptions {
   std::chrono::milliseconds idle_timeout{300000};      // no byte either way, in any phase
   size_t buffer_bytes = 256 * 1024;             // per direction per connection (touched lazily)
   uint64_t max_connections_per_sandbox = 4096;  // open at once; more are refused at accept
+  // --metrics-listen's port (0: off): never an upstream (OwnListeners).
+  uint16_t metrics_port = 0;
 };
 
 struct ProxyContext {

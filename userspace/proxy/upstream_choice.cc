@@ -38,6 +38,9 @@ std::string RefuseUpstreamAddress(const policy::IpAddress& addr, uint16_t port,
   if (IsLoopback(addr) &&
       (port == own.proxy_port || (own.sandboxes && own.sandboxes->IsListenerPort(port))))
     return "address " + addr.ToString() + " is egressd itself";
+  if (own.metrics_port != 0 && port == own.metrics_port &&
+      (IsLoopback(addr) || (own.host_addresses && own.host_addresses->Contains(addr))))
+    return "address " + addr.ToString() + " is egressd itself (its metrics)";
   return "";
 }
 

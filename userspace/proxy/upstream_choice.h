@@ -32,6 +32,9 @@ struct OwnListeners {
   // any other address of the host (`host_addresses`, when given).
   bool refuse_loopback = false;
   const AddressSet* host_addresses = nullptr;
+  // --metrics-listen's port (0: off): never an upstream on loopback, an
+  // unspecified address or an address of the host (`host_addresses`).
+  uint16_t metrics_port = 0;
 };
 
 // apply_deny_cidrs false (audit mode): deny_cidrs do not refuse; egressd's

@@ -28,4 +28,9 @@ std::optional<EndedInstance> EndedInstances::ByName(const std::string& instance_
   return std::nullopt;
 }
 
+std::vector<EndedInstance> EndedInstances::All() const {
+  std::lock_guard lock(mu_);
+  return {ended_.begin(), ended_.end()};
+}
+
 }  // namespace egressd::sandbox

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bpf/egressd_shared.h"
 #include "userspace/sandbox/sandbox_view.h"
@@ -37,6 +38,8 @@ class EndedInstances {
   std::optional<EndedInstance> ById(uint32_t sandbox_id) const;
   // The most recent ended sandbox with this instance name or cgroup path.
   std::optional<EndedInstance> ByName(const std::string& instance_or_cgroup) const;
+  // Every one kept, oldest first.
+  std::vector<EndedInstance> All() const;
 
  private:
   mutable std::mutex mu_;

@@ -11,6 +11,7 @@
 
 #include "ca/leaf_cache.h"
 #include "policy/compiled_policy.h"
+#include "userspace/metrics/latency_histogram.h"
 #include "userspace/sandbox/observations.h"
 
 namespace egressd::sandbox {
@@ -55,6 +56,11 @@ struct ProxyCounters {
   // Not a stats key: the second (steady clock) of the last refusal recorded
   // as an event; one event a second at most, the counter has them all.
   std::atomic<int64_t> limit_event_second{-1};
+  // Not stats keys: durations for the metrics (--metrics-listen). An upstream
+  // connect that succeeded, from its start; a forwarded request, from its
+  // allowed head to the end of its response.
+  metrics::LatencyHistogram upstream_connect;
+  metrics::LatencyHistogram request_duration;
 };
 
 struct SandboxView {

@@ -114,6 +114,18 @@ TEST(UpstreamChoice, OwnNetnsSandboxesNeverReachTheHostsOwnAddresses) {
   EXPECT_EQ(RefuseUpstreamAddress(Ip("192.0.2.10"), 22, p, host_netns), "");  // policy decides
 }
 
+TEST(UpstreamChoice, TheMetricsPortOfTheHostIsEgressdItself) {
+  auto p = Compile("name: t\n");
+  const FakeHostAddresses host;
+  const OwnListeners own{15001, &kDirectory, false, &host, /*metrics_port=*/9464};
+  for (const char* a : {"127.0.0.1", "::1", "192.0.2.10"})
+    EXPECT_NE(RefuseUpstreamAddress(Ip(a), 9464, p, own).find("egressd itself"), std::string::npos)
+        << a;
+  EXPECT_EQ(RefuseUpstreamAddress(Ip("192.0.2.11"), 9464, p, own), "");  // another machine's
+  EXPECT_EQ(RefuseUpstreamAddress(Ip("127.0.0.1"), 9465, p, own), "");
+  EXPECT_EQ(RefuseUpstreamAddress(Ip("127.0.0.1"), 9464, p, kOwn), "");  // metrics off
+}
+
 TEST(HostAddresses, KnowsLoopback) {
   HostAddresses host;
   EXPECT_TRUE(host.Contains(Ip("127.0.0.1")));
