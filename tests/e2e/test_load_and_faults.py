@@ -377,8 +377,10 @@ def test_an_endless_body_is_streamed_with_bounded_memory(env):
     print(f"endless body: {got['slow']} B read slowly, {got['fast']} B fast, origin sent "
           f"{sent['bytes']} B; egressd RSS {rss_before} KiB before, at most +{growth_mib:.1f} MiB")
     assert got["slow"] > 0 and got["fast"] > 50 * 1024 * 1024, got  # streamed, not stalled
-    # The slow reader held the origin back instead of egressd buffering for it.
-    assert sent["bytes"] < got["slow"] + got["fast"] + 16 * 1024 * 1024, (sent, got)
+    # The slow reader held the origin back (unheld, it sends GBs in these 4 s):
+    # what was sent and not read fits in the sockets' buffers (loopback
+    # autotuning: up to tcp_rmem's 32 MiB on the upstream's receive side).
+    assert sent["bytes"] < got["slow"] + got["fast"] + 64 * 1024 * 1024, (sent, got)
     assert growth_mib < 32, growth_mib
     assert_fds_back(env, baseline, "an endless body")
 
@@ -455,7 +457,7 @@ handlers:
   tag:
     - set_header: {{name: X-Policy-A, value: "{generation}"}}
     - set_header: {{name: X-Policy-B, value: "{generation}"}}
-catch_all: {handler: tag}
+catch_all: {{handler: tag}}
 """)
 
 
