@@ -33,7 +33,7 @@ CG2=$(awk '$3=="cgroup2"{print $2; exit}' /proc/self/mounts)
 CG_A=$CG2/egressd-bench-faults-a-$$ CG_B=$CG2/egressd-bench-faults-b-$$
 ORIGIN_HTTP=18080 HAPROXY_HTTP=18081 PROXY_PORT=18001 BAD_PORT=18090
 pids=()
-ulimit -n 65536
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"  # the clients hold thousands of sockets
 
 cleanup() {
   set +e
@@ -69,7 +69,7 @@ nginx -c "$W/nginx.conf"
 cat > "$W/haproxy.cfg" <<HAP
 global
   nbthread 2
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   option http-keep-alive
