@@ -26,6 +26,11 @@ from scripted_origin import ScriptedOrigin, read_head
 EGRESSD_FLAGS = {"header_timeout": 2, "connect_timeout": 2, "response_timeout": 2}
 
 
+# Under a sanitizer (tools/test.sh --sanitize or --tsan set ASAN_ or TSAN_OPTIONS) memory
+# figures mean nothing (redzones, quarantine): printed, not asserted.
+SANITIZED = "ASAN_OPTIONS" in os.environ or "TSAN_OPTIONS" in os.environ
+
+
 def wait_for(predicate, timeout=10, what="a condition"):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -132,7 +137,7 @@ def test_idle_keepalive_connections_cost_little_and_another_sandbox_is_served(en
         print(f"egressd RSS: {rss_before} KiB idle, {rss_held} KiB with {n} idle keep-alive "
               f"connections: {per_1000:.1f} MiB per 1,000")
         # Loose: two 256 KiB buffers a connection, touched whole, would be 500 MiB.
-        assert per_1000 < 128, per_1000
+        assert SANITIZED or per_1000 < 128, per_1000
         assert fd_count(pid) >= baseline_fds + 2 * n  # a client and an upstream socket each
         # Another sandbox is served promptly meanwhile.
         for i in range(5):
@@ -381,7 +386,7 @@ def test_an_endless_body_is_streamed_with_bounded_memory(env):
     # what was sent and not read fits in the sockets' buffers (loopback
     # autotuning: up to tcp_rmem's 32 MiB on the upstream's receive side).
     assert sent["bytes"] < got["slow"] + got["fast"] + 64 * 1024 * 1024, (sent, got)
-    assert growth_mib < 32, growth_mib
+    assert SANITIZED or growth_mib < 32, growth_mib
     assert_fds_back(env, baseline, "an endless body")
 
 

@@ -17,6 +17,7 @@
 # 3. Bad upstreams, 200 concurrent requests each: a closed port (502), an
 #    origin that never answers (504 at --response-timeout 5), one that closes
 #    mid-response; egressd's descriptor count before and after each.
+# 4. 50 endless responses read slowly or fast for 10 s: egressd's RSS.
 #
 # Needs: a built tree (tools/build.sh), tools/install-deps.sh (wrk, haproxy);
 # installs nginx-light if missing.
@@ -194,6 +195,11 @@ def serve(c):
             c.recv(1)  # until the proxy gives up
         elif mode == "cut":
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"y" * 1000)
+        elif mode == "endless":
+            c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+            chunk = b"z" * 262144
+            while True:  # until the proxy closes: its client went away
+                c.sendall(chunk)
     except OSError:
         pass
     finally:
@@ -248,4 +254,54 @@ for mode in refused silent cut; do
   sleep 1  # closes are processed asynchronously
   echo "| $mode | $answers | $slowest | $before / $(fds "$EGRESSD_PID") |"
 done
+# Endless bodies: ENDLESS responses that never end, read by clients in a
+# sandbox, half slowly (16 KiB every 20 ms), half as fast as they can, for
+# 10 s; egressd's RSS sampled every 100 ms.
+ENDLESS=50
+cat > "$W/endless_client.py" <<'PYEOF'
+import socket, sys, threading, time
+port, n, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+got = [0] * n
+def one(i):
+    c = socket.create_connection(("127.0.0.1", port), timeout=30)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c.sendall(b"GET /endless HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        d = c.recv(16384 if i % 2 else 1 << 20)
+        if not d:
+            break
+        got[i] += len(d)
+        if i % 2:
+            time.sleep(0.02)
+    c.close()
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in ts: t.start()
+for t in ts: t.join()
+slow = sum(got[1::2]) / (n // 2) / seconds / 1e6
+fast = sum(got[0::2]) / ((n + 1) // 2) / seconds / 1e6
+print(f"{slow:.2f} {fast:.1f}")
+PYEOF
+"$PY" "$W/bad_origin.py" endless $BAD_PORT > "$W/bad-endless.out" 2>&1 &
+bad_pid=$!
+for _ in $(seq 50); do grep -q ready "$W/bad-endless.out" && break; sleep 0.1; done
+fd_before=$(fds "$EGRESSD_PID")
+rss_before=$(rss_kib "$EGRESSD_PID")
+in_cg "$CG_A" "$PY" "$W/endless_client.py" $BAD_PORT $ENDLESS 10 > "$W/endless.out" 2>&1 &
+client=$!
+rss_max=$rss_before
+while kill -0 "$client" 2>/dev/null; do
+  r=$(rss_kib "$EGRESSD_PID"); [ "$r" -gt "$rss_max" ] && rss_max=$r
+  sleep 0.1
+done
+wait "$client" || true
+kill "$bad_pid"; wait "$bad_pid" 2>/dev/null || true
+sleep 1
+read -r slow_mbs fast_mbs <<<"$(cat "$W/endless.out")"
+echo
+echo "| $ENDLESS endless responses, 10 s (half read slowly, half fast) | egressd |"
+echo "|---|---|"
+echo "| MB/s per slow reader / per fast reader | $slow_mbs / $fast_mbs |"
+echo "| RSS before / at most during (MiB) | $(awk -v a="$rss_before" -v b="$rss_max" 'BEGIN{printf "%.1f / %.1f", a/1024, b/1024}') |"
+echo "| descriptors before / after | $fd_before / $(fds "$EGRESSD_PID") |"
 if [ -s "$W/egressd.log" ]; then echo; echo "egressd log (warn and above):"; tail -n 20 "$W/egressd.log"; fi
