@@ -15,12 +15,11 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
 
-from conftest import PYTHON, free_port, read_line, write_policy
+from conftest import PYTHON, free_port, read_line
 from scripted_origin import ScriptedOrigin, read_head
 
 EGRESSD_FLAGS = {"header_timeout": 2, "connect_timeout": 2, "response_timeout": 2}
