@@ -154,6 +154,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("idle-timeout", "seconds without a byte either way after which a proxied connection is closed (1-604800)", cxxopts::value<std::string>()->default_value("300"))
       ("max-connections-per-sandbox", "proxied connections one sandbox may have open at once; more are refused at accept (1-1048576)", cxxopts::value<std::string>()->default_value(std::to_string(o.max_connections_per_sandbox)))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
+      ("version", "print egressd's version and exit")
       ("h,help", "show this help");
   // clang-format on
   cxxopts::ParseResult args;
@@ -165,6 +166,10 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   if (args.count("help")) {
     flags.help = true;
     flags.help_text = cli.help();
+    return flags;
+  }
+  if (args.count("version")) {
+    flags.version = true;
     return flags;
   }
   if (!args.unmatched().empty())
