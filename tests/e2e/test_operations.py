@@ -16,7 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import BUILD_DIR, CGROUP2, EGRESSCTL, EGRESSD, Daemon, kill_cgroup, write_policy
+from conftest import (BUILD_DIR, CGROUP2, EGRESSCTL, EGRESSD, Daemon, Sandbox, kill_cgroup,
+                      write_policy)
 
 SOURCE_DIR = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -67,12 +68,12 @@ class NotifySocket:
             os.unlink(self.path)
 
 
-def control_answers(socket_path):
-    """One status request on the control socket, answered at once or not at all."""
+def control_request(socket_path, cmd):
+    """One request on the control socket, answered at once or not at all."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
         s.connect(socket_path)
-        s.sendall(b'{"cmd":"status"}\n')
+        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -82,35 +83,52 @@ def control_answers(socket_path):
     return json.loads(data)
 
 
+def start_notified(d, notify, log_path):
+    """Starts egressd by hand (not Daemon.start, which waits for its log line)
+    with NOTIFY_SOCKET set: READY=1 is the readiness signal here. Returns the
+    READY message and the messages before it."""
+    with open(log_path, "a") as log:
+        d.proc = subprocess.Popen(d.argv(), stdout=subprocess.DEVNULL, stderr=log,
+                                  env={**os.environ, "NOTIFY_SOCKET": notify.path})
+    return notify.wait_for("READY")
+
+
 def test_sd_notify_ready_reload_stopping(env, tmp_path):
     notify = NotifySocket(str(tmp_path / "notify.sock"))
     d = Daemon(str(tmp_path / "d"), env.dns.address)
+    write_policy(d.policy_dir, "open", denied_hosts=["denied.test"])
     log_path = tmp_path / "egressd.log"
+    sb = None
     try:
-        with open(log_path, "w") as log:
-            # Started by hand (not Daemon.start, which waits for the log line):
-            # READY=1 is the readiness signal here.
-            d.proc = subprocess.Popen(d.argv(), stdout=subprocess.DEVNULL, stderr=log,
-                                      env={**os.environ, "NOTIFY_SOCKET": notify.path})
-        ready, before = notify.wait_for("READY")
+        ready, before = start_notified(d, notify, log_path)
         # At READY the control socket already answers, at once.
-        status = control_answers(d.socket)
+        status = control_request(d.socket, "status")
         assert status["ok"] is True and status["pid"] == d.proc.pid, status
         assert ready["READY"] == "1" and "ready" in ready.get("STATUS", ""), ready
         assert not any("STOPPING" in m for m in before), before
 
+        sb = Sandbox(d, "open")
         d.proc.send_signal(signal.SIGHUP)
         reloading, _ = notify.wait_for("RELOADING")
         assert reloading["RELOADING"] == "1", reloading
         again, _ = notify.wait_for("READY")
         assert again["READY"] == "1", again
-        assert control_answers(d.socket)["ok"] is True
+        assert control_request(d.socket, "status")["ok"] is True
 
         d.proc.send_signal(signal.SIGTERM)
         stopping, _ = notify.wait_for("STOPPING")
         assert stopping["STOPPING"] == "1", stopping
         assert d.proc.wait(timeout=20) == 0
+
+        # Restarted: READY comes once the recorded sandbox is re-adopted.
+        d.proxy_port = status["proxy_port"]  # pinned sandbox configs point at it
+        start_notified(d, notify, log_path)
+        listed = control_request(d.socket, "list")
+        adopted = {s["instance"]: s for s in listed["sandboxes"]}
+        assert sb.instance in adopted and not adopted[sb.instance]["problem"], adopted
     finally:
+        if sb:
+            sb.cleanup()
         d.cleanup()
         notify.close()
         with open(log_path) as f:
