@@ -16,61 +16,22 @@
 #include "tools/egressctl/rules_commands.h"
 #include "tools/egressctl/run_command.h"
 #include "tools/egressctl/secret_command.h"
+#include "tools/egressctl/usage.h"
+#include "userspace/common/version.h"
 
 namespace {
 
 using egressctl::Call;
 using egressctl::Fail;
+using egressctl::FullUsage;
 using nlohmann::json;
 
-constexpr const char* kUsage = R"(usage: egressctl [--socket PATH] COMMAND [ARGS]
-
-commands:
-  status                                   daemon status
-  run --policy NAME|FILE [--instance ID] [--user USER] [--netns new|host] -- CMD [ARGS...]
-                                           run CMD in a new sandbox under the policy; exits
-                                           with CMD's status (128+N for signal N, 125 when
-                                           the sandbox could not be set up)
-  attach CGROUP --policy NAME|FILE [--instance ID] [--netns PATH|host] [--json]
-                                           put a cgroup under a policy (again: switch policy)
-  detach CGROUP|INSTANCE                   remove the policy from a cgroup
-  list [--json]                            attached sandboxes
-  stats [CGROUP|INSTANCE] [--json]         per-sandbox kernel and proxy counters (also
-                                           the final ones of the last 64 that ended)
-  events [--follow] [--json] [--instance ID]
-                                           every deny (kernel, proxy, dns), oldest first;
-                                           --follow waits out a daemon restart (60 s)
-  policy check FILE                        validate a policy file (no daemon needed)
-  policy reload                            re-read every attached policy, all or nothing
-  policy suggest --instance ID             a policy allowing what an audit-mode instance did
-  ca INSTANCE [--json]                     the sandbox's CA certificate (PEM), to trust it
-  handler set INSTANCE NAME [--host GLOB] [--params JSON]
-                                           bind a policy handler for this instance: to the
-                                           hosts matching GLOB, or (no --host) to every
-                                           other request; the next request follows it
-  handler clear INSTANCE [--host GLOB]     remove that binding (no --host: the catch-all)
-  handler list INSTANCE [--json]           the bindings in effect, instance and policy
-  hosts allow|deny|remove INSTANCE GLOB... the instance's own host lists (joined to the
-                                           policy's; denied wins; allow makes it deny by
-                                           default); open tunnels to hosts denied now close
-  hosts clear INSTANCE | list INSTANCE [--json]
-  secret set NAME [--instance ID]          store a handler secret; the value is read from
-                                           stdin (never an argument), one trailing newline
-                                           stripped; --instance: for that instance only
-  secret rm NAME [--instance ID]           remove a secret
-  secret list [--instance ID] [--json]     names, scopes, change times, problems (no values)
-
-CGROUP is a cgroup v2 directory, absolute or relative to the cgroup2 mount.
---policy takes a policy name in the daemon's --policy-dir, or a path to a
-YAML file (anything containing '/' or ending in .yaml/.yml).
-Exit status: 2 for a usage error, 1 when egressd refuses or cannot be reached.
-attach --netns: the sandbox's network namespace (/proc/PID/ns/net,
-/run/netns/NAME); by default the one all the cgroup's processes share.
-)";
+constexpr const char* kDefaultSocket = "/run/egressd/egressd.sock";
 
 struct Args {
-  std::string socket = "/run/egressd/egressd.sock";
+  std::string socket;  // --socket, else $EGRESSD_SOCKET, else kDefaultSocket
   bool json = false;
+  bool help = false;
   bool follow = false;
   std::string policy, instance, user, netns, host, params;
   std::vector<std::string> positional;
@@ -89,8 +50,30 @@ std::string Pad(const std::string& s, size_t width) {
   return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
 }
 
-int PolicyCheck(const std::string& file) {
+// --json: {"file", "ok", "errors": [{"line", "column", "message"}]} and, when
+// ok, the policy's name, mode and counts.
+int PolicyCheckJson(const std::string& file, const egressd::policy::LoadResult& result) {
+  json out = {{"file", file}, {"ok", result.ok()}, {"errors", json::array()}};
+  for (const auto& e : result.errors)
+    out["errors"].push_back({{"line", e.line}, {"column", e.column}, {"message", e.message}});
+  if (result.ok()) {
+    const auto& p = *result.policy;
+    out["policy"] = p.name;
+    out["mode"] = p.mode == egressd::policy::PolicyMode::kAudit ? "audit" : "enforce";
+    out["allowed_hosts"] = p.allowed_hosts.size();
+    out["denied_hosts"] = p.denied_hosts.size();
+    out["deny_cidrs"] = p.deny_cidrs.size();
+    out["allow_tcp"] = p.allow_tcp.size();
+    out["handlers"] = p.handlers.size();
+    out["deny_by_default"] = !p.allowed_hosts.empty();
+  }
+  std::cout << out.dump() << "\n";
+  return result.ok() ? 0 : 1;
+}
+
+int PolicyCheck(const std::string& file, bool as_json) {
   egressd::policy::LoadResult result = egressd::policy::LoadPolicyFile(file);
+  if (as_json) return PolicyCheckJson(file, result);
   if (!result.ok()) {
     std::cerr << egressd::policy::FormatErrors(result.errors, file);
     return 1;
@@ -202,6 +185,8 @@ void PrintStats(const json& reply) {
 
 int main(int argc, char** argv) {
   Args a;
+  if (const char* env = getenv("EGRESSD_SOCKET"); env && *env) a.socket = env;
+  if (a.socket.empty()) a.socket = kDefaultSocket;
   std::vector<std::string> argv_rest(argv + 1, argv + argc);
   for (size_t i = 0; i < argv_rest.size(); ++i) {
     const std::string& arg = argv_rest[i];
@@ -210,7 +195,9 @@ int main(int argc, char** argv) {
       return argv_rest[++i];
     };
     if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
+      a.help = true;  // this command's usage, once the command is known
+    } else if (arg == "--version") {
+      std::cout << "egressctl " << egressd::kVersion << "\n";
       return 0;
     } else if (arg == "--socket") {
       a.socket = value("--socket");
@@ -236,13 +223,21 @@ int main(int argc, char** argv) {
     } else if (arg.size() > 1 && arg[0] == '-') {
       // Not echoed after `secret`: it may be a value typed where it does not belong.
       bool secret = !a.positional.empty() && a.positional[0] == "secret";
-      Fail("unknown option " + (secret ? std::string("(not shown)") : arg) + "\n" + kUsage, 2);
+      std::string usage = a.positional.empty() || !egressctl::CommandUsage(a.positional[0])
+                              ? FullUsage()
+                              : egressctl::CommandUsage(a.positional[0]);
+      Fail("unknown option " + (secret ? std::string("(not shown)") : arg) + "\n" + usage, 2);
     } else {
       a.positional.push_back(arg);
     }
   }
+  if (a.help) {
+    const char* usage = a.positional.empty() ? nullptr : egressctl::CommandUsage(a.positional[0]);
+    std::cout << (usage ? usage : FullUsage());
+    return 0;
+  }
   if (a.positional.empty()) {
-    std::cerr << kUsage;
+    std::cerr << FullUsage();
     return 2;
   }
   const std::string& cmd = a.positional[0];
@@ -260,6 +255,7 @@ int main(int argc, char** argv) {
   };
 
   if (cmd == "run") {
+    if (a.json) Fail("run prints nothing of its own (stdout is the command's): no --json", 2);
     if (a.positional.size() != 1 || a.command.empty())
       Fail(
           "usage: egressctl run --policy NAME|FILE [--instance ID] [--user USER] "
@@ -298,12 +294,16 @@ int main(int argc, char** argv) {
 
   if (cmd == "policy") {
     if (a.positional.size() >= 2 && a.positional[1] == "check") {
-      need(3, "policy check FILE");
-      return PolicyCheck(a.positional[2]);
+      need(3, "policy check FILE [--json]");
+      return PolicyCheck(a.positional[2], a.json);
     }
     if (a.positional.size() >= 2 && a.positional[1] == "reload") {
-      need(2, "policy reload");
+      need(2, "policy reload [--json]");
       json r = Call(a.socket, {{"cmd", "policy_reload"}});
+      if (a.json) {
+        std::cout << r.dump() << "\n";
+        return 0;
+      }
       std::cout << "reloaded " << r["reloaded"] << " sandbox policies\n";
       return 0;
     }
@@ -311,15 +311,19 @@ int main(int argc, char** argv) {
       need(2, "policy suggest --instance ID");
       if (a.instance.empty()) Fail("policy suggest: --instance ID is required", 2);
       json r = Call(a.socket, {{"cmd", "policy_suggest"}, {"instance", a.instance}});
+      if (a.json) {
+        std::cout << r.dump() << "\n";  // {"policy": the YAML text}
+        return 0;
+      }
       std::cout << r["policy"].get<std::string>();
       return 0;
     }
     Fail("usage: egressctl policy check FILE | policy reload | policy suggest --instance ID", 2);
   }
   if (cmd == "status") {
-    need(1, "status");
+    need(1, "status [--json]");
     json r = Call(a.socket, {{"cmd", "status"}});
-    std::cout << r.dump(2) << "\n";
+    std::cout << (a.json ? r.dump() : r.dump(2)) << "\n";
     return 0;
   }
   if (cmd == "attach") {
@@ -351,8 +355,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "detach") {
-    need(2, "detach CGROUP");
-    Call(a.socket, {{"cmd", "detach"}, {"cgroup", a.positional[1]}});
+    need(2, "detach CGROUP|INSTANCE [--json]");
+    json r = Call(a.socket, {{"cmd", "detach"}, {"cgroup", a.positional[1]}});
+    if (a.json) {
+      r["detached"] = a.positional[1];
+      std::cout << r.dump() << "\n";
+      return 0;
+    }
     std::cout << "detached " << a.positional[1] << "\n";
     return 0;
   }
@@ -402,5 +411,5 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  Fail("unknown command \"" + cmd + "\"\n" + kUsage, 2);
+  Fail("unknown command \"" + cmd + "\"\n" + FullUsage(), 2);
 }

@@ -1,5 +1,6 @@
-// Errors as values: every failure carries a message and the file:line that
-// produced it, so a log line points at the code that refused.
+// Errors as values: every failure carries a message, and the file:line that
+// produced it for a debugger or a test's failure message (where()). Log lines
+// and replies carry the message alone: no source path reaches an operator.
 #pragma once
 
 #include <fmt/format.h>
@@ -25,10 +26,12 @@ class Status {
     static const std::string kOk = "ok";
     return error_ ? error_->message : kOk;
   }
-  // "message (file.cc:42)"; the location is for logs, message() for users.
-  std::string ToString() const {
-    if (!error_) return "ok";
-    return fmt::format("{} ({}:{})", error_->message, error_->file, error_->line);
+  // What a log line says: the message ("ok" for success), never a source path.
+  std::string ToString() const { return message(); }
+  // "file.cc:42" of the error ("" for success): for tests and debugging only.
+  std::string where() const {
+    if (!error_) return "";
+    return fmt::format("{}:{}", error_->file, error_->line);
   }
 
  private:

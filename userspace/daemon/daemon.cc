@@ -12,6 +12,7 @@
 
 #include "userspace/audit/denial.h"
 #include "userspace/audit/event_log.h"
+#include "userspace/common/version.h"
 #include "userspace/control/control_server.h"
 #include "userspace/daemon/runtime_rules_commands.h"
 #include "userspace/dns/dns_forwarder.h"
@@ -434,6 +435,7 @@ StatusOr<size_t> Daemon::ReloadPolicies() {
 
 nlohmann::json Daemon::Status_() const {
   return {{"pid", getpid()},
+          {"version", kVersion},
           {"socket", options_.socket_path},
           {"state_dir", std::filesystem::absolute(options_.state_dir).string()},
           {"bpffs", std::filesystem::absolute(options_.bpffs).string()},

@@ -156,6 +156,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       ("max-connections-per-sandbox", "proxied connections one sandbox may have open at once; more are refused at accept (1-1048576)", cxxopts::value<std::string>()->default_value(std::to_string(o.max_connections_per_sandbox)))
       ("metrics-listen", "serve Prometheus metrics at http://ADDR:PORT/metrics (IPv4:PORT; default off)", cxxopts::value<std::string>()->default_value(""))
       ("log-level", "trace, debug, info, warn, error, critical, off", cxxopts::value<std::string>()->default_value("info"))
+      ("version", "print egressd's version and exit")
       ("h,help", "show this help");
   // clang-format on
   cxxopts::ParseResult args;
@@ -167,6 +168,10 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   if (args.count("help")) {
     flags.help = true;
     flags.help_text = cli.help();
+    return flags;
+  }
+  if (args.count("version")) {
+    flags.version = true;
     return flags;
   }
   if (!args.unmatched().empty())

@@ -19,6 +19,7 @@ struct Flags {
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool help = false;  // --help: print `help_text` and exit 0
   std::string help_text;
+  bool version = false;  // --version: print "egressd X.Y.Z" and exit 0
 };
 
 // Parses and checks every flag. An error means exit status 2.

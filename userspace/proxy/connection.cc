@@ -65,6 +65,7 @@ void Connection::Start() {
     std::string why = fmt::format(
         "connection refused: the sandbox has {} connections open (--max-connections-per-sandbox)",
         worker_.ctx().options.max_connections_per_sandbox);
+    tally_.Refused();
     if (LimitEventDue(*sandbox_->counters)) RecordEnforced("", why);
     Close(why);
     return;
@@ -416,6 +417,8 @@ void Connection::OnConnected(int res) {
     return;
   }
   view->counters->upstream_connect.Observe(connect_clock_.Elapsed());
+  tally_.Allowed();
+  if (!decided_host_.empty()) last_host_ = decided_host_;
   down_.Allocate(worker_.ctx().options.buffer_bytes);
   if (mode_ == Mode::kTunnel) {
     phase_ = Phase::kTunnel;
@@ -905,8 +908,10 @@ void Connection::OnSend(bool to_upstream, int res) {
   if (sandbox_) {
     if (to_upstream) {
       sandbox_->counters->bytes_up += static_cast<uint64_t>(res);
+      tally_.BytesUp(static_cast<uint64_t>(res));
     } else {
       sandbox_->counters->bytes_down += static_cast<uint64_t>(res);
+      tally_.BytesDown(static_cast<uint64_t>(res));
     }
   }
   // A refused request must not leave: if the head being decided is still in
@@ -1051,10 +1056,13 @@ bool Connection::Enforce(const std::string& host, const std::string& why,
   if (!view) return true;
   audit::AuditEvent event = ProxyEvent(origin_addr_, origin_port_, host, why);
   event.handler = handler;
-  return audit::DenyOrReport(*view, worker_.ctx().events, std::move(event));
+  bool enforced = audit::DenyOrReport(*view, worker_.ctx().events, std::move(event));
+  enforced ? tally_.Denied() : tally_.LetThrough();
+  return enforced;
 }
 
 void Connection::RecordEnforced(const std::string& host, const std::string& why) {
+  tally_.Refused();
   if (!sandbox_) return;
   audit::AuditEvent event = ProxyEvent(origin_addr_, origin_port_, host, why);
   event.instance = sandbox_->instance;
@@ -1068,6 +1076,7 @@ void Connection::CloseWithEvent(const std::string& why) {
 }
 
 void Connection::DenyConnection(const std::string& why) {
+  tally_.Denied();
   if (sandbox_) sandbox_->counters->connections_denied++;
   CloseWithEvent(why);
 }
@@ -1089,9 +1098,32 @@ OwnListeners Connection::Own() const {
 
 // ---- the end ---------------------------------------------------------------
 
+std::string Connection::AddressForLog(bool upstream) const {
+  if (upstream && upstream_addr_) return FormatAddressPort(*upstream_addr_, origin_port_);
+  if (!sandbox_) return "";  // no original destination was found
+  return FormatAddressPort(origin_addr_, origin_port_);
+}
+
 void Connection::Close(const std::string& why) {
   if (phase_ == Phase::kClosing) return;
-  spdlog::debug("proxy: connection {} closed: {}", id_, why);
+  if (session_) session_->OnConnectionClosed();
+  if (AccessLogEnabled()) {
+    const char* mode = mode_ == Mode::kTunnel ? "tunnel"
+                       : mode_ == Mode::kHttp ? (client_tls_ ? "intercepted" : "http")
+                                              : "none";
+    std::string_view host = decided_host_.empty() ? last_host_ : decided_host_;
+    AccessDecision decision = tally_.decision();
+    if (mode_ == Mode::kHttp && session_ &&
+        session_->last_decision() != AccessDecision::kUndecided) {
+      host = session_->last_host();  // an HTTP connection is its last request
+      decision = session_->last_decision();
+    }
+    LogConnection(id_,
+                  {.instance = sandbox_ ? std::string_view(sandbox_->instance) : "",
+                   .host = host,
+                   .address = AddressForLog(decision != AccessDecision::kDenied)},
+                  mode, decision, tally_, why);
+  }
   phase_ = Phase::kClosing;
   CancelDeadline();
   if (idle_armed_) {

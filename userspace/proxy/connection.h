@@ -28,6 +28,7 @@
 #include "userspace/common/unique_fd.h"
 #include "userspace/dns/resolver.h"
 #include "userspace/protocol/websocket_frames.h"
+#include "userspace/proxy/access_log.h"
 #include "userspace/proxy/byte_direction.h"
 #include "userspace/proxy/connection_slot.h"
 #include "userspace/proxy/http_session.h"
@@ -105,6 +106,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void CancelHeadDeadline() override { CancelDeadline(); }
   void RecordLimit(const std::string& why) override { RecordEnforced(decided_host_, why); }
   void Flush() override { Pump(); }
+  std::string AddressForLog(bool upstream) const override;
 
   // A tunnel's new bytes of one direction may go (after the WebSocket frame
   // check, if any). False when that check closed the connection.
@@ -209,6 +211,10 @@ class alignas(16) Connection final : public HttpSessionOwner {
   std::optional<protocol::WebSocketFrameValidator> ws_from_server_;
   std::string reply_;  // an answer of egressd's own (403, 400, 502), then close
   bool sending_reply_ = false;
+
+  // The access log's line for this connection (access_log.h), written at Close.
+  AccessTally tally_;
+  std::string last_host_;  // the last host an upstream was connected for
 };
 
 }  // namespace egressd::proxy

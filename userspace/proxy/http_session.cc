@@ -67,8 +67,15 @@ void HttpSession::ProcessClient() {
       // runs under the connection's classification deadline); an idle
       // connection between requests is the idle timer's.
       owner_.ArmHeadDeadline();
+      if (!request_open_) {
+        request_open_ = true;
+        request_tally_.Restart();
+        request_host_.clear();
+        method_.clear();
+      }
       auto step = request_.Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
       up_.scanned += step.consumed;
+      request_tally_.BytesUp(step.consumed);
       if (step.event == protocol::HttpRequestStream::Event::kError) {
         if (int status = request_.limit_status()) {
           owner_.View()->counters->heads_too_large++;
@@ -91,6 +98,7 @@ void HttpSession::ProcessClient() {
     if (request_done_) break;
     auto step = request_.Feed({up_.buf.get() + up_.scanned, up_.end - up_.scanned});
     up_.scanned += step.consumed;
+    request_tally_.BytesUp(step.consumed);
     up_.ready = up_.scanned;
     if (step.event == protocol::HttpRequestStream::Event::kError) {
       owner_.View()->counters->bad_requests++;
@@ -122,7 +130,9 @@ void HttpSession::OnHead() {
   RequestHead head(parsed);
   bool websocket = false;
   FilterVerdict verdict = owner_.FilterRequest(head, &websocket);
+  request_host_ = head.host();
   if (verdict.reply) {
+    request_tally_.Denied();
     Reply(verdict.status, verdict.reason);
     return;
   }
@@ -143,6 +153,7 @@ void HttpSession::OnHead() {
 }
 
 void HttpSession::StartForwarding() {
+  request_tally_.Allowed();
   step_ = Step::kForwarding;
   up_.ready = up_.head_end;
   response_ = std::make_unique<protocol::HttpResponseStream>();
@@ -186,6 +197,7 @@ void HttpSession::OnUpstreamBytes() {
     }
     auto step = response_->Feed({down_.buf.get() + down_.scanned, down_.end - down_.scanned});
     down_.scanned += step.consumed;
+    request_tally_.BytesDown(step.consumed);
     down_.ready = down_.scanned;
     if (step.event == protocol::HttpResponseStream::Event::kError) {
       owner_.View()->counters->upstream_errors++;
@@ -205,6 +217,7 @@ void HttpSession::OnUpstreamBytes() {
           return;
         }
         finished_ = true;  // from here on a tunnel, not HTTP
+        EndRequest(status);
         owner_.StartWebSocket(response_->headers());
         return;
       }
@@ -242,6 +255,7 @@ void HttpSession::OnUpstreamBytes() {
 
 void HttpSession::FinishTransaction() {
   owner_.View()->counters->request_duration.Observe(request_clock_.Elapsed());
+  EndRequest(response_ ? response_->status() : 0);
   if (down_.scanned < down_.end) {
     // Bytes after the response could pose as the next host's answer: the
     // response reaches the client, those bytes go nowhere, and both
@@ -275,6 +289,7 @@ void HttpSession::FinishTransaction() {
 // so far goes to the client; then the client's connection ends. The upstream
 // is closed at once: nothing more is read from it.
 void HttpSession::DeliverResponseThenClose() {
+  EndRequest(response_ ? response_->status() : 0);
   owner_.CloseUpstream();
   request_keep_alive_ = false;
   finished_ = true;
@@ -283,6 +298,12 @@ void HttpSession::DeliverResponseThenClose() {
 
 void HttpSession::Reply(int status, const std::string& reason) {
   if (finished_) return;  // one answer per connection, then close
+  if (status == 403 || status == 421) {
+    request_tally_.Refused();  // a refusal that holds in every mode (an address, a credential)
+  } else {
+    request_tally_.Failed();
+  }
+  EndRequest(status);
   finished_ = true;
   step_ = Step::kReadingHead;
   request_done_ = true;
@@ -291,6 +312,20 @@ void HttpSession::Reply(int status, const std::string& reason) {
       "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
       "Connection: close\r\nX-Egressd-Policy: {}\r\n\r\n{}",
       status, StatusText(status), body.size(), owner_.View()->policy->name(), body));
+}
+
+void HttpSession::EndRequest(int status) {
+  if (!request_open_) return;
+  request_open_ = false;
+  last_host_ = request_host_;
+  last_decision_ = request_tally_.decision();
+  if (!AccessLogEnabled()) return;
+  bool upstream = request_tally_.decision() == AccessDecision::kAllowed ||
+                  request_tally_.decision() == AccessDecision::kAudit;
+  LogRequest({.instance = owner_.View()->instance,
+              .host = request_host_,
+              .address = owner_.AddressForLog(upstream)},
+             method_, status, request_tally_);
 }
 
 }  // namespace egressd::proxy

@@ -18,6 +18,7 @@
 #include "userspace/protocol/http_request_stream.h"
 #include "userspace/protocol/http_response_stream.h"
 #include "userspace/protocol/http_upgrade.h"
+#include "userspace/proxy/access_log.h"
 #include "userspace/proxy/byte_direction.h"
 #include "userspace/proxy/request_filters.h"
 #include "userspace/sandbox/sandbox_view.h"
@@ -58,6 +59,9 @@ class HttpSessionOwner {
   virtual void RecordLimit(const std::string& why) = 0;
   // Starts the sends and receives the buffers now allow.
   virtual void Flush() = 0;
+  // "ip:port" for the access log: the request's upstream, or (`upstream`
+  // false: nothing went upstream) the connection's original destination.
+  virtual std::string AddressForLog(bool /*upstream*/) const { return ""; }
 };
 
 class HttpSession {
@@ -79,6 +83,12 @@ class HttpSession {
   // Answers the client with a reply of egressd's own and ends the
   // connection. One answer per connection: a later call does nothing.
   void Reply(int status, const std::string& reason);
+  // The connection is closing: a request still open gets its access log line.
+  void OnConnectionClosed() { EndRequest(0); }
+  // The last request's host and decision ("", kUndecided before the first):
+  // what the access log says of an HTTP connection.
+  const std::string& last_host() const { return last_host_; }
+  AccessDecision last_decision() const { return last_decision_; }
 
   bool reading_head() const { return step_ == Step::kReadingHead; }
   // The request went out whole and no byte of its response came yet.
@@ -97,6 +107,8 @@ class HttpSession {
 
   void ProcessClient();
   void OnHead();
+  // The access log's line for the current request (once), if one began.
+  void EndRequest(int status);
   void FinishTransaction();
   void DeliverResponseThenClose();
 
@@ -115,6 +127,12 @@ class HttpSession {
   bool response_started_ = false;  // a byte of the current response arrived
   std::string method_;
   metrics::Stopwatch request_clock_;  // since the current request's head was allowed (metrics)
+  // The current request, for the access log: begun with its first byte.
+  AccessTally request_tally_;
+  bool request_open_ = false;
+  std::string request_host_;
+  std::string last_host_;
+  AccessDecision last_decision_ = AccessDecision::kUndecided;
 };
 
 }  // namespace egressd::proxy
