@@ -13,6 +13,7 @@
 #include "userspace/protocol/http_fields.h"
 #include "userspace/protocol/http_sniff.h"
 #include "userspace/protocol/http_upgrade.h"
+#include "userspace/protocol/tls_alert.h"
 #include "userspace/protocol/tls_client_hello.h"
 #include "userspace/proxy/original_destination.h"
 #include "userspace/proxy/resource_shortage.h"
@@ -178,7 +179,14 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
     if (Enforce(*sni, "SNI " + *sni + ": " + decision.reason, decision.handler)) {
       decided_host_ = *sni;
       view->counters->connections_denied++;
-      Close("SNI " + *sni + ": " + decision.reason);
+      // Where the sandbox trusts its CA for this host, the handshake
+      // completes and every request gets a 403 that says why; elsewhere the
+      // alert access_denied does.
+      if (policy.Intercepts(*sni)) {
+        StartInterception(*sni);
+      } else {
+        RefuseClientHello();
+      }
       return;
     }
     tunnel_reported_ = true;  // audit mode: reported once, here
@@ -189,7 +197,7 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
       !why.empty() && Enforce(*sni, "SNI " + *sni + ": " + why)) {
     decided_host_ = *sni;
     view->counters->connections_denied++;
-    Close("SNI " + *sni + ": " + why);
+    RefuseClientHello();
     return;
   }
   if (policy.Intercepts(*sni)) {
@@ -198,6 +206,12 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   }
   view->counters->tls_passthrough++;
   ResolveAndConnect(*sni);
+}
+
+// The client learns why: a fatal access_denied alert, then the end of the
+// connection (nothing was sent upstream; the deny is recorded already).
+void Connection::RefuseClientHello() {
+  SendReplyThenClose(protocol::TlsFatalAlertRecord(protocol::kTlsAlertAccessDenied));
 }
 
 void Connection::StartInterception(const std::string& sni) {
@@ -308,7 +322,8 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
   auto view = CurrentView();
   if (!result.ok()) {
     view->counters->upstream_errors++;
-    RefuseUpstream(502, "name " + decided_host_ + " does not resolve (" + result.error + ")");
+    RefuseUpstream(502, ReplyReason::kUpstreamUnresolved,
+                   "name " + decided_host_ + " does not resolve (" + result.error + ")");
     return;
   }
   UpstreamChoice choice =
@@ -322,19 +337,19 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
   }
   if (!choice.addr) {
     if (mode_ == Mode::kHttp) view->counters->requests_denied++;
-    RefuseUpstream(403, "host " + decided_host_ + ": " + choice.error);
+    RefuseUpstream(403, ReplyReason::kDeniedAddress, "host " + decided_host_ + ": " + choice.error);
     return;
   }
   ConnectTo(*choice.addr);
 }
 
-void Connection::RefuseUpstream(int http_status, const std::string& why) {
+void Connection::RefuseUpstream(int http_status, ReplyReason reason, const std::string& why) {
   if (mode_ != Mode::kHttp) {
     DenyConnection(why);
     return;
   }
-  if (http_status == 403) RecordEnforced(decided_host_, why);
-  session_->Reply(http_status, why);
+  uint64_t seq = http_status == 403 ? RecordEnforced(decided_host_, why) : 0;
+  session_->Reply({http_status, reason, why, "", seq});
 }
 
 void Connection::ConnectTo(const policy::IpAddress& addr) {
@@ -368,7 +383,7 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
     WarnResourceShortage(*worker_.ctx().counters, why);
     CurrentView()->counters->upstream_errors++;
     if (mode_ == Mode::kHttp)
-      session_->Reply(502, why);
+      session_->Reply({502, ReplyReason::kNoResources, why, "", 0});
     else
       Close(why);
     return;
@@ -403,12 +418,15 @@ void Connection::OnConnected(int res) {
                 : fmt::format("connect to {}:{} failed: {}", upstream_addr_->ToString(),
                               origin_port_, strerror(-res));
     upstream_fd_.Reset();
+    uint64_t seq = 0;
     if (timeout) {
       view->counters->connect_timeouts++;
-      RecordEnforced(decided_host_, why);
+      seq = RecordEnforced(decided_host_, why);
     }
     if (mode_ == Mode::kHttp) {
-      session_->Reply(timeout ? 504 : 502, why);
+      session_->Reply({timeout ? 504 : 502,
+                       timeout ? ReplyReason::kUpstreamTimeout : ReplyReason::kUpstreamUnreachable,
+                       why, "", seq});
     } else {
       Close(why);
     }
@@ -437,7 +455,8 @@ void Connection::StartUpstreamTls() {
       {.sandbox = sandbox_->generation, .host = decided_host_, .port = origin_port_});
   if (!stream.ok()) {
     CurrentView()->counters->upstream_tls_errors++;
-    session_->Reply(502, "upstream TLS: " + stream.status().message());
+    session_->Reply(
+        {502, ReplyReason::kUpstreamTls, "upstream TLS: " + stream.status().message(), "", 0});
     return;
   }
   upstream_tls_ = std::make_unique<TlsSide>(std::move(*stream));
@@ -472,10 +491,15 @@ void Connection::OnTlsFailure(bool client) {
   std::string why =
       fmt::format("upstream TLS with {} ({}:{}) failed: {}", decided_host_,
                   upstream_addr_ ? upstream_addr_->ToString() : "-", origin_port_, reason);
-  RecordEnforced(decided_host_, why);
+  uint64_t seq = RecordEnforced(decided_host_, why);
   if (phase_ == Phase::kUpstreamTls) {
     CancelDeadline();
-    session_->Reply(502, why);  // nothing of the request went upstream
+    // Nothing of the request went upstream.
+    session_->Reply({502,
+                     error.kind == tls::TlsErrorKind::kCertificate
+                         ? ReplyReason::kUpstreamCertificate
+                         : ReplyReason::kUpstreamTls,
+                     why, "", seq});
   } else {
     Close(why);
   }
@@ -964,7 +988,7 @@ void Connection::CancelDeadline() {
 void Connection::OnDeadline() {
   if (phase_ == Phase::kClassifying) {
     DenyOrPass("no TLS ClientHello or HTTP request in time");
-  } else if (phase_ == Phase::kHttp && session_->reading_head()) {
+  } else if (phase_ == Phase::kHttp && session_ && session_->reading_head()) {
     if (client_tls_ && !client_tls_->stream().handshake_done()) {
       Close("TLS handshake with the sandbox not complete in time");
       return;
@@ -976,22 +1000,21 @@ void Connection::OnDeadline() {
     CurrentView()->counters->header_timeouts++;
     std::string why = fmt::format("request head not complete within {} s",
                                   Seconds(worker_.ctx().options.head_timeout));
-    RecordEnforced("", why);
-    session_->Reply(408, why);
-  } else if (phase_ == Phase::kHttp && session_->awaiting_response()) {
+    session_->Reply({408, ReplyReason::kHeaderTimeout, why, "", RecordEnforced("", why)});
+  } else if (phase_ == Phase::kHttp && session_ && session_->awaiting_response()) {
     CurrentView()->counters->response_timeouts++;
     std::string why = fmt::format("{} sent no response within {} s", decided_host_,
                                   Seconds(worker_.ctx().options.response_timeout));
-    RecordEnforced(decided_host_, why);
-    session_->Reply(504, why);
+    session_->Reply(
+        {504, ReplyReason::kResponseTimeout, why, "", RecordEnforced(decided_host_, why)});
   } else if (phase_ == Phase::kDraining) {
     Close("drain time over");
   } else if (phase_ == Phase::kUpstreamTls) {
     CurrentView()->counters->upstream_tls_errors++;
     std::string why = fmt::format("upstream TLS handshake with {} ({}:{}) took too long",
                                   decided_host_, upstream_addr_->ToString(), origin_port_);
-    RecordEnforced(decided_host_, why);
-    session_->Reply(504, why);
+    session_->Reply(
+        {504, ReplyReason::kUpstreamTimeout, why, "", RecordEnforced(decided_host_, why)});
   }
 }
 
@@ -1052,12 +1075,12 @@ bool Connection::Enforce(const std::string& host, const std::string& why,
   return audit::DenyOrReport(*view, worker_.ctx().events, std::move(event));
 }
 
-void Connection::RecordEnforced(const std::string& host, const std::string& why) {
-  if (!sandbox_) return;
+uint64_t Connection::RecordEnforced(const std::string& host, const std::string& why) {
+  if (!sandbox_) return 0;
   audit::AuditEvent event = ProxyEvent(origin_addr_, origin_port_, host, why);
   event.instance = sandbox_->instance;
   event.cgroup = sandbox_->cgroup;
-  audit::RecordDenial(worker_.ctx().events, sandbox_->id, std::move(event));
+  return audit::RecordDenial(worker_.ctx().events, sandbox_->id, std::move(event));
 }
 
 void Connection::CloseWithEvent(const std::string& why) {

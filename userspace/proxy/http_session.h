@@ -19,6 +19,7 @@
 #include "userspace/protocol/http_response_stream.h"
 #include "userspace/protocol/http_upgrade.h"
 #include "userspace/proxy/byte_direction.h"
+#include "userspace/proxy/local_reply.h"
 #include "userspace/proxy/request_filters.h"
 #include "userspace/sandbox/sandbox_view.h"
 
@@ -55,7 +56,8 @@ class HttpSessionOwner {
   // Cancels the head or response deadline.
   virtual void CancelHeadDeadline() = 0;
   // A limit tripped (head too large, a timeout): logged and recorded.
-  virtual void RecordLimit(const std::string& why) = 0;
+  // Returns the event's seq (0: none kept).
+  virtual uint64_t RecordLimit(const std::string& why) = 0;
   // Starts the sends and receives the buffers now allow.
   virtual void Flush() = 0;
 };
@@ -76,9 +78,10 @@ class HttpSession {
   void OnUpstreamBytes();
   // The upstream the owner chose for the current request is connected.
   void StartForwarding();
-  // Answers the client with a reply of egressd's own and ends the
-  // connection. One answer per connection: a later call does nothing.
-  void Reply(int status, const std::string& reason);
+  // Answers the client with a reply of egressd's own (local_reply.h: its
+  // reason code, event, and a body in the form the client prefers) and ends
+  // the connection. One answer per connection: a later call does nothing.
+  void Reply(LocalReply reply);
 
   bool reading_head() const { return step_ == Step::kReadingHead; }
   // The request went out whole and no byte of its response came yet.
@@ -114,6 +117,8 @@ class HttpSession {
   bool finished_ = false;
   bool response_started_ = false;  // a byte of the current response arrived
   std::string method_;
+  std::string host_;           // the current request's Host, for a reply
+  bool prefers_json_ = false;  // its Accept prefers application/json
 };
 
 }  // namespace egressd::proxy
