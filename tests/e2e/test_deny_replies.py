@@ -25,8 +25,9 @@ DENY_RESPONSE = ("{status: 451, content_type: application/json, "
 
 
 def head_and_body(out):
-    head, _, body = out.partition("\r\n\r\n")
-    lines = head.split("\r\n")
+    """curl -i's output (read as text: CRLF is LF here): status, headers, body."""
+    head, _, body = out.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
