@@ -166,3 +166,36 @@ def test_denied_sni_under_interception_gets_a_403_over_tls(env, tmp_path):
     # An allowed host is intercepted and answered by the origin.
     r = sb.curl("--cacert", str(ca), f"https://allowed.test:{env.https.port}/")
     assert r.returncode == 0, r.stderr
+
+
+HANDLED = """name: handled
+allow_plaintext_credentials: true
+handlers:
+  read-only:
+    - allow_methods: [GET]
+  auth:
+    - set_header: {name: Authorization, value: "Bearer {{secret:absent_token}}"}
+by_host:
+  "allowed.test": read-only
+  "other.test": auth
+"""
+
+
+def test_handler_refusals_name_their_reason(env):
+    with open(f"{env.daemon.policy_dir}/handled.yaml", "w") as f:
+        f.write(HANDLED)
+    sb = env.sandbox("handled")
+    before = len(env.http.requests)
+    r = sb.curl("-i", "-X", "POST", "-d", "x", f"http://allowed.test:{env.http.port}/x")
+    status, headers, body = head_and_body(r.stdout)
+    assert status == 403 and headers["x-egressd-reason"] == "denied_method", r.stdout
+    assert 'handler "read-only"' in body and "method POST is not allowed" in body, body
+    event_by_seq(env, sb.instance, int(headers["x-egressd-event"]))
+    r = sb.curl("-i", "-H", "Accept: application/json", f"http://other.test:{env.http.port}/x")
+    status, headers, body = head_and_body(r.stdout)
+    assert status == 503 and headers["x-egressd-reason"] == "missing_secret", r.stdout
+    reply = json.loads(body)
+    assert reply["reason"] == "missing_secret" and "absent_token" in reply["message"], reply
+    assert reply["rule"].startswith('handler "auth"'), reply
+    assert event_by_seq(env, sb.instance, reply["event"])["handler"] == "auth"
+    assert len(env.http.requests) == before  # neither request left
