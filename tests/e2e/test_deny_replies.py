@@ -17,7 +17,9 @@ import subprocess
 
 from audit_events import events
 from conftest import EGRESSCTL, write_policy
+from origins import Origin
 from test_dns_failing_upstream import ask
+from upstream_certs import make_server_cert
 
 DENY_RESPONSE = ("{status: 451, content_type: application/json, "
                  "body: '{\"blocked\": \"{{host}}\", \"why\": \"{{reason}}\", \"event\": {{event}}, "
@@ -199,3 +201,23 @@ def test_handler_refusals_name_their_reason(env):
     assert reply["rule"].startswith('handler "auth"'), reply
     assert event_by_seq(env, sb.instance, reply["event"])["handler"] == "auth"
     assert len(env.http.requests) == before  # neither request left
+
+
+def test_bad_upstream_certificate_is_502_upstream_certificate(env, tmp_path):
+    write_policy(env.daemon.policy_dir, "seeing", allowed_hosts=["allowed.test"],
+                 tls='{intercept: ["*"]}')
+    crt, key = make_server_cert(str(tmp_path), "expired", env.ca, days=(-10, -1))
+    bad = Origin("bad-expired", tls=(crt, key))
+    try:
+        sb = env.sandbox("seeing")
+        ca = tmp_path / "sandbox-ca.pem"
+        ca.write_text(env.daemon.ctl("ca", sb.instance).stdout)
+        r = sb.curl("-i", "--cacert", str(ca), f"https://allowed.test:{bad.port}/secret")
+        status, headers, body = head_and_body(r.stdout)
+        assert status == 502 and headers["x-egressd-reason"] == "upstream_certificate", r.stdout
+        assert "expired" in body, body
+        event = event_by_seq(env, sb.instance, int(headers["x-egressd-event"]))
+        assert "upstream TLS" in event["reason"] and event["host"] == "allowed.test", event
+        assert bad.requests == []
+    finally:
+        bad.close()
