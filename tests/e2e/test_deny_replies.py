@@ -145,6 +145,10 @@ def test_denied_sni_gets_tls_alert_access_denied(env):
     assert "alert access denied" in r.stderr and "alert number 49" in r.stderr, r.stderr
     assert any(e["host"] == "other.test" and e["layer"] == "proxy"
                for e in events(env, sb.instance))
+    # TLS without SNI under deny by default: the same alert.
+    r = sb.run("openssl", "s_client", "-connect", f"127.0.0.1:{env.https.port}", "-noservername",
+               stdin=subprocess.DEVNULL)
+    assert "alert number 49" in r.stderr, r.stderr
     # An allowed SNI still completes its handshake.
     r = sb.curl("--cacert", env.ca, f"https://allowed.test:{env.https.port}/")
     assert r.returncode == 0, r.stderr

@@ -166,7 +166,7 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   if (!sni) {
     auto decision = policy.DecideUnnamed(origin_addr_, origin_port_, "TLS without SNI");
     if (decision.verdict != policy::HostVerdict::kAllowed) {
-      DenyOrPass(decision.reason);
+      DenyOrPass(decision.reason, /*tls_alert=*/true);
       return;
     }
     view->counters->tls_passthrough++;
@@ -1093,13 +1093,17 @@ void Connection::DenyConnection(const std::string& why) {
   CloseWithEvent(why);
 }
 
-void Connection::DenyOrPass(const std::string& why) {
+void Connection::DenyOrPass(const std::string& why, bool tls_alert) {
   if (!Enforce(decided_host_, why)) {
     PassToOriginal("audit mode");
     return;
   }
   if (sandbox_) sandbox_->counters->connections_denied++;
-  Close(why);
+  if (tls_alert) {
+    RefuseClientHello();
+  } else {
+    Close(why);
+  }
 }
 
 OwnListeners Connection::Own() const {

@@ -140,8 +140,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void DenyConnection(const std::string& why);
   // A deny decided by address or by the shape of the first bytes: in audit
   // mode it is reported and the connection passes through to its original
-  // destination instead.
-  void DenyOrPass(const std::string& why);
+  // destination instead. `tls_alert`: the bytes were a ClientHello, which
+  // gets the alert access_denied before the close.
+  void DenyOrPass(const std::string& why, bool tls_alert = false);
 
   OwnListeners Own() const;
   void MaybeFinish();
