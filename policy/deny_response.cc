@@ -47,6 +47,8 @@ std::optional<std::string> Walk(std::string_view body, Literal literal, Placehol
     }
     literal(body.substr(0, open));
     std::string_view name = body.substr(open + 2, close - open - 2);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);  // {{ host }} too
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
     bool known = false;
     for (auto p : kPlaceholders) known = known || p == name;
     if (!known) return std::string(name);

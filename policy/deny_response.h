@@ -8,7 +8,8 @@
 //
 // Placeholders: {{reason}} (the stable reason code), {{host}}, {{policy}},
 // {{rule}}, {{event}} (the audit event's seq, 0 when none was kept),
-// {{message}} (the one-line explanation). In a JSON content type the values
+// {{message}} (the one-line explanation); spaces inside the braces are
+// ignored. In a JSON content type the values
 // are escaped for a JSON string. Upstream failures (502, 504) keep
 // egressd's own replies.
 #pragma once

@@ -54,7 +54,7 @@ TEST(DenyResponse, ExpandsPlaceholdersEscapedForJson) {
                   .message = "say \"no\"\n"};
   EXPECT_EQ(ExpandDenyBody(json, facts),
             R"({"r":"denied_host","h":"a.test","e":12,"m":"say \"no\"\u000a"})");
-  DenyResponse text{403, "text/plain", "{{host}} by {{policy}}: {{message}} {{ unclosed"};
+  DenyResponse text{403, "text/plain", "{{ host }} by {{policy}}: {{message}} {{ unclosed"};
   EXPECT_EQ(ExpandDenyBody(text, facts), "a.test by p: say \"no\"\n {{ unclosed");
 }
 
