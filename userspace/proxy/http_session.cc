@@ -1,12 +1,12 @@
 #include "userspace/proxy/http_session.h"
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "userspace/protocol/http_accept.h"
 #include "userspace/protocol/http_fields.h"
 
 namespace egressd::proxy {
+
 HttpSession::HttpSession(HttpSessionOwner& owner, Direction& to_upstream, Direction& to_client)
     : owner_(owner), up_(to_upstream), down_(to_client) {}
 
