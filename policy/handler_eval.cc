@@ -21,6 +21,7 @@ class StepRun {
     result_.refused = true;
     result_.status = status;
     result_.step = label_;
+    result_.refused_by = step_.kind;
     result_.reason = "handler \"" + handler_.name + "\" step " + std::to_string(index_ + 1) + " (" +
                      StepKindName(step_.kind) + "): " + detail;
     result_.edits.clear();
@@ -55,7 +56,9 @@ class StepRun {
             std::string m = "secret \"" + part.text + "\" is not set for instance \"" +
                             std::string(context_.instance) + "\"";
             if (!lookup.problem.empty()) m += " (" + lookup.problem + ")";
-            return Fail503(m);
+            Fail503(m);
+            result_.missing_secret = true;
+            return std::nullopt;
           }
           out += *lookup.value;
           break;

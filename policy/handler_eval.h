@@ -59,6 +59,8 @@ struct HandlerResult {
   int status = 0;      // refused: the step's status, or 503 (missing secret, bad value)
   std::string reason;  // refused: for the reply body and the event; no secret values
   std::string step;    // refused: "allow_methods (step 2)"
+  StepKind refused_by = StepKind::kDeny;  // refused: the kind of the step that refused
+  bool missing_secret = false;            // refused: a secret is missing or unusable
   // Refused because a value could not be made (a secret missing or unusable,
   // a parameter not given, CR/LF/NUL in a value, a credential bound by
   // catch_all), not by a step's rule: refused in audit mode too, since the

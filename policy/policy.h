@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policy/cidr.h"
+#include "policy/deny_response.h"
 #include "policy/handler.h"
 
 namespace egressd::policy {
@@ -49,6 +50,9 @@ struct Policy {
   // A credential (a value with {{secret:...}}) may go upstream over plain
   // HTTP (internal services). Default: only over TLS egressd verified.
   bool allow_plaintext_credentials = false;
+  // The status and body of this policy's HTTP denies (deny_response.h);
+  // nullopt: egressd's own (text, or JSON for a client that prefers it).
+  std::optional<DenyResponse> deny_response;
 };
 
 }  // namespace egressd::policy

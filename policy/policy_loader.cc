@@ -36,7 +36,8 @@ const std::vector<std::string_view> kKeys = {"name",
                                              "handlers",
                                              "by_host",
                                              "catch_all",
-                                             "allow_plaintext_credentials"};
+                                             "allow_plaintext_credentials",
+                                             "deny_response"};
 
 // A key for duplicate detection that sees "[::1]:22" and "[0::1]:22" as one.
 std::string TcpRuleKey(const TcpRule& r) {
@@ -146,6 +147,8 @@ class Loader {
         LoadBool(key, v, at, policy_.allow_unnamed);
       } else if (key == "allow_plaintext_credentials") {
         LoadBool(key, v, at, policy_.allow_plaintext_credentials);
+      } else if (key == "deny_response") {
+        policy_.deny_response = LoadDenyResponse(v, at, errors_);
       } else if (key == "handlers") {
         handlers_.LoadHandlers(v, at, policy_.handlers);
       } else if (key == "by_host") {

@@ -58,7 +58,7 @@ def main():
              sandbox.curl("--cacert", ca, f"https://api.example.test:{https.port}/"))
         show(f"curl http://blocked.example.test:{http.port}/  (denied host: 403 from egressd)",
              sandbox.curl("-w", "\nHTTP status %{http_code}", f"http://blocked.example.test:{http.port}/"))
-        show(f"curl https://blocked.example.test:{https.port}/  (denied SNI: connection closed)",
+        show(f"curl https://blocked.example.test:{https.port}/  (denied SNI: TLS alert access denied)",
              sandbox.curl("--cacert", ca, f"https://blocked.example.test:{https.port}/"))
         show("python: connect to 127.0.0.99:80  (deny_cidrs: EPERM from the kernel at connect())",
              sandbox.python("import socket\ntry:\n socket.create_connection(('127.0.0.99', 80), timeout=5)\nexcept OSError as e: print(e)"))

@@ -33,5 +33,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   const size_t opt_size = edns ? 11 + 6 + text.size() : 0;
   if (servfail.size() != q->question_end + opt_size || servfail[11] != (edns ? 1 : 0)) std::abort();
+  // The answer to a denied name: the same, as NXDOMAIN with EDE 15.
+  auto blocked = egressd::protocol::BuildDnsBlocked(query, *q, text);
+  parsed = egressd::protocol::ParseDnsResponse(blocked, &error);
+  if (!parsed || parsed->rcode != 3 || parsed->id != q->id || parsed->question_name != q->name ||
+      !parsed->answers.empty() || blocked.size() != servfail.size())
+    std::abort();
+  if (edns && blocked[q->question_end + 11 + 5] != 15) std::abort();
   return 0;
 }

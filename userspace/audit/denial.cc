@@ -4,7 +4,7 @@
 
 namespace egressd::audit {
 
-void RecordDenial(EventLog* events, uint32_t sandbox_id, AuditEvent event) {
+uint64_t RecordDenial(EventLog* events, uint32_t sandbox_id, AuditEvent event) {
   std::string dst = event.address.empty() ? "-" : event.address;
   if (event.port != 0) {
     dst = event.address.find(':') != std::string::npos ? "[" + dst + "]" : dst;
@@ -14,15 +14,17 @@ void RecordDenial(EventLog* events, uint32_t sandbox_id, AuditEvent event) {
                event.enforced ? "deny" : "audit", sandbox_id, event.instance, event.layer,
                event.host.empty() ? "-" : event.host, dst, event.reason,
                event.enforced ? "" : " (audit mode: not enforced)");
-  if (events) events->Append(std::move(event));
+  return events ? events->Append(std::move(event)) : 0;
 }
 
-bool DenyOrReport(const sandbox::SandboxView& view, EventLog* events, AuditEvent event) {
+bool DenyOrReport(const sandbox::SandboxView& view, EventLog* events, AuditEvent event,
+                  uint64_t* seq) {
   event.instance = view.instance;
   event.cgroup = view.cgroup;
   event.enforced = !view.audit();
   bool enforced = event.enforced;
-  RecordDenial(events, view.id, std::move(event));
+  uint64_t recorded = RecordDenial(events, view.id, std::move(event));
+  if (seq) *seq = recorded;
   return enforced;
 }
 

@@ -17,11 +17,14 @@ namespace egressd::audit {
 
 // Logs `event` (a "deny:" line, or an "audit:" line when not enforced) and
 // appends it to `events` (may be null). `sandbox_id` is for the log only.
-void RecordDenial(EventLog* events, uint32_t sandbox_id, AuditEvent event);
+// Returns the event's seq (0: not kept, or no log), which replies name.
+uint64_t RecordDenial(EventLog* events, uint32_t sandbox_id, AuditEvent event);
 
 // A deny of a sandbox's proxy or DNS traffic, decided by `view`'s policy.
 // Fills in the sandbox's instance and cgroup, records it, and returns true
 // when it is enforced; false in audit mode (the caller lets it through).
-bool DenyOrReport(const sandbox::SandboxView& view, EventLog* events, AuditEvent event);
+// `seq` (may be null) gets the event's seq (0 when it was not kept).
+bool DenyOrReport(const sandbox::SandboxView& view, EventLog* events, AuditEvent event,
+                  uint64_t* seq = nullptr);
 
 }  // namespace egressd::audit

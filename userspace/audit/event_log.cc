@@ -95,7 +95,7 @@ bool EventLog::WriteLine(const std::string& line) {
   return !failed;
 }
 
-void EventLog::Append(AuditEvent event) {
+uint64_t EventLog::Append(AuditEvent event) {
   if (event.time_ms == 0)
     event.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
@@ -124,13 +124,14 @@ void EventLog::Append(AuditEvent event) {
   if (++w.count > per_second_) {
     w.suppressed++;
     suppressed_++;
-    return;
+    return 0;
   }
-  AppendLocked(std::move(event));
+  return AppendLocked(std::move(event));
 }
 
-void EventLog::AppendLocked(AuditEvent event) {
-  event.seq = next_seq_++;
+uint64_t EventLog::AppendLocked(AuditEvent event) {
+  const uint64_t seq = next_seq_++;
+  event.seq = seq;
   if (queue_.size() < max_queued_) {
     queue_.push_back(ToJson(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
                      "\n");
@@ -149,6 +150,7 @@ void EventLog::AppendLocked(AuditEvent event) {
   }
   recent_.push_back(std::move(event));
   while (recent_.size() > memory_events_) recent_.pop_front();
+  return seq;
 }
 
 uint64_t EventLog::suppressed() const {

@@ -47,8 +47,9 @@ class EventLog {
   ~EventLog();  // writes what is queued, then stops the writer
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
-  // Thread-safe; never waits for the file.
-  void Append(AuditEvent event);
+  // Thread-safe; never waits for the file. Returns the event's seq, or 0 when
+  // the rate limit left it out.
+  uint64_t Append(AuditEvent event);
   // Returns once every line appended before the call is written to the file
   // (or failed to be): for a clean shutdown and for tests.
   void Flush();
@@ -64,7 +65,7 @@ class EventLog {
  private:
   // Writer thread only. False when the line (or a rotation before it) failed.
   bool WriteLine(const std::string& line);
-  void AppendLocked(AuditEvent event);
+  uint64_t AppendLocked(AuditEvent event);
   void RunWriter();
 
   struct Window {

@@ -25,6 +25,16 @@ constexpr size_t kMaxOutstanding = 512;
 constexpr size_t kMaxOutstandingPerSandbox = 128;  // one sandbox cannot starve the others
 constexpr size_t kMaxTcpClientsPerSandbox = 32;
 
+// The EXTRA-TEXT of a denied name's answer (RFC 8914): which policy, why,
+// and the event to look for in `egressctl events`.
+std::string BlockedText(const sandbox::SandboxView& view, const policy::HostDecision& decision,
+                        uint64_t seq) {
+  std::string text =
+      "egressd: denied by policy \"" + view.policy->name() + "\": " + decision.reason;
+  if (seq != 0) text += " (event " + std::to_string(seq) + ")";
+  return text;
+}
+
 }  // namespace
 
 DnsForwarder::DnsForwarder(sockaddr_storage upstream, std::chrono::seconds query_timeout,
@@ -122,11 +132,12 @@ bool DnsForwarder::OnQuery(uint32_t sandbox_id, std::span<const uint8_t> msg, Ou
     event.port = 53;
     event.host = question->name;
     event.reason = decision.reason;
-    bool enforced = audit::DenyOrReport(*view, events_, std::move(event));
+    uint64_t seq = 0;
+    bool enforced = audit::DenyOrReport(*view, events_, std::move(event), &seq);
     if (enforced) {
       view->counters->dns_refused++;
       refused_++;
-      *reply = protocol::BuildDnsNxdomain(msg, *question);
+      *reply = protocol::BuildDnsBlocked(msg, *question, BlockedText(*view, decision, seq));
       return true;
     }
   }

@@ -286,9 +286,14 @@ std::optional<DnsQueryEdns> FindDnsQueryEdns(std::span<const uint8_t> query,
   return DnsQueryEdns{Get16(query, at + 3), (query[at + 7] & 0x80) != 0};
 }
 
-std::vector<uint8_t> BuildDnsServfail(std::span<const uint8_t> query, const DnsQuestion& question,
-                                      DnsExtendedError code, std::string_view text) {
-  std::vector<uint8_t> out = ErrorAnswer(query, question, kRcodeServfail);
+namespace {
+
+// ErrorAnswer, plus (when the client sent an OPT record) an OPT record of
+// ours with one Extended DNS Error option.
+std::vector<uint8_t> ErrorAnswerWithEde(std::span<const uint8_t> query, const DnsQuestion& question,
+                                        uint8_t rcode, DnsExtendedError code,
+                                        std::string_view text) {
+  std::vector<uint8_t> out = ErrorAnswer(query, question, rcode);
   const auto edns = FindDnsQueryEdns(query, question);
   if (!edns) return out;  // OPT only in answer to OPT (RFC 6891 7)
   text = text.substr(0, kMaxExtraText);
@@ -306,6 +311,18 @@ std::vector<uint8_t> BuildDnsServfail(std::span<const uint8_t> query, const DnsQ
   Append16(&out, static_cast<uint16_t>(code));
   out.insert(out.end(), text.begin(), text.end());
   return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> BuildDnsServfail(std::span<const uint8_t> query, const DnsQuestion& question,
+                                      DnsExtendedError code, std::string_view text) {
+  return ErrorAnswerWithEde(query, question, kRcodeServfail, code, text);
+}
+
+std::vector<uint8_t> BuildDnsBlocked(std::span<const uint8_t> query, const DnsQuestion& question,
+                                     std::string_view text) {
+  return ErrorAnswerWithEde(query, question, kRcodeNxdomain, DnsExtendedError::kBlocked, text);
 }
 
 }  // namespace egressd::protocol

@@ -70,6 +70,7 @@ std::optional<DnsQueryEdns> FindDnsQueryEdns(std::span<const uint8_t> query,
 
 // Extended DNS Error info codes (RFC 8914) egressd answers with.
 enum class DnsExtendedError : uint16_t {
+  kBlocked = 15,               // the name is denied by the sandbox's policy
   kNoReachableAuthority = 22,  // the upstream resolver did not answer in time
   kNetworkError = 23,          // the upstream resolver refused, or the query could not be sent
 };
@@ -81,5 +82,12 @@ enum class DnsExtendedError : uint16_t {
 // 200 bytes of it are kept).
 std::vector<uint8_t> BuildDnsServfail(std::span<const uint8_t> query, const DnsQuestion& question,
                                       DnsExtendedError code, std::string_view text);
+
+// The answer to a query for a name the policy denies: NXDOMAIN as
+// BuildDnsNxdomain, plus, when the client sent an OPT record, an OPT record of
+// ours with the Extended DNS Error "Blocked" (15) and `text` (at most 200
+// bytes), which dig and resolvers show.
+std::vector<uint8_t> BuildDnsBlocked(std::span<const uint8_t> query, const DnsQuestion& question,
+                                     std::string_view text);
 
 }  // namespace egressd::protocol

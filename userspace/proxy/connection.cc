@@ -13,6 +13,7 @@
 #include "userspace/protocol/http_fields.h"
 #include "userspace/protocol/http_sniff.h"
 #include "userspace/protocol/http_upgrade.h"
+#include "userspace/protocol/tls_alert.h"
 #include "userspace/protocol/tls_client_hello.h"
 #include "userspace/proxy/original_destination.h"
 #include "userspace/proxy/resource_shortage.h"
@@ -166,7 +167,7 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   if (!sni) {
     auto decision = policy.DecideUnnamed(origin_addr_, origin_port_, "TLS without SNI");
     if (decision.verdict != policy::HostVerdict::kAllowed) {
-      DenyOrPass(decision.reason);
+      DenyOrPass(decision.reason, /*tls_alert=*/true);
       return;
     }
     view->counters->tls_passthrough++;
@@ -179,7 +180,14 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
     if (Enforce(*sni, "SNI " + *sni + ": " + decision.reason, decision.handler)) {
       decided_host_ = *sni;
       view->counters->connections_denied++;
-      Close("SNI " + *sni + ": " + decision.reason);
+      // Where the sandbox trusts its CA for this host, the handshake
+      // completes and every request gets a 403 that says why; elsewhere the
+      // alert access_denied does.
+      if (policy.Intercepts(*sni)) {
+        StartInterception(*sni);
+      } else {
+        RefuseClientHello();
+      }
       return;
     }
     tunnel_reported_ = true;  // audit mode: reported once, here
@@ -190,7 +198,7 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
       !why.empty() && Enforce(*sni, "SNI " + *sni + ": " + why)) {
     decided_host_ = *sni;
     view->counters->connections_denied++;
-    Close("SNI " + *sni + ": " + why);
+    RefuseClientHello();
     return;
   }
   if (policy.Intercepts(*sni)) {
@@ -199,6 +207,12 @@ void Connection::DecideTls(const std::optional<std::string>& sni) {
   }
   view->counters->tls_passthrough++;
   ResolveAndConnect(*sni);
+}
+
+// The client learns why: a fatal access_denied alert, then the end of the
+// connection (nothing was sent upstream; the deny is recorded already).
+void Connection::RefuseClientHello() {
+  SendReplyThenClose(protocol::TlsFatalAlertRecord(protocol::kTlsAlertAccessDenied));
 }
 
 void Connection::StartInterception(const std::string& sni) {
@@ -309,7 +323,8 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
   auto view = CurrentView();
   if (!result.ok()) {
     view->counters->upstream_errors++;
-    RefuseUpstream(502, "name " + decided_host_ + " does not resolve (" + result.error + ")");
+    RefuseUpstream(502, ReplyReason::kUpstreamUnresolved,
+                   "name " + decided_host_ + " does not resolve (" + result.error + ")");
     return;
   }
   UpstreamChoice choice =
@@ -323,19 +338,19 @@ void Connection::OnResolvedNow(const dns::ResolveResult& result) {
   }
   if (!choice.addr) {
     if (mode_ == Mode::kHttp) view->counters->requests_denied++;
-    RefuseUpstream(403, "host " + decided_host_ + ": " + choice.error);
+    RefuseUpstream(403, ReplyReason::kDeniedAddress, "host " + decided_host_ + ": " + choice.error);
     return;
   }
   ConnectTo(*choice.addr);
 }
 
-void Connection::RefuseUpstream(int http_status, const std::string& why) {
+void Connection::RefuseUpstream(int http_status, ReplyReason reason, const std::string& why) {
   if (mode_ != Mode::kHttp) {
     DenyConnection(why);
     return;
   }
-  if (http_status == 403) RecordEnforced(decided_host_, why);
-  session_->Reply(http_status, why);
+  uint64_t seq = http_status == 403 ? RecordEnforced(decided_host_, why) : 0;
+  session_->Reply({http_status, reason, why, "", seq});
 }
 
 void Connection::ConnectTo(const policy::IpAddress& addr) {
@@ -369,7 +384,7 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
     WarnResourceShortage(*worker_.ctx().counters, why);
     CurrentView()->counters->upstream_errors++;
     if (mode_ == Mode::kHttp)
-      session_->Reply(502, why);
+      session_->Reply({502, ReplyReason::kNoResources, why, "", 0});
     else
       Close(why);
     return;
@@ -405,12 +420,15 @@ void Connection::OnConnected(int res) {
                 : fmt::format("connect to {}:{} failed: {}", upstream_addr_->ToString(),
                               origin_port_, strerror(-res));
     upstream_fd_.Reset();
+    uint64_t seq = 0;
     if (timeout) {
       view->counters->connect_timeouts++;
-      RecordEnforced(decided_host_, why);
+      seq = RecordEnforced(decided_host_, why);
     }
     if (mode_ == Mode::kHttp) {
-      session_->Reply(timeout ? 504 : 502, why);
+      session_->Reply({timeout ? 504 : 502,
+                       timeout ? ReplyReason::kUpstreamTimeout : ReplyReason::kUpstreamUnreachable,
+                       why, "", seq});
     } else {
       Close(why);
     }
@@ -442,7 +460,8 @@ void Connection::StartUpstreamTls() {
       {.sandbox = sandbox_->generation, .host = decided_host_, .port = origin_port_});
   if (!stream.ok()) {
     CurrentView()->counters->upstream_tls_errors++;
-    session_->Reply(502, "upstream TLS: " + stream.status().message());
+    session_->Reply(
+        {502, ReplyReason::kUpstreamTls, "upstream TLS: " + stream.status().message(), "", 0});
     return;
   }
   upstream_tls_ = std::make_unique<TlsSide>(std::move(*stream));
@@ -477,10 +496,15 @@ void Connection::OnTlsFailure(bool client) {
   std::string why =
       fmt::format("upstream TLS with {} ({}:{}) failed: {}", decided_host_,
                   upstream_addr_ ? upstream_addr_->ToString() : "-", origin_port_, reason);
-  RecordEnforced(decided_host_, why);
+  uint64_t seq = RecordEnforced(decided_host_, why);
   if (phase_ == Phase::kUpstreamTls) {
     CancelDeadline();
-    session_->Reply(502, why);  // nothing of the request went upstream
+    // Nothing of the request went upstream.
+    session_->Reply({502,
+                     error.kind == tls::TlsErrorKind::kCertificate
+                         ? ReplyReason::kUpstreamCertificate
+                         : ReplyReason::kUpstreamTls,
+                     why, "", seq});
   } else {
     Close(why);
   }
@@ -971,7 +995,7 @@ void Connection::CancelDeadline() {
 void Connection::OnDeadline() {
   if (phase_ == Phase::kClassifying) {
     DenyOrPass("no TLS ClientHello or HTTP request in time");
-  } else if (phase_ == Phase::kHttp && session_->reading_head()) {
+  } else if (phase_ == Phase::kHttp && session_ && session_->reading_head()) {
     if (client_tls_ && !client_tls_->stream().handshake_done()) {
       Close("TLS handshake with the sandbox not complete in time");
       return;
@@ -983,22 +1007,21 @@ void Connection::OnDeadline() {
     CurrentView()->counters->header_timeouts++;
     std::string why = fmt::format("request head not complete within {} s",
                                   Seconds(worker_.ctx().options.head_timeout));
-    RecordEnforced("", why);
-    session_->Reply(408, why);
-  } else if (phase_ == Phase::kHttp && session_->awaiting_response()) {
+    session_->Reply({408, ReplyReason::kHeaderTimeout, why, "", RecordEnforced("", why)});
+  } else if (phase_ == Phase::kHttp && session_ && session_->awaiting_response()) {
     CurrentView()->counters->response_timeouts++;
     std::string why = fmt::format("{} sent no response within {} s", decided_host_,
                                   Seconds(worker_.ctx().options.response_timeout));
-    RecordEnforced(decided_host_, why);
-    session_->Reply(504, why);
+    session_->Reply(
+        {504, ReplyReason::kResponseTimeout, why, "", RecordEnforced(decided_host_, why)});
   } else if (phase_ == Phase::kDraining) {
     Close("drain time over");
   } else if (phase_ == Phase::kUpstreamTls) {
     CurrentView()->counters->upstream_tls_errors++;
     std::string why = fmt::format("upstream TLS handshake with {} ({}:{}) took too long",
                                   decided_host_, upstream_addr_->ToString(), origin_port_);
-    RecordEnforced(decided_host_, why);
-    session_->Reply(504, why);
+    session_->Reply(
+        {504, ReplyReason::kUpstreamTimeout, why, "", RecordEnforced(decided_host_, why)});
   }
 }
 
@@ -1061,13 +1084,13 @@ bool Connection::Enforce(const std::string& host, const std::string& why,
   return enforced;
 }
 
-void Connection::RecordEnforced(const std::string& host, const std::string& why) {
+uint64_t Connection::RecordEnforced(const std::string& host, const std::string& why) {
   tally_.Refused();
-  if (!sandbox_) return;
+  if (!sandbox_) return 0;
   audit::AuditEvent event = ProxyEvent(origin_addr_, origin_port_, host, why);
   event.instance = sandbox_->instance;
   event.cgroup = sandbox_->cgroup;
-  audit::RecordDenial(worker_.ctx().events, sandbox_->id, std::move(event));
+  return audit::RecordDenial(worker_.ctx().events, sandbox_->id, std::move(event));
 }
 
 void Connection::CloseWithEvent(const std::string& why) {
@@ -1081,13 +1104,17 @@ void Connection::DenyConnection(const std::string& why) {
   CloseWithEvent(why);
 }
 
-void Connection::DenyOrPass(const std::string& why) {
+void Connection::DenyOrPass(const std::string& why, bool tls_alert) {
   if (!Enforce(decided_host_, why)) {
     PassToOriginal("audit mode");
     return;
   }
   if (sandbox_) sandbox_->counters->connections_denied++;
-  Close(why);
+  if (tls_alert) {
+    RefuseClientHello();
+  } else {
+    Close(why);
+  }
 }
 
 OwnListeners Connection::Own() const {

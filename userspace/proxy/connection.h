@@ -78,6 +78,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   // tls.intercept: egressd completes the sandbox's handshake with a leaf of
   // its CA for `sni`, and the decrypted requests go through the HTTP session.
   void StartInterception(const std::string& sni);
+  void RefuseClientHello();
   // Connected to the upstream of an intercepted connection: TLS to it, verified.
   void StartUpstreamTls();
   // A TLS side failed (handshake, certificate, protocol): answered and closed.
@@ -90,7 +91,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void OnConnected(int res);
   // A refusal of the upstream's address or connect: 403/502 to an HTTP
   // client, the end of the connection otherwise.
-  void RefuseUpstream(int http_status, const std::string& why);
+  void RefuseUpstream(int http_status, ReplyReason reason, const std::string& why);
 
   // HttpSessionOwner: what the HTTP session asks of the connection.
   std::shared_ptr<const sandbox::SandboxView> View() const override { return CurrentView(); }
@@ -104,7 +105,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void ArmHeadDeadline() override;
   void ArmResponseDeadline() override;
   void CancelHeadDeadline() override { CancelDeadline(); }
-  void RecordLimit(const std::string& why) override { RecordEnforced(decided_host_, why); }
+  uint64_t RecordLimit(const std::string& why) override {
+    return RecordEnforced(decided_host_, why);
+  }
   void Flush() override { Pump(); }
   std::string AddressForLog(bool upstream) const override;
 
@@ -132,15 +135,16 @@ class alignas(16) Connection final : public HttpSessionOwner {
   bool Enforce(const std::string& host, const std::string& why, const std::string& handler = "");
   // A deny that holds in every mode (an address egressd never connects to,
   // a broken frame, a timeout): recorded as enforced.
-  void RecordEnforced(const std::string& host, const std::string& why);
+  uint64_t RecordEnforced(const std::string& host, const std::string& why);
   // Ends the connection for a reason the audit trail keeps (counted by the caller).
   void CloseWithEvent(const std::string& why);
   // Refuses the connection: counted, recorded, closed.
   void DenyConnection(const std::string& why);
   // A deny decided by address or by the shape of the first bytes: in audit
   // mode it is reported and the connection passes through to its original
-  // destination instead.
-  void DenyOrPass(const std::string& why);
+  // destination instead. `tls_alert`: the bytes were a ClientHello, which
+  // gets the alert access_denied before the close.
+  void DenyOrPass(const std::string& why, bool tls_alert = false);
 
   OwnListeners Own() const;
   void MaybeFinish();

@@ -1,37 +1,11 @@
 #include "userspace/proxy/http_session.h"
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "userspace/protocol/http_accept.h"
+#include "userspace/protocol/http_fields.h"
+
 namespace egressd::proxy {
-namespace {
-
-const char* StatusText(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 408:
-      return "Request Timeout";
-    case 414:
-      return "URI Too Long";
-    case 421:
-      return "Misdirected Request";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Error";
-  }
-}
-
-}  // namespace
 
 HttpSession::HttpSession(HttpSessionOwner& owner, Direction& to_upstream, Direction& to_client)
     : owner_(owner), up_(to_upstream), down_(to_client) {}
@@ -79,12 +53,13 @@ void HttpSession::ProcessClient() {
       if (step.event == protocol::HttpRequestStream::Event::kError) {
         if (int status = request_.limit_status()) {
           owner_.View()->counters->heads_too_large++;
-          owner_.RecordLimit("request head refused: " + request_.error());
-          Reply(status, "request head refused: " + request_.error());
+          std::string why = "request head refused: " + request_.error();
+          uint64_t seq = owner_.RecordLimit(why);
+          Reply({status, ReplyReason::kHeadTooLarge, why, "", seq});
           return;
         }
         owner_.View()->counters->bad_requests++;
-        Reply(400, "malformed request: " + request_.error());
+        Reply({400, ReplyReason::kBadRequest, "malformed request: " + request_.error(), "", 0});
         return;
       }
       if (step.event == protocol::HttpRequestStream::Event::kHeadComplete) {
@@ -128,12 +103,16 @@ void HttpSession::OnHead() {
   upgrade_ = false;
   request_done_ = response_done_ = false;
   RequestHead head(parsed);
+  request_host_ = head.host();
+  std::string accept;  // several Accept fields make one list
+  for (const auto& [name, value] : parsed.headers)
+    if (protocol::EqualsIgnoreCase(name, "accept")) accept += (accept.empty() ? "" : ", ") + value;
+  prefers_json_ = protocol::AcceptPrefersJson(accept);
   bool websocket = false;
   FilterVerdict verdict = owner_.FilterRequest(head, &websocket);
-  request_host_ = head.host();
   if (verdict.reply) {
     request_tally_.Denied();
-    Reply(verdict.status, verdict.reason);
+    Reply(std::move(verdict.local));
     return;
   }
   owner_.View()->counters->requests_allowed++;
@@ -275,6 +254,7 @@ void HttpSession::FinishTransaction() {
   }
   step_ = Step::kReadingHead;
   request_done_ = response_done_ = false;
+  prefers_json_ = false;
   // The next request may already be buffered (pipelining); an idle
   // keep-alive connection is the idle timer's.
   ProcessClient();
@@ -296,22 +276,24 @@ void HttpSession::DeliverResponseThenClose() {
   owner_.CloseAfterFlush();
 }
 
-void HttpSession::Reply(int status, const std::string& reason) {
+void HttpSession::Reply(LocalReply reply) {
   if (finished_) return;  // one answer per connection, then close
-  if (status == 403 || status == 421) {
+  if (reply.status == 403 || reply.status == 421) {
     request_tally_.Refused();  // a refusal that holds in every mode (an address, a credential)
   } else {
     request_tally_.Failed();
   }
-  EndRequest(status);
+  EndRequest(reply.status);
   finished_ = true;
   step_ = Step::kReadingHead;
   request_done_ = true;
-  std::string body = "egressd: " + reason + "\n";
-  owner_.SendReplyThenClose(fmt::format(
-      "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
-      "Connection: close\r\nX-Egressd-Policy: {}\r\n\r\n{}",
-      status, StatusText(status), body.size(), owner_.View()->policy->name(), body));
+  auto view = owner_.View();
+  const auto& deny_response = view->policy->policy().deny_response;
+  owner_.SendReplyThenClose(
+      FormatLocalReply(reply, {.host = request_host_,
+                               .policy = view->policy->name(),
+                               .prefers_json = prefers_json_,
+                               .deny_response = deny_response ? &*deny_response : nullptr}));
 }
 
 void HttpSession::EndRequest(int status) {

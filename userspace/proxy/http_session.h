@@ -20,6 +20,7 @@
 #include "userspace/protocol/http_upgrade.h"
 #include "userspace/proxy/access_log.h"
 #include "userspace/proxy/byte_direction.h"
+#include "userspace/proxy/local_reply.h"
 #include "userspace/proxy/request_filters.h"
 #include "userspace/sandbox/sandbox_view.h"
 
@@ -56,7 +57,8 @@ class HttpSessionOwner {
   // Cancels the head or response deadline.
   virtual void CancelHeadDeadline() = 0;
   // A limit tripped (head too large, a timeout): logged and recorded.
-  virtual void RecordLimit(const std::string& why) = 0;
+  // Returns the event's seq (0: none kept).
+  virtual uint64_t RecordLimit(const std::string& why) = 0;
   // Starts the sends and receives the buffers now allow.
   virtual void Flush() = 0;
   // "ip:port" for the access log: the request's upstream, or (`upstream`
@@ -80,9 +82,10 @@ class HttpSession {
   void OnUpstreamBytes();
   // The upstream the owner chose for the current request is connected.
   void StartForwarding();
-  // Answers the client with a reply of egressd's own and ends the
-  // connection. One answer per connection: a later call does nothing.
-  void Reply(int status, const std::string& reason);
+  // Answers the client with a reply of egressd's own (local_reply.h: its
+  // reason code, event, and a body in the form the client prefers) and ends
+  // the connection. One answer per connection: a later call does nothing.
+  void Reply(LocalReply reply);
   // The connection is closing: a request still open gets its access log line.
   void OnConnectionClosed() { EndRequest(0); }
   // The last request's host and decision ("", kUndecided before the first):
@@ -130,9 +133,10 @@ class HttpSession {
   // The current request, for the access log: begun with its first byte.
   AccessTally request_tally_;
   bool request_open_ = false;
-  std::string request_host_;
+  std::string request_host_;  // its Host (access log, egressd's own replies)
   std::string last_host_;
   AccessDecision last_decision_ = AccessDecision::kUndecided;
+  bool prefers_json_ = false;  // its Accept prefers application/json
 };
 
 }  // namespace egressd::proxy

@@ -16,6 +16,7 @@
 
 #include "policy/ip_address.h"
 #include "userspace/audit/event_log.h"
+#include "userspace/proxy/local_reply.h"
 #include "userspace/proxy/request_head.h"
 #include "userspace/sandbox/sandbox_view.h"
 
@@ -23,13 +24,10 @@ namespace egressd::proxy {
 
 struct FilterVerdict {
   bool reply = false;  // false: continue
-  int status = 0;
-  std::string reason;  // the reply's body says it
+  LocalReply local;    // reply: what the client is told
 
   static FilterVerdict Continue() { return {}; }
-  static FilterVerdict Reply(int status, std::string reason) {
-    return {true, status, std::move(reason)};
-  }
+  static FilterVerdict Reply(LocalReply local) { return {true, std::move(local)}; }
 };
 
 struct RequestContext {

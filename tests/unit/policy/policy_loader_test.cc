@@ -143,7 +143,7 @@ TEST(ParsePolicyErrors, UnknownKeyFarFromAllListsKnownKeys) {
             std::vector<std::string>{"2:1: unknown key \"frobnicate\"; known keys: name, mode, "
                                      "allowed_hosts, denied_hosts, deny_cidrs, allow_tcp, "
                                      "allow_get_body, allow_unnamed, tls, handlers, by_host, "
-                                     "catch_all, allow_plaintext_credentials"});
+                                     "catch_all, allow_plaintext_credentials, deny_response"});
 }
 
 TEST(ParsePolicyErrors, KeysAreCaseSensitive) {

@@ -184,6 +184,35 @@ TEST(DnsMessage, ServfailCarriesAnExtendedErrorForAnEdnsClient) {
   EXPECT_EQ(sf.size(), at + expected.size());
 }
 
+TEST(DnsMessage, BlockedIsNxdomainWithExtendedError15ForAnEdnsClient) {
+  Bytes q = WithOpt(*BuildDnsQuery(79, "evil.example", DnsType::kA), /*dnssec_ok=*/false);
+  std::string err;
+  auto question = ParseDnsQuery(q, &err);
+  ASSERT_TRUE(question) << err;
+  Bytes nx = BuildDnsBlocked(q, *question, "policy p");
+  auto parsed = ParseDnsResponse(nx, &err);
+  ASSERT_TRUE(parsed) << err;
+  EXPECT_EQ(parsed->id, 79);
+  EXPECT_EQ(parsed->rcode, 3);
+  EXPECT_EQ(nx[11], 1) << "ARCOUNT: our OPT";
+  const Bytes opt(nx.begin() + static_cast<long>(question->question_end), nx.end());
+  const Bytes expected = {0,   0,   41,  0x04, 0xd0, 0,   0,   0,  0,  // root, OPT, 1232, no DO
+                          0,   14,                                     // RDLENGTH
+                          0,   15,  0,   10,                           // EDE option, length
+                          0,   15,                                     // Blocked
+                          'p', 'o', 'l', 'i',  'c',  'y', ' ', 'p'};
+  EXPECT_EQ(opt, expected);
+}
+
+TEST(DnsMessage, BlockedWithoutEdnsIsPlainNxdomainAndTextIsBounded) {
+  Bytes q = *BuildDnsQuery(80, "evil.example", DnsType::kA);
+  auto question = *ParseDnsQuery(q, nullptr);
+  EXPECT_EQ(BuildDnsBlocked(q, question, "policy p"), BuildDnsNxdomain(q, question));
+  Bytes with_opt = WithOpt(q, false);
+  Bytes long_text = BuildDnsBlocked(with_opt, question, std::string(1000, 'x'));
+  EXPECT_EQ(long_text.size(), question.question_end + 11 + 6 + 200);
+}
+
 TEST(DnsMessage, FindQueryEdnsOnlyForOneVersion0OptAndNothingElse) {
   Bytes q = *BuildDnsQuery(1, "a.example", DnsType::kA);
   auto question = *ParseDnsQuery(q, nullptr);

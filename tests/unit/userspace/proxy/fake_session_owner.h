@@ -83,7 +83,10 @@ class FakeConnection : public HttpSessionOwner {
   void StartWebSocket(const protocol::HeaderFields&) override { websocket = true; }
   void ArmHeadDeadline() override { deadline_armed = true; }
   void ArmResponseDeadline() override { response_deadline_armed = true; }
-  void RecordLimit(const std::string& why) override { limits.push_back(why); }
+  uint64_t RecordLimit(const std::string& why) override {
+    limits.push_back(why);
+    return limits.size();  // stands for the event's seq
+  }
   void CancelHeadDeadline() override { deadline_armed = response_deadline_armed = false; }
   void Flush() override {
     for (auto [d, out] : {std::pair{&up_, &to_upstream}, std::pair{&down_, &to_client}}) {

@@ -40,6 +40,37 @@ TEST(HttpSession, DeniedHostGetsA403AndNothingGoesUpstream) {
   EXPECT_TRUE(c.close_after_flush);
 }
 
+TEST(HttpSession, RepliesCarryTheirReasonCode) {
+  FakeConnection c;
+  c.ClientSends("GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  EXPECT_NE(c.reply.find("X-Egressd-Reason: denied_host\r\n"), std::string::npos) << c.reply;
+  EXPECT_NE(c.reply.find("Content-Type: text/plain"), std::string::npos) << c.reply;
+}
+
+TEST(HttpSession, AcceptJsonGetsAJsonBody) {
+  FakeConnection c;
+  c.ClientSends(
+      "GET / HTTP/1.1\r\nHost: evil.test\r\nAccept: text/html;q=0.5\r\n"
+      "accept: application/json\r\n\r\n");
+  EXPECT_NE(c.reply.find("Content-Type: application/json\r\n"), std::string::npos) << c.reply;
+  EXPECT_NE(c.reply.find(R"("reason":"denied_host")"), std::string::npos) << c.reply;
+  EXPECT_NE(c.reply.find(R"("host":"evil.test")"), std::string::npos) << c.reply;
+}
+
+TEST(HttpSession, HandlerRefusalsHaveTheirOwnCodes) {
+  const std::string policy =
+      "name: unit\nhandlers:\n  ro:\n    - allow_methods: [GET]\n"
+      "    - allow_paths: [\"/ok/*\"]\nby_host:\n  allowed.test: ro\n";
+  FakeConnection method(policy);
+  method.ClientSends("POST /ok/a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_NE(method.reply.find("X-Egressd-Reason: denied_method\r\n"), std::string::npos)
+      << method.reply;
+  EXPECT_NE(method.reply.find(R"(refused by policy "unit")"), std::string::npos) << method.reply;
+  FakeConnection path(policy);
+  path.ClientSends("GET /other HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+  EXPECT_NE(path.reply.find("X-Egressd-Reason: denied_path\r\n"), std::string::npos) << path.reply;
+}
+
 TEST(HttpSession, EveryKeepAliveRequestIsDecided) {
   FakeConnection c;
   c.ClientSends(kGet);
@@ -147,7 +178,7 @@ TEST(HttpSession, OneReplyPerConnection) {
   FakeConnection c;
   c.ClientSends("GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
   std::string first = c.reply;
-  c.session_.Reply(502, "late");
+  c.session_.Reply({502, ReplyReason::kUpstreamUnreachable, "late", "", 0});
   EXPECT_EQ(c.reply, first);
   EXPECT_TRUE(c.session_.finished());
 }
