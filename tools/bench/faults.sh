@@ -18,6 +18,10 @@
 #    origin that never answers (504 at --response-timeout 5), one that closes
 #    mid-response; egressd's descriptor count before and after each.
 # 4. 50 endless responses read slowly or fast for 10 s: egressd's RSS.
+# 5. `policy reload` and SIGHUP every 0.25 s during 2x100 keep-alive load:
+#    errors, req/s and p99 against the same load with no change.
+# 6. kill -9 during load, restart 2 s later: requests answered while down
+#    (none), restart to ready, ready to the first 200, sandboxes kept.
 #
 # Needs: a built tree (tools/build.sh), tools/install-deps.sh (wrk, haproxy);
 # installs nginx-light if missing.
@@ -93,12 +97,15 @@ pids+=($!)
 mkdir -p "$W/policies"
 mkdir -m 0700 "$W/secrets"
 printf 'name: bench\ndeny_cidrs: ["127.0.0.99/32"]\n' > "$W/policies/bench.yaml"
-"$BUILD/userspace/egressd" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
-  --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:18053 --secrets-dir "$W/secrets" \
-  --header-timeout 5 --response-timeout 5 --log-level warn 2>"$W/egressd.log" &
-EGRESSD_PID=$!
-pids+=($!)
-for _ in $(seq 100); do "$BUILD/tools/egressctl" --socket "$W/sock" status >/dev/null 2>&1 && break; sleep 0.1; done
+start_egressd() {
+  "$BUILD/userspace/egressd" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
+    --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:18053 --secrets-dir "$W/secrets" \
+    --header-timeout 5 --response-timeout 5 --log-level warn 2>>"$W/egressd.log" &
+  EGRESSD_PID=$!
+  pids+=($!)
+  for _ in $(seq 200); do "$BUILD/tools/egressctl" --socket "$W/sock" status >/dev/null 2>&1 && break; sleep 0.05; done
+}
+start_egressd
 mkdir "$CG_A" "$CG_B"
 "$BUILD/tools/egressctl" --socket "$W/sock" attach "$CG_A" --policy bench --instance faults-a >/dev/null
 "$BUILD/tools/egressctl" --socket "$W/sock" attach "$CG_B" --policy bench --instance faults-b >/dev/null
@@ -304,4 +311,92 @@ echo "|---|---|"
 echo "| MB/s per slow reader / per fast reader | $slow_mbs / $fast_mbs |"
 echo "| RSS before / at most during (MiB) | $(awk -v a="$rss_before" -v b="$rss_max" 'BEGIN{printf "%.1f / %.1f", a/1024, b/1024}') |"
 echo "| descriptors before / after | $fd_before / $(fds "$EGRESSD_PID") |"
+
+# --- 5. policy reload and SIGHUP during keep-alive load ---
+# wrk from sandbox A (2 threads, 100 keep-alive connections, 10 s) while the
+# policy file alternates between two versions that both allow the origin and
+# egressd re-reads it every 0.25 s (egressctl policy reload and SIGHUP in
+# turn). Any non-2xx answer or socket error would be a request the switch broke.
+wrk_a() {
+  local out
+  out=$(in_cg "$CG_A" wrk --latency -t2 -c100 -d"$1s" "http://127.0.0.1:$ORIGIN_HTTP/small.txt")
+  echo "$(awk '/Requests\/sec/{print $2}' <<<"$out") $(awk '$1=="99%"{print $2}' <<<"$out") $(awk '/Non-2xx/{n+=$NF} /Socket errors/{n+=1} END{print n+0}' <<<"$out")"
+}
+read -r calm_rps calm_p99 calm_err <<<"$(wrk_a 10)"
+(
+  i=0
+  end=$((SECONDS + 10))
+  while [ $SECONDS -lt $end ]; do
+    printf 'name: bench\ndeny_cidrs: ["127.0.0.%d/32"]\n' $((98 + i % 2)) > "$W/policies/bench.yaml"
+    if [ $((i % 2)) = 0 ]; then
+      "$BUILD/tools/egressctl" --socket "$W/sock" policy reload >/dev/null
+    else
+      kill -HUP "$EGRESSD_PID"
+    fi
+    i=$((i + 1))
+    sleep 0.25
+  done
+  echo "$i" > "$W/reloads"
+) &
+reloader=$!
+read -r reload_rps reload_p99 reload_err <<<"$(wrk_a 10)"
+wait "$reloader" || true
+echo
+echo "| wrk 2x100 keep-alive through egressd, 10 s | req/s | p99 | non-2xx + socket errors |"
+echo "|---|---|---|---|"
+echo "| no policy change | $calm_rps | $calm_p99 | $calm_err |"
+echo "| $(cat "$W/reloads") re-reads (policy reload and SIGHUP in turn, every 0.25 s) | $reload_rps | $reload_p99 | $reload_err |"
+
+# --- 6. kill -9 during load, then a restart ---
+# A prober in sandbox A makes one request per connection, back to back, for
+# 6 s, while sandbox B runs wrk; egressd is killed (SIGKILL) after 1.5 s and
+# started again 2 s later with the same state dir. Nothing may be answered
+# while it is down (the kernel programs stay: connections fail), and the same
+# sandboxes are served again right after it is ready.
+cat > "$W/prober.py" <<'PYEOF'
+import socket, sys, time
+port, out, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+with open(out, "w", buffering=1) as f:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t = time.time()
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=1)
+            c.settimeout(1)
+            c.sendall(b"GET /small.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            ok = c.recv(100).startswith(b"HTTP/1.1 200")
+            c.close()
+        except OSError:
+            ok = False
+        f.write(f"{t:.3f} {int(ok)}\n")
+        if not ok:
+            time.sleep(0.01)
+PYEOF
+in_cg "$CG_A" "$PY" "$W/prober.py" $ORIGIN_HTTP "$W/probes" 6 &
+prober=$!
+wrk_b 6 > "$W/wrk-kill9" &
+wrk_kill=$!
+sleep 1.5
+kill -9 "$EGRESSD_PID"
+wait "$EGRESSD_PID" 2>/dev/null || true
+killed_at=$(date +%s.%N)  # gone (reaped): a probe from here on finds no egressd
+sleep 2
+started_at=$(date +%s.%N)
+start_egressd
+ready_at=$(date +%s.%N)
+wait "$prober" || true
+wait "$wrk_kill" || true
+sandboxes=$("$BUILD/tools/egressctl" --socket "$W/sock" list --json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["sandboxes"]))')
+read -r down_ok down_all first_ok <<<"$(awk -v k="$killed_at" -v s="$started_at" -v r="$ready_at" '
+  $1 >= k && $1 < s { all++; ok += $2 }
+  $1 >= r && $2 == 1 && first == "" { first = $1 - r }
+  END { printf "%d %d %s", ok, all, (first == "" ? "never" : sprintf("%.3f", first)) }' "$W/probes")"
+echo
+echo "| kill -9 during load, restart 2 s later | |"
+echo "|---|---|"
+echo "| requests answered while egressd was down | $down_ok of $down_all attempts |"
+echo "| restart to ready (control socket answers), s | $(awk -v a="$started_at" -v b="$ready_at" 'BEGIN{printf "%.2f", b-a}') |"
+echo "| ready to the first 200 in the same sandbox, s | $first_ok |"
+echo "| sandboxes attached after the restart (no re-attach) | $sandboxes |"
+
 if [ -s "$W/egressd.log" ]; then echo; echo "egressd log (warn and above):"; tail -n 20 "$W/egressd.log"; fi

@@ -10,11 +10,17 @@ uint64_t RecordDenial(EventLog* events, uint32_t sandbox_id, AuditEvent event) {
     dst = event.address.find(':') != std::string::npos ? "[" + dst + "]" : dst;
     dst += ":" + std::to_string(event.port);
   }
-  spdlog::info("{}: sandbox={} instance={} layer={} host={} dst={} reason=\"{}\"{}",
-               event.enforced ? "deny" : "audit", sandbox_id, event.instance, event.layer,
-               event.host.empty() ? "-" : event.host, dst, event.reason,
-               event.enforced ? "" : " (audit mode: not enforced)");
-  return events ? events->Append(std::move(event)) : 0;
+  std::string line =
+      fmt::format("{}: sandbox={} instance={} layer={} host={} dst={} reason=\"{}\"{}",
+                  event.enforced ? "deny" : "audit", sandbox_id, event.instance, event.layer,
+                  event.host.empty() ? "-" : event.host, dst, event.reason,
+                  event.enforced ? "" : " (audit mode: not enforced)");
+  const uint64_t seq = events ? events->Append(std::move(event)) : 0;
+  // The log line follows the event's per-instance rate limit: a sandbox that
+  // floods denies cannot flood the daemon's log from the proxy workers (what
+  // was left out is counted, and noted in the audit log).
+  if (!events || seq != 0) spdlog::info("{} event={}", line, seq);
+  return seq;
 }
 
 bool DenyOrReport(const sandbox::SandboxView& view, EventLog* events, AuditEvent event,

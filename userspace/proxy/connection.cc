@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "userspace/audit/denial.h"
+#include "userspace/common/rate_limited_warning.h"
 #include "userspace/protocol/http_fields.h"
 #include "userspace/protocol/http_sniff.h"
 #include "userspace/protocol/http_upgrade.h"
@@ -89,7 +90,12 @@ bool Connection::LookupOrigin() {
   if (!origin) {
     // Not redirected by our programs, or the record is gone: fail closed.
     ctx.counters->unknown_origin++;
-    spdlog::warn("proxy: refused a connection with no recorded original destination");
+    static RateLimitedWarning warning(std::chrono::seconds(5));
+    if (warning.Due())
+      spdlog::warn(
+          "proxy: refused a connection with no recorded original destination (status: "
+          "proxy.unknown_origin {}; this warning at most every {} s)",
+          ctx.counters->unknown_origin.load(), warning.period_seconds());
     Close("no original destination");
     return false;
   }
@@ -97,7 +103,12 @@ bool Connection::LookupOrigin() {
   sandbox_ = ctx.sandboxes->Find(origin_.sandbox_id);
   if (!sandbox_) {
     ctx.counters->unknown_sandbox++;
-    spdlog::warn("proxy: refused a connection of unknown sandbox id {}", origin_.sandbox_id);
+    static RateLimitedWarning warning(std::chrono::seconds(5));
+    if (warning.Due())
+      spdlog::warn(
+          "proxy: refused a connection of unknown sandbox id {} (status: proxy.unknown_sandbox "
+          "{}; this warning at most every {} s)",
+          origin_.sandbox_id, ctx.counters->unknown_sandbox.load(), warning.period_seconds());
     Close("unknown sandbox");
     return false;
   }

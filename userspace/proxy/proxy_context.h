@@ -31,8 +31,6 @@ struct ProxyGlobalCounters {
   std::atomic<uint64_t> accept_errors{0};
   std::atomic<uint64_t> refused_no_fd{0};
   std::atomic<uint64_t> upstream_socket_errors{0};
-  // Not a status key: when the last shortage warning was logged (steady ms).
-  std::atomic<int64_t> last_shortage_warning_ms{0};
 };
 
 struct ProxyOptions {

@@ -9,34 +9,24 @@
 #include <cerrno>
 #include <chrono>
 
+#include "userspace/common/rate_limited_warning.h"
 #include "userspace/proxy/original_destination.h"
 
 namespace egressd::proxy {
-namespace {
-
-constexpr int64_t kWarnEveryMs = 5000;
-
-}  // namespace
-
 bool IsResourceShortage(int err) {
   return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
 void WarnResourceShortage(ProxyGlobalCounters& counters, const std::string& what) {
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
-  int64_t last = counters.last_shortage_warning_ms.load();
-  if (now - last < kWarnEveryMs ||
-      !counters.last_shortage_warning_ms.compare_exchange_strong(last, now))
-    return;
+  static RateLimitedWarning warning(std::chrono::seconds(5));
+  if (!warning.Due()) return;
   spdlog::warn(
       "proxy: {} (out of file descriptors or memory): connections are refused until they come "
       "back (counted in status: "
       "proxy.accept_errors {}, refused_no_fd {}, upstream_socket_errors {}; this warning at most "
       "every {} s)",
       what, counters.accept_errors.load(), counters.refused_no_fd.load(),
-      counters.upstream_socket_errors.load(), kWarnEveryMs / 1000);
+      counters.upstream_socket_errors.load(), warning.period_seconds());
 }
 
 UniqueFd OpenSpareFd() {
