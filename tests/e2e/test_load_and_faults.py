@@ -131,12 +131,16 @@ def test_idle_keepalive_connections_cost_little_and_another_sandbox_is_served(en
         first = json.loads(read_line(proc.stdout, 60, "the connections opened"))
         assert first == {"opened": n, "ok": n}, first
         wait_for(lambda: holder.stats()["proxy"]["open_connections"] == n, what=f"{n} open")
+        # Quiet for a second, each gives its relay buffers back (test_idle_parking.py).
+        wait_for(lambda: env.daemon.status()["proxy"]["parked_connections"] == n,
+                 what=f"{n} parked")
         rss_held = rss_kib(pid)
         per_1000 = (rss_held - rss_before) * 1000 / n / 1024
         print(f"egressd RSS: {rss_before} KiB idle, {rss_held} KiB with {n} idle keep-alive "
               f"connections: {per_1000:.1f} MiB per 1,000")
-        # Loose: two 256 KiB buffers a connection, touched whole, would be 500 MiB.
-        assert SANITIZED or per_1000 < 128, per_1000
+        # Loose (the figure is the benchmark's, tools/bench/faults.sh): ~1.3
+        # MiB measured; a page of each relay buffer still held would be ~8.
+        assert SANITIZED or per_1000 < 6, per_1000
         assert fd_count(pid) >= baseline_fds + 2 * n  # a client and an upstream socket each
         # Another sandbox is served promptly meanwhile.
         for i in range(5):
@@ -494,6 +498,12 @@ def test_policy_reload_and_sighup_during_a_keepalive_stream(env):
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # (generation, when its change began, when it was certainly in force)
     changes = [("old", 0.0, 0.0)]
+
+    def reloads_logged():
+        return sum(bool(re.search(r"policy reload: \d+ sandbox policies re-read", line))
+                   for line in list(env.daemon.log))
+
+    reloads_before = reloads_logged()
     try:
         assert read_line(proc.stdout, 20, "the stream").strip() == "streaming"
         for generation, how in [("new", "reload"), ("old", "sighup"), ("new", "sighup"),
@@ -504,11 +514,12 @@ def test_policy_reload_and_sighup_during_a_keepalive_stream(env):
             if how == "reload":
                 env.daemon.ctl("policy", "reload")
             else:
-                seen = len(env.daemon.log)
                 env.daemon.proc.send_signal(signal.SIGHUP)
-                wait_for(lambda: any(re.search(r"policy reload: \d+ sandbox policies re-read", l)
-                                     for l in env.daemon.log[seen:]),
-                         what="the reload logged after SIGHUP")
+            # Every re-read logs one line once its policies are in force. Count
+            # them all: the line of an earlier `policy reload` may reach the
+            # test's log reader late, and must not pass for this SIGHUP's.
+            wait_for(lambda: reloads_logged() == reloads_before + len(changes),
+                     what=f"the {how} logged (re-read {len(changes)})")
             changes.append((generation, began, time.monotonic()))
         time.sleep(0.3)
         proc.stdin.write("stop\n")

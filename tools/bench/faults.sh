@@ -143,7 +143,8 @@ for where in egressd haproxy; do
   fi
   client=$!
   if wait_file "$ready" 120 "$client"; then
-    sleep 1  # let the proxy settle what it allocated for the last answers
+    # Idle for real: egressd gives an idle connection's buffers back after 1 s quiet.
+    sleep 2
     RSS[$where]=$(mib_per_1000 "$(rss_kib "$pid")" "$before" "$KA")
     OPEN[$where]=$(awk '{print $3}' "$ready")
     if [ $where = egressd ]; then read -r during_rps during_p99 during_err <<<"$(wrk_b 5)"; fi

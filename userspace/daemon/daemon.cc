@@ -455,7 +455,9 @@ nlohmann::json Daemon::Status_() const {
             {"unknown_sandbox", proxy_counters_.unknown_sandbox.load()},
             {"accept_errors", proxy_counters_.accept_errors.load()},
             {"refused_no_fd", proxy_counters_.refused_no_fd.load()},
-            {"upstream_socket_errors", proxy_counters_.upstream_socket_errors.load()}}},
+            {"upstream_socket_errors", proxy_counters_.upstream_socket_errors.load()},
+            {"buffer_errors", proxy_counters_.buffer_errors.load()},
+            {"parked_connections", proxy_counters_.parked_connections.load()}}},
           {"secrets",
            {{"refreshes", secrets_->counters().refreshes.load()},
             {"file_reads", secrets_->counters().file_reads.load()},
@@ -515,6 +517,9 @@ metrics::MetricsSnapshot Daemon::MetricsFigures() const {
   d.proxy_refused_no_fd = proxy_counters_.refused_no_fd.load();
   d.proxy_accept_errors = proxy_counters_.accept_errors.load();
   d.upstream_socket_errors = proxy_counters_.upstream_socket_errors.load();
+  d.relay_buffer_errors = proxy_counters_.buffer_errors.load();
+  d.parked_connections =
+      static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.parked_connections.load()));
   d.dns_malformed = forwarder_->malformed();
   d.dns_overloaded = forwarder_->overloaded();
   d.dns_upstream_errors = forwarder_->upstream_errors();

@@ -260,6 +260,14 @@ std::vector<MetricFamily> DaemonFamilies(const DaemonFigures& d) {
       One("egressd_upstream_socket_errors_total",
           "Upstream sockets that could not be made (out of descriptors or memory)", kCounter,
           d.upstream_socket_errors),
+      One("egressd_relay_buffer_errors_total",
+          "Relay buffers that could not be mapped (out of memory): the connection closed or got "
+          "502",
+          kCounter, d.relay_buffer_errors),
+      One("egressd_parked_connections",
+          "Idle connections holding no relay buffer now (quiet for a second, between requests "
+          "or in a tunnel)",
+          kGauge, d.parked_connections),
       One("egressd_dns_malformed_total", "Malformed DNS queries from sandboxes, dropped", kCounter,
           d.dns_malformed),
       One("egressd_dns_overloaded_total",

@@ -31,6 +31,9 @@ class HttpCore {
   Step Finish();  // responses: EOF from the server
 
   void set_response_to_head(bool v) { response_to_head_ = v; }
+  // Between messages, nothing failed, the connection goes on: a fresh
+  // parser would go on exactly as this one.
+  bool AtRest() const { return !in_message_ && !failed_ && !closed_; }
   const HttpRequestHead& head() const { return head_; }
   int status() const { return status_; }
   const std::string& error() const { return error_; }

@@ -8,19 +8,26 @@ HttpRequestStream::HttpRequestStream() : core_(std::make_unique<detail::HttpCore
 HttpRequestStream::~HttpRequestStream() = default;
 
 HttpRequestStream::Step HttpRequestStream::Feed(std::span<const uint8_t> data) {
+  if (!core_) core_ = std::make_unique<detail::HttpCore>(true);
   auto step = core_->Feed(data);
   return {static_cast<Event>(step.event), step.consumed};
 }
 
+void HttpRequestStream::ReleaseAtRest() {
+  if (core_ && core_->AtRest()) core_.reset();
+}
+
 const HttpRequestHead& HttpRequestStream::head() const {
-  return core_->head();
+  static const HttpRequestHead kNone;
+  return core_ ? core_->head() : kNone;
 }
 int HttpRequestStream::limit_status() const {
-  return core_->limit_status();
+  return core_ ? core_->limit_status() : 0;
 }
 
 const std::string& HttpRequestStream::error() const {
-  return core_->error();
+  static const std::string kNone;
+  return core_ ? core_->error() : kNone;
 }
 
 }  // namespace egressd::protocol

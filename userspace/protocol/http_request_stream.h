@@ -68,6 +68,11 @@ class HttpRequestStream {
   // target over kMaxHttpTargetSize), or 0 when no limit was broken.
   int limit_status() const;
 
+  // Between requests (the last one complete, nothing of the next fed):
+  // frees the parser, most of this object's memory, for an idle connection.
+  // The next Feed starts a fresh one, which goes on as this one would have.
+  void ReleaseAtRest();
+
  private:
   std::unique_ptr<detail::HttpCore> core_;
 };

@@ -8,6 +8,10 @@
 //
 // A request head a filter changed is not sent from the buffer: a splice says
 // "at `at`, send these bytes instead of [at, skip_to)".
+//
+// The buffer comes from the worker's RelayBufferPool and goes back to it
+// when an idle connection is parked (connection_parking.cc): then the
+// direction has no buffer and waits for its source to become readable.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +21,8 @@
 #include <memory>
 #include <span>
 #include <string>
+
+#include "userspace/proxy/relay_buffer_pool.h"
 
 namespace egressd::proxy {
 
@@ -28,8 +34,15 @@ struct HeadSplice {
   size_t sent = 0;     // of `bytes`
 };
 
+// Where an idle direction is in giving its buffer back.
+enum class Parking : uint8_t {
+  kNo,          // holds a buffer (or never had one)
+  kCancelling,  // its receive into the buffer is being cancelled
+  kParked,      // no buffer; a poll waits for its source to become readable
+};
+
 struct Direction {
-  std::unique_ptr<uint8_t[]> buf;
+  RelayBuffer buf;
   size_t cap = 0;
   size_t start = 0;    // first byte not yet sent
   size_t ready = 0;    // [start, ready) may be sent now
@@ -39,14 +52,23 @@ struct Direction {
   bool send_pending = false;
   bool eof = false;           // the source closed its side
   bool shut_written = false;  // we sent FIN to the destination
-  size_t head_end = 0;        // HTTP: the end of the request head being decided
+  Parking parking = Parking::kNo;
+  size_t head_end = 0;  // HTTP: the end of the request head being decided
   HeadSplice splice;
 
-  void Allocate(size_t bytes) {
+  // False when no buffer could be had (out of memory).
+  bool Allocate(RelayBufferPool& pool) {
     if (!buf) {
-      buf = std::make_unique_for_overwrite<uint8_t[]>(bytes);  // pages stay untouched until used
-      cap = bytes;
+      buf = pool.Take();  // its pages stay untouched until used
+      cap = buf ? pool.buffer_bytes() : 0;
     }
+    return static_cast<bool>(buf);
+  }
+  // Gives the buffer back; only when nothing is in it and no operation uses it.
+  void ReleaseBuffer() {
+    buf.Release();
+    cap = 0;
+    Reset();
   }
   void Reset() {
     start = ready = scanned = end = head_end = 0;

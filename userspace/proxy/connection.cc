@@ -74,7 +74,7 @@ void Connection::Start() {
   }
   sandbox_->counters->connections++;
   last_byte_ = std::chrono::steady_clock::now();
-  ArmIdleTimer(worker_.ctx().options.idle_timeout);
+  ArmIdleTimer(std::min<std::chrono::nanoseconds>(worker_.ctx().options.idle_timeout, kParkAfter));
   const policy::CompiledPolicy& policy = *sandbox_->policy;
   if (policy.AllowTcpByAddress(origin_addr_, origin_port_)) {
     PassToOriginal("allow_tcp");
@@ -125,7 +125,10 @@ void Connection::CheckNextTcpHost() {
   if (tcp_host_index_ >= tcp_hosts_.size()) {
     // Nothing in allow_tcp: read the first bytes to classify.
     phase_ = Phase::kClassifying;
-    up_.Allocate(worker_.ctx().options.buffer_bytes);
+    if (!TakeBuffer(up_)) {
+      Close("no memory for the connection's relay buffer");
+      return;
+    }
     ArmDeadline(worker_.ctx().options.head_timeout);
     Pump();
     return;
@@ -273,7 +276,10 @@ void Connection::PassToOriginal(const char* why) {
   if (view->audit()) view->observed->Tcp(FormatAddressPort(origin_addr_, origin_port_));
   spdlog::debug("proxy: {} -> {}:{} passed through ({})", sandbox_->instance,
                 origin_addr_.ToString(), origin_port_, why);
-  up_.Allocate(worker_.ctx().options.buffer_bytes);
+  if (!TakeBuffer(up_)) {
+    Close("no memory for the connection's relay buffer");
+    return;
+  }
   ConnectTo(origin_addr_);
 }
 
@@ -372,6 +378,10 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
     phase_ = Phase::kConnecting;
     return;
   }
+  if (!TakeBuffer(down_)) {
+    FailForResources("no memory for the connection's relay buffer");
+    return;
+  }
   upstream_sa_ = {};
   socklen_t len;
   if (addr.is_v4()) {
@@ -387,17 +397,13 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
     memcpy(&in6->sin6_addr, addr.bytes.data(), 16);
     len = sizeof(*in6);
   }
-  upstream_fd_.Reset(socket(upstream_sa_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  upstream_fd_.Reset(socket(addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!upstream_fd_.valid()) {
     // Out of fds or memory (resource_shortage.h): this request fails, counted.
     std::string why = std::string("no socket for the upstream: ") + strerror(errno);
     worker_.ctx().counters->upstream_socket_errors++;
     WarnResourceShortage(*worker_.ctx().counters, why);
-    CurrentView()->counters->upstream_errors++;
-    if (mode_ == Mode::kHttp)
-      session_->Reply({502, ReplyReason::kNoResources, why, "", 0});
-    else
-      Close(why);
+    FailForResources(why);
     return;
   }
   int one = 1;
@@ -448,7 +454,6 @@ void Connection::OnConnected(int res) {
   view->counters->upstream_connect.Observe(connect_clock_.Elapsed());
   tally_.Allowed();
   if (!decided_host_.empty()) last_host_ = decided_host_;
-  down_.Allocate(worker_.ctx().options.buffer_bytes);
   if (mode_ == Mode::kTunnel) {
     phase_ = Phase::kTunnel;
     // Rules may have changed while we resolved and connected.
@@ -613,8 +618,10 @@ void Connection::StartWebSocket(const protocol::HeaderFields& response_headers) 
   mode_ = Mode::kTunnel;
   phase_ = Phase::kTunnel;
   bool deflate = protocol::NegotiatesPermessageDeflate(response_headers);
-  ws_from_client_.emplace(protocol::WebSocketRules{.from_client = true, .rsv1_allowed = deflate});
-  ws_from_server_.emplace(protocol::WebSocketRules{.from_client = false, .rsv1_allowed = deflate});
+  ws_from_client_ = std::make_unique<protocol::WebSocketFrameValidator>(
+      protocol::WebSocketRules{.from_client = true, .rsv1_allowed = deflate});
+  ws_from_server_ = std::make_unique<protocol::WebSocketFrameValidator>(
+      protocol::WebSocketRules{.from_client = false, .rsv1_allowed = deflate});
   // What the client sent after its request (held until now) and what the
   // upstream sent after its 101 are frames already.
   if (!ReleaseTunnelBytes(true) || !ReleaseTunnelBytes(false)) return;
@@ -815,9 +822,14 @@ void Connection::ArmSendReply() {
 void Connection::OnRecv(bool client, int res) {
   Direction& d = client ? up_ : down_;
   d.recv_pending = false;
+  bool cancelled_to_park = std::exchange(d.parking, Parking::kNo) == Parking::kCancelling;
   if (res > 0) last_byte_ = std::chrono::steady_clock::now();
   if (!client && RetireDone()) return;
   if (phase_ == Phase::kClosing) return;
+  if (cancelled_to_park && res == -ECANCELED) {
+    Park(client);
+    return;
+  }
   if (phase_ == Phase::kDraining) {
     if (res <= 0) {
       Close("drained");
@@ -1056,8 +1068,14 @@ void Connection::OnIdleTimer(int res) {
   // Resolving, connecting and draining have deadlines of their own.
   bool own_deadline = phase_ == Phase::kResolving || phase_ == Phase::kConnecting ||
                       phase_ == Phase::kUpstreamTls || phase_ == Phase::kDraining;
+  if (quiet >= kParkAfter && !own_deadline) MaybePark();
   if (quiet < limit || own_deadline) {
-    ArmIdleTimer(own_deadline ? limit : limit - quiet);
+    std::chrono::nanoseconds next = own_deadline ? limit : limit - quiet;
+    // Not parked yet: look again when it has been quiet long enough.
+    if (!Parked())
+      next = std::min<std::chrono::nanoseconds>(
+          next, quiet < kParkAfter ? kParkAfter - quiet : kParkAfter);
+    ArmIdleTimer(next);
     return;
   }
   CurrentView()->counters->idle_timeouts++;
@@ -1163,6 +1181,7 @@ void Connection::Close(const std::string& why) {
                   mode, decision, tally_, why);
   }
   phase_ = Phase::kClosing;
+  CountParked();
   CancelDeadline();
   if (idle_armed_) {
     idle_armed_ = false;
@@ -1215,6 +1234,12 @@ void Connection::OnCompletion(OpKind kind, int res, uint32_t /*flags*/) {
       break;
     case OpKind::kIdleTimer:
       OnIdleTimer(res);
+      break;
+    case OpKind::kClientReadable:
+      OnReadable(true, res);
+      break;
+    case OpKind::kUpstreamReadable:
+      OnReadable(false, res);
       break;
     case OpKind::kConnectTimeout:
     case OpKind::kCancel:

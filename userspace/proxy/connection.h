@@ -41,6 +41,10 @@ namespace egressd::proxy {
 class Worker;
 enum class OpKind : uint8_t;
 
+// A connection with no byte either way for this long, between requests or
+// in a tunnel, gives its relay buffers back until its next byte.
+inline constexpr std::chrono::seconds kParkAfter{1};
+
 class alignas(16) Connection final : public HttpSessionOwner {
  public:
   Connection(Worker& worker, uint64_t id, int client_fd);
@@ -155,6 +159,30 @@ class alignas(16) Connection final : public HttpSessionOwner {
   // One idle timer per connection; any byte either way pushes it back.
   void ArmIdleTimer(std::chrono::nanoseconds after);
   void OnIdleTimer(int res);
+
+  // Idle connections give their relay buffers back (connection_parking.cc).
+  // A buffer for `d` from the worker's pool; false (counted, warned) when
+  // none can be had.
+  bool TakeBuffer(Direction& d);
+  // Out of sockets or memory for the upstream: 502 to an HTTP client, the
+  // end of the connection otherwise.
+  void FailForResources(const std::string& why);
+  // Nothing in flight but receives, every byte relayed, between requests
+  // (HTTP) or in a tunnel, no TLS side: the buffers may go back.
+  bool CanPark() const;
+  // Quiet for kParkAfter: cancels the pending receives to give their buffers back.
+  void MaybePark();
+  // A receive cancelled by MaybePark completed: the buffer goes back and a
+  // poll waits for the source to become readable (or the receive is
+  // armed again, if the connection got busy meanwhile).
+  void Park(bool client);
+  // A parked direction's source is readable (or closed): a buffer again.
+  void OnReadable(bool client, int res);
+  bool Parked() const {
+    return up_.parking == Parking::kParked || down_.parking == Parking::kParked;
+  }
+  // Keeps the proxy's parked-connections gauge in step with this connection.
+  void CountParked();
   std::shared_ptr<const sandbox::SandboxView> CurrentView() const;
 
   Worker& worker_;
@@ -175,6 +203,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   int stale_deadlines_ = 0;      // of those, older than the armed one
   bool close_after_flush_ = false;
   bool idle_armed_ = false;
+  bool parked_counted_ = false;                        // counted in proxy.parked_connections
   std::chrono::steady_clock::time_point last_byte_{};  // last byte received or sent, either side
   __kernel_timespec idle_after_{};
 
@@ -184,9 +213,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   std::shared_ptr<const sandbox::SandboxView> sandbox_;  // for counters and logs
   std::optional<ConnectionSlot> slot_;  // one of the sandbox's --max-connections-per-sandbox
 
-  Direction up_;    // client -> upstream
-  Direction down_;  // upstream -> client
-  sockaddr_storage upstream_sa_{};
+  Direction up_;                // client -> upstream
+  Direction down_;              // upstream -> client
+  sockaddr_in6 upstream_sa_{};  // the connect's address (large enough for IPv4 too)
   __kernel_timespec connect_timeout_{};
   __kernel_timespec deadline_{};
 
@@ -211,8 +240,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   std::string intercepted_sni_;  // "" when not intercepted
   bool client_handshake_acked_ = false;
   // An upgraded WebSocket: each direction's frames are checked as they pass.
-  std::optional<protocol::WebSocketFrameValidator> ws_from_client_;
-  std::optional<protocol::WebSocketFrameValidator> ws_from_server_;
+  // (Held apart: most connections never carry WebSocket, and idle ones should be small.)
+  std::unique_ptr<protocol::WebSocketFrameValidator> ws_from_client_;
+  std::unique_ptr<protocol::WebSocketFrameValidator> ws_from_server_;
   std::string reply_;  // an answer of egressd's own (403, 400, 502), then close
   bool sending_reply_ = false;
 

@@ -232,6 +232,11 @@ void HttpSession::OnUpstreamBytes() {
   owner_.Flush();
 }
 
+void HttpSession::ReleaseIdleMemory() {
+  // The response parser went with the last response (FinishTransaction).
+  if (step_ == Step::kReadingHead) request_.ReleaseAtRest();
+}
+
 void HttpSession::FinishTransaction() {
   owner_.View()->counters->request_duration.Observe(request_clock_.Elapsed());
   EndRequest(response_ ? response_->status() : 0);

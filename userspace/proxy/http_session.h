@@ -86,6 +86,9 @@ class HttpSession {
   // reason code, event, and a body in the form the client prefers) and ends
   // the connection. One answer per connection: a later call does nothing.
   void Reply(LocalReply reply);
+  // An idle connection between requests: the parsers' memory goes (they are
+  // made afresh for the next request and response).
+  void ReleaseIdleMemory();
   // The connection is closing: a request still open gets its access log line.
   void OnConnectionClosed() { EndRequest(0); }
   // The last request's host and decision ("", kUndecided before the first):

@@ -31,6 +31,10 @@ struct ProxyGlobalCounters {
   std::atomic<uint64_t> accept_errors{0};
   std::atomic<uint64_t> refused_no_fd{0};
   std::atomic<uint64_t> upstream_socket_errors{0};
+  // Relay buffers that could not be mapped: the connection closed or 502.
+  std::atomic<uint64_t> buffer_errors{0};
+  // Idle connections holding no relay buffer now (connection_parking.cc).
+  std::atomic<int64_t> parked_connections{0};
 };
 
 struct ProxyOptions {

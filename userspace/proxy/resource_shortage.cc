@@ -23,10 +23,11 @@ void WarnResourceShortage(ProxyGlobalCounters& counters, const std::string& what
   spdlog::warn(
       "proxy: {} (out of file descriptors or memory): connections are refused until they come "
       "back (counted in status: "
-      "proxy.accept_errors {}, refused_no_fd {}, upstream_socket_errors {}; this warning at most "
-      "every {} s)",
+      "proxy.accept_errors {}, refused_no_fd {}, upstream_socket_errors {}, buffer_errors {}; this "
+      "warning at most every {} s)",
       what, counters.accept_errors.load(), counters.refused_no_fd.load(),
-      counters.upstream_socket_errors.load(), warning.period_seconds());
+      counters.upstream_socket_errors.load(), counters.buffer_errors.load(),
+      warning.period_seconds());
 }
 
 UniqueFd OpenSpareFd() {

@@ -19,10 +19,13 @@ namespace {
 constexpr unsigned kRingEntries = 4096;
 // Out of descriptors: at most this many waiting connections are closed in one go.
 constexpr size_t kRefuseBatch = 256;
+// Returned relay buffers a worker keeps mapped for its next connections.
+constexpr size_t kKeptRelayBuffers = 16;
 
 }  // namespace
 
-Worker::Worker(const ProxyContext& ctx, int index) : ctx_(ctx), index_(index) {}
+Worker::Worker(const ProxyContext& ctx, int index)
+    : ctx_(ctx), index_(index), buffers_(ctx.options.buffer_bytes, kKeptRelayBuffers) {}
 
 Worker::~Worker() {
   Stop();

@@ -17,6 +17,7 @@
 #include "userspace/common/status.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/proxy/proxy_context.h"
+#include "userspace/proxy/relay_buffer_pool.h"
 
 namespace egressd::proxy {
 
@@ -38,6 +39,8 @@ enum class OpKind : uint8_t {
   kAcceptRetry = 11,     // ptr: Listener; re-arm accept after an error
   kListenerCancel = 12,  // ptr: Worker; cancel of a removed listener's accept
   kIdleTimer = 13,       // ptr: Connection; no byte either way for --idle-timeout
+  kClientReadable = 14,  // ptr: Connection; a parked direction's source is readable
+  kUpstreamReadable = 15,
 };
 
 inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
@@ -68,6 +71,8 @@ class alignas(16) Worker {
   // Makes sure the next `n` GetSqe() calls come from one submission batch.
   void ReserveSqes(unsigned n);
   const ProxyContext& ctx() const { return ctx_; }
+  // The relay buffers of this worker's connections.
+  RelayBufferPool& buffers() { return buffers_; }
   // The proxy listeners of a sandbox in a network namespace of its own
   // (thread-safe; the worker owns and closes the fds from here on).
   void AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds);
@@ -104,6 +109,7 @@ class alignas(16) Worker {
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   uint64_t next_conn_id_ = 1;
+  RelayBufferPool buffers_;  // declared before the connections: they give buffers back to it
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   // Connections done during the current completion batch, freed after it.
   std::vector<std::unique_ptr<Connection>> finished_;

@@ -492,3 +492,40 @@ TEST(HttpRequestStream, HeadersRemainUntilNextHeadStarts) {
 
 }  // namespace
 }  // namespace egressd::protocol
+
+namespace egressd::protocol {
+namespace {
+
+TEST(HttpRequestStream, ReleasedAtRestParsesTheNextRequestAsBefore) {
+  HttpRequestStream s;
+  ASSERT_EQ(s.Feed(Span(kGet)).event, Event::kHeadComplete);
+  ASSERT_EQ(s.Feed({}).event, Event::kMessageComplete);
+  s.ReleaseAtRest();
+  EXPECT_TRUE(s.error().empty());  // readable while released
+  EXPECT_EQ(s.limit_status(), 0);
+  std::string_view post = "POST /p HTTP/1.1\r\nHost: b.test\r\nContent-Length: 3\r\n\r\nabc";
+  auto st = s.Feed(Span(post));
+  EXPECT_EQ(st.event, Event::kHeadComplete);
+  EXPECT_EQ(s.head().method, "POST");
+  EXPECT_EQ(s.head().host, "b.test");
+  st = s.Feed(Span(post.substr(st.consumed)));
+  EXPECT_EQ(st.event, Event::kMessageComplete);
+}
+
+TEST(HttpRequestStream, NotReleasedInsideARequestOrAfterAnError) {
+  HttpRequestStream s;
+  std::string_view half = "GET / HTTP/1.1\r\nHo";
+  ASSERT_EQ(s.Feed(Span(half)).event, Event::kNeedMore);
+  s.ReleaseAtRest();  // inside a head: kept
+  auto st = s.Feed(Span("st: a.test\r\n\r\n"));
+  EXPECT_EQ(st.event, Event::kHeadComplete);
+  EXPECT_EQ(s.head().host, "a.test");
+
+  HttpRequestStream bad;
+  ASSERT_EQ(bad.Feed(Span("GET / HTTP/1.1\r\nHost a\r\n\r\n")).event, Event::kError);
+  bad.ReleaseAtRest();  // failed: stays failed
+  EXPECT_EQ(bad.Feed(Span(kGet)).event, Event::kError);
+}
+
+}  // namespace
+}  // namespace egressd::protocol

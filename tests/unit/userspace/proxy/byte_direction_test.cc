@@ -26,8 +26,9 @@ std::string SendAll(Direction& d, size_t piece = 1000) {
 }
 
 TEST(Direction, SendsOnlyWhatIsReady) {
+  RelayBufferPool pool(64, 0);
   Direction d;
-  d.Allocate(64);
+  d.Allocate(pool);
   Put(d, "abcdef");
   d.ready = 3;
   EXPECT_EQ(SendAll(d), "abc");
@@ -37,8 +38,9 @@ TEST(Direction, SendsOnlyWhatIsReady) {
 }
 
 TEST(Direction, ASpliceReplacesTheHeadInOrder) {
+  RelayBufferPool pool(64, 0);
   Direction d;
-  d.Allocate(64);
+  d.Allocate(pool);
   Put(d, "body|HEAD|rest");
   d.ready = 5;  // "body|" may go; the head [5, 9) is being decided
   d.splice = {.active = true, .at = 5, .skip_to = 9, .bytes = "NEW-LONGER-HEAD", .sent = 0};
@@ -50,8 +52,9 @@ TEST(Direction, ASpliceReplacesTheHeadInOrder) {
 }
 
 TEST(Direction, DiscardDropsASpliceBehindIt) {
+  RelayBufferPool pool(64, 0);
   Direction d;
-  d.Allocate(64);
+  d.Allocate(pool);
   Put(d, "HEADbody");
   d.splice = {.active = true, .at = 0, .skip_to = 4, .bytes = "X", .sent = 0};
   d.ready = 8;
@@ -61,8 +64,9 @@ TEST(Direction, DiscardDropsASpliceBehindIt) {
 }
 
 TEST(Direction, CompactKeepsPositionsAndTheSplice) {
+  RelayBufferPool pool(16, 0);
   Direction d;
-  d.Allocate(16);
+  d.Allocate(pool);
   Put(d, "0123456789ABCDEF");  // full
   d.ready = 4;
   EXPECT_EQ(SendAll(d), "0123");
@@ -79,8 +83,9 @@ TEST(Direction, CompactKeepsPositionsAndTheSplice) {
 }
 
 TEST(Direction, CompactWaitsForOperationsInFlight) {
+  RelayBufferPool pool(8, 0);
   Direction d;
-  d.Allocate(8);
+  d.Allocate(pool);
   Put(d, "01234567");
   d.ready = 2;
   d.Sent(2);

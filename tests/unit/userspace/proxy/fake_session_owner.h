@@ -33,8 +33,8 @@ inline constexpr const char* kPolicy =
 class FakeConnection : public HttpSessionOwner {
  public:
   explicit FakeConnection(const std::string& yaml = kPolicy) : view_(MakeView(yaml)) {
-    up_.Allocate(64 * 1024);
-    down_.Allocate(64 * 1024);
+    up_.Allocate(buffers_);
+    down_.Allocate(buffers_);
   }
 
   // The client sends `bytes` (and maybe closes).
@@ -117,6 +117,7 @@ class FakeConnection : public HttpSessionOwner {
   }
 
   std::shared_ptr<const sandbox::SandboxView> view_;
+  RelayBufferPool buffers_{64 * 1024, 0};
   Direction up_, down_;
 
  public:
