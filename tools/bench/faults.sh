@@ -143,8 +143,10 @@ for where in egressd haproxy; do
   fi
   client=$!
   if wait_file "$ready" 120 "$client"; then
-    # Idle for real: egressd gives an idle connection's buffers back after 1 s quiet.
-    sleep 2
+    # Idle for real: egressd parks a connection quiet for 1 s (its buffers go
+    # back to the worker's pool) and unmaps what the pool did not need for a
+    # second, checked every second.
+    sleep 4
     RSS[$where]=$(mib_per_1000 "$(rss_kib "$pid")" "$before" "$KA")
     OPEN[$where]=$(awk '{print $3}' "$ready")
     if [ $where = egressd ]; then read -r during_rps during_p99 during_err <<<"$(wrk_b 5)"; fi

@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+
 namespace egressd::proxy {
 
 void RelayBuffer::Release() {
@@ -9,10 +11,8 @@ void RelayBuffer::Release() {
   pool_ = nullptr;
 }
 
-RelayBufferPool::RelayBufferPool(size_t buffer_bytes, size_t keep)
-    : buffer_bytes_(buffer_bytes), keep_(keep) {
-  kept_.reserve(keep);
-}
+RelayBufferPool::RelayBufferPool(size_t buffer_bytes, size_t keep_min, size_t keep_max)
+    : buffer_bytes_(buffer_bytes), keep_min_(keep_min), keep_max_(keep_max) {}
 
 RelayBufferPool::~RelayBufferPool() {
   for (uint8_t* data : kept_) munmap(data, buffer_bytes_);
@@ -22,6 +22,7 @@ RelayBuffer RelayBufferPool::Take() {
   if (!kept_.empty()) {
     uint8_t* data = kept_.back();
     kept_.pop_back();
+    low_water_ = std::min(low_water_, kept_.size());
     return RelayBuffer(this, data);
   }
   void* data =
@@ -32,12 +33,24 @@ RelayBuffer RelayBufferPool::Take() {
 }
 
 void RelayBufferPool::Give(uint8_t* data) {
-  if (kept_.size() < keep_) {
+  if (kept_.size() < keep_max_) {
     kept_.push_back(data);
     return;
   }
   munmap(data, buffer_bytes_);
   mapped_--;
+}
+
+void RelayBufferPool::Trim() {
+  // Those no Take reached in the period, as far as keep_min allows.
+  size_t surplus =
+      std::min(low_water_, kept_.size() > keep_min_ ? kept_.size() - keep_min_ : size_t{0});
+  for (; surplus > 0 && !kept_.empty(); --surplus) {
+    munmap(kept_.back(), buffer_bytes_);
+    kept_.pop_back();
+    mapped_--;
+  }
+  low_water_ = kept_.size();
 }
 
 }  // namespace egressd::proxy

@@ -3,9 +3,14 @@
 // kernel provides only when first touched and takes back whole when the
 // buffer is unmapped. A connection that has been idle a while gives both
 // its buffers back (connection_parking.cc), so what an idle connection
-// costs is its own state, not pages of buffers. Each worker keeps a few
-// returned buffers for the next connections (no system call under
-// connection churn); past that many they are unmapped.
+// costs is its own state, not pages of buffers.
+//
+// Returned buffers are kept for the next connections: under connection
+// churn a buffer goes from one connection to the next with no system call
+// and no page fault (an munmap in a multi-threaded process also costs every
+// CPU running it a TLB flush). What the worker did not need for a whole
+// trim period is unmapped (Trim, every second), down to `keep_min`: memory
+// follows demand within a couple of seconds.
 //
 // One pool per worker, used only from its thread.
 #pragma once
@@ -49,8 +54,9 @@ class RelayBuffer {
 
 class RelayBufferPool {
  public:
-  // Buffers of `buffer_bytes`; at most `keep` returned ones are kept mapped.
-  RelayBufferPool(size_t buffer_bytes, size_t keep);
+  // Buffers of `buffer_bytes`; returned ones are kept mapped, at most
+  // `keep_max`, and Trim leaves at least `keep_min`.
+  RelayBufferPool(size_t buffer_bytes, size_t keep_min, size_t keep_max);
   ~RelayBufferPool();
   RelayBufferPool(const RelayBufferPool&) = delete;
   RelayBufferPool& operator=(const RelayBufferPool&) = delete;
@@ -61,15 +67,19 @@ class RelayBufferPool {
   // Buffers mapped now: held by connections or kept for them.
   size_t mapped() const { return mapped_; }
   size_t kept() const { return kept_.size(); }
+  // Unmaps the kept buffers no Take needed since the last Trim (beyond keep_min).
+  void Trim();
 
  private:
   friend class RelayBuffer;
   void Give(uint8_t* data);
 
   size_t buffer_bytes_;
-  size_t keep_;
+  size_t keep_min_;
+  size_t keep_max_;
   size_t mapped_ = 0;
   std::vector<uint8_t*> kept_;
+  size_t low_water_ = 0;  // the fewest kept since the last Trim
 };
 
 }  // namespace egressd::proxy

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "userspace/common/loopback_socket.h"
@@ -19,13 +20,19 @@ namespace {
 constexpr unsigned kRingEntries = 4096;
 // Out of descriptors: at most this many waiting connections are closed in one go.
 constexpr size_t kRefuseBatch = 256;
-// Returned relay buffers a worker keeps mapped for its next connections.
-constexpr size_t kKeptRelayBuffers = 16;
+// Returned relay buffers a worker keeps mapped for its next connections:
+// at least this many after a trim, at most this many ever.
+constexpr size_t kKeptRelayBuffersMin = 16;
+constexpr size_t kKeptRelayBuffersMax = 4096;
+// How often unneeded kept buffers are unmapped (RelayBufferPool::Trim).
+constexpr auto kBufferTrimPeriod = std::chrono::seconds(1);
 
 }  // namespace
 
 Worker::Worker(const ProxyContext& ctx, int index)
-    : ctx_(ctx), index_(index), buffers_(ctx.options.buffer_bytes, kKeptRelayBuffers) {}
+    : ctx_(ctx),
+      index_(index),
+      buffers_(ctx.options.buffer_bytes, kKeptRelayBuffersMin, kKeptRelayBuffersMax) {}
 
 Worker::~Worker() {
   Stop();
@@ -249,8 +256,16 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
 
 void Worker::Run() {
   spdlog::debug("proxy worker {} running", index_);
+  auto next_trim = std::chrono::steady_clock::now() + kBufferTrimPeriod;
   while (!stop_) {
-    io_uring_submit_and_wait(&ring_, 1);
+    // Wakes at least every trim period, busy or not.
+    __kernel_timespec wait = {.tv_sec = kBufferTrimPeriod.count(), .tv_nsec = 0};
+    io_uring_cqe* first = nullptr;
+    io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
+    if (auto now = std::chrono::steady_clock::now(); now >= next_trim) {
+      buffers_.Trim();
+      next_trim = now + kBufferTrimPeriod;
+    }
     io_uring_cqe* cqe;
     unsigned head;
     unsigned seen = 0;

@@ -26,7 +26,7 @@ std::string SendAll(Direction& d, size_t piece = 1000) {
 }
 
 TEST(Direction, SendsOnlyWhatIsReady) {
-  RelayBufferPool pool(64, 0);
+  RelayBufferPool pool(64, 0, 0);
   Direction d;
   d.Allocate(pool);
   Put(d, "abcdef");
@@ -38,7 +38,7 @@ TEST(Direction, SendsOnlyWhatIsReady) {
 }
 
 TEST(Direction, ASpliceReplacesTheHeadInOrder) {
-  RelayBufferPool pool(64, 0);
+  RelayBufferPool pool(64, 0, 0);
   Direction d;
   d.Allocate(pool);
   Put(d, "body|HEAD|rest");
@@ -52,7 +52,7 @@ TEST(Direction, ASpliceReplacesTheHeadInOrder) {
 }
 
 TEST(Direction, DiscardDropsASpliceBehindIt) {
-  RelayBufferPool pool(64, 0);
+  RelayBufferPool pool(64, 0, 0);
   Direction d;
   d.Allocate(pool);
   Put(d, "HEADbody");
@@ -64,7 +64,7 @@ TEST(Direction, DiscardDropsASpliceBehindIt) {
 }
 
 TEST(Direction, CompactKeepsPositionsAndTheSplice) {
-  RelayBufferPool pool(16, 0);
+  RelayBufferPool pool(16, 0, 0);
   Direction d;
   d.Allocate(pool);
   Put(d, "0123456789ABCDEF");  // full
@@ -83,7 +83,7 @@ TEST(Direction, CompactKeepsPositionsAndTheSplice) {
 }
 
 TEST(Direction, CompactWaitsForOperationsInFlight) {
-  RelayBufferPool pool(8, 0);
+  RelayBufferPool pool(8, 0, 0);
   Direction d;
   d.Allocate(pool);
   Put(d, "01234567");

@@ -117,7 +117,7 @@ class FakeConnection : public HttpSessionOwner {
   }
 
   std::shared_ptr<const sandbox::SandboxView> view_;
-  RelayBufferPool buffers_{64 * 1024, 0};
+  RelayBufferPool buffers_{64 * 1024, 0, 0};
   Direction up_, down_;
 
  public:

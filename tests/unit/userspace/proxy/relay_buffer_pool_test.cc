@@ -3,14 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 #include "userspace/proxy/byte_direction.h"
 
 namespace egressd::proxy {
 namespace {
 
-TEST(RelayBufferPool, KeepsAFewReturnedBuffersAndUnmapsTheRest) {
-  RelayBufferPool pool(64 * 1024, 1);
+TEST(RelayBufferPool, KeepsReturnedBuffersUpToItsMaximum) {
+  RelayBufferPool pool(64 * 1024, 0, 1);
   {
     RelayBuffer a = pool.Take();
     RelayBuffer b = pool.Take();
@@ -29,7 +30,7 @@ TEST(RelayBufferPool, KeepsAFewReturnedBuffersAndUnmapsTheRest) {
 }
 
 TEST(RelayBufferPool, AMovedBufferIsGivenBackOnce) {
-  RelayBufferPool pool(4096, 4);
+  RelayBufferPool pool(4096, 0, 4);
   RelayBuffer a = pool.Take();
   RelayBuffer b = std::move(a);
   EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move): moved-from is empty
@@ -39,8 +40,29 @@ TEST(RelayBufferPool, AMovedBufferIsGivenBackOnce) {
   EXPECT_EQ(pool.kept(), 1u);
 }
 
+TEST(RelayBufferPool, TrimUnmapsWhatWasNotNeededForAPeriod) {
+  RelayBufferPool pool(4096, 1, 100);
+  {
+    std::vector<RelayBuffer> held;
+    for (int i = 0; i < 5; ++i) held.push_back(pool.Take());
+  }
+  EXPECT_EQ(pool.kept(), 5u);
+  pool.Trim();  // the period in which they were taken: all were needed
+  EXPECT_EQ(pool.kept(), 5u);
+  {
+    RelayBuffer a = pool.Take();
+    RelayBuffer b = pool.Take();  // at most 2 of the 5 needed in this period
+  }
+  pool.Trim();
+  EXPECT_EQ(pool.kept(), 2u);  // 3 never needed, unmapped
+  EXPECT_EQ(pool.mapped(), 2u);
+  pool.Trim();  // a quiet period: down to the minimum
+  EXPECT_EQ(pool.kept(), 1u);
+  EXPECT_EQ(pool.mapped(), 1u);
+}
+
 TEST(Direction, ReleaseBufferGivesItBackAndStartsOver) {
-  RelayBufferPool pool(4096, 4);
+  RelayBufferPool pool(4096, 0, 4);
   Direction d;
   ASSERT_TRUE(d.Allocate(pool));
   EXPECT_EQ(d.cap, 4096u);
