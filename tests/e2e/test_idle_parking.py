@@ -5,6 +5,7 @@ proxy.parked_connections). Each test checks that parked connections then
 behave exactly as busy ones: the next request, bytes the upstream sends
 first, the upstream closing, a request for another host, the idle timeout."""
 import json
+import os
 import subprocess
 import threading
 import time
@@ -118,6 +119,12 @@ def test_idle_keepalive_connections_park_and_serve_their_next_requests(env):
         assert client.do("get all allowed.test /park-first") == ["HTTP/1.1 200 OK"] * n
         rss_busy = rss_kib(env.daemon.proc.pid)
         wait_parked(env, n)
+        # What the workers keep for their next connections is unmapped once
+        # not needed for a second (RelayBufferPool::Trim): at most 16 each remain.
+        deadline = time.monotonic() + 10
+        while env.daemon.status()["proxy"]["relay_buffers"] > 16 * os.cpu_count():
+            assert time.monotonic() < deadline, env.daemon.status()["proxy"]
+            time.sleep(0.1)
         rss_parked = rss_kib(env.daemon.proc.pid)
         print(f"egressd RSS with {n} connections: {rss_open} KiB opened, {rss_busy} KiB after a "
               f"request each, {rss_parked} KiB parked")

@@ -131,9 +131,12 @@ def test_idle_keepalive_connections_cost_little_and_another_sandbox_is_served(en
         first = json.loads(read_line(proc.stdout, 60, "the connections opened"))
         assert first == {"opened": n, "ok": n}, first
         wait_for(lambda: holder.stats()["proxy"]["open_connections"] == n, what=f"{n} open")
-        # Quiet for a second, each gives its relay buffers back (test_idle_parking.py).
+        # Quiet for a second, each gives its relay buffers back (test_idle_parking.py),
+        # and the workers unmap what they keep beyond 16 each within two more.
         wait_for(lambda: env.daemon.status()["proxy"]["parked_connections"] == n,
                  what=f"{n} parked")
+        wait_for(lambda: env.daemon.status()["proxy"]["relay_buffers"] <= 16 * os.cpu_count(),
+                 what="the kept relay buffers unmapped")
         rss_held = rss_kib(pid)
         per_1000 = (rss_held - rss_before) * 1000 / n / 1024
         print(f"egressd RSS: {rss_before} KiB idle, {rss_held} KiB with {n} idle keep-alive "

@@ -145,8 +145,18 @@ for where in egressd haproxy; do
   if wait_file "$ready" 120 "$client"; then
     # Idle for real: egressd parks a connection quiet for 1 s (its buffers go
     # back to the worker's pool) and unmaps what the pool did not need for a
-    # second, checked every second.
+    # second, checked every second: measured once its status says both are
+    # done (at most 20 s); haproxy is given the same 4 s of idleness.
     sleep 4
+    if [ $where = egressd ]; then
+      for _ in $(seq 200); do
+        "$BUILD/tools/egressctl" --socket "$W/sock" status | "$PY" -c '
+import json, os, sys
+p = json.load(sys.stdin)["proxy"]
+sys.exit(0 if p["parked_connections"] >= int(sys.argv[1]) and p["relay_buffers"] <= 16 * os.cpu_count() else 1)' "$KA" && break
+        sleep 0.1
+      done
+    fi
     RSS[$where]=$(mib_per_1000 "$(rss_kib "$pid")" "$before" "$KA")
     OPEN[$where]=$(awk '{print $3}' "$ready")
     if [ $where = egressd ]; then read -r during_rps during_p99 during_err <<<"$(wrk_b 5)"; fi

@@ -457,7 +457,8 @@ nlohmann::json Daemon::Status_() const {
             {"refused_no_fd", proxy_counters_.refused_no_fd.load()},
             {"upstream_socket_errors", proxy_counters_.upstream_socket_errors.load()},
             {"buffer_errors", proxy_counters_.buffer_errors.load()},
-            {"parked_connections", proxy_counters_.parked_connections.load()}}},
+            {"parked_connections", proxy_counters_.parked_connections.load()},
+            {"relay_buffers", proxy_counters_.relay_buffers.load()}}},
           {"secrets",
            {{"refreshes", secrets_->counters().refreshes.load()},
             {"file_reads", secrets_->counters().file_reads.load()},
@@ -520,6 +521,8 @@ metrics::MetricsSnapshot Daemon::MetricsFigures() const {
   d.relay_buffer_errors = proxy_counters_.buffer_errors.load();
   d.parked_connections =
       static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.parked_connections.load()));
+  d.relay_buffers =
+      static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.relay_buffers.load()));
   d.dns_malformed = forwarder_->malformed();
   d.dns_overloaded = forwarder_->overloaded();
   d.dns_upstream_errors = forwarder_->upstream_errors();

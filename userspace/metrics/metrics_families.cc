@@ -268,6 +268,10 @@ std::vector<MetricFamily> DaemonFamilies(const DaemonFigures& d) {
           "Idle connections holding no relay buffer now (quiet for a second, between requests "
           "or in a tunnel)",
           kGauge, d.parked_connections),
+      One("egressd_relay_buffers",
+          "Relay buffers mapped now (256 KiB of address space each, pages touched as used): held "
+          "by connections or kept for the next ones",
+          kGauge, d.relay_buffers),
       One("egressd_dns_malformed_total", "Malformed DNS queries from sandboxes, dropped", kCounter,
           d.dns_malformed),
       One("egressd_dns_overloaded_total",

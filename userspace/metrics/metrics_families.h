@@ -28,6 +28,7 @@ struct DaemonFigures {
   uint64_t upstream_socket_errors = 0;
   uint64_t relay_buffer_errors = 0;
   uint64_t parked_connections = 0;
+  uint64_t relay_buffers = 0;
   uint64_t dns_malformed = 0;
   uint64_t dns_overloaded = 0;
   uint64_t dns_upstream_errors = 0;

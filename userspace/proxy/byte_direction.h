@@ -27,7 +27,6 @@
 namespace egressd::proxy {
 
 struct HeadSplice {
-  bool active = false;
   size_t at = 0;       // where in the buffer the replaced head began
   size_t skip_to = 0;  // where it ended: the next byte to send after `bytes`
   std::string bytes;   // the head as the filters left it
@@ -53,8 +52,8 @@ struct Direction {
   bool eof = false;           // the source closed its side
   bool shut_written = false;  // we sent FIN to the destination
   Parking parking = Parking::kNo;
-  size_t head_end = 0;  // HTTP: the end of the request head being decided
-  HeadSplice splice;
+  size_t head_end = 0;                 // HTTP: the end of the request head being decided
+  std::unique_ptr<HeadSplice> splice;  // usually none (an idle connection stays small)
 
   // False when no buffer could be had (out of memory).
   bool Allocate(RelayBufferPool& pool) {
@@ -72,29 +71,29 @@ struct Direction {
   }
   void Reset() {
     start = ready = scanned = end = head_end = 0;
-    splice = {};
+    splice.reset();
   }
   bool idle() const { return !recv_pending && !send_pending; }
 
   // What goes out next: the buffer up to a splice, the splice's bytes, then
   // the buffer after the replaced head. Empty when nothing may go now.
   std::span<const uint8_t> NextToSend() const {
-    if (splice.active && start == splice.at) {
-      if (ready < splice.skip_to) return {};  // the head is not released yet
-      return {reinterpret_cast<const uint8_t*>(splice.bytes.data()) + splice.sent,
-              splice.bytes.size() - splice.sent};
+    if (splice && start == splice->at) {
+      if (ready < splice->skip_to) return {};  // the head is not released yet
+      return {reinterpret_cast<const uint8_t*>(splice->bytes.data()) + splice->sent,
+              splice->bytes.size() - splice->sent};
     }
-    size_t stop = splice.active && splice.at > start ? std::min(ready, splice.at) : ready;
+    size_t stop = splice && splice->at > start ? std::min(ready, splice->at) : ready;
     if (stop <= start) return {};
     return {buf.get() + start, stop - start};
   }
   // `n` bytes of NextToSend() went out.
   void Sent(size_t n) {
-    if (splice.active && start == splice.at) {
-      splice.sent += n;
-      if (splice.sent == splice.bytes.size()) {
-        start = splice.skip_to;
-        splice = {};
+    if (splice && start == splice->at) {
+      splice->sent += n;
+      if (splice->sent == splice->bytes.size()) {
+        start = splice->skip_to;
+        splice.reset();
       }
       return;
     }
@@ -103,15 +102,15 @@ struct Direction {
   // Bytes before `pos` are never sent (they were meant for an upstream that
   // is gone); a splice among them goes too.
   void DiscardUpTo(size_t pos) {
-    if (splice.active && pos > splice.at) {
-      pos = std::max(pos, splice.skip_to);
-      splice = {};
+    if (splice && pos > splice->at) {
+      pos = std::max(pos, splice->skip_to);
+      splice.reset();
     }
     start = std::max(start, pos);
   }
   bool HasUnsent() const { return !NextToSend().empty(); }
   // Everything received has been sent (nothing waits in the buffer).
-  bool Drained() const { return start == end && !splice.active; }
+  bool Drained() const { return start == end && !splice; }
 
   // When no operation in flight uses the buffer (`in_use` false; a TLS side
   // receives into and sends from buffers of its own): an emptied buffer
@@ -119,7 +118,7 @@ struct Direction {
   // bytes moved.
   size_t Compact(bool in_use) {
     if (!buf || in_use || start == 0) return 0;
-    if (start == end && !splice.active) {
+    if (start == end && !splice) {
       size_t shift = start;
       Reset();
       return shift;
@@ -132,9 +131,9 @@ struct Direction {
     scanned -= shift;
     end -= shift;
     head_end = head_end > shift ? head_end - shift : 0;
-    if (splice.active) {
-      splice.at -= shift;
-      splice.skip_to -= shift;
+    if (splice) {
+      splice->at -= shift;
+      splice->skip_to -= shift;
     }
     return shift;
   }

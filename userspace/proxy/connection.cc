@@ -162,7 +162,7 @@ void Connection::Classify() {
       CancelDeadline();
       mode_ = Mode::kHttp;
       phase_ = Phase::kHttp;
-      session_ = std::make_unique<HttpSession>(*this, up_, down_);
+      session_.emplace(*this, up_, down_);
       session_->OnClientBytes();
       return;
     case protocol::SniffResult::kNeedMore:
@@ -255,7 +255,7 @@ void Connection::StartInterception(const std::string& sni) {
   view->counters->tls_intercepted++;
   mode_ = Mode::kHttp;
   phase_ = Phase::kHttp;
-  session_ = std::make_unique<HttpSession>(*this, up_, down_);
+  session_.emplace(*this, up_, down_);
   // The handshake and the first request head complete within
   // --header-timeout, as a plain request's head does.
   ArmDeadline(worker_.ctx().options.head_timeout);

@@ -112,6 +112,7 @@ void Connection::CountParked() {
   parked_counted_ = parked;
   if (parked) {
     worker_.ctx().counters->parked_connections++;
+    worker_.NoteParked();
   } else {
     worker_.ctx().counters->parked_connections--;
   }

@@ -122,11 +122,8 @@ void HttpSession::OnHead() {
   // The head being decided is [up_.ready, up_.head_end). A changed one goes
   // out serialized again, in its place.
   if (head.changed()) {
-    up_.splice = HeadSplice{.active = true,
-                            .at = up_.ready,
-                            .skip_to = up_.head_end,
-                            .bytes = head.Serialize(),
-                            .sent = 0};
+    up_.splice = std::make_unique<HeadSplice>(
+        HeadSplice{.at = up_.ready, .skip_to = up_.head_end, .bytes = head.Serialize(), .sent = 0});
   }
   owner_.RouteRequest(head.host());
 }

@@ -11,11 +11,15 @@ void RelayBuffer::Release() {
   pool_ = nullptr;
 }
 
-RelayBufferPool::RelayBufferPool(size_t buffer_bytes, size_t keep_min, size_t keep_max)
-    : buffer_bytes_(buffer_bytes), keep_min_(keep_min), keep_max_(keep_max) {}
+RelayBufferPool::RelayBufferPool(size_t buffer_bytes, size_t keep_min, size_t keep_max,
+                                 std::atomic<int64_t>* mapped_total)
+    : buffer_bytes_(buffer_bytes),
+      keep_min_(keep_min),
+      keep_max_(keep_max),
+      mapped_total_(mapped_total) {}
 
 RelayBufferPool::~RelayBufferPool() {
-  for (uint8_t* data : kept_) munmap(data, buffer_bytes_);
+  for (uint8_t* data : kept_) Unmap(data);
 }
 
 RelayBuffer RelayBufferPool::Take() {
@@ -29,6 +33,7 @@ RelayBuffer RelayBufferPool::Take() {
       mmap(nullptr, buffer_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (data == MAP_FAILED) return {};
   mapped_++;
+  if (mapped_total_) mapped_total_->fetch_add(1, std::memory_order_relaxed);
   return RelayBuffer(this, static_cast<uint8_t*>(data));
 }
 
@@ -37,8 +42,13 @@ void RelayBufferPool::Give(uint8_t* data) {
     kept_.push_back(data);
     return;
   }
+  Unmap(data);
+}
+
+void RelayBufferPool::Unmap(uint8_t* data) {
   munmap(data, buffer_bytes_);
   mapped_--;
+  if (mapped_total_) mapped_total_->fetch_sub(1, std::memory_order_relaxed);
 }
 
 void RelayBufferPool::Trim() {
@@ -46,9 +56,8 @@ void RelayBufferPool::Trim() {
   size_t surplus =
       std::min(low_water_, kept_.size() > keep_min_ ? kept_.size() - keep_min_ : size_t{0});
   for (; surplus > 0 && !kept_.empty(); --surplus) {
-    munmap(kept_.back(), buffer_bytes_);
+    Unmap(kept_.back());
     kept_.pop_back();
-    mapped_--;
   }
   low_water_ = kept_.size();
 }

@@ -15,6 +15,7 @@
 // One pool per worker, used only from its thread.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -55,8 +56,10 @@ class RelayBuffer {
 class RelayBufferPool {
  public:
   // Buffers of `buffer_bytes`; returned ones are kept mapped, at most
-  // `keep_max`, and Trim leaves at least `keep_min`.
-  RelayBufferPool(size_t buffer_bytes, size_t keep_min, size_t keep_max);
+  // `keep_max`, and Trim leaves at least `keep_min`. `mapped_total` (may be
+  // null) follows how many are mapped, summed with other pools'.
+  RelayBufferPool(size_t buffer_bytes, size_t keep_min, size_t keep_max,
+                  std::atomic<int64_t>* mapped_total = nullptr);
   ~RelayBufferPool();
   RelayBufferPool(const RelayBufferPool&) = delete;
   RelayBufferPool& operator=(const RelayBufferPool&) = delete;
@@ -73,6 +76,7 @@ class RelayBufferPool {
  private:
   friend class RelayBuffer;
   void Give(uint8_t* data);
+  void Unmap(uint8_t* data);
 
   size_t buffer_bytes_;
   size_t keep_min_;
@@ -80,6 +84,7 @@ class RelayBufferPool {
   size_t mapped_ = 0;
   std::vector<uint8_t*> kept_;
   size_t low_water_ = 0;  // the fewest kept since the last Trim
+  std::atomic<int64_t>* mapped_total_;
 };
 
 }  // namespace egressd::proxy

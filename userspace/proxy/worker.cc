@@ -1,6 +1,7 @@
 #include "userspace/proxy/worker.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -26,13 +27,16 @@ constexpr size_t kKeptRelayBuffersMin = 16;
 constexpr size_t kKeptRelayBuffersMax = 4096;
 // How often unneeded kept buffers are unmapped (RelayBufferPool::Trim).
 constexpr auto kBufferTrimPeriod = std::chrono::seconds(1);
+// Parked connections in a trim period past which the heap is trimmed too.
+constexpr size_t kParkedBeforeHeapTrim = 64;
 
 }  // namespace
 
 Worker::Worker(const ProxyContext& ctx, int index)
     : ctx_(ctx),
       index_(index),
-      buffers_(ctx.options.buffer_bytes, kKeptRelayBuffersMin, kKeptRelayBuffersMax) {}
+      buffers_(ctx.options.buffer_bytes, kKeptRelayBuffersMin, kKeptRelayBuffersMax,
+               ctx.counters ? &ctx.counters->relay_buffers : nullptr) {}
 
 Worker::~Worker() {
   Stop();
@@ -264,6 +268,11 @@ void Worker::Run() {
     io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
     if (auto now = std::chrono::steady_clock::now(); now >= next_trim) {
       buffers_.Trim();
+      // What many connections freed as they parked (parsers, the last
+      // request's headers) lies between live objects: glibc gives free pages
+      // in the middle of its heaps back only through malloc_trim.
+      if (parked_since_trim_ >= kParkedBeforeHeapTrim) malloc_trim(0);
+      parked_since_trim_ = 0;
       next_trim = now + kBufferTrimPeriod;
     }
     io_uring_cqe* cqe;

@@ -73,6 +73,9 @@ class alignas(16) Worker {
   const ProxyContext& ctx() const { return ctx_; }
   // The relay buffers of this worker's connections.
   RelayBufferPool& buffers() { return buffers_; }
+  // A connection was parked (connection_parking.cc): what it freed may be
+  // given back to the system at the next trim.
+  void NoteParked() { parked_since_trim_++; }
   // The proxy listeners of a sandbox in a network namespace of its own
   // (thread-safe; the worker owns and closes the fds from here on).
   void AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds);
@@ -110,6 +113,7 @@ class alignas(16) Worker {
   std::vector<std::function<void()>> posted_;
   uint64_t next_conn_id_ = 1;
   RelayBufferPool buffers_;  // declared before the connections: they give buffers back to it
+  size_t parked_since_trim_ = 0;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   // Connections done during the current completion batch, freed after it.
   std::vector<std::unique_ptr<Connection>> finished_;

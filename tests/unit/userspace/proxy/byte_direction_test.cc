@@ -43,11 +43,12 @@ TEST(Direction, ASpliceReplacesTheHeadInOrder) {
   d.Allocate(pool);
   Put(d, "body|HEAD|rest");
   d.ready = 5;  // "body|" may go; the head [5, 9) is being decided
-  d.splice = {.active = true, .at = 5, .skip_to = 9, .bytes = "NEW-LONGER-HEAD", .sent = 0};
+  d.splice = std::make_unique<HeadSplice>(
+      HeadSplice{.at = 5, .skip_to = 9, .bytes = "NEW-LONGER-HEAD", .sent = 0});
   EXPECT_EQ(SendAll(d, 2), "body|");  // stops at the splice: the head is held
   d.ready = d.end;                    // released
   EXPECT_EQ(SendAll(d, 2), "NEW-LONGER-HEAD|rest");
-  EXPECT_FALSE(d.splice.active);
+  EXPECT_FALSE(d.splice);
   EXPECT_TRUE(d.Drained());
 }
 
@@ -56,10 +57,11 @@ TEST(Direction, DiscardDropsASpliceBehindIt) {
   Direction d;
   d.Allocate(pool);
   Put(d, "HEADbody");
-  d.splice = {.active = true, .at = 0, .skip_to = 4, .bytes = "X", .sent = 0};
+  d.splice =
+      std::make_unique<HeadSplice>(HeadSplice{.at = 0, .skip_to = 4, .bytes = "X", .sent = 0});
   d.ready = 8;
   d.DiscardUpTo(8);
-  EXPECT_FALSE(d.splice.active);
+  EXPECT_FALSE(d.splice);
   EXPECT_TRUE(d.NextToSend().empty());
 }
 
@@ -72,12 +74,13 @@ TEST(Direction, CompactKeepsPositionsAndTheSplice) {
   EXPECT_EQ(SendAll(d), "0123");
   d.scanned = 12;
   d.head_end = 12;
-  d.splice = {.active = true, .at = 8, .skip_to = 12, .bytes = "hh", .sent = 0};
+  d.splice =
+      std::make_unique<HeadSplice>(HeadSplice{.at = 8, .skip_to = 12, .bytes = "hh", .sent = 0});
   EXPECT_EQ(d.Compact(!d.idle()), 4u);
   EXPECT_EQ(d.start, 0u);
   EXPECT_EQ(d.end, 12u);
   EXPECT_EQ(d.head_end, 8u);
-  EXPECT_EQ(d.splice.at, 4u);
+  EXPECT_EQ(d.splice->at, 4u);
   d.ready = d.end;
   EXPECT_EQ(SendAll(d), "4567hhCDEF");
 }
