@@ -882,6 +882,8 @@ void Connection::Deliver(bool client) {
         return;
       }
       // Verified: the request held until now goes.
+      (t->stream().resumed() ? worker_.ctx().counters->upstream_tls_resumed
+                             : worker_.ctx().counters->upstream_tls_full)++;
       CancelDeadline();
       phase_ = Phase::kHttp;
       session_->StartForwarding();

@@ -35,6 +35,10 @@ struct ProxyGlobalCounters {
   std::atomic<uint64_t> buffer_errors{0};
   // Idle connections holding no relay buffer now (connection_parking.cc).
   std::atomic<int64_t> parked_connections{0};
+  // Intercepted connections' handshakes with their upstreams, resumed
+  // (a session of UpstreamSessionCache) or full (certificate verified).
+  std::atomic<uint64_t> upstream_tls_resumed{0};
+  std::atomic<uint64_t> upstream_tls_full{0};
   // Relay buffers mapped now, every worker's: held by connections or kept
   // for the next ones (relay_buffer_pool.h).
   std::atomic<int64_t> relay_buffers{0};

@@ -182,6 +182,10 @@ void TlsStream::ConsumeCiphertext(size_t n) {
   TryShutdown();
 }
 
+bool TlsStream::resumed() const {
+  return SSL_session_reused(ssl_.get()) == 1;
+}
+
 TlsSessionInfo TlsStream::info() const {
   TlsSessionInfo out;
   SSL* ssl = ssl_.get();
@@ -192,7 +196,7 @@ TlsSessionInfo TlsStream::info() const {
   SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
   if (alpn) out.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
   if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) out.sni = sni;
-  out.resumed = SSL_session_reused(ssl) == 1;
+  out.resumed = resumed();
   return out;
 }
 

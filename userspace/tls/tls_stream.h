@@ -124,6 +124,8 @@ class TlsStream {
   bool peer_closed() const { return peer_closed_; }  // close_notify received
   const TlsError& error() const { return error_; }
   TlsSessionInfo info() const;
+  // The handshake resumed a session (no certificate was sent or verified).
+  bool resumed() const;
 
   // For inspection (tests, logs); never do I/O through it.
   SSL* native_handle() const { return ssl_.get(); }
