@@ -1,0 +1,195 @@
+"""The restart window: the pinned programs keep redirecting a sandbox's
+connections to the proxy port while egressd is down and while a new egressd
+starts. A connection that reaches the new proxy before the sandboxes are
+re-adopted must wait (listen backlog), never be accepted and closed as an
+"unknown sandbox": every attempt either fails to connect (nothing listens
+yet) or gets the origin's answer.
+
+Many attached sandboxes make re-adopting take long enough for a client
+connecting back to back to land in the window."""
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import CGROUP2, PYTHON, kill_cgroup, read_line, write_policy
+
+FILLER_SANDBOXES = 40
+
+# Waits for "go", then THREADS threads connect back to back, one request per
+# connection, each outcome with its monotonic times. Prints "served" at its
+# first 200 and "down" at its first failed connect after that. On "ready" it
+# goes on until AFTER more 200s, then prints every outcome as JSON.
+CLIENT = r"""
+import errno, json, socket, sys, threading, time
+ADDR, PORT, HOST, THREADS, AFTER = {addr!r}, {port}, {host!r}, {threads}, {after}
+results, lock, stop = [], threading.Lock(), threading.Event()
+said = set()
+ready_at, served_after = [None], [0]
+def say(word):
+    with lock:
+        if word not in said:
+            said.add(word)
+            print(word, flush=True)
+def name(e):
+    return errno.errorcode.get(getattr(e, "errno", None) or 0, type(e).__name__)
+def attempt(t, n):
+    sent = time.monotonic()
+    try:
+        c = socket.create_connection((ADDR, PORT), timeout=10)
+    except OSError as e:
+        return [sent, None, time.monotonic(), "connect failed " + name(e)]
+    connected = time.monotonic()
+    buf = b""
+    try:
+        c.sendall(b"GET /window-%d-%d HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                  % (t, n, HOST.encode()))
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            buf += d
+    except OSError as e:
+        if not buf:
+            return [sent, connected, time.monotonic(), "closed unanswered " + name(e)]
+    finally:
+        c.close()
+    if not buf:
+        return [sent, connected, time.monotonic(), "closed unanswered EOF"]
+    return [sent, connected, time.monotonic(), buf.split(b"\r\n")[0].decode()]
+def run(t):
+    n = 0
+    while not stop.is_set():
+        n += 1
+        r = attempt(t, n)
+        with lock:
+            results.append(r)
+            if ready_at[0] is not None and r[0] > ready_at[0] and r[3] == "HTTP/1.1 200 OK":
+                served_after[0] += 1
+                if served_after[0] >= AFTER:
+                    stop.set()
+        if r[3] == "HTTP/1.1 200 OK":
+            say("served")
+        elif "served" in said:
+            say("down")
+        if r[1] is None:
+            time.sleep(0.001)  # nothing listens: knock again soon, without spinning
+assert sys.stdin.readline() == "go\n"
+threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+for t in threads:
+    t.start()
+if sys.stdin.readline() == "ready\n":
+    ready_at[0] = time.monotonic()
+    stop.wait(60)
+stop.set()
+for t in threads:
+    t.join(20)
+print(json.dumps(results), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def fillers(env):
+    """Sandboxes that make re-adopting (Registry::Restore) take a while."""
+    for _ in range(FILLER_SANDBOXES):
+        env.sandbox("open")
+
+
+class OwnNetnsCgroup:
+    """A test-named cgroup whose process runs in a network namespace of its own."""
+
+    def __init__(self, argv, **kw):
+        self.path = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
+        os.mkdir(self.path)
+        self.proc = subprocess.Popen(["unshare", "-n", "sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
+                                      self.path, *argv], **kw)
+
+    def close(self):
+        kill_cgroup(self.path)
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        if os.path.isdir(self.path):
+            os.rmdir(self.path)
+
+
+def restart_under_client(env, proc, instance):
+    """kill -9 and a new egressd while `proc` (CLIENT, attached as `instance`)
+    connects; returns (its outcomes, killed_at, restart_at, ready_at)."""
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert read_line(proc.stdout, 20, "a first answer through the proxy") == "served\n"
+    env.daemon.kill9()
+    killed_at = time.monotonic()
+    restarted = False
+    try:
+        assert read_line(proc.stdout, 20, "a refused connect while egressd is down") == "down\n"
+        restart_at = time.monotonic()
+        env.daemon.start()
+        restarted = True
+        ready_at = time.monotonic()
+        assert instance in env.daemon.instances()  # re-adopted, not attached again
+        proc.stdin.write("ready\n")
+        proc.stdin.flush()
+        results = json.loads(read_line(proc.stdout, 90, "the client's outcomes"))
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if not restarted:
+            env.daemon.start()
+    return results, killed_at, restart_at, ready_at
+
+
+def assert_nothing_refused_in_the_window(env, results, killed_at, restart_at, ready_at):
+    # Attempts begun after the old daemon was gone (those before may have
+    # been cut by the kill itself).
+    after_kill = [r for r in results if r[0] > killed_at]
+    refused = [r for r in after_kill if r[3] != "HTTP/1.1 200 OK" and not r[3].startswith("connect failed")]
+    down = [r for r in after_kill if r[3].startswith("connect failed")]
+    # Connected while the new daemon was starting: the window was exercised.
+    early = [r for r in after_kill if r[1] is not None and restart_at < r[1] < ready_at]
+    served_after = [r for r in after_kill if r[0] > ready_at and r[3] == "HTTP/1.1 200 OK"]
+    print(f"restart window: {len(after_kill)} attempts after the kill, {len(down)} could not connect, "
+          f"{len(early)} connected before ready, {len(refused)} closed unanswered; "
+          f"restart to ready {ready_at - restart_at:.3f} s")
+    assert not refused, f"{len(refused)} connection(s) accepted and closed unanswered: {refused[:5]}"
+    assert early, "no connection reached the new daemon before it was ready: the window was not exercised"
+    assert all(r[3] == "HTTP/1.1 200 OK" for r in early), early[:5]
+    assert served_after
+    status = env.daemon.status()
+    assert status["proxy"]["unknown_sandbox"] == 0, status["proxy"]
+    logged = [l for l in env.daemon.log if "unknown sandbox" in l]
+    assert not logged, logged
+
+
+def test_connections_during_a_restart_wait_for_their_sandbox_instead_of_being_refused(env, fillers):
+    sb = env.sandbox("open")
+    proc = sb.popen(PYTHON, "-c", CLIENT.format(addr="127.0.0.1", port=env.http.port, host="allowed.test",
+                                                threads=2, after=20),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        outcome = restart_under_client(env, proc, sb.instance)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert_nothing_refused_in_the_window(env, *outcome)
+
+
+def test_own_netns_listeners_accept_only_once_their_sandbox_is_known(env, fillers):
+    """A sandbox in its own network namespace: its proxy listener is opened
+    again during the re-adoption itself."""
+    ns = env.origin_netns()
+    write_policy(env.daemon.policy_dir, "window-ns", allowed_hosts=["origin.test"])
+    client = OwnNetnsCgroup([PYTHON, "-c", CLIENT.format(addr=ns.ip, port=env.netns_port, host="origin.test",
+                                                          threads=2, after=20)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    instance = f"window-ns-{uuid.uuid4().hex[:6]}"
+    try:
+        env.daemon.ctl("attach", client.path, "--policy", "window-ns", "--instance", instance)
+        assert env.daemon.instances()[instance]["netns"] != "host"
+        outcome = restart_under_client(env, client.proc, instance)
+    finally:
+        env.daemon.ctl("detach", client.path, check=False)
+        client.close()
+    assert_nothing_refused_in_the_window(env, *outcome)
