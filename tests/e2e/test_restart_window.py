@@ -206,3 +206,43 @@ def test_connections_during_a_restart_wait_for_their_sandbox_instead_of_being_re
         proc.kill()
         proc.wait(timeout=10)
     assert_nothing_refused_in_the_window(env, *outcome)
+
+
+ATTACH_ROUNDS = 20
+
+
+def test_attach_while_the_cgroup_connects_refuses_nothing_as_an_unknown_sandbox(env, fillers):
+    """`egressctl attach` of a cgroup whose process is connecting: once the
+    kernel redirects it, its sandbox is known to the proxy."""
+    before = env.daemon.status()["proxy"]["unknown_sandbox"]
+    for _ in range(ATTACH_ROUNDS):
+        path = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
+        os.mkdir(path)
+        proc = subprocess.Popen(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', path, PYTHON, "-c",
+                                 CLIENT.format(addr="127.0.0.1", port=env.http.port, host="allowed.test",
+                                               threads=2, after=20)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_started(proc)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            # Served directly by the origin: not attached yet.
+            assert read_line(proc.stdout, 20, "a first answer") == "served\n"
+            env.daemon.ctl("attach", path, "--policy", "open", "--instance", f"attach-{uuid.uuid4().hex[:6]}")
+            proc.stdin.write("ready\n")
+            proc.stdin.flush()
+            line = read_line(proc.stdout, 60, "the client's outcomes")
+            if line == "down\n":  # the attach closed a socket opened before it
+                line = read_line(proc.stdout, 60, "the client's outcomes")
+            results = json.loads(line)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+            env.daemon.ctl("detach", path, check=False)
+            kill_cgroup(path)
+            if os.path.isdir(path):
+                os.rmdir(path)
+        assert results[-1][3] == "HTTP/1.1 200 OK"
+    refused = env.daemon.status()["proxy"]["unknown_sandbox"] - before
+    assert refused == 0, f"{refused} connection(s) refused as an unknown sandbox during attach"
