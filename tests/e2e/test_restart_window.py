@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import CGROUP2, PYTHON, kill_cgroup, read_line, write_policy
+from conftest import CGROUP2, PYTHON, Sandbox, kill_cgroup, read_line, run_each, write_policy
 
 FILLER_SANDBOXES = 40
 
@@ -93,11 +93,20 @@ print(json.dumps(results), flush=True)
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fillers(env):
-    """Sandboxes that make re-adopting (Registry::Restore) take a while."""
-    for _ in range(FILLER_SANDBOXES):
-        env.sandbox("open")
+    """Makes sandboxes that make re-adopting (Registry::Restore) take a while;
+    attached after the sandbox under test, they are re-adopted after it."""
+    made = []
+
+    def make():
+        for _ in range(FILLER_SANDBOXES):
+            made.append(Sandbox(env.daemon, "open"))
+
+    try:
+        yield make
+    finally:
+        run_each([(f"filler {sb.instance}", sb.cleanup) for sb in made])
 
 
 class OwnNetnsCgroup:
@@ -172,10 +181,10 @@ def assert_nothing_refused_in_the_window(env, results, killed_at, restart_at, re
     assert not logged, logged
 
 
-def test_own_netns_listeners_accept_only_once_their_sandbox_is_known(env, request):
+def test_own_netns_listeners_accept_only_once_their_sandbox_is_known(env, fillers):
     """A sandbox in its own network namespace: its proxy listener is opened
-    again during the re-adoption itself. Attached before the fillers, it is
-    re-adopted first: its listener exists while the others are re-adopted."""
+    again during the re-adoption itself. Re-adopted before the fillers, its
+    listener exists while they are re-adopted."""
     ns = env.origin_netns()
     write_policy(env.daemon.policy_dir, "window-ns", allowed_hosts=["origin.test"])
     client = OwnNetnsCgroup([PYTHON, "-c", CLIENT.format(addr=ns.ip, port=env.netns_port, host="origin.test",
@@ -186,7 +195,7 @@ def test_own_netns_listeners_accept_only_once_their_sandbox_is_known(env, reques
         wait_started(client.proc)
         env.daemon.ctl("attach", client.path, "--policy", "window-ns", "--instance", instance)
         assert env.daemon.instances()[instance]["netns"] != "host"
-        request.getfixturevalue("fillers")
+        fillers()
         outcome = restart_under_client(env, client.proc, instance)
     finally:
         env.daemon.ctl("detach", client.path, check=False)
@@ -196,6 +205,7 @@ def test_own_netns_listeners_accept_only_once_their_sandbox_is_known(env, reques
 
 def test_connections_during_a_restart_wait_for_their_sandbox_instead_of_being_refused(env, fillers):
     sb = env.sandbox("open")
+    fillers()
     proc = sb.popen(PYTHON, "-c", CLIENT.format(addr="127.0.0.1", port=env.http.port, host="allowed.test",
                                                 threads=2, after=20),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -214,6 +224,7 @@ ATTACH_ROUNDS = 20
 def test_attach_while_the_cgroup_connects_refuses_nothing_as_an_unknown_sandbox(env, fillers):
     """`egressctl attach` of a cgroup whose process is connecting: once the
     kernel redirects it, its sandbox is known to the proxy."""
+    fillers()  # a longer Publish
     before = env.daemon.status()["proxy"]["unknown_sandbox"]
     for _ in range(ATTACH_ROUNDS):
         path = os.path.join(CGROUP2, f"egressd-test-{uuid.uuid4().hex[:8]}")
@@ -246,3 +257,88 @@ def test_attach_while_the_cgroup_connects_refuses_nothing_as_an_unknown_sandbox(
         assert results[-1][3] == "HTTP/1.1 200 OK"
     refused = env.daemon.status()["proxy"]["unknown_sandbox"] - before
     assert refused == 0, f"{refused} connection(s) refused as an unknown sandbox during attach"
+
+
+# Like CLIENT, with DNS over UDP: a connected socket per query, so that a
+# query to a closed port fails at once (ECONNREFUSED) instead of timing out.
+DNS_CLIENT = r"""
+import errno, json, socket, sys, threading, time
+sys.path.insert(0, {dns_dir!r})
+from fakedns import build_query
+THREADS, AFTER = {threads}, {after}
+results, lock, stop = [], threading.Lock(), threading.Event()
+said = set()
+ready_at, served_after = [None], [0]
+def say(word):
+    with lock:
+        if word not in said:
+            said.add(word)
+            print(word, flush=True)
+def attempt(t, n):
+    sent = time.monotonic()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.connect(("127.0.0.1", 53))
+        s.send(build_query(n % 65536, "allowed.test"))
+        answer = s.recv(4096)
+        outcome = "rcode=%d" % (answer[3] & 15)
+    except socket.timeout:
+        outcome = "unanswered"
+    except OSError as e:
+        outcome = "failed " + errno.errorcode.get(e.errno, str(e.errno))
+    finally:
+        s.close()
+    return [sent, None, time.monotonic(), outcome]
+def run(t):
+    n = 0
+    while not stop.is_set():
+        n += 1
+        r = attempt(t, n)
+        with lock:
+            results.append(r)
+            if ready_at[0] is not None and r[0] > ready_at[0] and r[3] == "rcode=0":
+                served_after[0] += 1
+                if served_after[0] >= AFTER:
+                    stop.set()
+        if r[3] == "rcode=0":
+            say("served")
+        elif "served" in said:
+            say("down")
+        if r[3].startswith("failed"):
+            time.sleep(0.001)
+print("waiting", flush=True)
+assert sys.stdin.readline() == "go\n"
+threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+for t in threads:
+    t.start()
+if sys.stdin.readline() == "ready\n":
+    ready_at[0] = time.monotonic()
+    stop.wait(60)
+stop.set()
+for t in threads:
+    t.join(20)
+print(json.dumps(results), flush=True)
+"""
+
+
+def test_dns_queries_during_a_restart_are_answered_once_their_sandbox_is_known(env, fillers):
+    """The sandbox's DNS listener is opened again during the re-adoption: a
+    query that reaches it before the sandbox is known waits for its answer."""
+    sb = env.sandbox("open")
+    fillers()
+    proc = sb.popen(PYTHON, "-c", DNS_CLIENT.format(dns_dir=env.dns_dir, threads=2, after=20),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_started(proc)
+        results, killed_at, restart_at, ready_at = restart_under_client(env, proc, sb.instance)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    gone_at = min(r[2] for r in results if r[0] > killed_at and r[3].startswith("failed"))
+    attempts = [r for r in results if r[0] > gone_at]
+    unanswered = [r for r in attempts if r[3] != "rcode=0" and not r[3].startswith("failed")]
+    print(f"dns restart window: {len(attempts)} queries, "
+          f"{sum(r[3].startswith('failed') for r in attempts)} refused, {len(unanswered)} unanswered")
+    assert not unanswered, f"{len(unanswered)} query(ies) went unanswered: {unanswered[:5]}"
+    assert [r for r in attempts if r[0] > ready_at and r[3] == "rcode=0"]

@@ -317,12 +317,13 @@ Status Daemon::Start() {
   proxy_ = std::make_unique<proxy::Proxy>(ctx);
   // Listeners first, then re-adopt, then accept: the pinned programs redirect
   // re-adopted sandboxes to the proxy port all along, and their connections
-  // wait in the listen backlog until every sandbox is known again (accepted
-  // earlier, one would be refused as an unknown sandbox).
+  // (and DNS queries) wait in the listeners until every sandbox is known
+  // again (accepted earlier, one would be refused as an unknown sandbox).
   EGRESSD_RETURN_IF_ERROR(proxy_->Start());
   reserved = {};  // the workers hold the port now
   EGRESSD_RETURN_IF_ERROR(registry_->Restore());
   proxy_->StartAccepting();
+  forwarder_->StartServing();
 
   audit_ = std::make_unique<kernel::AuditReader>();
   EGRESSD_RETURN_IF_ERROR(audit_->Start(bpf_->events_map_fd(), [this](const egressd_event& ev) {
