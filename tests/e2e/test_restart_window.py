@@ -5,6 +5,10 @@ re-adopted must wait (listen backlog), never be accepted and closed as an
 "unknown sandbox": every attempt either fails to connect (nothing listens
 yet) or gets the origin's answer.
 
+The same for DNS queries (answered, never dropped), and for `attach` of a
+cgroup that is already connecting (its view is published before the kernel
+redirects it).
+
 Many attached sandboxes make re-adopting take long enough for a client
 connecting back to back to land in the window."""
 import json
