@@ -315,10 +315,15 @@ Status Daemon::Start() {
   ctx.host_addresses = &host_addresses_;
   ctx.secrets = secrets_.get();
   proxy_ = std::make_unique<proxy::Proxy>(ctx);
-  // Listeners first, then re-adopt: re-adopted sandboxes find the proxy up.
+  // Listeners first, then re-adopt, then accept: the pinned programs redirect
+  // re-adopted sandboxes to the proxy port all along, and their connections
+  // (and DNS queries) wait in the listeners until every sandbox is known
+  // again (accepted earlier, one would be refused as an unknown sandbox).
   EGRESSD_RETURN_IF_ERROR(proxy_->Start());
   reserved = {};  // the workers hold the port now
   EGRESSD_RETURN_IF_ERROR(registry_->Restore());
+  proxy_->StartAccepting();
+  forwarder_->StartServing();
 
   audit_ = std::make_unique<kernel::AuditReader>();
   EGRESSD_RETURN_IF_ERROR(audit_->Start(bpf_->events_map_fd(), [this](const egressd_event& ev) {

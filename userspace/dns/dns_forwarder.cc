@@ -82,7 +82,17 @@ void DnsForwarder::AddSandbox(uint32_t sandbox_id, std::vector<UniqueFd> udp,
 void DnsForwarder::RemoveSandbox(uint32_t sandbox_id) {
   {
     std::lock_guard lock(changes_mu_);
+    // Sockets of it not taken yet are closed here, never served after.
+    std::erase_if(adds_, [&](const Pending& p) { return p.sandbox_id == sandbox_id; });
     removes_.push_back(sandbox_id);
+  }
+  Wake();
+}
+
+void DnsForwarder::StartServing() {
+  {
+    std::lock_guard lock(changes_mu_);
+    serving_ = true;
   }
   Wake();
 }
@@ -92,6 +102,7 @@ void DnsForwarder::ApplyChanges() {
   std::vector<uint32_t> removes;
   {
     std::lock_guard lock(changes_mu_);
+    if (!serving_) return;
     adds.swap(adds_);
     removes.swap(removes_);
   }

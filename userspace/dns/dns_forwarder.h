@@ -48,6 +48,10 @@ class DnsForwarder {
   // are skipped); queries on them are decided by sandbox `sandbox_id`.
   void AddSandbox(uint32_t sandbox_id, std::vector<UniqueFd> udp, std::vector<UniqueFd> tcp);
   void RemoveSandbox(uint32_t sandbox_id);
+  // Serves the sockets added so far and from then on (thread-safe). Until
+  // then queries wait in the sockets: the daemon calls it once every
+  // re-adopted sandbox is known, so none goes unanswered as unknown.
+  void StartServing();
 
   uint64_t queries() const { return queries_; }
   uint64_t malformed() const { return malformed_; }
@@ -134,6 +138,7 @@ class DnsForwarder {
   std::mutex changes_mu_;  // AddSandbox/RemoveSandbox -> forwarder thread
   std::vector<Pending> adds_;
   std::vector<uint32_t> removes_;
+  bool serving_ = false;  // StartServing ran; adds and removes wait until then
 
   // Forwarder thread only.
   std::vector<Socket> sockets_;

@@ -25,6 +25,10 @@ Status Proxy::Start() {
   return {};
 }
 
+void Proxy::StartAccepting() {
+  for (auto& w : workers_) w->StartAccepting();
+}
+
 void Proxy::AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds) {
   if (workers_.empty()) {
     for (int fd : fds) close(fd);

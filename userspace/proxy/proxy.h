@@ -17,7 +17,11 @@ class Proxy {
  public:
   explicit Proxy(ProxyContext ctx);
   ~Proxy();
+  // Listens on the proxy port; connections wait in the backlog until
+  // StartAccepting.
   Status Start();
+  // Every worker accepts from here on, on its listeners present and future.
+  void StartAccepting();
   void Stop();
 
   // Listeners of a sandbox in its own network namespace: served by one worker

@@ -67,8 +67,7 @@ Status Worker::Init() {
   if (!spare_fd_.valid()) return EGRESSD_ERROR("spare fd (/dev/null): {}", strerror(errno));
   wake_fd_.Reset(eventfd(0, EFD_CLOEXEC));
   if (!wake_fd_.valid()) return EGRESSD_ERROR("eventfd: {}", strerror(errno));
-  for (Listener& l : listeners_) ArmAccept(l);
-  ArmWake();
+  ArmWake();  // accept is armed by StartAccepting
   io_uring_submit(&ring_);
   return {};
 }
@@ -81,6 +80,16 @@ void Worker::Stop() {
   if (!thread_.joinable()) return;
   Post([this] { stop_ = true; });
   thread_.join();
+}
+
+void Worker::StartAccepting() {
+  Post([this] {
+    if (accepting_) return;
+    accepting_ = true;
+    for (Listener& l : listeners_) ArmAccept(l);
+    for (auto& [id, list] : sandbox_listeners_)
+      for (auto& l : list) ArmAccept(*l);
+  });
 }
 
 void Worker::Post(std::function<void()> task) {
@@ -148,7 +157,7 @@ void Worker::AddSandboxListeners(uint32_t sandbox_id, std::vector<int> fds) {
     for (int fd : fds) {
       auto l = std::make_unique<Listener>();
       l->fd.Reset(fd);
-      ArmAccept(*l);
+      if (accepting_) ArmAccept(*l);  // otherwise StartAccepting arms it
       list.push_back(std::move(l));
     }
   });
@@ -158,6 +167,10 @@ void Worker::RemoveSandboxListeners(uint32_t sandbox_id) {
   Post([this, sandbox_id] {
     auto it = sandbox_listeners_.find(sandbox_id);
     if (it == sandbox_listeners_.end()) return;
+    if (!accepting_) {  // no accept to cancel: the listeners close right here
+      sandbox_listeners_.erase(it);
+      return;
+    }
     for (auto& l : it->second) {
       // The accept (or its retry timer) completes once more, then it is freed.
       l->closing = true;

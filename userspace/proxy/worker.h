@@ -64,6 +64,10 @@ class alignas(16) Worker {
   Status Init();  // io_uring and listeners; run on the caller's thread
   void Start();   // runs the loop on a new thread
   void Stop();    // from any thread; joins
+  // Arms accept on every listener, present and added later (thread-safe).
+  // Until then connections wait in the listen backlog: the daemon calls it
+  // once every re-adopted sandbox is known, so none is refused as unknown.
+  void StartAccepting();
 
   // Runs `task` on this worker's thread (thread-safe).
   void Post(std::function<void()> task);
@@ -108,6 +112,7 @@ class alignas(16) Worker {
   UniqueFd wake_fd_;
   uint64_t wake_value_ = 0;
   bool stop_ = false;
+  bool accepting_ = false;  // StartAccepting ran: listeners have an accept armed
   std::thread thread_;
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;

@@ -426,8 +426,15 @@ StatusOr<AttachResult> Registry::Attach(const AttachRequest& request) {
     return attached;
   }
   // From here the cgroup denies everything until ApplyPolicy writes its config.
+  // Its view is published first: a connection the config redirects finds
+  // its sandbox, never is refused as unknown (the cgroup may be busy already).
+  SandboxInfo& known = sandboxes_[sb.id] = sb;
+  known.policy = WithInstanceRules(**policy, sb.rules, sb.instance);
+  Publish();
   Status applied = ApplyPolicy(sb, *policy);
   if (!applied.ok()) {
+    sandboxes_.erase(sb.id);
+    Publish();
     Status st = bpf_->DetachSandbox(sb.id);
     if (!st.ok()) spdlog::error("registry: rollback: {}", st.ToString());
     unpin();
