@@ -27,7 +27,7 @@ namespace egressd::tls {
 class UpstreamSessionCache {
  public:
   static constexpr size_t kDefaultCapacity = 1024;
-  static constexpr size_t kSessionsPerKey = 64;
+  static constexpr size_t kSessionsPerKey = 4;
 
   explicit UpstreamSessionCache(size_t capacity = kDefaultCapacity) : capacity_(capacity) {}
 
