@@ -23,14 +23,17 @@ from conftest import CGROUP2, PYTHON, Sandbox, kill_cgroup, read_line, run_each,
 
 FILLER_SANDBOXES = 40
 
-# Says "waiting" (it runs in its cgroup, in its namespace) and waits for
-# "go", then THREADS threads connect back to back, one request per
-# connection, each outcome with its monotonic times. Prints "served" at its
-# first 200 and "down" at its first failed connect after that. On "ready" it
-# goes on until AFTER more 200s, then prints every outcome as JSON.
-CLIENT = r"""
+# The sandbox side of every test here, in three parts: PROBE_START, an
+# `attempt(t, n)` returning [sent, connected or None, done, outcome] with the
+# outcome OK on success, and PROBE_LOOP. It says "waiting" (it runs in its
+# cgroup, in its namespace) and waits for "go", then THREADS threads make
+# attempts back to back, each outcome with its monotonic times. Prints
+# "served" at its first success and "down" at its first failure after that.
+# On "ready" it goes on until AFTER more successes, then prints every
+# outcome as JSON.
+PROBE_START = r"""
 import errno, json, socket, sys, threading, time
-ADDR, PORT, HOST, THREADS, AFTER = {addr!r}, {port}, {host!r}, {threads}, {after}
+THREADS, AFTER = {threads}, {after}
 results, lock, stop = [], threading.Lock(), threading.Event()
 said = set()
 ready_at, served_after = [None], [0]
@@ -39,6 +42,42 @@ def say(word):
         if word not in said:
             said.add(word)
             print(word, flush=True)
+"""
+PROBE_LOOP = r"""
+def run(t):
+    n = 0
+    while not stop.is_set():
+        n += 1
+        r = attempt(t, n)
+        with lock:
+            results.append(r)
+            if ready_at[0] is not None and r[0] > ready_at[0] and r[3] == OK:
+                served_after[0] += 1
+                if served_after[0] >= AFTER:
+                    stop.set()
+        if r[3] == OK:
+            say("served")
+        elif "served" in said:
+            say("down")
+        if knock_again_soon(r):
+            time.sleep(0.001)  # nothing listens: knock again soon, without spinning
+print("waiting", flush=True)
+assert sys.stdin.readline() == "go\n"
+threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+for t in threads:
+    t.start()
+if sys.stdin.readline() == "ready\n":
+    ready_at[0] = time.monotonic()
+    stop.wait(60)
+stop.set()
+for t in threads:
+    t.join(20)
+print(json.dumps(results), flush=True)
+"""
+# One request per connection, to ADDR:PORT with Host HOST.
+CLIENT = PROBE_START + r"""
+ADDR, PORT, HOST = {addr!r}, {port}, {host!r}
+OK = "HTTP/1.1 200 OK"
 def name(e):
     return errno.errorcode.get(getattr(e, "errno", None) or 0, type(e).__name__)
 def attempt(t, n):
@@ -65,36 +104,9 @@ def attempt(t, n):
     if not buf:
         return [sent, connected, time.monotonic(), "closed unanswered EOF"]
     return [sent, connected, time.monotonic(), buf.split(b"\r\n")[0].decode()]
-def run(t):
-    n = 0
-    while not stop.is_set():
-        n += 1
-        r = attempt(t, n)
-        with lock:
-            results.append(r)
-            if ready_at[0] is not None and r[0] > ready_at[0] and r[3] == "HTTP/1.1 200 OK":
-                served_after[0] += 1
-                if served_after[0] >= AFTER:
-                    stop.set()
-        if r[3] == "HTTP/1.1 200 OK":
-            say("served")
-        elif "served" in said:
-            say("down")
-        if r[1] is None:
-            time.sleep(0.001)  # nothing listens: knock again soon, without spinning
-print("waiting", flush=True)
-assert sys.stdin.readline() == "go\n"
-threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
-for t in threads:
-    t.start()
-if sys.stdin.readline() == "ready\n":
-    ready_at[0] = time.monotonic()
-    stop.wait(60)
-stop.set()
-for t in threads:
-    t.join(20)
-print(json.dumps(results), flush=True)
-"""
+def knock_again_soon(r):
+    return r[1] is None
+""" + PROBE_LOOP
 
 
 @pytest.fixture
@@ -263,21 +275,12 @@ def test_attach_while_the_cgroup_connects_refuses_nothing_as_an_unknown_sandbox(
     assert refused == 0, f"{refused} connection(s) refused as an unknown sandbox during attach"
 
 
-# Like CLIENT, with DNS over UDP: a connected socket per query, so that a
-# query to a closed port fails at once (ECONNREFUSED) instead of timing out.
-DNS_CLIENT = r"""
-import errno, json, socket, sys, threading, time
+# The same with DNS over UDP: a connected socket per query, so that a query
+# to a closed port fails at once (ECONNREFUSED) instead of timing out.
+DNS_CLIENT = PROBE_START + r"""
 sys.path.insert(0, {dns_dir!r})
 from fakedns import build_query
-THREADS, AFTER = {threads}, {after}
-results, lock, stop = [], threading.Lock(), threading.Event()
-said = set()
-ready_at, served_after = [None], [0]
-def say(word):
-    with lock:
-        if word not in said:
-            said.add(word)
-            print(word, flush=True)
+OK = "rcode=0"
 def attempt(t, n):
     sent = time.monotonic()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -294,36 +297,9 @@ def attempt(t, n):
     finally:
         s.close()
     return [sent, None, time.monotonic(), outcome]
-def run(t):
-    n = 0
-    while not stop.is_set():
-        n += 1
-        r = attempt(t, n)
-        with lock:
-            results.append(r)
-            if ready_at[0] is not None and r[0] > ready_at[0] and r[3] == "rcode=0":
-                served_after[0] += 1
-                if served_after[0] >= AFTER:
-                    stop.set()
-        if r[3] == "rcode=0":
-            say("served")
-        elif "served" in said:
-            say("down")
-        if r[3].startswith("failed"):
-            time.sleep(0.001)
-print("waiting", flush=True)
-assert sys.stdin.readline() == "go\n"
-threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
-for t in threads:
-    t.start()
-if sys.stdin.readline() == "ready\n":
-    ready_at[0] = time.monotonic()
-    stop.wait(60)
-stop.set()
-for t in threads:
-    t.join(20)
-print(json.dumps(results), flush=True)
-"""
+def knock_again_soon(r):
+    return r[3].startswith("failed")
+""" + PROBE_LOOP
 
 
 def test_dns_queries_during_a_restart_are_answered_once_their_sandbox_is_known(env, fillers):
