@@ -299,6 +299,7 @@ Status Daemon::Start() {
   proxy::ProxyContext ctx;
   ctx.tls_server = *tls_server;
   ctx.tls_client = *tls_client;
+  tls_client_ = *tls_client;
   ctx.options.proxy_port = options_.proxy_port;
   ctx.options.metrics_port = metrics::ListenPort(options_.metrics_listen);
   ctx.options.workers = options_.workers;
@@ -465,7 +466,15 @@ nlohmann::json Daemon::Status_() const {
             {"parked_connections", proxy_counters_.parked_connections.load()},
             {"relay_buffers", proxy_counters_.relay_buffers.load()},
             {"upstream_tls_resumed", proxy_counters_.upstream_tls_resumed.load()},
-            {"upstream_tls_full", proxy_counters_.upstream_tls_full.load()}}},
+            {"upstream_tls_full", proxy_counters_.upstream_tls_full.load()},
+            {"upstream_tls_sessions",
+             [this] {
+               auto c = tls_client_->sessions().counts();
+               return nlohmann::json{{"kept", c.kept},
+                                     {"offered", c.offered},
+                                     {"none", c.none},
+                                     {"held", tls_client_->sessions().size()}};
+             }()}}},
           {"secrets",
            {{"refreshes", secrets_->counters().refreshes.load()},
             {"file_reads", secrets_->counters().file_reads.load()},

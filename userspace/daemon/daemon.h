@@ -117,6 +117,7 @@ class Daemon {
   proxy::HostAddresses host_addresses_;
   std::unique_ptr<secrets::SecretStore> secrets_;  // before proxy_: the workers read it
   std::unique_ptr<proxy::Proxy> proxy_;
+  std::shared_ptr<const tls::TlsClientContext> tls_client_;  // for its session counts
   std::unique_ptr<kernel::AuditReader> audit_;
   std::unique_ptr<control::ControlServer> control_;
   std::atomic<uint64_t> kernel_events_{0};

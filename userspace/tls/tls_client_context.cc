@@ -32,12 +32,18 @@ int ResumptionSlotIndex() {
 }
 
 // OpenSSL's new-session callback: a full handshake completed (TLS 1.2) or a
-// ticket arrived (TLS 1.3). Returning 1 keeps OpenSSL's reference.
+// ticket arrived (TLS 1.3). The cache keeps a copy: `session` stays the
+// SSL's current session, which OpenSSL marks non-resumable when the
+// connection ends without egressd's close_notify (an upstream that closes
+// first, as on `Connection: close`), and that would spoil the cached one.
+// Kept as is, that was every connection's last ticket: only one upstream
+// handshake in two resumed. (TLS 1.1 and later allow resuming after such an
+// end; a TLS 1.3 ticket is valid once delivered.)
 int OnNewSession(SSL* ssl, SSL_SESSION* session) {
   auto* slot = static_cast<ResumptionSlot*>(SSL_get_ex_data(ssl, ResumptionSlotIndex()));
   if (!slot || SSL_SESSION_is_resumable(session) != 1) return 0;
-  slot->cache->Put(slot->key, SslSessionPtr(session));
-  return 1;
+  if (SslSessionPtr copy{SSL_SESSION_dup(session)}) slot->cache->Put(slot->key, std::move(copy));
+  return 0;  // OpenSSL's reference stays OpenSSL's
 }
 
 bool IsIpLiteral(const std::string& host) {

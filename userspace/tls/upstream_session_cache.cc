@@ -37,6 +37,7 @@ void UpstreamSessionCache::Put(const std::string& key, SslSessionPtr session) {
   }
   sessions.push_back(std::move(session));
   ++count_;
+  ++counts_.kept;
   EvictOverCapacity();
 }
 
@@ -44,7 +45,10 @@ SslSessionPtr UpstreamSessionCache::Take(const std::string& key) {
   const time_t now = time(nullptr);
   std::lock_guard lock(mu_);
   auto it = index_.find(key);
-  if (it == index_.end()) return nullptr;
+  if (it == index_.end()) {
+    ++counts_.none;
+    return nullptr;
+  }
   auto& sessions = it->second->sessions;
   SslSessionPtr out;
   while (!sessions.empty() && !out) {
@@ -57,10 +61,14 @@ SslSessionPtr UpstreamSessionCache::Take(const std::string& key) {
       sessions.pop_back();
       --count_;
     } else {
-      SSL_SESSION_up_ref(newest);
-      out.reset(newest);
+      // TLS 1.2: offered again and again, each time as a copy, so that a
+      // connection ending without close_notify (OpenSSL then marks the
+      // session it used non-resumable) leaves the cached one usable.
+      out.reset(SSL_SESSION_dup(newest));
+      if (!out) break;
     }
   }
+  ++(out ? counts_.offered : counts_.none);
   if (sessions.empty()) {
     lru_.erase(it->second);
     index_.erase(it);
@@ -68,6 +76,11 @@ SslSessionPtr UpstreamSessionCache::Take(const std::string& key) {
     lru_.splice(lru_.begin(), lru_, it->second);
   }
   return out;
+}
+
+UpstreamSessionCache::Counts UpstreamSessionCache::counts() const {
+  std::lock_guard lock(mu_);
+  return counts_;
 }
 
 size_t UpstreamSessionCache::size() const {

@@ -27,7 +27,9 @@ namespace egressd::tls {
 class UpstreamSessionCache {
  public:
   static constexpr size_t kDefaultCapacity = 1024;
-  static constexpr size_t kSessionsPerKey = 4;
+  // Many connections at once to one upstream each take one: a full
+  // handshake brings two tickets, so the surplus builds up to this for them.
+  static constexpr size_t kSessionsPerKey = 64;
 
   explicit UpstreamSessionCache(size_t capacity = kDefaultCapacity) : capacity_(capacity) {}
 
@@ -42,6 +44,14 @@ class UpstreamSessionCache {
   SslSessionPtr Take(const std::string& key);
 
   size_t size() const;  // sessions held
+  // Since the start: sessions kept (Put), offers (Take found one), and
+  // Takes that found none (a full handshake follows).
+  struct Counts {
+    uint64_t kept = 0;
+    uint64_t offered = 0;
+    uint64_t none = 0;
+  };
+  Counts counts() const;
 
  private:
   struct Entry {
@@ -55,6 +65,7 @@ class UpstreamSessionCache {
   std::list<Entry> lru_;  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
   size_t count_ = 0;
+  Counts counts_;  // with mu_ held
 };
 
 }  // namespace egressd::tls

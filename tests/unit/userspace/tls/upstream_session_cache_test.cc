@@ -63,8 +63,9 @@ TEST(UpstreamSessionCache, BoundedLeastRecentlyUsedFirst) {
   EXPECT_NE(cache.Take(k(0)), nullptr);
   EXPECT_NE(cache.Take(k(3)), nullptr);
   // At most kSessionsPerKey per key.
-  UpstreamSessionCache big(100);
-  for (int i = 0; i < 10; ++i) big.Put(k(9), FakeSession(TLS1_3_VERSION, i));
+  UpstreamSessionCache big(1000);
+  for (size_t i = 0; i < UpstreamSessionCache::kSessionsPerKey + 10; ++i)
+    big.Put(k(9), FakeSession(TLS1_3_VERSION, static_cast<int>(i)));
   EXPECT_EQ(big.size(), UpstreamSessionCache::kSessionsPerKey);
 }
 
@@ -92,8 +93,10 @@ class UpstreamResumptionTest : public ::testing::TestWithParam<int> {
   }
 
   // One connection: handshake, one response read (which brings TLS 1.3
-  // tickets in), close. Returns whether the session was resumed.
-  bool Connect(const UpstreamTarget& target) {
+  // tickets in), close (with egressd's close_notify unless `drop`: then
+  // the stream is just freed, as when the upstream closes first).
+  // Returns whether the session was resumed.
+  bool Connect(const UpstreamTarget& target, bool drop = false) {
     auto server = TlsStream::Create(SslPtr(SSL_new(server_ctx_.get())), TlsRole::kServer);
     auto client = client_ctx_->NewStream(target);
     EXPECT_TRUE(server.ok() && client.ok());
@@ -105,7 +108,7 @@ class UpstreamResumptionTest : public ::testing::TestWithParam<int> {
     std::vector<uint8_t> got;
     testing::ReadAll(*client, got);
     EXPECT_EQ(got.size(), 2u);
-    client->Shutdown();
+    if (!drop) client->Shutdown();
     return client->info().resumed;
   }
 
@@ -123,6 +126,18 @@ TEST_P(UpstreamResumptionTest, SecondConnectionResumesOnlyForTheSameKey) {
   EXPECT_TRUE(Connect(target));  // TLS 1.3: the resumed connection brought a new ticket
   EXPECT_FALSE(Connect({.sandbox = 8, .host = "good.test", .port = 443}));   // other sandbox
   EXPECT_FALSE(Connect({.sandbox = 7, .host = "good.test", .port = 8443}));  // other port
+}
+
+// An upstream that closes first (no close_notify from egressd): OpenSSL
+// marks the connection's session non-resumable as it is freed. The cached
+// copies are not affected: every connection after the first resumes (it
+// was one in two).
+TEST_P(UpstreamResumptionTest, ConnectionsEndedWithoutCloseNotifyStillResume) {
+  const UpstreamTarget target{.sandbox = 7, .host = "good.test", .port = 443};
+  EXPECT_FALSE(Connect(target, /*drop=*/true));
+  int resumed = 0;
+  for (int i = 0; i < 10; ++i) resumed += Connect(target, /*drop=*/true);
+  EXPECT_EQ(resumed, 10);
 }
 
 // Several workers share one client context (and its cache) and one upstream:
