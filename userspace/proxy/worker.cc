@@ -292,7 +292,9 @@ void Worker::Run() {
     unsigned head;
     unsigned seen = 0;
     io_uring_for_each_cqe(&ring_, head, cqe) {
-      Dispatch(cqe);
+      // A kernel without IORING_FEAT_EXT_ARG gets the wait's timeout as an
+      // operation of liburing's own: not ours to dispatch.
+      if (cqe->user_data != LIBURING_UDATA_TIMEOUT) Dispatch(cqe);
       ++seen;
     }
     io_uring_cq_advance(&ring_, seen);
