@@ -26,23 +26,12 @@ EGRESSD_FLAGS = {"idle_timeout": 6}
 #   recv I TEXT          waits for TEXT on connection I
 #   eof I                waits for the end of connection I, prints how long it took
 CLIENT = r"""
-import json, re, socket, sys, time
+import json, socket, sys, time
+sys.path.insert(0, E2E_DIR)
+from http_wire import status_line
 conns = []
 def status(c):
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = c.recv(4096)
-        if not d:
-            return "closed"
-        buf += d
-    head, _, body = buf.partition(b"\r\n\r\n")
-    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-    while len(body) < length:
-        d = c.recv(4096)
-        if not d:
-            return "closed"
-        body += d
-    return head.split(b"\r\n")[0].decode()
+    return status_line(c) or "closed"
 for line in sys.stdin:
     cmd = line.split()
     if cmd[0] == "open":
@@ -78,7 +67,8 @@ for line in sys.stdin:
 
 class Client:
     def __init__(self, sandbox):
-        self.proc = sandbox.popen(PYTHON, "-c", CLIENT, stdin=subprocess.PIPE,
+        code = f"E2E_DIR = {os.path.dirname(os.path.abspath(__file__))!r}\n" + CLIENT
+        self.proc = sandbox.popen(PYTHON, "-c", code, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def do(self, command, timeout=30):

@@ -78,25 +78,12 @@ def served_promptly(env, sb, path, bound=2.0):
 # holds them; on "again" sends a second request on each (still usable after
 # being idle), on "close" closes them.
 KEEPALIVE_HOLD = r"""
-import json, re, socket, sys
+import json, socket, sys
+sys.path.insert(0, {e2e_dir!r})
+from http_wire import status_line as response
 N, PORT = {n}, {port}
 def request(c, path):
     c.sendall(("GET " + path + " HTTP/1.1\r\nHost: allowed.test\r\n\r\n").encode())
-def response(c):
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = c.recv(4096)
-        if not d:
-            return None
-        buf += d
-    head, _, body = buf.partition(b"\r\n\r\n")
-    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-    while len(body) < length:
-        d = c.recv(4096)
-        if not d:
-            return None
-        body += d
-    return head.split(b"\r\n")[0].decode()
 conns = [socket.create_connection(("127.0.0.1", PORT), timeout=20) for _ in range(N)]
 for i, c in enumerate(conns):
     request(c, "/ka-first-%d" % i)
@@ -124,7 +111,7 @@ def test_idle_keepalive_connections_cost_little_and_another_sandbox_is_served(en
     baseline_fds = quiet_baseline(env, other)
     rss_before = rss_kib(pid)
     n = KEEPALIVE_CONNECTIONS
-    proc = holder.popen(PYTHON, "-c", KEEPALIVE_HOLD.format(n=n, port=env.http.port),
+    proc = holder.popen(PYTHON, "-c", KEEPALIVE_HOLD.format(n=n, port=env.http.port, e2e_dir=env.dns_dir),
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                         text=True)
     try:
