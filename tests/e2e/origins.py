@@ -64,7 +64,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body_in = self.rfile.read(length) if length else b""
         self.server.origin.requests.append(
             {"method": self.command, "path": self.path, "host": self.headers.get("Host"),
-             "headers": dict(self.headers), "body": body_in})
+             "headers": dict(self.headers), "body": body_in,
+             "peer": self.client_address[1]})  # the proxy's upstream connection (its port)
         if self.path.startswith("/bytes/"):
             body = b"x" * int(self.path.split("/")[2])
         else:

@@ -467,6 +467,8 @@ nlohmann::json Daemon::Status_() const {
             {"relay_buffers", proxy_counters_.relay_buffers.load()},
             {"upstream_tls_resumed", proxy_counters_.upstream_tls_resumed.load()},
             {"upstream_tls_full", proxy_counters_.upstream_tls_full.load()},
+            {"upstream_reused", proxy_counters_.upstream_reused.load()},
+            {"pooled_upstreams", proxy_counters_.pooled_upstreams.load()},
             {"upstream_tls_sessions",
              [this] {
                auto c = tls_client_->sessions().counts();
@@ -539,6 +541,9 @@ metrics::MetricsSnapshot Daemon::MetricsFigures() const {
       static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.parked_connections.load()));
   d.relay_buffers =
       static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.relay_buffers.load()));
+  d.upstream_reused = proxy_counters_.upstream_reused.load();
+  d.pooled_upstreams =
+      static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.pooled_upstreams.load()));
   d.dns_malformed = forwarder_->malformed();
   d.dns_overloaded = forwarder_->overloaded();
   d.dns_upstream_errors = forwarder_->upstream_errors();

@@ -272,6 +272,13 @@ std::vector<MetricFamily> DaemonFamilies(const DaemonFigures& d) {
           "Relay buffers mapped now (256 KiB of address space each, pages touched as used): held "
           "by connections or kept for the next ones",
           kGauge, d.relay_buffers),
+      One("egressd_upstream_reused_total",
+          "Requests sent on an idle upstream connection another client connection left (no "
+          "connect, no upstream TLS handshake)",
+          kCounter, d.upstream_reused),
+      One("egressd_pooled_upstreams",
+          "Idle upstream connections kept now for the next request to the same place", kGauge,
+          d.pooled_upstreams),
       One("egressd_dns_malformed_total", "Malformed DNS queries from sandboxes, dropped", kCounter,
           d.dns_malformed),
       One("egressd_dns_overloaded_total",

@@ -29,6 +29,8 @@ struct DaemonFigures {
   uint64_t relay_buffer_errors = 0;
   uint64_t parked_connections = 0;
   uint64_t relay_buffers = 0;
+  uint64_t upstream_reused = 0;
+  uint64_t pooled_upstreams = 0;
   uint64_t dns_malformed = 0;
   uint64_t dns_overloaded = 0;
   uint64_t dns_upstream_errors = 0;

@@ -382,6 +382,7 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
     FailForResources("no memory for the connection's relay buffer");
     return;
   }
+  if (TakePooledUpstream(addr)) return;
   upstream_sa_ = {};
   socklen_t len;
   if (addr.is_v4()) {
@@ -452,6 +453,10 @@ void Connection::OnConnected(int res) {
     return;
   }
   view->counters->upstream_connect.Observe(connect_clock_.Elapsed());
+  OnUpstreamReady();
+}
+
+void Connection::OnUpstreamReady() {
   tally_.Allowed();
   if (!decided_host_.empty()) last_host_ = decided_host_;
   if (mode_ == Mode::kTunnel) {
@@ -463,7 +468,7 @@ void Connection::OnConnected(int res) {
     Pump();
     return;
   }
-  if (client_tls_) {
+  if (client_tls_ && !upstream_tls_) {
     StartUpstreamTls();
     return;
   }
@@ -660,6 +665,8 @@ bool Connection::ReleaseTunnelBytes(bool client) {
 }
 
 void Connection::CloseUpstream() {
+  // Decided before anything is cleared: the pool's key names the host.
+  std::string pool_key = UpstreamReusable() ? PoolKey(*upstream_addr_) : "";
   decided_host_.clear();
   // Request bytes meant for this upstream never go to the next one.
   if (up_.send_pending) {
@@ -669,7 +676,9 @@ void Connection::CloseUpstream() {
     up_.DiscardUpTo(up_.ready);
   }
   if (!upstream_fd_.valid()) return;
-  if (upstream_ops_ == 0) {
+  if (!pool_key.empty()) {
+    RetireToPool(std::move(pool_key));
+  } else if (upstream_ops_ == 0) {
     upstream_fd_.Reset();
     upstream_tls_.reset();
   } else {
@@ -824,7 +833,7 @@ void Connection::OnRecv(bool client, int res) {
   d.recv_pending = false;
   bool cancelled_to_park = std::exchange(d.parking, Parking::kNo) == Parking::kCancelling;
   if (res > 0) last_byte_ = std::chrono::steady_clock::now();
-  if (!client && RetireDone()) return;
+  if (!client && RetireDone(res)) return;
   if (phase_ == Phase::kClosing) return;
   if (cancelled_to_park && res == -ECANCELED) {
     Park(client);
@@ -928,7 +937,7 @@ void Connection::OnSend(bool to_upstream, int res) {
   Direction& d = to_upstream ? up_ : down_;
   d.send_pending = false;
   if (res > 0) last_byte_ = std::chrono::steady_clock::now();
-  if (to_upstream && RetireDone()) {
+  if (to_upstream && RetireDone(res)) {
     if (up_discard_pending_) {
       up_.DiscardUpTo(up_discard_to_);
       up_discard_pending_ = false;
@@ -977,12 +986,18 @@ void Connection::OnSend(bool to_upstream, int res) {
 
 // Completions of an upstream socket that CloseUpstream retired are dropped;
 // the last one closes it and starts a connect that was waiting for it.
-bool Connection::RetireDone() {
+bool Connection::RetireDone(int res) {
   upstream_ops_--;
   if (!retiring_fd_.valid()) return false;
   if (upstream_ops_ == 0) {
-    retiring_fd_.Reset();
-    retiring_tls_.reset();
+    // Only a receive cancelled with nothing received leaves a clean upstream.
+    if (!retiring_pool_key_.empty() && res == -ECANCELED) {
+      PutRetiredInPool();
+    } else {
+      retiring_pool_key_.clear();
+      retiring_fd_.Reset();
+      retiring_tls_.reset();
+    }
     if (connect_waiting_ && phase_ != Phase::kClosing) {
       policy::IpAddress addr = *connect_waiting_;
       connect_waiting_.reset();
@@ -1182,6 +1197,8 @@ void Connection::Close(const std::string& why) {
                    .address = AddressForLog(decision != AccessDecision::kDenied)},
                   mode, decision, tally_, why);
   }
+  // The client left between requests: a clean upstream serves the next one.
+  if (UpstreamReusable()) CloseUpstream();
   phase_ = Phase::kClosing;
   CountParked();
   CancelDeadline();

@@ -93,6 +93,8 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void LookupHost(const std::string& host);
   void ConnectTo(const policy::IpAddress& addr);
   void OnConnected(int res);
+  // Connected (or a pooled connection taken): TLS to it if intercepted, else forward.
+  void OnUpstreamReady();
   // A refusal of the upstream's address or connect: 403/502 to an HTTP
   // client, the end of the connection otherwise.
   void RefuseUpstream(int http_status, ReplyReason reason, const std::string& why);
@@ -152,7 +154,22 @@ class alignas(16) Connection final : public HttpSessionOwner {
 
   OwnListeners Own() const;
   void MaybeFinish();
-  bool RetireDone();
+  // An operation on a retired upstream completed (`res`: its result).
+  bool RetireDone(int res);
+
+  // Upstream connections kept for other clients (connection_pooling.cc,
+  // upstream_pool.h).
+  // The last exchange on the upstream ended cleanly, nothing is in flight
+  // on it but its idle receive, and it holds no unread byte.
+  bool UpstreamReusable() const;
+  std::string PoolKey(const policy::IpAddress& addr) const;
+  // Moves the upstream to the worker's pool once its idle receive is
+  // cancelled (at once when none is in flight).
+  void RetireToPool(std::string key);
+  void PutRetiredInPool();
+  // A pooled connection for `addr` is now this connection's upstream (then
+  // OnUpstreamReady ran); false when the pool has none.
+  bool TakePooledUpstream(const policy::IpAddress& addr);
   void ArmDeadline(std::chrono::milliseconds after);
   void CancelDeadline();
   void OnDeadline();
@@ -189,8 +206,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   uint64_t id_;
   UniqueFd client_fd_;
   UniqueFd upstream_fd_;
-  UniqueFd retiring_fd_;  // a closed upstream whose operations are still in flight
-  int upstream_ops_ = 0;  // operations in flight on the upstream socket
+  UniqueFd retiring_fd_;           // a closed upstream whose operations are still in flight
+  std::string retiring_pool_key_;  // not empty: retiring_fd_ goes to the pool, not closed
+  int upstream_ops_ = 0;           // operations in flight on the upstream socket
   // A send to a retired upstream is in flight: once done, skip to here.
   size_t up_discard_to_ = 0;
   bool up_discard_pending_ = false;

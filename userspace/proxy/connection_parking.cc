@@ -82,11 +82,11 @@ void Connection::Park(bool client) {
   CountParked();
 }
 
-void Connection::OnReadable(bool client, int /*res*/) {
+void Connection::OnReadable(bool client, int res) {
   Direction& d = client ? up_ : down_;
   d.parking = Parking::kNo;
   CountParked();
-  if (!client && RetireDone()) return;  // the upstream was closed meanwhile
+  if (!client && RetireDone(res)) return;  // the upstream was closed meanwhile
   if (phase_ == Phase::kClosing) return;
   // Readable, closed or failed: the receive armed now tells which.
   if (!TakeBuffer(d)) {

@@ -4,6 +4,7 @@
 
 #include "userspace/protocol/http_accept.h"
 #include "userspace/protocol/http_fields.h"
+#include "userspace/proxy/request_edits.h"
 
 namespace egressd::proxy {
 
@@ -116,6 +117,9 @@ void HttpSession::OnHead() {
     return;
   }
   owner_.View()->counters->requests_allowed++;
+  // egressd ends the client's connection itself; the upstream's may serve
+  // the next request (upstream_pool.h).
+  if (HasDroppableConnectionClose(head.fields())) DropConnectionClose(head.Edit());
   request_clock_.Start();
   upgrade_ = websocket;
   step_ = Step::kRouting;
@@ -131,6 +135,7 @@ void HttpSession::OnHead() {
 void HttpSession::StartForwarding() {
   request_tally_.Allowed();
   step_ = Step::kForwarding;
+  upstream_reusable_ = false;
   up_.ready = up_.head_end;
   response_ = std::make_unique<protocol::HttpResponseStream>();
   response_->ExpectResponseTo(method_);
@@ -247,6 +252,10 @@ void HttpSession::FinishTransaction() {
     DeliverResponseThenClose();
     return;
   }
+  // A 401/407 may be a connection-bound authentication (NTLM, Negotiate):
+  // that upstream connection serves no other client.
+  int status = response_ ? response_->status() : 0;
+  upstream_reusable_ = response_keep_alive_ && !down_.eof && status != 401 && status != 407;
   if (!response_keep_alive_ || down_.eof) owner_.CloseUpstream();
   response_.reset();
   if (!request_keep_alive_ || up_.eof) {

@@ -103,6 +103,10 @@ class HttpSession {
   }
   // The session answered or is ending: what the client sends is ignored.
   bool finished() const { return finished_; }
+  // The last exchange with the current upstream ended cleanly (a complete
+  // response that keeps the connection, no authentication challenge) and no
+  // other has begun: the connection may serve another client (upstream_pool.h).
+  bool upstream_reusable() const { return upstream_reusable_; }
 
  private:
   enum class Step {
@@ -131,6 +135,7 @@ class HttpSession {
   bool upgrade_ = false;  // the request asks for WebSocket
   bool finished_ = false;
   bool response_started_ = false;  // a byte of the current response arrived
+  bool upstream_reusable_ = false;
   std::string method_;
   metrics::Stopwatch request_clock_;  // since the current request's head was allowed (metrics)
   // The current request, for the access log: begun with its first byte.

@@ -2,11 +2,17 @@
 
 #include <thread>
 
+#include "userspace/proxy/upstream_pool.h"
 #include "userspace/proxy/worker.h"
 
 namespace egressd::proxy {
 
-Proxy::Proxy(ProxyContext ctx) : ctx_(std::move(ctx)) {}
+Proxy::Proxy(ProxyContext ctx)
+    : ctx_(std::move(ctx)),
+      upstream_pool_(std::make_unique<UpstreamPool>(ctx_.counters ? &ctx_.counters->pooled_upstreams
+                                                                  : nullptr)) {
+  ctx_.upstream_pool = upstream_pool_.get();
+}
 
 Proxy::~Proxy() {
   Stop();
@@ -48,6 +54,7 @@ void Proxy::RecheckTunnels() {
 void Proxy::Stop() {
   for (auto& w : workers_) w->Stop();
   workers_.clear();
+  upstream_pool_->Clear();
 }
 
 }  // namespace egressd::proxy

@@ -11,6 +11,7 @@
 
 namespace egressd::proxy {
 
+class UpstreamPool;
 class Worker;
 
 class Proxy {
@@ -33,6 +34,7 @@ class Proxy {
 
  private:
   ProxyContext ctx_;
+  std::unique_ptr<UpstreamPool> upstream_pool_;  // outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

@@ -20,6 +20,8 @@ class SecretStore;
 
 namespace egressd::proxy {
 
+class UpstreamPool;
+
 // Counters not tied to a sandbox (the sandbox is not known yet or is gone).
 struct ProxyGlobalCounters {
   std::atomic<uint64_t> accepted{0};
@@ -39,6 +41,10 @@ struct ProxyGlobalCounters {
   // (a session of UpstreamSessionCache) or full (certificate verified).
   std::atomic<uint64_t> upstream_tls_resumed{0};
   std::atomic<uint64_t> upstream_tls_full{0};
+  // Requests sent on an upstream connection another client connection left
+  // in its worker's pool, and the connections pooled now (upstream_pool.h).
+  std::atomic<uint64_t> upstream_reused{0};
+  std::atomic<int64_t> pooled_upstreams{0};
   // Relay buffers mapped now, every worker's: held by connections or kept
   // for the next ones (relay_buffer_pool.h).
   std::atomic<int64_t> relay_buffers{0};
@@ -74,6 +80,8 @@ struct ProxyContext {
   // Handlers' secrets: take a snapshot (secrets->Current() or ForInstance),
   // never read files on a worker. Owned by the daemon.
   const secrets::SecretStore* secrets = nullptr;
+  // Idle upstream connections shared by the workers; the Proxy makes it.
+  UpstreamPool* upstream_pool = nullptr;
 };
 
 }  // namespace egressd::proxy

@@ -98,4 +98,22 @@ void ApplyRequestEdits(const std::vector<policy::RequestEdit>& edits,
   }
 }
 
+bool HasDroppableConnectionClose(const protocol::HttpRequestHead& head) {
+  if (head.version_major != 1 || head.version_minor != 1) return false;
+  size_t count = 0;
+  bool close = false;
+  for (const auto& [name, value] : head.headers) {
+    if (!SameName(name, "connection")) continue;
+    count++;
+    close = SameName(value, "close");
+  }
+  return count == 1 && close;
+}
+
+bool DropConnectionClose(protocol::HttpRequestHead& head) {
+  if (!HasDroppableConnectionClose(head)) return false;
+  RemoveFields(head, "connection");
+  return true;
+}
+
 }  // namespace egressd::proxy

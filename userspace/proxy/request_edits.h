@@ -25,4 +25,13 @@ std::string TargetPath(std::string_view target);
 std::string SetQueryParameter(std::string_view target, std::string_view name,
                               std::string_view value);
 
+// Connection is hop-by-hop: an HTTP/1.1 request whose only Connection field
+// is exactly "close" loses it, so the upstream keeps its connection open for
+// the next request (upstream_pool.h); egressd still ends the client's
+// connection after the response. Any other Connection field (more options,
+// several fields, HTTP/1.0) is left as it is.
+bool HasDroppableConnectionClose(const protocol::HttpRequestHead& head);
+// Removes it when it is droppable; true when the head changed.
+bool DropConnectionClose(protocol::HttpRequestHead& head);
+
 }  // namespace egressd::proxy

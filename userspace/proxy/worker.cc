@@ -281,6 +281,7 @@ void Worker::Run() {
     io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
     if (auto now = std::chrono::steady_clock::now(); now >= next_trim) {
       buffers_.Trim();
+      if (UpstreamPool* pool = upstream_pool()) pool->Expire(now);
       // What many connections freed as they parked (parsers, the last
       // request's headers) lies between live objects: glibc gives free pages
       // in the middle of its heaps back only through malloc_trim.

@@ -18,6 +18,7 @@
 #include "userspace/common/unique_fd.h"
 #include "userspace/proxy/proxy_context.h"
 #include "userspace/proxy/relay_buffer_pool.h"
+#include "userspace/proxy/upstream_pool.h"
 
 namespace egressd::proxy {
 
@@ -77,6 +78,8 @@ class alignas(16) Worker {
   const ProxyContext& ctx() const { return ctx_; }
   // The relay buffers of this worker's connections.
   RelayBufferPool& buffers() { return buffers_; }
+  // Idle upstream connections kept for the next requests (null: none kept).
+  UpstreamPool* upstream_pool() const { return ctx_.upstream_pool; }
   // A connection was parked (connection_parking.cc): what it freed may be
   // given back to the system at the next trim.
   void NoteParked() { parked_since_trim_++; }

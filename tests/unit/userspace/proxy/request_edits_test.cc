@@ -71,5 +71,40 @@ TEST(RequestEditsTest, SetQueryInTheHeadChangesOnlyTheTarget) {
   EXPECT_EQ(head.headers.size(), 1u);
 }
 
+protocol::HttpRequestHead Http11(std::vector<std::pair<std::string, std::string>> headers) {
+  auto head = Head("/", std::move(headers));
+  head.version_major = 1;
+  head.version_minor = 1;
+  return head;
+}
+
+TEST(DropConnectionCloseTest, DropsALoneCloseOfAnHttp11Request) {
+  auto head = Http11({{"Host", "a.test"}, {"CONNECTION", " Close"}, {"Accept", "*/*"}});
+  head.headers[1].second = "Close";  // OWS is trimmed by the parser
+  EXPECT_TRUE(HasDroppableConnectionClose(head));
+  EXPECT_TRUE(DropConnectionClose(head));
+  std::vector<std::pair<std::string, std::string>> want = {{"Host", "a.test"}, {"Accept", "*/*"}};
+  EXPECT_EQ(head.headers, want);
+  EXPECT_FALSE(DropConnectionClose(head));  // nothing left to drop
+}
+
+TEST(DropConnectionCloseTest, LeavesEveryOtherConnectionFieldAlone) {
+  for (auto headers : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {{"Connection", "close, x-private"}},  // another option it names
+           {{"Connection", "close"}, {"Connection", "close"}},
+           {{"Connection", "keep-alive"}},
+           {{"Connection", "upgrade"}, {"Upgrade", "websocket"}},
+           {{"Host", "a.test"}},
+       }) {
+    auto head = Http11(headers);
+    EXPECT_FALSE(DropConnectionClose(head));
+    EXPECT_EQ(head.headers, headers);
+  }
+  auto http10 = Head("/", {{"Connection", "close"}});
+  http10.version_major = 1;
+  http10.version_minor = 0;
+  EXPECT_FALSE(DropConnectionClose(http10));
+}
+
 }  // namespace
 }  // namespace egressd::proxy

@@ -1,0 +1,148 @@
+"""Upstream connections outlive their client's (userspace/proxy/upstream_pool.h):
+a clean upstream left by one client connection of a sandbox serves the next
+request of that sandbox to the same host, port and address, plain or
+intercepted; never another sandbox's, never after it closed, a challenge
+for authentication or a second of idleness. Which upstream connection
+carried a request is the origin's view: the proxy's source port."""
+import os
+import threading
+import time
+
+import pytest
+
+from scripted_origin import ScriptedOrigin, read_head
+from test_tls_intercept import sandbox_ca, write_tls_policy
+
+
+@pytest.fixture(scope="module")
+def reuse_env(env):
+    write_tls_policy(env, "reuse-intercept", ["allowed.test"])
+    with open(os.path.join(env.daemon.policy_dir, "reuse-plain.yaml"), "w") as f:
+        f.write('name: reuse-plain\nallowed_hosts: ["allowed.test"]\n')
+    return env
+
+
+def proxy_status(env):
+    return env.daemon.status()["proxy"]
+
+
+def wait_pooled(env, predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pooled = proxy_status(env)["pooled_upstreams"]
+        if predicate(pooled):
+            return pooled
+        time.sleep(0.02)
+    raise AssertionError(f"pooled_upstreams stayed {pooled}")
+
+
+def peers(origin, before):
+    return [q["peer"] for q in origin.requests[before:]]
+
+
+def test_an_intercepted_upstream_serves_the_next_client_connection(reuse_env, tmp_path):
+    env = reuse_env
+    sb = env.sandbox("reuse-intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    url = f"https://allowed.test:{env.https.port}"
+    reused = proxy_status(env)["upstream_reused"]
+    before, conns = len(env.https.requests), env.https.connections
+    for i in range(3):  # three curl processes: three client connections
+        r = sb.curl("--cacert", ca, f"{url}/r{i}")
+        assert r.returncode == 0 and f"path=/r{i}" in r.stdout, r.stderr
+    seen = peers(env.https, before)
+    assert len(seen) == 3 and len(set(seen)) == 1, seen
+    assert env.https.connections - conns == 1
+    assert proxy_status(env)["upstream_reused"] - reused == 2
+    st = sb.stats()["proxy"]
+    assert st["tls_intercepted"] == 3 and st["requests_allowed"] == 3, st
+
+
+def test_connection_close_stays_between_client_and_egressd(reuse_env):
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    before = len(env.http.requests)
+    for i in range(2):
+        r = sb.curl("-H", "Connection: close", "-w", " %{http_code}",
+                    f"http://allowed.test:{env.http.port}/close{i}")
+        assert r.returncode == 0 and r.stdout.endswith(" 200"), r.stdout + r.stderr
+    got = env.http.requests[before:]
+    assert [q["path"] for q in got] == ["/close0", "/close1"]
+    # The client's "close" is egressd's to honour; the upstream stays open.
+    assert all("Connection" not in q["headers"] for q in got), got
+    assert len(set(peers(env.http, before))) == 1
+
+
+def test_sandboxes_never_share_an_upstream(reuse_env):
+    env = reuse_env
+    a, b = env.sandbox("reuse-plain"), env.sandbox("reuse-plain")
+    before = len(env.http.requests)
+    for sb in (a, b, a):
+        r = sb.curl(f"http://allowed.test:{env.http.port}/who")
+        assert r.returncode == 0, r.stderr
+    first_a, first_b, second_a = peers(env.http, before)
+    assert first_b not in (first_a, second_a)
+    assert second_a == first_a
+
+
+def test_an_idle_pooled_upstream_is_closed_within_two_seconds(reuse_env):
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    before = len(env.http.requests)
+    assert sb.curl(f"http://allowed.test:{env.http.port}/idle1").returncode == 0
+    wait_pooled(env, lambda n: n == 0, timeout=5)
+    assert sb.curl(f"http://allowed.test:{env.http.port}/idle2").returncode == 0
+    first, second = peers(env.http, before)
+    assert first != second
+
+
+def keep_alive_origin(status, close_after=None):
+    """Answers one request per connection with `status`, keeping the
+    connection; closes it once `close_after` (an Event) is set."""
+
+    def script(c):
+        read_head(c)
+        reason = {200: "OK", 401: "Unauthorized"}[status]
+        extra = 'WWW-Authenticate: NTLM\r\n' if status == 401 else ''
+        c.send(f"HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: 2\r\n\r\nok".encode())
+        if close_after is not None:
+            close_after.wait(10)
+        else:
+            c.recv_until_eof(timeout=10)
+
+    return script
+
+
+def test_an_upstream_that_closed_while_pooled_is_not_used(reuse_env):
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    closing = threading.Event()
+    origin = ScriptedOrigin(keep_alive_origin(200, close_after=closing))
+    try:
+        url = f"http://allowed.test:{origin.port}/"
+        r = sb.curl("-w", " %{http_code}", url)
+        assert r.stdout.endswith(" 200"), r.stdout + r.stderr
+        wait_pooled(env, lambda n: n >= 1, timeout=2)
+        closing.set()  # the origin closes the pooled connection
+        assert origin.wait_finished(1)
+        r = sb.curl("-w", " %{http_code}", url)
+        assert r.stdout.endswith(" 200"), r.stdout + r.stderr
+        assert len(origin.conns) == 2 and not origin.errors, origin.errors
+    finally:
+        closing.set()
+        origin.close()
+
+
+def test_an_authentication_challenge_keeps_the_upstream_to_its_client(reuse_env):
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    origin = ScriptedOrigin(keep_alive_origin(401))
+    try:
+        url = f"http://allowed.test:{origin.port}/"
+        for _ in range(2):
+            r = sb.curl("-w", " %{http_code}", url)
+            assert r.stdout.endswith(" 401"), r.stdout + r.stderr
+        assert origin.wait_finished(2)  # each upstream closed with its client
+        assert len(origin.conns) == 2
+    finally:
+        origin.close()
