@@ -63,9 +63,12 @@ def test_connection_close_stays_between_client_and_egressd(reuse_env):
     sb = env.sandbox("reuse-plain")
     before = len(env.http.requests)
     for i in range(2):
-        r = sb.curl("-H", "Connection: close", "-w", " %{http_code}",
+        r = sb.curl("-i", "-H", "Connection: close", "-w", " %{http_code}",
                     f"http://allowed.test:{env.http.port}/close{i}")
         assert r.returncode == 0 and r.stdout.endswith(" 200"), r.stdout + r.stderr
+        # ... and egressd tells the client it closes, in the response head.
+        head = r.stdout.split("\n\n")[0].lower()  # text mode: CRLF reads as LF
+        assert "\nconnection: close" in head, r.stdout
     got = env.http.requests[before:]
     assert [q["path"] for q in got] == ["/close0", "/close1"]
     # The client's "close" is egressd's to honour; the upstream stays open.

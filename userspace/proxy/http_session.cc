@@ -176,6 +176,7 @@ void HttpSession::OnUpstreamBytes() {
       owner_.Close("upstream sent bytes nobody asked for");
       return;
     }
+    const size_t released = down_.ready;  // may be on its way to the client already
     auto step = response_->Feed({down_.buf.get() + down_.scanned, down_.end - down_.scanned});
     down_.scanned += step.consumed;
     request_tally_.BytesDown(step.consumed);
@@ -187,6 +188,7 @@ void HttpSession::OnUpstreamBytes() {
     }
     if (step.event == protocol::HttpResponseStream::Event::kHeadComplete) {
       response_keep_alive_ = response_->keep_alive();
+      SayClose(released);
       after_head = true;
       continue;
     }
@@ -232,6 +234,20 @@ void HttpSession::OnUpstreamBytes() {
     return;
   }
   owner_.Flush();
+}
+
+// The client's connection ends after this response (the request asked for
+// it, and its Connection: close was kept from the upstream): the final
+// response says so, as RFC 9112 section 9.6 asks, with a field added at the
+// end of its head (the head itself goes out as received).
+void HttpSession::SayClose(size_t released) {
+  if (request_keep_alive_ || !response_->keep_alive() || response_->status() < 200) return;
+  const size_t head_end = down_.scanned;
+  if (head_end < released + 2 || head_end < 2 || down_.buf.get()[head_end - 2] != '\r' ||
+      down_.buf.get()[head_end - 1] != '\n' || down_.splice)
+    return;  // part of the head's last line went already: leave it as it is
+  down_.splice = std::make_unique<HeadSplice>(HeadSplice{
+      .at = head_end - 2, .skip_to = head_end - 2, .bytes = "Connection: close\r\n", .sent = 0});
 }
 
 void HttpSession::ReleaseIdleMemory() {

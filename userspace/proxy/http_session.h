@@ -121,6 +121,10 @@ class HttpSession {
   void EndRequest(int status);
   void FinishTransaction();
   void DeliverResponseThenClose();
+  // Adds "Connection: close" to a final response head just parsed when the
+  // client's connection ends after it; `released`: how far the direction
+  // was released before this head's last bytes.
+  void SayClose(size_t released);
 
   HttpSessionOwner& owner_;
   Direction& up_;
