@@ -51,9 +51,11 @@ def rss_kib(pid):
 
 def quiet_baseline(env, *sandboxes):
     """egressd's descriptor count once the sandboxes have no proxied
-    connection open (their closes are processed asynchronously)."""
+    connection open (their closes are processed asynchronously) and no idle
+    upstream is kept for them (the pool's, gone within two seconds)."""
     for sb in sandboxes:
         wait_for(lambda: sb.stats()["proxy"]["open_connections"] == 0, what="no open connection")
+    wait_for(lambda: env.daemon.status()["proxy"]["pooled_upstreams"] == 0, what="no pooled upstream")
     return fd_count(env.daemon.proc.pid)
 
 

@@ -126,9 +126,11 @@ def test_metrics_count_a_sandboxs_traffic_and_pass_promtool(env):
     assert value(s, "egressd_proxied_bytes_total", direction="down", **me) == \
         stats["proxy"]["bytes_down"]
     assert value(s, "egressd_dns_denied_total", **me) == stats["dns"]["refused"]
-    # Histograms: every bucket, cumulative, +Inf = count >= the requests forwarded.
+    # Histograms: every bucket, cumulative, +Inf = count >= the requests
+    # forwarded (connects: the second request may take the first one's
+    # upstream from the pool, with no connect).
     for name, at_least in (("egressd_request_duration_seconds", 2),
-                           ("egressd_upstream_connect_duration_seconds", 2)):
+                           ("egressd_upstream_connect_duration_seconds", 1)):
         count = value(s, name + "_count", **me)
         assert count >= at_least, (name, count)
         buckets = [(l["le"], v) for n, l, v in s
