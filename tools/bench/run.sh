@@ -47,6 +47,7 @@ if [ "$BENCH_TLS" = 1 ]; then
   command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
   cc -O2 -shared -fPIC -o "$W/noresume.so" tools/bench/noresume.c -ldl -lssl
   cc -O2 -o "$W/new_names_bench" tools/bench/new_names_bench.c -lssl -lcrypto
+  cc -O2 -o "$W/bench_dns" tools/bench/bench_dns.c
 fi
 cc -O2 -o "$W/connect_bench" tools/bench/connect_bench.c
 

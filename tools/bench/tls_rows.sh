@@ -16,7 +16,8 @@
 #            intercepting: the client runs as uid $SQUID_UID and an iptables
 #            REDIRECT rule for that uid alone sends its origin traffic to squid.
 # Clients resolve names from a private /etc/hosts (a mount namespace); egressd
-# resolves through bench_dns.py (every *.origin.test is 127.0.0.1); squid reads
+# resolves through bench_dns (tools/bench/bench_dns.c: every *.origin.test is
+# 127.0.0.1, a few microseconds of CPU per question); squid reads
 # a hosts file listing every name its rows use.
 T=$W/tls
 ROWS=" ${BENCH_TLS_ROWS:-ka inject hs names bulk idle} "  # a subset, e.g. BENCH_TLS_ROWS="hs idle"
@@ -35,7 +36,7 @@ wait_for() {  # what seconds command...: poll until the command succeeds
 
 printf '127.0.0.1 localhost\n127.0.0.1 origin.test\n' > "$T/hosts"
 chmod 644 "$T/hosts"
-"$PY" tools/bench/bench_dns.py "$DNS_PORT" origin.test > "$T/dns.out" 2>&1 &
+"$W/bench_dns" "$DNS_PORT" origin.test > "$T/dns.out" 2>&1 &
 pids+=($!)
 wait_for "bench DNS" 5 grep -q ready "$T/dns.out"
 

@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -41,6 +41,13 @@ Status Resolver::Start() {
                          strerror(errno));
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return EGRESSD_ERROR("resolver eventfd: {}", strerror(errno));
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return EGRESSD_ERROR("resolver epoll: {}", strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
+    return EGRESSD_ERROR("resolver epoll: {}", strerror(errno));
   thread_ = std::thread([this] { Run(); });
   return {};
 }
@@ -58,6 +65,8 @@ void Resolver::Stop() {
   if (thread_.joinable()) thread_.join();
   if (wake_fd_ >= 0) close(wake_fd_);
   wake_fd_ = -1;
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  epoll_fd_ = -1;
 }
 
 std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback callback) {
@@ -83,9 +92,12 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
     p.name = name;
     p.attempts_left = options_.attempts;
     SendQueries(p);
-    // The resolver thread polls the new sockets from its next round.
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof(one));
+    // Its sockets are watched already; the thread needs waking only when
+    // this deadline comes before its own (a short --dns-timeout).
+    if (p.deadline < wake_at_) {
+      uint64_t one = 1;
+      (void)!write(wake_fd_, &one, sizeof(one));
+    }
   }
   return std::nullopt;
 }
@@ -94,7 +106,7 @@ void Resolver::SendQueries(Pending& p) {
   p.attempts_left--;
   p.deadline = Clock::now() + options_.timeout;
   auto send_one = [&](protocol::DnsType type, UpstreamQuery& query, bool done) {
-    query = UpstreamQuery();  // a late answer to the previous attempt is not waited for
+    Drop(query);  // a late answer to the previous attempt is not waited for
     if (done) return;
     auto message = protocol::BuildDnsQuery(0, p.name, type);  // the id is chosen by Send
     if (!message) {
@@ -107,16 +119,31 @@ void Resolver::SendQueries(Pending& p) {
       return;
     }
     query = std::move(*sent);
+    Watch(p.name, type == protocol::DnsType::kA, query);
   };
   send_one(protocol::DnsType::kA, p.query_a, p.done_a);
   send_one(protocol::DnsType::kAAAA, p.query_aaaa, p.done_aaaa);
+}
+
+void Resolver::Watch(const std::string& name, bool is_a, const UpstreamQuery& query) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = query.fd();
+  // Fails only without memory: the query then times out (and is retried).
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, query.fd(), &ev) == 0)
+    watched_[query.fd()] = Watched{name, is_a};
+}
+
+void Resolver::Drop(UpstreamQuery& query) {
+  if (query.fd() >= 0) watched_.erase(query.fd());
+  query = UpstreamQuery();  // closing the socket takes it out of the epoll set
 }
 
 // `answer` matched its query (id, question, source): see UpstreamQuery.
 void Resolver::OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer) {
   std::string error;
   auto response = protocol::ParseDnsResponse(answer, &error);
-  (is_a ? p.query_a : p.query_aaaa) = UpstreamQuery();
+  Drop(is_a ? p.query_a : p.query_aaaa);
   (is_a ? p.done_a : p.done_aaaa) = true;
   if (!response) {
     if (p.error.empty()) p.error = "bad answer from the upstream: " + error;
@@ -136,7 +163,7 @@ void Resolver::OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer) 
 }
 
 void Resolver::OnRefused(Pending& p, bool is_a, int err) {
-  (is_a ? p.query_a : p.query_aaaa) = UpstreamQuery();
+  Drop(is_a ? p.query_a : p.query_aaaa);
   (is_a ? p.done_a : p.done_aaaa) = true;
   if (p.error.empty())
     p.error = fmt::format("the DNS upstream {} refused the query ({})",
@@ -161,6 +188,8 @@ void Resolver::Store(const std::string& name, const ResolveResult& r, std::chron
 
 void Resolver::Complete(const std::string& name) {
   auto it = pending_.find(name);
+  Drop(it->second.query_a);
+  Drop(it->second.query_aaaa);
   Pending p = std::move(it->second);
   pending_.erase(it);
   ResolveResult result;
@@ -177,16 +206,10 @@ void Resolver::Complete(const std::string& name) {
 }
 
 void Resolver::Run() {
-  struct Polled {
-    std::string name;
-    bool is_a;
-  };
-  std::vector<pollfd> fds;
-  std::vector<Polled> polled;  // what fds[i + 1] waits for
+  constexpr int kEvents = 64;
+  epoll_event events[kEvents];
   for (;;) {
     int timeout_ms = 1000;
-    fds.assign(1, {wake_fd_, POLLIN, 0});
-    polled.clear();
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
@@ -194,35 +217,37 @@ void Resolver::Run() {
       for (auto& [name, p] : pending_) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.deadline - now);
         timeout_ms = std::max<int>(0, std::min<int>(timeout_ms, left.count() + 1));
-        // Only this thread replaces or closes a query's socket: they stay open while polled.
-        for (bool is_a : {true, false}) {
-          const UpstreamQuery& q = is_a ? p.query_a : p.query_aaaa;
-          if (q.fd() < 0) continue;
-          fds.push_back({q.fd(), POLLIN, 0});
-          polled.push_back({name, is_a});
-        }
       }
+      wake_at_ = now + std::chrono::milliseconds(timeout_ms);
     }
-    int n = poll(fds.data(), fds.size(), timeout_ms);
+    int n = epoll_wait(epoll_fd_, events, kEvents, timeout_ms);
     std::lock_guard lock(mu_);
     if (stopping_) break;
-    if (n > 0 && (fds[0].revents & POLLIN)) {
-      uint64_t v;
-      (void)!read(wake_fd_, &v, sizeof(v));
-    }
-    for (size_t i = 0; n > 0 && i < polled.size(); ++i) {
-      if (!(fds[i + 1].revents & (POLLIN | POLLERR))) continue;
-      auto it = pending_.find(polled[i].name);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t v;
+        (void)!read(wake_fd_, &v, sizeof(v));
+        continue;
+      }
+      // Only this thread and Lookup (both with mu_ held) open, watch and
+      // close query sockets: a socket closed since epoll_wait is no longer
+      // in watched_, and one reopened under the same number is read only if
+      // its query is the one watched.
+      auto w = watched_.find(fd);
+      if (w == watched_.end()) continue;
+      const bool is_a = w->second.is_a;
+      auto it = pending_.find(w->second.name);
       if (it == pending_.end()) continue;
-      UpstreamQuery& q = polled[i].is_a ? it->second.query_a : it->second.query_aaaa;
-      if (q.fd() != fds[i + 1].fd) continue;
+      UpstreamQuery& q = is_a ? it->second.query_a : it->second.query_aaaa;
+      if (q.fd() != fd) continue;
       uint64_t mismatched = 0;
       auto answer = q.Receive(&mismatched);
       upstream_mismatched_ += mismatched;
       if (answer) {
-        OnAnswer(it->second, polled[i].is_a, *answer);
+        OnAnswer(it->second, is_a, *answer);
       } else if (q.error() != 0) {
-        OnRefused(it->second, polled[i].is_a, q.error());
+        OnRefused(it->second, is_a, q.error());
       }
     }
     auto now = Clock::now();
@@ -247,6 +272,7 @@ void Resolver::Run() {
   for (auto& [name, p] : pending_)
     for (auto& cb : p.waiters) cb(ResolveResult{{}, "resolver stopped"});
   pending_.clear();
+  watched_.clear();
 }
 
 std::optional<sockaddr_storage> ParseSocketAddress(const std::string& text, uint16_t default_port) {

@@ -1,9 +1,12 @@
 // egressd's own resolver: the only source of upstream addresses for names.
 // A name the sandbox presents (SNI, Host) never picks the address; this does.
-// One thread sends A and AAAA queries over UDP to the configured upstream
-// (each with a random id and source port, accepting only the answer that
-// matches: upstream_query.h) and caches answers by TTL (bounded), failures
-// briefly.
+// A and AAAA queries go over UDP to the configured upstream (each with a
+// random id and source port, accepting only the answer that matches:
+// upstream_query.h); answers are cached by TTL (bounded), failures briefly.
+// The caller of Lookup sends the queries; one thread waits for the answers
+// (epoll: a query's socket is watched from the moment it is sent, so a
+// lookup wakes that thread only when its answer arrives, or when its
+// deadline comes before the thread's next wake-up), retries and times out.
 #pragma once
 
 #include <netinet/in.h>
@@ -85,14 +88,27 @@ class Resolver {
   // done, with no answer.
   void OnRefused(Pending& p, bool is_a, int err);
   void Complete(const std::string& name);
+  // A sent query's socket, watched by the thread (with mu_ held).
+  void Watch(const std::string& name, bool is_a, const UpstreamQuery& query);
+  // Replaces `query` by none: no longer watched, its socket closed (mu_ held).
+  void Drop(UpstreamQuery& query);
   void Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl);
 
+  struct Watched {
+    std::string name;
+    bool is_a;
+  };
+
   Options options_;
-  int wake_fd_ = -1;
+  int wake_fd_ = -1;   // Stop, or a deadline earlier than the thread's wake-up
+  int epoll_fd_ = -1;  // wake_fd_ and every query's socket
   std::thread thread_;
   std::mutex mu_;
   bool stopping_ = false;
   std::map<std::string, Pending> pending_;  // by name
+  std::map<int, Watched> watched_;          // by socket: what each query is for
+  // When the thread wakes at the latest (it sleeps in epoll_wait until then).
+  std::chrono::steady_clock::time_point wake_at_{};
   std::map<std::string, CacheEntry> cache_;
   std::list<std::string> lru_;  // front = most recently used
   std::atomic<uint64_t> upstream_mismatched_{0};

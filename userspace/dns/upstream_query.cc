@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/random.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -87,7 +88,9 @@ StatusOr<UpstreamQuery> UpstreamQuery::Send(const sockaddr_storage& upstream,
 }
 
 std::optional<std::vector<uint8_t>> UpstreamQuery::Receive(uint64_t* mismatched) {
-  std::vector<uint8_t> buf(65536);
+  // The largest datagram, read into one buffer per thread (not a fresh,
+  // zeroed 64 KiB per call); the answer is copied out.
+  thread_local std::array<uint8_t, 65536> buf;
   for (int budget = 0; budget < 16; ++budget) {
     sockaddr_storage from{};
     socklen_t from_len = sizeof(from);
@@ -103,8 +106,7 @@ std::optional<std::vector<uint8_t>> UpstreamQuery::Receive(uint64_t* mismatched)
       ++*mismatched;
       continue;
     }
-    buf.resize(static_cast<size_t>(n));
-    return buf;
+    return std::vector<uint8_t>(got.begin(), got.end());
   }
   return std::nullopt;
 }

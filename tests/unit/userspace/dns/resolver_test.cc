@@ -1,0 +1,171 @@
+// The resolver against a real upstream on loopback: a UDP responder thread in
+// the test that answers A queries with 127.0.0.1 (AAAA with no record), and
+// can ignore the first attempt of every question to make the resolver retry.
+#include "userspace/dns/resolver.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "userspace/common/unique_fd.h"
+
+namespace egressd::dns {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class Responder {
+ public:
+  explicit Responder(bool ignore_first_attempt) : ignore_first_(ignore_first_attempt) {
+    fd_.Reset(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    auto& in = reinterpret_cast<sockaddr_in&>(addr_);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_.get(), reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0);
+    socklen_t len = sizeof(in);
+    EXPECT_EQ(getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&in), &len), 0);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Responder() {
+    stop_ = true;
+    thread_.join();
+  }
+  const sockaddr_storage& addr() const { return addr_; }
+  int queries() const { return queries_; }
+
+ private:
+  void Run() {
+    std::set<std::vector<uint8_t>> seen;  // questions asked once already
+    while (!stop_) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (poll(&p, 1, 50) != 1) continue;
+      uint8_t buf[512];
+      sockaddr_in peer{};
+      socklen_t len = sizeof(peer);
+      ssize_t n = recvfrom(fd_.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (n < 17) continue;
+      ++queries_;
+      std::vector<uint8_t> reply(buf, buf + n);  // header and question (no EDNS)
+      std::vector<uint8_t> question(buf + 12, buf + n);
+      if (ignore_first_ && seen.insert(question).second) continue;
+      const bool is_a = buf[n - 4] == 0 && buf[n - 3] == 1;
+      reply[2] |= 0x80;  // QR
+      reply[3] = 0x80;   // RA, NOERROR
+      if (is_a) {
+        reply[7] = 1;  // ANCOUNT
+        const uint8_t record[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
+        reply.insert(reply.end(), std::begin(record), std::end(record));
+      }
+      sendto(fd_.get(), reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
+    }
+  }
+
+  const bool ignore_first_;
+  UniqueFd fd_;
+  sockaddr_storage addr_{};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> queries_{0};
+  std::thread thread_;
+};
+
+// Collects the callbacks' results.
+struct Answers {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ResolveResult> results;
+
+  Resolver::Callback Callback() {
+    return [this](const ResolveResult& r) {
+      std::lock_guard lock(mu);
+      results.push_back(r);
+      cv.notify_all();
+    };
+  }
+  bool WaitFor(size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, [&] { return results.size() >= n; });
+  }
+};
+
+Resolver::Options OptionsFor(const Responder& upstream, std::chrono::milliseconds timeout) {
+  Resolver::Options options;
+  options.upstream = upstream.addr();
+  options.timeout = timeout;
+  return options;
+}
+
+TEST(Resolver, AnswersThenServesFromTheCache) {
+  Responder upstream(false);
+  Resolver resolver(OptionsFor(upstream, 2000ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  EXPECT_FALSE(resolver.Lookup("a.example", answers.Callback()));
+  ASSERT_TRUE(answers.WaitFor(1, 5s));
+  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+  ASSERT_EQ(answers.results[0].addrs.size(), 1u);
+  EXPECT_EQ(answers.results[0].addrs[0].ToString(), "127.0.0.1");
+  EXPECT_EQ(upstream.queries(), 2);  // A and AAAA
+
+  auto cached = resolver.Lookup("a.example", [](const ResolveResult&) { ADD_FAILURE(); });
+  ASSERT_TRUE(cached);
+  EXPECT_EQ(cached->addrs, answers.results[0].addrs);
+  EXPECT_EQ(upstream.queries(), 2);
+}
+
+TEST(Resolver, ManyLookupsAtOnceAllComplete) {
+  Responder upstream(false);
+  Resolver resolver(OptionsFor(upstream, 2000ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  constexpr int kNames = 100;  // fewer than the lookups allowed in flight
+  for (int i = 0; i < kNames; ++i)
+    EXPECT_FALSE(resolver.Lookup("n" + std::to_string(i) + ".example", answers.Callback()));
+  ASSERT_TRUE(answers.WaitFor(kNames, 10s));
+  for (const auto& r : answers.results) EXPECT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(upstream.queries(), 2 * kNames);
+}
+
+// A lookup made while the resolver's thread sleeps (up to a second when it
+// has nothing in flight) is retried on time: its deadline, shorter than that
+// sleep, wakes the thread.
+TEST(Resolver, RetriesOnTimeWhileTheThreadSleeps) {
+  Responder upstream(/*ignore_first_attempt=*/true);
+  Resolver resolver(OptionsFor(upstream, 100ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  std::this_thread::sleep_for(50ms);  // let the thread go to sleep with nothing in flight
+  Answers answers;
+  const auto start = Clock::now();
+  EXPECT_FALSE(resolver.Lookup("retry.example", answers.Callback()));
+  ASSERT_TRUE(answers.WaitFor(1, 5s));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+  EXPECT_EQ(upstream.queries(), 4);  // two attempts of A and AAAA
+  EXPECT_LT(took, 600ms) << "the retry waited for the thread's own wake-up";
+}
+
+TEST(Resolver, TimesOutWhenTheUpstreamNeverAnswers) {
+  Responder upstream(/*ignore_first_attempt=*/true);
+  Resolver::Options options = OptionsFor(upstream, 100ms);
+  options.attempts = 1;
+  Resolver resolver(options);
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  EXPECT_FALSE(resolver.Lookup("silent.example", answers.Callback()));
+  ASSERT_TRUE(answers.WaitFor(1, 5s));
+  EXPECT_EQ(answers.results[0].error, "timeout");
+}
+
+}  // namespace
+}  // namespace egressd::dns
