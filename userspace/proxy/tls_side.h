@@ -28,7 +28,7 @@ class TlsSide {
   void Received(size_t n) { stream_.Received(n); }
   void ReceivedEof() { stream_.FeedEof(); }
   // Bytes received elsewhere (the first flight, read before the decision to
-  // intercept): copied in, as far as the input queue takes them (64 KiB).
+  // intercept): copied in, as far as the input queue takes them (128 KiB).
   void Preload(std::span<const uint8_t> bytes) { stream_.FeedCiphertext(bytes); }
 
   // Feeds what was received and decrypts into `plain` ([end, cap)); drives

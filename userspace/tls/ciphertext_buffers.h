@@ -6,12 +6,15 @@
 //
 // Both queues are allocated when first needed and sized to need:
 //   in   kInSmall bytes; a receive that fills it makes the next one
-//        kInLarge (a bulk transfer: several records per system call), and a
-//        receive that does not makes it small again. Memory moves only in
-//        RecvSpace/Feed, never under a receive in flight.
+//        kInLarge (a bulk transfer: several records per system call), and
+//        one of less than half a record makes it small again. Memory moves
+//        only in RecvSpace/Feed, never under a receive in flight.
 //   out  kOutCapacity bytes, freed whenever everything in it was sent, so
 //        a quiet stream holds none. Bytes move only when consumed, never
 //        under a send in flight.
+// Large buffers given back go to a short per-thread list of spares, which
+// the next one taken comes from: a bulk transfer empties its output at
+// every send, and must not pay for malloc and fresh pages each time.
 #pragma once
 
 #include <openssl/bio.h>
@@ -26,8 +29,8 @@ namespace egressd::tls {
 class CiphertextBuffers {
  public:
   static constexpr size_t kInSmall = 16 * 1024;
-  static constexpr size_t kInLarge = 64 * 1024;
-  static constexpr size_t kOutCapacity = 112 * 1024;
+  static constexpr size_t kInLarge = 128 * 1024;
+  static constexpr size_t kOutCapacity = 192 * 1024;
 
   // A new BIO reading from and writing to `buffers`, which must outlive it
   // (it does not own them). nullptr when OpenSSL has no memory.

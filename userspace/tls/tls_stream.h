@@ -7,7 +7,7 @@
 // Buffers (ciphertext_buffers.h: two queues of ours, which the SSL reads and
 // appends to through a BIO of our own; allocated when needed):
 //   ciphertext in   received bytes not yet decrypted: the socket receives
-//                   straight into it (RecvSpace/Received); 16 KiB, 64 KiB
+//                   straight into it (RecvSpace/Received); 16 KiB, 128 KiB
 //                   while receives fill it (kCiphertextInCapacity at most).
 //                   FeedCiphertext copies into it what fits.
 //   ciphertext out  at most kCiphertextOutCapacity bytes waiting to be sent,
@@ -19,8 +19,10 @@
 //                   ReadPlaintext has not returned yet, plus at most one
 //                   16 KiB chunk of accepted plaintext it could not encrypt
 //                   yet (retried first, on the next write or consume).
-// So one stream never holds more than ~64 + 112 + 16 + 16 KiB, plus OpenSSL's
-// record buffers, which SSL_MODE_RELEASE_BUFFERS frees while idle; a quiet
+//   OpenSSL's own   its record buffers (~17 KiB each way; it reads ahead, so
+//                   the read one may hold the start of the next record),
+//                   freed when empty (SSL_MODE_RELEASE_BUFFERS).
+// So one stream never holds more than ~128 + 192 + 16 + 16 + 34 KiB; a quiet
 // stream holds its 16 KiB input and OpenSSL's state.
 //
 // How the caller drives it (all calls on one thread, never blocking):
