@@ -87,7 +87,7 @@ void CiphertextBuffers::Received(size_t n) {
   // steps. One well short of a record: the burst is over, back to small.
   if (n == last_recv_space_) {
     in_next_capacity_ = kInLarge;
-  } else if (n < kInSmall / 2) {
+  } else if (n < kBurstOver) {
     in_next_capacity_ = kInSmall;
   }
 }

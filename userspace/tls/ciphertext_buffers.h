@@ -7,7 +7,7 @@
 // Both queues are allocated when first needed and sized to need:
 //   in   kInSmall bytes; a receive that fills it makes the next one
 //        kInLarge (a bulk transfer: several records per system call), and
-//        one of less than half a record makes it small again. Memory moves
+//        one of less than kBurstOver (half a record) makes it small again. Memory moves
 //        only in RecvSpace/Feed, never under a receive in flight.
 //   out  kOutCapacity bytes, freed whenever everything in it was sent, so
 //        a quiet stream holds none. Bytes move only when consumed, never
@@ -28,8 +28,13 @@ namespace egressd::tls {
 
 class CiphertextBuffers {
  public:
-  static constexpr size_t kInSmall = 16 * 1024;
+  // Small: what a quiet stream holds while its receive waits (requests,
+  // small responses and handshake flights fit; a larger one fills it and
+  // the next receive is large).
+  static constexpr size_t kInSmall = 4 * 1024;
   static constexpr size_t kInLarge = 128 * 1024;
+  // A receive of fewer bytes (half a record) ends a burst: back to small.
+  static constexpr size_t kBurstOver = 8 * 1024;
   static constexpr size_t kOutCapacity = 192 * 1024;
 
   // A new BIO reading from and writing to `buffers`, which must outlive it

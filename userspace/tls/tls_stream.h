@@ -7,7 +7,7 @@
 // Buffers (ciphertext_buffers.h: two queues of ours, which the SSL reads and
 // appends to through a BIO of our own; allocated when needed):
 //   ciphertext in   received bytes not yet decrypted: the socket receives
-//                   straight into it (RecvSpace/Received); 16 KiB, 128 KiB
+//                   straight into it (RecvSpace/Received); 4 KiB, 128 KiB
 //                   while receives fill it (kCiphertextInCapacity at most).
 //                   FeedCiphertext copies into it what fits.
 //   ciphertext out  at most kCiphertextOutCapacity bytes waiting to be sent,
@@ -23,7 +23,7 @@
 //                   the read one may hold the start of the next record),
 //                   freed when empty (SSL_MODE_RELEASE_BUFFERS).
 // So one stream never holds more than ~128 + 192 + 16 + 16 + 34 KiB; a quiet
-// stream holds its 16 KiB input and OpenSSL's state.
+// stream holds its 4 KiB input and OpenSSL's state.
 //
 // How the caller drives it (all calls on one thread, never blocking):
 //   to receive:    recv into RecvSpace() (empty: full, decrypt first), then
