@@ -14,11 +14,19 @@ namespace {
 // At most kSpares per size and thread (workers are threads), so a quiet
 // process keeps a few, not one per connection.
 constexpr size_t kSpares = 4;
+static_assert(CiphertextBuffers::kOutCapacity != CiphertextBuffers::kInLarge,
+              "one spare list per size");
+
+// Set when the thread's lists are destroyed (at its exit): a stream freed
+// after that (a static's destructor) frees its buffers directly. A plain
+// bool, readable at any time.
+thread_local bool spares_gone = false;
 
 struct Spares {
   size_t size;
   std::vector<std::unique_ptr<uint8_t[]>> kept;
 
+  ~Spares() { spares_gone = true; }
   std::unique_ptr<uint8_t[]> Take() {
     if (kept.empty()) return std::make_unique_for_overwrite<uint8_t[]>(size);
     std::unique_ptr<uint8_t[]> b = std::move(kept.back());
@@ -30,23 +38,24 @@ struct Spares {
   }
 };
 
-Spares& SpareOut() {
-  thread_local Spares spares{CiphertextBuffers::kOutCapacity, {}};
-  return spares;
+Spares& SpareList(size_t size) {
+  thread_local Spares out{CiphertextBuffers::kOutCapacity, {}};
+  thread_local Spares large_in{CiphertextBuffers::kInLarge, {}};
+  return size == CiphertextBuffers::kOutCapacity ? out : large_in;
 }
 
-Spares& SpareLargeIn() {
-  thread_local Spares spares{CiphertextBuffers::kInLarge, {}};
-  return spares;
+// A buffer of `size` bytes: a spare when one is kept (large sizes only).
+std::unique_ptr<uint8_t[]> TakeBuffer(size_t size) {
+  const bool spared =
+      size == CiphertextBuffers::kOutCapacity || size == CiphertextBuffers::kInLarge;
+  if (!spared || spares_gone) return std::make_unique_for_overwrite<uint8_t[]>(size);
+  return SpareList(size).Take();
 }
 
-std::unique_ptr<uint8_t[]> NewIn(size_t capacity) {
-  if (capacity == CiphertextBuffers::kInLarge) return SpareLargeIn().Take();
-  return std::make_unique_for_overwrite<uint8_t[]>(capacity);
-}
-
-void FreeIn(std::unique_ptr<uint8_t[]> b, size_t capacity) {
-  if (b && capacity == CiphertextBuffers::kInLarge) SpareLargeIn().GiveBack(std::move(b));
+void GiveBackBuffer(std::unique_ptr<uint8_t[]> b, size_t size) {
+  const bool spared =
+      size == CiphertextBuffers::kOutCapacity || size == CiphertextBuffers::kInLarge;
+  if (b && spared && !spares_gone) SpareList(size).GiveBack(std::move(b));
 }
 
 }  // namespace
@@ -65,10 +74,10 @@ void CiphertextBuffers::PrepareIn(size_t capacity) {
     }
     return;
   }
-  std::unique_ptr<uint8_t[]> fresh = NewIn(capacity);
+  std::unique_ptr<uint8_t[]> fresh = TakeBuffer(capacity);
   const size_t queued = in_bytes();
   if (queued > 0) memcpy(fresh.get(), in_.get() + in_start_, queued);
-  FreeIn(std::move(in_), in_capacity_);
+  GiveBackBuffer(std::move(in_), in_capacity_);
   in_ = std::move(fresh);
   in_capacity_ = capacity;
   in_start_ = 0;
@@ -120,7 +129,7 @@ size_t CiphertextBuffers::Read(uint8_t* into, size_t len) {
 
 size_t CiphertextBuffers::Write(const uint8_t* from, size_t len) {
   if (!out_) {
-    out_ = SpareOut().Take();
+    out_ = TakeBuffer(kOutCapacity);
     out_start_ = out_end_ = 0;
   }
   const size_t n = std::min(len, OutRoom());
@@ -132,7 +141,7 @@ size_t CiphertextBuffers::Write(const uint8_t* from, size_t len) {
 void CiphertextBuffers::Consume(size_t n) {
   out_start_ += std::min(n, out_bytes());
   if (out_start_ == out_end_) {
-    if (out_) SpareOut().GiveBack(std::move(out_));
+    GiveBackBuffer(std::move(out_), kOutCapacity);
     out_start_ = out_end_ = 0;
     return;
   }

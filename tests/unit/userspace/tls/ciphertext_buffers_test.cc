@@ -117,6 +117,9 @@ TEST(CiphertextBuffersTest, OutputIsFreedWhenAllIsSent) {
   p.buffers.Consume(1000);
   EXPECT_TRUE(p.buffers.Pending().empty());
   EXPECT_EQ(p.buffers.allocated(), 0u);
+  // The next record goes into the same buffer, kept as the thread's spare.
+  ASSERT_EQ(BIO_write(p.bio.get(), record.data(), 10), 10);
+  EXPECT_EQ(p.buffers.Pending().data(), view.data());
 }
 
 TEST(CiphertextBuffersTest, FullOutputAsksTheSslToRetryAndBytesMoveOnlyWhenConsumed) {
