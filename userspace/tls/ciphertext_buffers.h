@@ -47,11 +47,11 @@ class CiphertextBuffers {
   std::span<uint8_t> RecvSpace();
   // `n` bytes were received into the last RecvSpace.
   void Received(size_t n);
-  // Copies what fits; returns the bytes taken.
+  // Copies what fits (growing to kInLarge); returns the bytes taken. Not
+  // while a receive is in flight either.
   size_t Feed(std::span<const uint8_t> bytes);
   void FeedEof() { in_eof_ = true; }
   size_t in_bytes() const { return in_end_ - in_start_; }
-  bool in_eof() const { return in_eof_; }
 
   // ---- output: what the SSL wrote, not yet sent ----
   std::span<const uint8_t> Pending() const {
@@ -67,15 +67,16 @@ class CiphertextBuffers {
  private:
   // The BIO's ends of the queues: the SSL reads and writes through these.
   size_t Read(uint8_t* into, size_t len);
-  size_t Write(const uint8_t* from, size_t len);  // 0: no room (or no memory)
+  size_t Write(const uint8_t* from, size_t len);  // 0: no room
   static int BioRead(BIO* bio, char* into, size_t len, size_t* done);
   static int BioWrite(BIO* bio, const char* from, size_t len, size_t* done);
   static long BioCtrl(BIO* bio, int cmd, long num, void* ptr);
   static int BioCreate(BIO* bio);
   static const BIO_METHOD* Method();
 
-  // Makes room at the end of the input for up to `want` bytes (moving what
-  // is queued to the front, resizing between kInSmall and kInLarge).
+  // Gives the input `capacity` bytes (or keeps its size while what is queued
+  // would not fit), and moves what is queued to the front when the queue
+  // reaches the end or is empty.
   void PrepareIn(size_t capacity);
 
   std::unique_ptr<uint8_t[]> in_;
