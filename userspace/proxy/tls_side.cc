@@ -1,37 +1,12 @@
 #include "userspace/proxy/tls_side.h"
 
-#include <algorithm>
-#include <cstring>
-
 namespace egressd::proxy {
 
-TlsSide::TlsSide(tls::TlsStream stream)
-    : stream_(std::move(stream)), in_(std::make_unique_for_overwrite<uint8_t[]>(kInCapacity)) {}
-
-std::span<uint8_t> TlsSide::RecvSpace() {
-  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
-  if (in_end_ == kInCapacity && in_start_ > 0) {
-    memmove(in_.get(), in_.get() + in_start_, in_end_ - in_start_);
-    in_end_ -= in_start_;
-    in_start_ = 0;
-  }
-  return {in_.get() + in_end_, kInCapacity - in_end_};
-}
-
-void TlsSide::Preload(std::span<const uint8_t> bytes) {
-  size_t n = std::min(bytes.size(), kInCapacity - in_end_);
-  memcpy(in_.get() + in_end_, bytes.data(), n);
-  in_end_ += n;
-}
+TlsSide::TlsSide(tls::TlsStream stream) : stream_(std::move(stream)) {}
 
 tls::TlsIo TlsSide::Decrypt(Direction& plain) {
   blocked_on_space_ = false;
   while (true) {
-    size_t fed = 0;
-    if (in_start_ < in_end_) {
-      fed = stream_.FeedCiphertext({in_.get() + in_start_, in_end_ - in_start_});
-      in_start_ += fed;
-    }
     if (plain.end == plain.cap) {
       blocked_on_space_ = true;
       // The handshake still goes on (it produces no plaintext).
@@ -44,9 +19,7 @@ tls::TlsIo TlsSide::Decrypt(Direction& plain) {
       case tls::TlsIo::kOk:
         plain.end += r.bytes;
         continue;
-      case tls::TlsIo::kNeedMore:
-        if (fed > 0 && in_start_ < in_end_) continue;  // more to feed
-        if (fed > 0) continue;                         // what was fed may complete a record
+      case tls::TlsIo::kNeedMore:  // everything received was read
         return tls::TlsIo::kOk;
       case tls::TlsIo::kClosed:
         plain.eof = true;

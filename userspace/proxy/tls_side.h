@@ -11,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <span>
 
 #include "userspace/proxy/byte_direction.h"
@@ -23,12 +22,14 @@ class TlsSide {
  public:
   explicit TlsSide(tls::TlsStream stream);
 
-  // Where the socket's next recv lands (empty: no room, do not recv now).
-  std::span<uint8_t> RecvSpace();
-  void Received(size_t n) { in_end_ += n; }
+  // Where the socket's next recv lands (empty: no room, do not recv now):
+  // the stream's own input queue. Call only while no recv is in flight.
+  std::span<uint8_t> RecvSpace() { return stream_.RecvSpace(); }
+  void Received(size_t n) { stream_.Received(n); }
   void ReceivedEof() { stream_.FeedEof(); }
-  // Bytes `Received` directly (the first flight, read before the decision to intercept).
-  void Preload(std::span<const uint8_t> bytes);
+  // Bytes received elsewhere (the first flight, read before the decision to
+  // intercept): copied in, as far as the input queue takes them (128 KiB).
+  void Preload(std::span<const uint8_t> bytes) { stream_.FeedCiphertext(bytes); }
 
   // Feeds what was received and decrypts into `plain` ([end, cap)); drives
   // the handshake. kOk: progress made or none possible; kClosed: the peer
@@ -37,7 +38,7 @@ class TlsSide {
   tls::TlsIo Decrypt(Direction& plain);
   // Ciphertext or plaintext waits that a Decrypt could move now (it stopped
   // because `plain` was full).
-  bool HasInput() const { return in_start_ < in_end_ || blocked_on_space_; }
+  bool HasInput() const { return stream_.ciphertext_in_bytes() > 0 || blocked_on_space_; }
   // Encrypts what `plain` may send now.
   void Encrypt(Direction& plain);
   // Encrypts bytes of egressd's own (a reply); returns how many were taken.
@@ -53,12 +54,7 @@ class TlsSide {
   const tls::TlsStream& stream() const { return stream_; }
 
  private:
-  static constexpr size_t kInCapacity = 16 * 1024;
-
   tls::TlsStream stream_;
-  std::unique_ptr<uint8_t[]> in_;
-  size_t in_start_ = 0;
-  size_t in_end_ = 0;
   bool blocked_on_space_ = false;
   bool shutdown_queued_ = false;
 };

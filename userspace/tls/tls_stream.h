@@ -4,22 +4,31 @@
 // side (facing the upstream) are the same class; TlsServerContext and
 // TlsClientContext make them.
 //
-// Buffers (OpenSSL's BIO pair: two fixed rings in memory, no socket):
-//   ciphertext in   at most kCiphertextInCapacity bytes fed and not yet
-//                   decrypted; FeedCiphertext takes what fits.
-//   ciphertext out  at most kCiphertextOutCapacity bytes waiting to be sent;
-//                   WritePlaintext takes nothing while less than one record's
-//                   room is free, so the caller stops reading its plaintext
-//                   source until it has sent (backpressure).
+// Buffers (ciphertext_buffers.h: two queues of ours, which the SSL reads and
+// appends to through a BIO of our own; allocated when needed):
+//   ciphertext in   received bytes not yet decrypted: the socket receives
+//                   straight into it (RecvSpace/Received); 4 KiB, 128 KiB
+//                   while receives fill it (kCiphertextInCapacity at most).
+//                   FeedCiphertext copies into it what fits.
+//   ciphertext out  at most kCiphertextOutCapacity bytes waiting to be sent,
+//                   freed when all is sent; WritePlaintext takes nothing
+//                   while less than one record's room is free, so the caller
+//                   stops reading its plaintext source until it has sent
+//                   (backpressure).
 //   plaintext       OpenSSL holds at most one decrypted record (16 KiB) that
 //                   ReadPlaintext has not returned yet, plus at most one
 //                   16 KiB chunk of accepted plaintext it could not encrypt
 //                   yet (retried first, on the next write or consume).
-// So one stream never holds more than ~16 + 40 + 16 + 16 KiB, plus OpenSSL's
-// record buffers, which SSL_MODE_RELEASE_BUFFERS frees while idle.
+//   OpenSSL's own   its record buffers (~17 KiB each way; it reads ahead, so
+//                   the read one may hold the start of the next record),
+//                   freed when empty (SSL_MODE_RELEASE_BUFFERS).
+// So one stream never holds more than ~128 + 192 + 16 + 16 + 34 KiB; a quiet
+// stream holds its 4 KiB input and OpenSSL's state.
 //
 // How the caller drives it (all calls on one thread, never blocking):
-//   recv'd bytes:  n = FeedCiphertext(bytes); keep bytes[n:] for later.
+//   to receive:    recv into RecvSpace() (empty: full, decrypt first), then
+//                  Received(n). The space stays put until then. Or, for bytes
+//                  from elsewhere: n = FeedCiphertext(bytes); keep bytes[n:].
 //   progress:      until handshake_done(): Handshake(). Then ReadPlaintext(buf)
 //                  until it returns kNeedMore (or kClosed / kError).
 //   to send:       PendingCiphertext() is a view into the stream's own buffer:
@@ -42,12 +51,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "userspace/common/openssl_ptr.h"
 #include "userspace/common/status.h"
+#include "userspace/tls/ciphertext_buffers.h"
 #include "userspace/tls/tls_error.h"
 
 namespace egressd::tls {
@@ -75,15 +86,15 @@ struct TlsSessionInfo {
 
 class TlsStream {
  public:
-  static constexpr size_t kCiphertextInCapacity = 16 * 1024;
-  static constexpr size_t kCiphertextOutCapacity = 40 * 1024;
+  static constexpr size_t kCiphertextInCapacity = CiphertextBuffers::kInLarge;
+  static constexpr size_t kCiphertextOutCapacity = CiphertextBuffers::kOutCapacity;
   // Plaintext per SSL_write: one record.
   static constexpr size_t kMaxWriteChunk = 16 * 1024;
   // Free ciphertext room needed before a new record is written: the largest
   // TLS 1.2 record (2^14 + 2048 + 5) plus headroom for a queued alert.
   static constexpr size_t kRecordRoom = 16 * 1024 + 2048 + 5 + 512;
 
-  // Wraps `ssl` (configured, not started) in a BIO pair and sets it to accept
+  // Wraps `ssl` (configured, not started) in a BIO of ours and sets it to accept
   // (kServer) or connect (kClient). The contexts call this; tests wrap their
   // own SSL objects to play the peer.
   static StatusOr<TlsStream> Create(SslPtr ssl, TlsRole role);
@@ -96,6 +107,13 @@ class TlsStream {
   // (fewer when the input buffer is full: drive the stream, then feed the
   // rest); 0 after an error or FeedEof.
   size_t FeedCiphertext(std::span<const uint8_t> bytes);
+  // Where the next recv from the peer lands (empty: the input is full, or
+  // the end was fed): call only while no recv into an earlier space is in
+  // flight. Then Received(bytes that recv returned).
+  std::span<uint8_t> RecvSpace();
+  void Received(size_t n) { buffers_->Received(n); }
+  // Ciphertext received and not decrypted yet.
+  size_t ciphertext_in_bytes() const { return buffers_->in_bytes(); }
   // The peer closed its sending side (recv returned 0).
   void FeedEof();
 
@@ -131,15 +149,15 @@ class TlsStream {
   SSL* native_handle() const { return ssl_.get(); }
 
  private:
-  TlsStream(SslPtr ssl, BioPtr network, TlsRole role)
-      : ssl_(std::move(ssl)), network_(std::move(network)), role_(role) {}
+  TlsStream(std::unique_ptr<CiphertextBuffers> buffers, SslPtr ssl, TlsRole role)
+      : buffers_(std::move(buffers)), ssl_(std::move(ssl)), role_(role) {}
   TlsIo Fail(int ret);  // classifies a failed SSL call: kNeedMore or kError
   size_t OutRoom() const;
   bool FlushWriteRetry();  // true when nothing is left to retry
   void TryShutdown();
 
-  SslPtr ssl_;      // owns the SSL's half of the BIO pair
-  BioPtr network_;  // our half: ciphertext in (write) and out (read)
+  std::unique_ptr<CiphertextBuffers> buffers_;  // the SSL's BIO points here: a stable address
+  SslPtr ssl_;                                  // owns the BIO; freed before buffers_
   TlsRole role_;
   bool handshake_done_ = false;
   bool peer_closed_ = false;
