@@ -10,6 +10,8 @@
 // nothing received (-ECANCELED) lets the connection into the pool
 // (RetireDone). Requests are decided before the pool is asked (policy,
 // address choice): a pooled connection never takes a request elsewhere.
+#include <openssl/ssl.h>
+
 #include <cerrno>
 
 #include "userspace/proxy/connection.h"
@@ -33,8 +35,9 @@ bool Connection::UpstreamReusable() const {
   if (client_tls_ && !upstream_tls_) return false;
   if (upstream_tls_) {
     const tls::TlsStream& s = upstream_tls_->stream();
+    // (SSL_has_pending: part of a record read ahead and not processed yet.)
     if (!s.handshake_done() || s.failed() || s.peer_closed() || upstream_tls_->HasInput() ||
-        s.pending_ciphertext_bytes() != 0)
+        s.pending_ciphertext_bytes() != 0 || SSL_has_pending(s.native_handle()))
       return false;
   }
   return true;
