@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <string>
@@ -40,8 +41,10 @@ class UpstreamSessionCache {
 
   // Keeps `session` (ownership taken) for `key`.
   void Put(const std::string& key, SslSessionPtr session);
-  // A session to offer for `key`, or null.
-  SslSessionPtr Take(const std::string& key);
+  // A session to offer for `key`, or null: the newest usable one that
+  // `fits` (when given); the others stay.
+  SslSessionPtr Take(const std::string& key,
+                     const std::function<bool(SSL_SESSION*)>& fits = nullptr);
 
   size_t size() const;  // sessions held
   // Since the start: sessions kept (Put), offers (Take found one), and
