@@ -1,9 +1,11 @@
 // Upstream TLS sessions kept for resumption (a resumed client handshake costs
 // ~160 µs of CPU instead of ~480 µs: design.md), shared by every worker.
 //
-// Keyed by (sandbox, host, port, ALPN): a session is only ever offered again
-// to the same host and port for the same sandbox, so sessions (and what a
-// server could link through them) never cross sandboxes. Bounded: at most
+// Keyed by (sandbox, host or address, port, ALPN): a session is only ever
+// offered again to the same host (or, keyed by address, to a name its
+// verified certificate is valid for: TlsClientContext) and port for the same
+// sandbox, so sessions (and what a server could link through them) never
+// cross sandboxes. Bounded: at most
 // `capacity` sessions in all and kSessionsPerKey per key; the least recently
 // used key goes first. TLS 1.3 sessions are single-use (RFC 8446 C.4: a
 // ticket offered twice links connections): Take removes them, and the server
