@@ -478,7 +478,10 @@ void Connection::OnUpstreamReady() {
 
 void Connection::StartUpstreamTls() {
   auto stream = worker_.ctx().tls_client->NewStream(
-      {.sandbox = sandbox_->generation, .host = decided_host_, .port = origin_port_});
+      {.sandbox = sandbox_->generation,
+       .host = decided_host_,
+       .port = origin_port_,
+       .address = upstream_addr_ ? upstream_addr_->ToString() : ""});
   if (!stream.ok()) {
     CurrentView()->counters->upstream_tls_errors++;
     session_->Reply(

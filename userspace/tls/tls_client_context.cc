@@ -13,6 +13,9 @@ namespace {
 
 constexpr unsigned char kAlpnHttp11[] = "\x08http/1.1";
 constexpr std::string_view kAlpnName = "http/1.1";
+// How a certificate's names are matched: SAN only, whole-label wildcards.
+constexpr unsigned kHostFlags =
+    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
 
 // What an SSL needs to store the sessions it receives: the cache (shared, so
 // a stream may outlive its context) and its key. Held in the SSL's ex_data,
@@ -99,8 +102,7 @@ StatusOr<TlsStream> TlsClientContext::NewStream(const UpstreamTarget& target) co
   }
   SslPtr ssl(SSL_new(ctx_.get()));
   if (!ssl) return EGRESSD_ERROR("TLS client stream: {}", OpensslErrorText());
-  SSL_set_hostflags(ssl.get(),
-                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+  SSL_set_hostflags(ssl.get(), kHostFlags);
   bool ok = true;
   if (ip) {
     ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), host.c_str()) == 1;
@@ -114,8 +116,18 @@ StatusOr<TlsStream> TlsClientContext::NewStream(const UpstreamTarget& target) co
 
   auto slot = std::make_unique<ResumptionSlot>();
   slot->cache = sessions_;
-  slot->key = UpstreamSessionCache::Key(target.sandbox, host, target.port, kAlpnName);
-  if (SslSessionPtr session = sessions_->Take(slot->key)) {
+  // Per address when known: the names served there share sessions, each
+  // offered only to a name its verified certificate is valid for (a resumed
+  // handshake checks no certificate, so this check is the hostname check).
+  slot->key = UpstreamSessionCache::Key(
+      target.sandbox, target.address.empty() ? host : "@" + target.address, target.port, kAlpnName);
+  auto fits = [&](SSL_SESSION* session) {
+    X509* peer = SSL_SESSION_get0_peer(session);
+    if (!peer) return false;
+    return ip ? X509_check_ip_asc(peer, host.c_str(), 0) == 1
+              : X509_check_host(peer, host.c_str(), host.size(), kHostFlags, nullptr) == 1;
+  };
+  if (SslSessionPtr session = sessions_->Take(slot->key, fits)) {
     SSL_set_session(ssl.get(), session.get());  // takes a reference of its own
   }
   if (SSL_set_ex_data(ssl.get(), ResumptionSlotIndex(), slot.get()) != 1) {

@@ -46,6 +46,12 @@ struct UpstreamTarget {
   uint64_t sandbox = 0;  // the sandbox's generation: sessions are never shared between sandboxes
   std::string host;      // the name (lowercase, no trailing dot) or an IP literal ("::1", "[::1]")
   uint16_t port = 443;
+  // The address connected to (from egressd's resolver), or empty. Given,
+  // sessions are kept per address rather than per name: a session is then
+  // offered to another name served there only when the certificate it
+  // verified is valid for that name (RFC 8446 4.6.1), so a new name at a
+  // known address resumes instead of a full handshake.
+  std::string address = {};
 };
 
 class TlsClientContext {

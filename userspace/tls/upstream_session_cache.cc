@@ -41,7 +41,8 @@ void UpstreamSessionCache::Put(const std::string& key, SslSessionPtr session) {
   EvictOverCapacity();
 }
 
-SslSessionPtr UpstreamSessionCache::Take(const std::string& key) {
+SslSessionPtr UpstreamSessionCache::Take(const std::string& key,
+                                         const std::function<bool(SSL_SESSION*)>& fits) {
   const time_t now = time(nullptr);
   std::lock_guard lock(mu_);
   auto it = index_.find(key);
@@ -51,20 +52,22 @@ SslSessionPtr UpstreamSessionCache::Take(const std::string& key) {
   }
   auto& sessions = it->second->sessions;
   SslSessionPtr out;
-  while (!sessions.empty() && !out) {
-    SSL_SESSION* newest = sessions.back().get();
-    if (!Usable(newest, now)) {
-      sessions.pop_back();
+  for (size_t i = sessions.size(); i-- > 0 && !out;) {  // newest first
+    SSL_SESSION* s = sessions[i].get();
+    if (!Usable(s, now)) {
+      sessions.erase(sessions.begin() + static_cast<ptrdiff_t>(i));
       --count_;
-    } else if (SSL_SESSION_get_protocol_version(newest) >= TLS1_3_VERSION) {
-      out = std::move(sessions.back());
-      sessions.pop_back();
+    } else if (fits && !fits(s)) {
+      continue;  // kept for the names it fits
+    } else if (SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION) {
+      out = std::move(sessions[i]);
+      sessions.erase(sessions.begin() + static_cast<ptrdiff_t>(i));
       --count_;
     } else {
       // TLS 1.2: offered again and again, each time as a copy, so that a
       // connection ending without close_notify (OpenSSL then marks the
       // session it used non-resumable) leaves the cached one usable.
-      out.reset(SSL_SESSION_dup(newest));
+      out.reset(SSL_SESSION_dup(s));
       if (!out) break;
     }
   }

@@ -1,9 +1,11 @@
 // Upstream TLS sessions kept for resumption (a resumed client handshake costs
 // ~160 µs of CPU instead of ~480 µs: design.md), shared by every worker.
 //
-// Keyed by (sandbox, host, port, ALPN): a session is only ever offered again
-// to the same host and port for the same sandbox, so sessions (and what a
-// server could link through them) never cross sandboxes. Bounded: at most
+// Keyed by (sandbox, host or address, port, ALPN): a session is only ever
+// offered again to the same host (or, keyed by address, to a name its
+// verified certificate is valid for: TlsClientContext) and port for the same
+// sandbox, so sessions (and what a server could link through them) never
+// cross sandboxes. Bounded: at most
 // `capacity` sessions in all and kSessionsPerKey per key; the least recently
 // used key goes first. TLS 1.3 sessions are single-use (RFC 8446 C.4: a
 // ticket offered twice links connections): Take removes them, and the server
@@ -13,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <string>
@@ -40,8 +43,10 @@ class UpstreamSessionCache {
 
   // Keeps `session` (ownership taken) for `key`.
   void Put(const std::string& key, SslSessionPtr session);
-  // A session to offer for `key`, or null.
-  SslSessionPtr Take(const std::string& key);
+  // A session to offer for `key`, or null: the newest usable one that
+  // `fits` (when given); the others stay.
+  SslSessionPtr Take(const std::string& key,
+                     const std::function<bool(SSL_SESSION*)>& fits = nullptr);
 
   size_t size() const;  // sessions held
   // Since the start: sessions kept (Put), offers (Take found one), and

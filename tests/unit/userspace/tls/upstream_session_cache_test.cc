@@ -69,6 +69,27 @@ TEST(UpstreamSessionCache, BoundedLeastRecentlyUsedFirst) {
   EXPECT_EQ(big.size(), UpstreamSessionCache::kSessionsPerKey);
 }
 
+TEST(UpstreamSessionCache, TakeOffersOnlyASessionThatFitsAndKeepsTheOthers) {
+  UpstreamSessionCache cache;
+  const std::string key = UpstreamSessionCache::Key(1, "@127.0.0.1", 443, "http/1.1");
+  cache.Put(key, FakeSession(TLS1_3_VERSION, 1));
+  cache.Put(key, FakeSession(TLS1_3_VERSION, 2));
+  auto id_is = [](unsigned char want) {
+    return [want](SSL_SESSION* s) {
+      unsigned int len = 0;
+      return SSL_SESSION_get_id(s, &len)[0] == want;
+    };
+  };
+  EXPECT_EQ(cache.Take(key, id_is(9)), nullptr);
+  EXPECT_EQ(cache.size(), 2u);
+  SslSessionPtr older = cache.Take(key, id_is(1));  // not the newest, but the one that fits
+  ASSERT_NE(older, nullptr);
+  unsigned int len = 0;
+  EXPECT_EQ(SSL_SESSION_get_id(older.get(), &len)[0], 1);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_NE(cache.Take(key), nullptr);
+}
+
 TEST(UpstreamSessionCache, KeysKeepSandboxesHostsPortsAndAlpnApart) {
   auto key = UpstreamSessionCache::Key(1, "a.test", 443, "http/1.1");
   EXPECT_NE(key, UpstreamSessionCache::Key(2, "a.test", 443, "http/1.1"));
@@ -126,6 +147,31 @@ TEST_P(UpstreamResumptionTest, SecondConnectionResumesOnlyForTheSameKey) {
   EXPECT_TRUE(Connect(target));  // TLS 1.3: the resumed connection brought a new ticket
   EXPECT_FALSE(Connect({.sandbox = 8, .host = "good.test", .port = 443}));   // other sandbox
   EXPECT_FALSE(Connect({.sandbox = 7, .host = "good.test", .port = 8443}));  // other port
+}
+
+// Sessions kept per address: a name never seen resumes a session of another
+// name at the same address when the certificate that session verified is
+// valid for it, and only then (a resumed handshake checks no certificate).
+TEST_P(UpstreamResumptionTest, ANewNameAtTheSameAddressResumesOnlyWhereTheCertificateFits) {
+  leaf_ = testing::MakeLeaf(root_, "*.good.test");
+  server_ctx_ = testing::MakeTestServerCtx(leaf_, {.max_version = GetParam()});
+  auto at = [](const std::string& host, const std::string& address) {
+    return UpstreamTarget{.sandbox = 7, .host = host, .port = 443, .address = address};
+  };
+  EXPECT_FALSE(Connect(at("a.good.test", "127.0.0.1")));
+  EXPECT_TRUE(Connect(at("b.good.test", "127.0.0.1")));
+  EXPECT_TRUE(Connect(at("c.good.test", "127.0.0.1")));
+  EXPECT_FALSE(Connect(at("d.good.test", "127.0.0.2")));  // another address
+  // A name the certificate does not cover: no session is offered, so the
+  // full handshake's hostname check refuses the certificate.
+  auto server = TlsStream::Create(SslPtr(SSL_new(server_ctx_.get())), TlsRole::kServer);
+  auto client = client_ctx_->NewStream(at("other.test", "127.0.0.1"));
+  ASSERT_TRUE(server.ok() && client.ok());
+  testing::PumpHandshake(*client, *server);
+  EXPECT_FALSE(client->handshake_done());
+  EXPECT_FALSE(client->info().resumed);
+  // The sessions that did not fit are still there for the names they fit.
+  EXPECT_TRUE(Connect(at("e.good.test", "127.0.0.1")));
 }
 
 // An upstream that closes first (no close_notify from egressd): OpenSSL
