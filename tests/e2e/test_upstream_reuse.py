@@ -10,7 +10,10 @@ import time
 
 import pytest
 
+from conftest import Sandbox, write_policy
+from origins import Origin
 from scripted_origin import ScriptedOrigin, read_head
+from test_proxy_capacity import FdLimitedDaemon, fd_count, wait_for
 from test_tls_intercept import sandbox_ca, write_tls_policy
 
 
@@ -149,3 +152,56 @@ def test_an_authentication_challenge_keeps_the_upstream_to_its_client(reuse_env)
         assert len(origin.conns) == 2
     finally:
         origin.close()
+
+
+KEEP_ALIVE_CLIENTS = """
+import socket, sys
+socks = []
+for i in range({n}):
+    s = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+    s.sendall(b"GET /k%d HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n" % i)
+    head = b""
+    while b"\\r\\n\\r\\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    print(head.split(b" ")[1].decode() if head else "closed", flush=True)
+    socks.append(s)  # held open: its upstream stays in use
+for s in socks:
+    s.close()
+"""
+
+
+def test_idle_pooled_upstreams_give_their_descriptors_up_first(env, tmp_path):
+    limit = fd_count(env.daemon.proc.pid) + 24
+    d = FdLimitedDaemon(limit, str(tmp_path), env.dns.address)
+    first, second = Origin("first"), Origin("second")
+    sb = None
+    try:
+        d.start()
+        pid = d.proc.pid
+        write_policy(d.policy_dir, "open")
+        sb = Sandbox(d, "open")
+        # Six upstreams to the first origin, left idle in the pool as their
+        # clients close together.
+        r = sb.python(KEEP_ALIVE_CLIENTS.format(n=6, port=first.port))
+        assert r.stdout.split() == ["200"] * 6, (r.stdout, r.stderr)
+        wait_for(lambda: d.status()["proxy"]["pooled_upstreams"] >= 6, timeout=2, what="6 pooled")
+        free = limit - fd_count(pid)
+        # More connections to the second origin than the free descriptors
+        # allow (2 each), fewer than they allow once the pool's are given up.
+        k = free // 2 + 1
+        assert 2 * k <= free + 6 - 2, (free, k)
+        r = sb.python(KEEP_ALIVE_CLIENTS.format(n=k, port=second.port))
+        assert r.stdout.split() == ["200"] * k, (free, r.stdout, r.stderr)
+        assert d.status()["proxy"]["refused_no_fd"] == 0
+    except BaseException:
+        print("DAEMONLOG", "\n".join(d.history[-60:]), "RC", d.proc.poll())
+        raise
+    finally:
+        if sb:
+            sb.cleanup()
+        d.cleanup()
+        first.close()
+        second.close()

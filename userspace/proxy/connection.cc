@@ -398,7 +398,14 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
     memcpy(&in6->sin6_addr, addr.bytes.data(), 16);
     len = sizeof(*in6);
   }
-  upstream_fd_.Reset(socket(addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int family = addr.is_v4() ? AF_INET : AF_INET6;
+  upstream_fd_.Reset(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!upstream_fd_.valid() && (errno == EMFILE || errno == ENFILE) && worker_.upstream_pool() &&
+      worker_.upstream_pool()->size() > 0) {
+    // Idle upstreams kept for reuse give their descriptors up first.
+    worker_.upstream_pool()->Clear();
+    upstream_fd_.Reset(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  }
   if (!upstream_fd_.valid()) {
     // Out of fds or memory (resource_shortage.h): this request fails, counted.
     std::string why = std::string("no socket for the upstream: ") + strerror(errno);

@@ -204,10 +204,16 @@ void Worker::OnAccept(Listener& listener, int res, uint32_t flags) {
       spdlog::warn("proxy: accept: {}", strerror(-res));
     }
     if (flags & IORING_CQE_F_MORE || stop_) return;
-    // Out of fds: the waiting connections are closed with the spare fd's
+    // Out of fds: idle upstreams kept for reuse go first (accepting again
+    // at once); then the waiting connections are closed with the spare fd's
     // help, and accepting goes on. Otherwise (or no spare) wait a little
     // before accepting again instead of spinning; pending connections stay
     // in the backlog meanwhile.
+    if ((res == -EMFILE || res == -ENFILE) && upstream_pool() && upstream_pool()->size() > 0) {
+      upstream_pool()->Clear();
+      ArmAccept(listener);
+      return;
+    }
     if ((res == -EMFILE || res == -ENFILE) && spare_fd_.valid()) {
       size_t refused =
           RefuseWaitingConnections(listener.fd.get(), spare_fd_, *ctx_.bpf, kRefuseBatch);
