@@ -82,7 +82,7 @@ pids+=($!)
 
 # squid: every name the new-hostname row will use is in its hosts file (it
 # resolves each intercepted Host/SNI; without an answer new names stall).
-NAMES_PROCS=4 NAMES_MAX=$((DUR * 1000))
+NAMES_PROCS=${NAMES_PROCS:-4} NAMES_MAX=$((DUR * 1000))
 {
   echo "127.0.0.1 origin.test"
   awk -v p="$NAMES_PROCS" -v m="$NAMES_MAX" 'BEGIN{for(i=0;i<p;i++) for(n=0;n<m;n++) printf "127.0.0.1 sq%d-%d.origin.test\n", i, n}'
