@@ -17,7 +17,10 @@ class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
     def do_GET(self):
-        body = f"{sys.argv[3]} host={self.headers.get('Host')} path={self.path}\n".encode()
+        body = f"{sys.argv[3]} host={self.headers.get('Host')} path={self.path}"
+        if self.path == "/peer":  # which connection carried it: the client's port
+            body += f" peer={self.client_address[1]}"
+        body = (body + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

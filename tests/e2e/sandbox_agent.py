@@ -15,9 +15,9 @@ import sys
 import threading
 
 
-def http_get(host, port, ip):
+def http_get(host, port, ip, path="/"):
     conn = http.client.HTTPConnection(ip, int(port), timeout=10)
-    conn.request("GET", "/", headers={"Host": f"{host}:{port}"})
+    conn.request("GET", path, headers={"Host": f"{host}:{port}"})
     r = conn.getresponse()
     return f"{r.status} {r.read().decode().strip()}"
 
@@ -92,7 +92,7 @@ for line in sys.stdin:
         continue
     try:
         if words[0] == "http":
-            out = http_get(*words[1:4])
+            out = http_get(*words[1:5])
         elif words[0] == "dns":
             out = dns_query(*words[1:4])
         elif words[0] == "local":

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import Sandbox, write_policy
+from netns_helpers import Agent
 from origins import Origin
 from scripted_origin import ScriptedOrigin, read_head
 from test_proxy_capacity import FdLimitedDaemon, fd_count, wait_for
@@ -89,6 +90,30 @@ def test_sandboxes_never_share_an_upstream(reuse_env):
     first_a, first_b, second_a = peers(env.http, before)
     assert first_b not in (first_a, second_a)
     assert second_a == first_a
+
+
+def test_a_sandbox_in_its_own_namespace_reuses_its_upstream(reuse_env):
+    """`egressctl run` (a network namespace of its own): the upstream connection
+    of one client connection serves the next, to an origin in another namespace;
+    another sandbox's request to it opens its own."""
+    env = reuse_env
+    ns = env.origin_netns()
+    port = env.netns_port
+    write_policy(env.daemon.policy_dir, "reuse-ns", allowed_hosts=["origin.test"])
+    reused = proxy_status(env)["upstream_reused"]
+    agent = Agent(env.daemon.run_prefix("--policy", "reuse-ns", "--instance", "reuse-ns"))
+    other = Agent(env.daemon.run_prefix("--policy", "reuse-ns", "--instance", "reuse-ns2"))
+    try:
+        answers = [agent.ask("http", "origin.test", port, ns.ip, "/peer") for _ in range(3)]
+        assert all(a.startswith("200 netns-origin ") for a in answers), answers
+        ports = {a.split("peer=")[1] for a in answers}
+        assert len(ports) == 1, answers  # one upstream connection, three clients
+        assert proxy_status(env)["upstream_reused"] - reused == 2
+        theirs = other.ask("http", "origin.test", port, ns.ip, "/peer")
+        assert theirs.startswith("200 ") and theirs.split("peer=")[1] not in ports, theirs
+    finally:
+        assert agent.close() == 0
+        assert other.close() == 0
 
 
 def test_an_idle_pooled_upstream_is_closed_within_two_seconds(reuse_env):
