@@ -263,9 +263,12 @@ fi
 
 if has_row names; then
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END{if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'; }
+median() {  # [printf format of a mean of two] < values
+  tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.2f}\n" '{v[NR]=$1} END{if (NR%2) print v[(NR+1)/2]; else printf f, (v[NR/2]+v[NR/2+1])/2}'
+}
 declare -A NAMES_RUNS NAMES_ERRORS
 NAMES_RATIOS=""  # egressd/squid of each round (the two measured back to back)
+NAMES_CPU=""
 for round in $(seq "$NAMES_ROUNDS"); do
   for where in direct egressd haproxy squid; do
     # haproxy cannot do this row (see docs/benchmarks.md): one round shows it.
@@ -280,14 +283,17 @@ for round in $(seq "$NAMES_ROUNDS"); do
   done
   last() { echo "${NAMES_RUNS[$1]}" | awk '{print $NF}'; }
   NAMES_RATIOS+=" $(ratio "$(last egressd)" "$(last squid)")"
+  # The proxy's CPU per connection (ms): what each new name costs it.
+  cpu_ms() { awk -v c="$(cat "$T/cpu-names-$1")" -v r="$(last "$1")" 'BEGIN{ if (r+0>0) printf "%.2f", 10*c/r; else print "-" }'; }
+  NAMES_CPU+=" egressd $(cpu_ms egressd) squid $(cpu_ms squid);"
 done
 for where in direct egressd haproxy squid; do
-  R[$where]=$(echo "${NAMES_RUNS[$where]}" | median)
+  R[$where]=$(echo "${NAMES_RUNS[$where]}" | median %.0f)
   E[$where]=${NAMES_ERRORS[$where]}
 done
 # egressd/squid: the median of the rounds' ratios, each of two runs back to back.
 echo "| a never-seen host name per connection, $NAMES_PROCS clients (conn/s; median of $NAMES_ROUNDS rounds) | $(with_errors "${R[direct]}" "${E[direct]}") | $(with_errors "${R[egressd]}" "${E[egressd]}") | $(with_errors "${R[haproxy]}" "${E[haproxy]}") | $(with_errors "${R[squid]}" "${E[squid]}") | $(ratio "${R[egressd]}" "${R[haproxy]}") | $(echo "$NAMES_RATIOS" | median) |"
-NAMES_DETAIL="new host names, each round (conn/s): direct${NAMES_RUNS[direct]}; egressd${NAMES_RUNS[egressd]}; squid${NAMES_RUNS[squid]}; egressd/squid${NAMES_RATIOS}"
+NAMES_DETAIL="new host names, each round (conn/s): direct${NAMES_RUNS[direct]}; egressd${NAMES_RUNS[egressd]}; squid${NAMES_RUNS[squid]}; egressd/squid${NAMES_RATIOS}; proxy CPU per connection (ms):${NAMES_CPU%;}"
 fi
 
 if has_row bulk; then
