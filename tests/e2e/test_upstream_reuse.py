@@ -5,6 +5,8 @@ intercepted; never another sandbox's, never after it closed, a challenge
 for authentication or a second of idleness. Which upstream connection
 carried a request is the origin's view: the proxy's source port."""
 import os
+import socket
+import struct
 import threading
 import time
 
@@ -16,6 +18,7 @@ from origins import Origin
 from scripted_origin import ScriptedOrigin, read_head
 from test_proxy_capacity import FdLimitedDaemon, fd_count, wait_for
 from test_tls_intercept import sandbox_ca, write_tls_policy
+from upstream_certs import make_server_cert
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +164,94 @@ def test_an_upstream_that_closed_while_pooled_is_not_used(reuse_env):
         assert len(origin.conns) == 2 and not origin.errors, origin.errors
     finally:
         closing.set()
+        origin.close()
+
+
+def closes_the_second_request(how):
+    """The first connection answers one request, then reads the next one sent
+    on it (from the pool) and ends without a word: closed ("close") or reset
+    ("reset"), as an origin whose idle timeout struck just then. Any later
+    connection answers every request."""
+    served = []
+
+    def script(c):
+        first = not served
+        served.append(c)
+        while True:
+            head = read_head(c)
+            if head is None:
+                return
+            if "Content-Length: 4" in head:
+                c.recv_exactly(4)
+            if first and len(c.received().split(b"\r\n\r\n")) > 2:
+                if how == "reset":  # RST instead of FIN
+                    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      struct.pack("ii", 1, 0))
+                c.sock.close()
+                return
+            c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    return script
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_get_whose_pooled_upstream_closes_goes_again_on_a_new_one(reuse_env, how):
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    origin = ScriptedOrigin(closes_the_second_request(how))
+    try:
+        url = f"http://allowed.test:{origin.port}/"
+        assert sb.curl("-w", " %{http_code}", url).stdout.endswith(" 200")
+        wait_pooled(env, lambda n: n >= 1, timeout=2)
+        resent = proxy_status(env)["requests_resent"]
+        r = sb.curl("-w", " %{http_code}", url + "again")
+        # The client never learns: its one request got its answer.
+        assert r.returncode == 0 and r.stdout.endswith("ok 200"), r.stdout + r.stderr
+        assert proxy_status(env)["requests_resent"] - resent == 1
+        assert len(origin.conns) == 2 and not origin.errors, origin.errors
+        # Sent on the pooled connection, then whole again on a new one.
+        assert origin.conns[0].received().count(b"GET /again ") == 1
+        assert origin.conns[1].received().startswith(b"GET /again HTTP/1.1\r\n")
+    finally:
+        origin.close()
+
+
+def test_an_intercepted_get_whose_pooled_upstream_closes_goes_again(reuse_env, tmp_path):
+    env = reuse_env
+    crt, key = make_server_cert(str(tmp_path), "allowed.test", env.ca)
+    origin = ScriptedOrigin(closes_the_second_request("close"), tls=(crt, key))
+    try:
+        sb = env.sandbox("reuse-intercept")
+        ca = sandbox_ca(env, sb, tmp_path)
+        url = f"https://allowed.test:{origin.port}/"
+        assert sb.curl("--cacert", ca, "-w", " %{http_code}", url).stdout.endswith(" 200")
+        wait_pooled(env, lambda n: n >= 1, timeout=2)
+        resent = proxy_status(env)["requests_resent"]
+        r = sb.curl("--cacert", ca, "-w", " %{http_code}", url + "again")
+        assert r.returncode == 0 and r.stdout.endswith("ok 200"), r.stdout + r.stderr
+        assert proxy_status(env)["requests_resent"] - resent == 1
+        assert len(origin.conns) == 2 and not origin.errors, origin.errors
+    finally:
+        origin.close()
+
+
+def test_a_post_whose_pooled_upstream_closes_is_not_sent_again(reuse_env):
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    origin = ScriptedOrigin(closes_the_second_request("close"))
+    try:
+        url = f"http://allowed.test:{origin.port}/"
+        assert sb.curl("-w", " %{http_code}", url).stdout.endswith(" 200")
+        wait_pooled(env, lambda n: n >= 1, timeout=2)
+        resent = proxy_status(env)["requests_resent"]
+        r = sb.curl("-w", " %{http_code}", "--data-binary", "body", url + "post")
+        # Not safe to send twice: the client sees its connection end, as it
+        # would without egressd, and decides for itself.
+        assert r.returncode == 52 and r.stdout.endswith(" 000"), r.stdout + r.stderr
+        assert proxy_status(env)["requests_resent"] == resent
+        assert len(origin.conns) == 1
+        assert origin.conns[0].received().count(b"POST /post ") == 1
+    finally:
         origin.close()
 
 

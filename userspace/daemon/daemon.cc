@@ -469,6 +469,7 @@ nlohmann::json Daemon::Status_() const {
             {"upstream_tls_full", proxy_counters_.upstream_tls_full.load()},
             {"upstream_reused", proxy_counters_.upstream_reused.load()},
             {"pooled_upstreams", proxy_counters_.pooled_upstreams.load()},
+            {"requests_resent", proxy_counters_.requests_resent.load()},
             {"upstream_tls_sessions",
              [this] {
                auto c = tls_client_->sessions().counts();
@@ -542,6 +543,7 @@ metrics::MetricsSnapshot Daemon::MetricsFigures() const {
   d.relay_buffers =
       static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.relay_buffers.load()));
   d.upstream_reused = proxy_counters_.upstream_reused.load();
+  d.requests_resent = proxy_counters_.requests_resent.load();
   d.pooled_upstreams =
       static_cast<uint64_t>(std::max<int64_t>(0, proxy_counters_.pooled_upstreams.load()));
   d.dns_malformed = forwarder_->malformed();

@@ -276,6 +276,10 @@ std::vector<MetricFamily> DaemonFamilies(const DaemonFigures& d) {
           "Requests sent on an idle upstream connection another client connection left (no "
           "connect, no upstream TLS handshake)",
           kCounter, d.upstream_reused),
+      One("egressd_requests_resent_total",
+          "Requests sent again on a new upstream connection: the pooled one they went on "
+          "closed before any byte of the response (GET, HEAD, OPTIONS without a body)",
+          kCounter, d.requests_resent),
       One("egressd_pooled_upstreams",
           "Idle upstream connections kept now for the next request to the same place", kGauge,
           d.pooled_upstreams),

@@ -30,6 +30,7 @@ struct DaemonFigures {
   uint64_t parked_connections = 0;
   uint64_t relay_buffers = 0;
   uint64_t upstream_reused = 0;
+  uint64_t requests_resent = 0;
   uint64_t pooled_upstreams = 0;
   uint64_t dns_malformed = 0;
   uint64_t dns_overloaded = 0;

@@ -678,6 +678,7 @@ void Connection::CloseUpstream() {
   // Decided before anything is cleared: the pool's key names the host.
   std::string pool_key = UpstreamReusable() ? PoolKey(*upstream_addr_) : "";
   decided_host_.clear();
+  upstream_from_pool_ = false;
   // Request bytes meant for this upstream never go to the next one.
   if (up_.send_pending) {
     up_discard_to_ = up_.ready;
@@ -858,6 +859,7 @@ void Connection::OnRecv(bool client, int res) {
     return;
   }
   if (res < 0) {
+    if (!client && session_ && session_->ResendOnNewUpstream()) return;
     Close(fmt::format("{} recv: {}", client ? "client" : "upstream", strerror(-res)));
     return;
   }
@@ -959,6 +961,7 @@ void Connection::OnSend(bool to_upstream, int res) {
     sending_reply_ = false;
   if (phase_ == Phase::kClosing) return;
   if (res < 0) {
+    if (to_upstream && session_ && session_->ResendOnNewUpstream()) return;
     Close(fmt::format("send to {}: {}", to_upstream ? "upstream" : "client", strerror(-res)));
     return;
   }

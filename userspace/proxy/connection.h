@@ -116,6 +116,8 @@ class alignas(16) Connection final : public HttpSessionOwner {
   }
   void Flush() override { Pump(); }
   std::string AddressForLog(bool upstream) const override;
+  bool UpstreamFromPool() const override { return upstream_from_pool_; }
+  bool ReplaceUpstream() override;
 
   // A tunnel's new bytes of one direction may go (after the WebSocket frame
   // check, if any). False when that check closed the connection.
@@ -213,7 +215,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   size_t up_discard_to_ = 0;
   bool up_discard_pending_ = false;
   std::optional<policy::IpAddress> connect_waiting_;  // connect after retiring_fd_ is gone
-  int pending_ = 0;  // operations in flight; the object lives until it is 0
+  bool upstream_from_pool_ = false;  // the current upstream was taken from the pool
+  bool skip_pool_ = false;           // the next connect makes a new connection
+  int pending_ = 0;                  // operations in flight; the object lives until it is 0
   Phase phase_ = Phase::kClassifying;
   Mode mode_ = Mode::kNone;
   bool deadline_armed_ = false;

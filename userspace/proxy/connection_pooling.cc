@@ -11,8 +11,10 @@
 // (RetireDone). Requests are decided before the pool is asked (policy,
 // address choice): a pooled connection never takes a request elsewhere.
 #include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "userspace/proxy/connection.h"
 #include "userspace/proxy/upstream_pool.h"
@@ -75,14 +77,37 @@ void Connection::PutRetiredInPool() {
 
 bool Connection::TakePooledUpstream(const policy::IpAddress& addr) {
   UpstreamPool* pool = worker_.upstream_pool();
-  if (!pool || mode_ != Mode::kHttp || !sandbox_ || decided_host_.empty()) return false;
+  if (std::exchange(skip_pool_, false) || !pool || mode_ != Mode::kHttp || !sandbox_ ||
+      decided_host_.empty())
+    return false;
   auto idle = pool->Take(PoolKey(addr), std::chrono::steady_clock::now());
   if (!idle) return false;
   upstream_fd_ = std::move(idle->fd);
   upstream_tls_ = std::move(idle->tls);
   upstream_addr_ = addr;
+  upstream_from_pool_ = true;
   worker_.ctx().counters->upstream_reused++;
   OnUpstreamReady();
+  return true;
+}
+
+// A pooled upstream can time out just as a request is sent on it; the
+// session decides whether the request may go again (HttpSession::
+// ResendOnNewUpstream), this makes the new connection: same host, same
+// address (both decided for this request already), never from the pool.
+bool Connection::ReplaceUpstream() {
+  if (!upstream_from_pool_ || !upstream_addr_ || mode_ != Mode::kHttp || phase_ != Phase::kHttp ||
+      decided_host_.empty())
+    return false;
+  const std::string host = decided_host_;
+  const policy::IpAddress addr = *upstream_addr_;
+  spdlog::debug("proxy: {}: pooled upstream {} for {} closed before its response; sent again",
+                sandbox_->instance, addr.ToString(), host);
+  CloseUpstream();  // not reusable (a request is in flight): closed
+  decided_host_ = host;
+  skip_pool_ = true;
+  worker_.ctx().counters->requests_resent++;
+  ConnectTo(addr);
   return true;
 }
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "userspace/protocol/http_accept.h"
 #include "userspace/protocol/http_fields.h"
 #include "userspace/proxy/request_edits.h"
@@ -101,6 +103,7 @@ void HttpSession::OnHead() {
   const protocol::HttpRequestHead& parsed = request_.head();
   method_ = parsed.method;
   request_keep_alive_ = parsed.keep_alive;
+  request_has_body_ = parsed.has_body;
   upgrade_ = false;
   request_done_ = response_done_ = false;
   RequestHead head(parsed);
@@ -134,15 +137,58 @@ void HttpSession::OnHead() {
 
 void HttpSession::StartForwarding() {
   request_tally_.Allowed();
+  const bool resending = std::exchange(resending_, false);  // ResendOnNewUpstream
   step_ = Step::kForwarding;
   upstream_reusable_ = false;
+  if (!resending) KeepHeadToResend();
   up_.ready = up_.head_end;
   response_ = std::make_unique<protocol::HttpResponseStream>();
   response_->ExpectResponseTo(method_);
   response_keep_alive_ = true;
   response_started_ = false;
+  if (resending) {
+    owner_.ArmResponseDeadline();  // the request is complete: its response is due
+    owner_.Flush();
+    return;
+  }
   // A request without a body completes on an empty feed.
   ProcessClient();
+}
+
+// Only on an upstream from the pool, and only what may be sent twice: the
+// head is all of such a request.
+void HttpSession::KeepHeadToResend() {
+  resend_head_.clear();
+  if (request_has_body_ || upgrade_ || !owner_.UpstreamFromPool() ||
+      !(method_ == "GET" || method_ == "HEAD" || method_ == "OPTIONS"))
+    return;
+  // The head being sent is [up_.ready, up_.head_end), or a splice's bytes.
+  if (up_.splice && up_.splice->at == up_.ready) {
+    resend_head_ = up_.splice->bytes;
+  } else {
+    resend_head_.assign(reinterpret_cast<const char*>(up_.buf.get()) + up_.ready,
+                        up_.head_end - up_.ready);
+  }
+}
+
+bool HttpSession::ResendOnNewUpstream() {
+  if (resend_head_.empty() || finished_ || step_ != Step::kForwarding || !request_done_ ||
+      response_started_ || up_.send_pending || down_.scanned != down_.end)
+    return false;
+  // The head goes again as a splice where the bytes after it begin (what
+  // the failed upstream was sent is discarded up to there by the owner).
+  const size_t at = up_.ready;
+  up_.splice = std::make_unique<HeadSplice>(
+      HeadSplice{.at = at, .skip_to = at, .bytes = std::move(resend_head_), .sent = 0});
+  resend_head_.clear();
+  up_.head_end = at;
+  resending_ = true;
+  if (!owner_.ReplaceUpstream()) {
+    resending_ = false;
+    up_.splice.reset();
+    return false;
+  }
+  return true;
 }
 
 void HttpSession::OnUpstreamBytes() {
@@ -219,6 +265,7 @@ void HttpSession::OnUpstreamBytes() {
     break;  // kNeedMore
   }
   if (down_.eof && !response_done_) {
+    if (!response_started_ && ResendOnNewUpstream()) return;
     auto step = response_->Finish();
     if (step.event == protocol::HttpResponseStream::Event::kMessageComplete) {
       response_done_ = true;

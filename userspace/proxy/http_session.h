@@ -64,6 +64,13 @@ class HttpSessionOwner {
   // "ip:port" for the access log: the request's upstream, or (`upstream`
   // false: nothing went upstream) the connection's original destination.
   virtual std::string AddressForLog(bool /*upstream*/) const { return ""; }
+  // The current upstream came from the pool: another client connection used
+  // it last, so it may have timed out just as this request went (upstream_pool.h).
+  virtual bool UpstreamFromPool() const { return false; }
+  // Closes the current upstream (what was meant for it is discarded) and
+  // connects a new one, never a pooled one, to the same host and address;
+  // StartForwarding() follows. False when the owner cannot.
+  virtual bool ReplaceUpstream() { return false; }
 };
 
 class HttpSession {
@@ -103,6 +110,13 @@ class HttpSession {
   }
   // The session answered or is ending: what the client sends is ignored.
   bool finished() const { return finished_; }
+  // A pooled upstream failed (closed, reset) before any byte of its
+  // response: a request that is safe to send twice (GET, HEAD or OPTIONS
+  // without a body, complete) goes again, once, on a new connection, as a
+  // client would retry on its own reused connection (RFC 9110 9.2.2). True
+  // when it is on its way; false: the caller ends the connection as before.
+  bool ResendOnNewUpstream();
+
   // The last exchange with the current upstream ended cleanly (a complete
   // response that keeps the connection, no authentication challenge) and no
   // other has begun: the connection may serve another client (upstream_pool.h).
@@ -125,6 +139,9 @@ class HttpSession {
   // client's connection ends after it; `released`: how far the direction
   // was released before this head's last bytes.
   void SayClose(size_t released);
+  // At the start of forwarding: keeps the head in resend_head_ when the
+  // request may go again (ResendOnNewUpstream).
+  void KeepHeadToResend();
 
   HttpSessionOwner& owner_;
   Direction& up_;
@@ -140,6 +157,11 @@ class HttpSession {
   bool finished_ = false;
   bool response_started_ = false;  // a byte of the current response arrived
   bool upstream_reusable_ = false;
+  bool request_has_body_ = false;
+  // The current request's head as it went upstream, kept while it may be
+  // sent again (ResendOnNewUpstream); empty otherwise.
+  std::string resend_head_;
+  bool resending_ = false;  // StartForwarding() comes for a request sent again
   std::string method_;
   metrics::Stopwatch request_clock_;  // since the current request's head was allowed (metrics)
   // The current request, for the access log: begun with its first byte.

@@ -45,6 +45,9 @@ struct ProxyGlobalCounters {
   // in its worker's pool, and the connections pooled now (upstream_pool.h).
   std::atomic<uint64_t> upstream_reused{0};
   std::atomic<int64_t> pooled_upstreams{0};
+  // Requests sent again on a new connection after their pooled upstream
+  // closed before any byte of the response (HttpSession::ResendOnNewUpstream).
+  std::atomic<uint64_t> requests_resent{0};
   // Relay buffers mapped now, every worker's: held by connections or kept
   // for the next ones (relay_buffer_pool.h).
   std::atomic<int64_t> relay_buffers{0};

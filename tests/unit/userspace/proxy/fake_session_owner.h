@@ -68,6 +68,18 @@ class FakeConnection : public HttpSessionOwner {
     upstream_host.clear();
     up_.DiscardUpTo(up_.ready);
   }
+  bool UpstreamFromPool() const override { return from_pool; }
+  // A new connection to the same upstream, at once.
+  bool ReplaceUpstream() override {
+    std::string host = upstream_host;
+    CloseUpstream();
+    upstream_host = host;
+    down_.eof = false;
+    from_pool = false;
+    replaced++;
+    session_.StartForwarding();
+    return true;
+  }
   void Close(const std::string& why) override { closed = why; }
   void CloseAfterFlush() override {
     close_after_flush = true;
@@ -105,6 +117,8 @@ class FakeConnection : public HttpSessionOwner {
   std::string to_upstream, to_client, reply, closed, upstream_host;
   std::vector<std::string> routed;
   int connects = 0;
+  bool from_pool = false;  // the upstream "came from the pool"
+  int replaced = 0;        // ReplaceUpstream calls
   bool close_after_flush = false, websocket = false, deadline_armed = false;
   bool response_deadline_armed = false;
   std::vector<std::string> limits;

@@ -259,5 +259,78 @@ TEST(HttpSession, ATargetOverTheLimitIs414) {
   EXPECT_NE(c.reply.find("HTTP/1.1 414 URI Too Long"), std::string::npos);
 }
 
+TEST(HttpSession, AGetWhosePooledUpstreamClosesGoesAgainOnANewOneOnce) {
+  FakeConnection c;
+  c.from_pool = true;
+  c.ClientSends(kGet);
+  EXPECT_EQ(c.to_upstream, kGet);
+  c.UpstreamSends("", /*eof=*/true);  // closed before any byte of a response
+  EXPECT_EQ(c.replaced, 1);
+  EXPECT_EQ(c.to_upstream, kGet + kGet);
+  EXPECT_TRUE(c.response_deadline_armed);
+  EXPECT_TRUE(c.closed.empty());
+  c.UpstreamSends("", /*eof=*/true);  // the new one too: no third try
+  EXPECT_EQ(c.replaced, 1);
+  EXPECT_FALSE(c.closed.empty());
+  EXPECT_TRUE(c.to_client.empty());
+}
+
+TEST(HttpSession, AResentRequestGetsItsResponse) {
+  FakeConnection c;
+  c.from_pool = true;
+  c.ClientSends(kGet);
+  c.UpstreamSends("", /*eof=*/true);
+  c.UpstreamSends(kOk);
+  EXPECT_EQ(c.to_client, kOk);
+  EXPECT_TRUE(c.closed.empty());
+  // The next request on that (new) upstream is not the pool's: not kept to resend.
+  c.ClientSends(kGet);
+  c.UpstreamSends("", /*eof=*/true);
+  EXPECT_EQ(c.replaced, 1);
+  EXPECT_FALSE(c.closed.empty());
+}
+
+TEST(HttpSession, AChangedHeadIsResentAsChanged) {
+  FakeConnection c;
+  c.from_pool = true;
+  c.ClientSends("GET /a HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n");
+  const std::string sent = c.to_upstream;
+  EXPECT_EQ(sent.find("Connection"), std::string::npos);  // hop-by-hop, not forwarded
+  c.UpstreamSends("", /*eof=*/true);
+  EXPECT_EQ(c.to_upstream, sent + sent);
+}
+
+TEST(HttpSession, NoResendOfABodyAnUnsafeMethodOrAStartedResponse) {
+  {
+    FakeConnection c;  // a body: it may not be sent twice
+    c.from_pool = true;
+    c.ClientSends("POST /p HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 4\r\n\r\nbody");
+    c.UpstreamSends("", /*eof=*/true);
+    EXPECT_EQ(c.replaced, 0);
+    EXPECT_FALSE(c.closed.empty());
+  }
+  {
+    FakeConnection c;  // DELETE without a body: not a safe method
+    c.from_pool = true;
+    c.ClientSends("DELETE /d HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+    c.UpstreamSends("", /*eof=*/true);
+    EXPECT_EQ(c.replaced, 0);
+  }
+  {
+    FakeConnection c;  // part of a response came: the upstream did answer
+    c.from_pool = true;
+    c.ClientSends(kGet);
+    c.UpstreamSends("HTTP/1.1 200", /*eof=*/true);
+    EXPECT_EQ(c.replaced, 0);
+  }
+  {
+    FakeConnection c;  // an upstream connected for this request: nothing to resend
+    c.ClientSends(kGet);
+    c.UpstreamSends("", /*eof=*/true);
+    EXPECT_EQ(c.replaced, 0);
+    EXPECT_FALSE(c.closed.empty());
+  }
+}
+
 }  // namespace
 }  // namespace egressd::proxy
