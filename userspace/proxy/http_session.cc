@@ -212,6 +212,7 @@ void HttpSession::OnUpstreamBytes() {
   }
   if (!response_started_ && down_.scanned < down_.end) {
     response_started_ = true;
+    resend_head_.clear();  // answered: it never goes again (nor stays, with a credential in it)
     owner_.CancelHeadDeadline();  // the response deadline: it began in time
   }
   // A head just completed may complete its (empty) message on an empty feed.
