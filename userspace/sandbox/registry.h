@@ -185,6 +185,13 @@ class Registry : public SandboxDirectory {
     std::shared_ptr<Observations> observed;
   };
   std::deque<Finished> finished_;
+  static constexpr size_t kFinishedKept = 64;
+  // Keeps `finished` for `policy suggest`, forgetting the oldest past kFinishedKept.
+  void RememberFinished(Finished finished);
+  // `loaded` (a policy as loaded) compiled again for one instance with its runtime rules.
+  static std::shared_ptr<const policy::CompiledPolicy> WithInstanceRules(
+      const policy::CompiledPolicy& loaded, const policy::InstanceRules& rules,
+      const std::string& instance);
 
   mutable std::mutex views_mu_;  // data plane: held only to copy a pointer
   std::shared_ptr<const std::map<uint32_t, std::shared_ptr<const SandboxView>>> views_;
