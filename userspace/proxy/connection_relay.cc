@@ -268,11 +268,15 @@ void Connection::OnSend(bool to_upstream, int res) {
   Direction& d = to_upstream ? up_ : down_;
   d.send_pending = false;
   if (res > 0) last_byte_ = std::chrono::steady_clock::now();
+  if (to_upstream && up_discard_pending_) {
+    // This send was a retired upstream's (CloseUpstream): what it did not
+    // take is dropped now, before RetireDone may start the connect that was
+    // waiting, which can take a pooled upstream and send at once: the rest
+    // of a request must never go ahead of the next one's head.
+    up_.DiscardUpTo(up_discard_to_);
+    up_discard_pending_ = false;
+  }
   if (to_upstream && RetireDone(res)) {
-    if (up_discard_pending_) {
-      up_.DiscardUpTo(up_discard_to_);
-      up_discard_pending_ = false;
-    }
     if (phase_ != Phase::kClosing) Pump();
     return;
   }

@@ -158,7 +158,7 @@ void HttpSession::StartForwarding() {
 // Only on an upstream from the pool, and only what may be sent twice: the
 // head is all of such a request.
 void HttpSession::KeepHeadToResend() {
-  resend_head_.clear();
+  ForgetHeadToResend();
   if (request_has_body_ || upgrade_ || !owner_.UpstreamFromPool() ||
       !(method_ == "GET" || method_ == "HEAD" || method_ == "OPTIONS"))
     return;
@@ -180,7 +180,7 @@ bool HttpSession::ResendOnNewUpstream() {
   const size_t at = up_.ready;
   up_.splice = std::make_unique<HeadSplice>(
       HeadSplice{.at = at, .skip_to = at, .bytes = std::move(resend_head_), .sent = 0});
-  resend_head_.clear();
+  ForgetHeadToResend();
   up_.head_end = at;
   resending_ = true;
   if (!owner_.ReplaceUpstream()) {
@@ -212,7 +212,7 @@ void HttpSession::OnUpstreamBytes() {
   }
   if (!response_started_ && down_.scanned < down_.end) {
     response_started_ = true;
-    resend_head_.clear();  // answered: it never goes again (nor stays, with a credential in it)
+    ForgetHeadToResend();         // answered: it never goes again
     owner_.CancelHeadDeadline();  // the response deadline: it began in time
   }
   // A head just completed may complete its (empty) message on an empty feed.
@@ -298,7 +298,13 @@ void HttpSession::SayClose(size_t released) {
       .at = head_end - 2, .skip_to = head_end - 2, .bytes = "Connection: close\r\n", .sent = 0});
 }
 
+void HttpSession::ForgetHeadToResend() {
+  // Its memory goes too: the head may hold a credential a handler added.
+  std::string().swap(resend_head_);
+}
+
 void HttpSession::ReleaseIdleMemory() {
+  ForgetHeadToResend();
   // The response parser went with the last response (FinishTransaction).
   if (step_ == Step::kReadingHead) request_.ReleaseAtRest();
 }

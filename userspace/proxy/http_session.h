@@ -142,6 +142,7 @@ class HttpSession {
   // At the start of forwarding: keeps the head in resend_head_ when the
   // request may go again (ResendOnNewUpstream).
   void KeepHeadToResend();
+  void ForgetHeadToResend();
 
   HttpSessionOwner& owner_;
   Direction& up_;

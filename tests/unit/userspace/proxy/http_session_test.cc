@@ -275,6 +275,18 @@ TEST(HttpSession, AGetWhosePooledUpstreamClosesGoesAgainOnANewOneOnce) {
   EXPECT_TRUE(c.to_client.empty());
 }
 
+TEST(HttpSession, HeadAndOptionsGoAgainToo) {
+  for (const std::string method : {"HEAD", "OPTIONS"}) {
+    FakeConnection c;
+    c.from_pool = true;
+    const std::string head = method + " /a HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    c.ClientSends(head);
+    c.UpstreamSends("", /*eof=*/true);
+    EXPECT_EQ(c.replaced, 1) << method;
+    EXPECT_EQ(c.to_upstream, head + head) << method;
+  }
+}
+
 TEST(HttpSession, AResentRequestGetsItsResponse) {
   FakeConnection c;
   c.from_pool = true;
