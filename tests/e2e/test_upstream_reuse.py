@@ -338,6 +338,97 @@ def test_an_authentication_challenge_keeps_the_upstream_to_its_client(reuse_env)
         origin.close()
 
 
+def challenge_then_ok(c):
+    """401 (NTLM) to a connection's first request, 200 to the next ones."""
+    first = True
+    while read_head(c) is not None:
+        if first:
+            c.send(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\n"
+                   b"Content-Length: 2\r\n\r\nno")
+            first = False
+        else:
+            c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def closed_or_pooled(env, origin, timeout=5):
+    """What became of the upstream of a client connection that just ended:
+    "closed" (the origin's script saw the end) or "pooled"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if origin.wait_finished(1, timeout=0.02):
+            return "closed"
+        if proxy_status(env)["pooled_upstreams"] > 0:
+            return "pooled"
+    raise AssertionError("the upstream was neither closed nor pooled")
+
+
+def test_an_upstream_that_authenticated_its_client_is_never_pooled(reuse_env):
+    """401 then 200 on one connection (an NTLM handshake completing): that
+    upstream carries the client's identity; the next client connection of
+    the sandbox does not get it."""
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    origin = ScriptedOrigin(challenge_then_ok)
+    try:
+        url = f"http://allowed.test:{origin.port}/"
+        # One curl, two requests on its one connection: 401, then 200.
+        r = sb.curl("-w", " %{http_code}\n", url + "a", url + "b")
+        assert r.stdout == "no 401\nok 200\n", r.stdout
+        assert len(origin.conns) == 1
+        assert closed_or_pooled(env, origin) == "closed"  # with its client
+        r = sb.curl("-w", " %{http_code}", url + "c")
+        assert r.stdout.endswith(" 401"), r.stdout  # a new connection's first request
+        assert len(origin.conns) == 2
+    finally:
+        origin.close()
+
+
+def test_a_request_authenticating_the_connection_keeps_its_upstream(reuse_env):
+    """Authorization: NTLM (or Negotiate) on a request: its upstream serves
+    no other client connection, whatever it answers."""
+    env = reuse_env
+    sb = env.sandbox("reuse-plain")
+    origin = ScriptedOrigin(keep_alive_origin(200))
+    try:
+        url = f"http://allowed.test:{origin.port}/"
+        r = sb.curl("-w", " %{http_code}", "-H", "Authorization: NTLM TlRMTVNTUAABAAAA", url)
+        assert r.stdout.endswith(" 200"), r.stdout
+        assert closed_or_pooled(env, origin) == "closed"
+    finally:
+        origin.close()
+
+
+IDLE_INTERCEPTED_CLIENT = r"""
+import socket, ssl, time
+ctx = ssl.create_default_context(cafile=CA)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=10),
+                    server_hostname="allowed.test")
+s.sendall(b"GET /idle HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+got = b""
+while b"\r\n\r\n" not in got:
+    got += s.recv(4096)
+print(got.split(b"\r\n")[0].decode())
+time.sleep(1.5)  # what is tested: the upstream's idle time before the client leaves
+s.close()
+"""
+
+
+def test_an_upstream_idle_too_long_before_its_client_left_is_not_pooled(reuse_env, tmp_path):
+    """Intercepted connections are not parked: one quiet for more than the
+    pool's second before its client closes gives its upstream no second
+    life in the pool (the origin's keep-alive timeout may be near)."""
+    env = reuse_env
+    sb = env.sandbox("reuse-intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    before = env.https.connections
+    code = IDLE_INTERCEPTED_CLIENT.replace("CA", repr(ca)).replace("PORT", str(env.https.port))
+    r = sb.python(code)
+    assert r.returncode == 0 and r.stdout.strip() == "HTTP/1.1 200 OK", (r.stdout, r.stderr)
+    r = sb.curl("--cacert", ca, "-w", " %{http_code}", f"https://allowed.test:{env.https.port}/next")
+    assert r.stdout.endswith(" 200"), r.stdout + r.stderr
+    assert env.https.connections - before == 2
+
+
 KEEP_ALIVE_CLIENTS = """
 import socket, sys
 socks = []

@@ -117,6 +117,7 @@ class alignas(16) Connection final : public HttpSessionOwner {
   void Flush() override { Pump(); }
   std::string AddressForLog(bool upstream) const override;
   bool UpstreamFromPool() const override { return upstream_from_pool_; }
+  void BindUpstreamToClient() override { upstream_bound_to_client_ = true; }
   bool ReplaceUpstream() override;
 
   // A tunnel's new bytes of one direction may go (after the WebSocket frame
@@ -215,9 +216,10 @@ class alignas(16) Connection final : public HttpSessionOwner {
   size_t up_discard_to_ = 0;
   bool up_discard_pending_ = false;
   std::optional<policy::IpAddress> connect_waiting_;  // connect after retiring_fd_ is gone
-  bool upstream_from_pool_ = false;  // the current upstream was taken from the pool
-  bool skip_pool_ = false;           // the next connect makes a new connection
-  int pending_ = 0;                  // operations in flight; the object lives until it is 0
+  bool upstream_from_pool_ = false;        // the current upstream was taken from the pool
+  bool skip_pool_ = false;                 // the next connect makes a new connection
+  bool upstream_bound_to_client_ = false;  // BindUpstreamToClient: never pooled
+  int pending_ = 0;                        // operations in flight; the object lives until it is 0
   Phase phase_ = Phase::kClassifying;
   Mode mode_ = Mode::kNone;
   bool deadline_armed_ = false;
@@ -227,6 +229,9 @@ class alignas(16) Connection final : public HttpSessionOwner {
   bool idle_armed_ = false;
   bool parked_counted_ = false;                        // counted in proxy.parked_connections
   std::chrono::steady_clock::time_point last_byte_{};  // last byte received or sent, either side
+  // The current upstream's last byte either way (or when it became ready):
+  // how long it has been idle, for the pool.
+  std::chrono::steady_clock::time_point upstream_active_{};
   __kernel_timespec idle_after_{};
 
   egressd_orig_dst origin_{};

@@ -25,8 +25,10 @@ namespace egressd::proxy {
 bool Connection::UpstreamReusable() const {
   if (!worker_.upstream_pool() || !upstream_fd_.valid() || !upstream_addr_ ||
       mode_ != Mode::kHttp || !session_ || !session_->upstream_reusable() ||
-      decided_host_.empty() || !sandbox_)
+      upstream_bound_to_client_ || decided_host_.empty() || !sandbox_)
     return false;
+  // Idle too long already: the origin's keep-alive timeout may be near.
+  if (std::chrono::steady_clock::now() - upstream_active_ > UpstreamPool::kMaxIdle) return false;
   // Nothing of a request in flight or waiting to be discarded, nothing of
   // the upstream unread, no poll of a parked connection.
   if (retiring_fd_.valid() || up_.send_pending || up_discard_pending_ || down_.eof ||
@@ -66,9 +68,10 @@ void Connection::RetireToPool(std::string key) {
 
 void Connection::PutRetiredInPool() {
   if (UpstreamPool* pool = worker_.upstream_pool()) {
+    // Idle since its last byte, not since now: kMaxIdle bounds the whole wait.
     pool->Put(retiring_pool_key_, IdleUpstream{.fd = std::move(retiring_fd_),
                                                .tls = std::move(retiring_tls_),
-                                               .since = std::chrono::steady_clock::now()});
+                                               .since = upstream_active_});
   }
   retiring_pool_key_.clear();
   retiring_fd_.Reset();  // when the pool was full

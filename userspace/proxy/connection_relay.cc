@@ -162,7 +162,10 @@ void Connection::OnRecv(bool client, int res) {
   Direction& d = client ? up_ : down_;
   d.recv_pending = false;
   bool cancelled_to_park = std::exchange(d.parking, Parking::kNo) == Parking::kCancelling;
-  if (res > 0) last_byte_ = std::chrono::steady_clock::now();
+  if (res > 0) {
+    last_byte_ = std::chrono::steady_clock::now();
+    if (!client) upstream_active_ = last_byte_;
+  }
   if (!client && RetireDone(res)) return;
   if (phase_ == Phase::kClosing) return;
   if (cancelled_to_park && res == -ECANCELED) {
@@ -267,7 +270,10 @@ void Connection::Deliver(bool client) {
 void Connection::OnSend(bool to_upstream, int res) {
   Direction& d = to_upstream ? up_ : down_;
   d.send_pending = false;
-  if (res > 0) last_byte_ = std::chrono::steady_clock::now();
+  if (res > 0) {
+    last_byte_ = std::chrono::steady_clock::now();
+    if (to_upstream) upstream_active_ = last_byte_;
+  }
   if (to_upstream && up_discard_pending_) {
     // This send was a retired upstream's (CloseUpstream): what it did not
     // take is dropped now, before RetireDone may start the connect that was

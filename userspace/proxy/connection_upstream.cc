@@ -59,6 +59,9 @@ void Connection::OnResolved(const dns::ResolveResult& result) {
     MaybeFinish();
     return;
   }
+  // The connection moved on meanwhile (its answer is out, it is draining):
+  // nothing waits for this name any more.
+  if (phase_ != Phase::kResolving || close_after_flush_) return;
   OnResolvedNow(result);
 }
 
@@ -171,7 +174,9 @@ void Connection::ConnectTo(const policy::IpAddress& addr) {
 }
 
 void Connection::OnConnected(int res) {
-  upstream_ops_--;
+  // A connect whose socket CloseUpstream retired meanwhile: only that
+  // socket's end is left to do.
+  if (RetireDone(res)) return;
   if (phase_ == Phase::kClosing) return;
   auto view = CurrentView();
   if (res < 0) {
@@ -202,6 +207,7 @@ void Connection::OnConnected(int res) {
 }
 
 void Connection::OnUpstreamReady() {
+  upstream_active_ = std::chrono::steady_clock::now();
   tally_.Allowed();
   if (!decided_host_.empty()) last_host_ = decided_host_;
   if (mode_ == Mode::kTunnel) {
@@ -296,6 +302,8 @@ void Connection::CloseUpstream() {
   std::string pool_key = UpstreamReusable() ? PoolKey(*upstream_addr_) : "";
   decided_host_.clear();
   upstream_from_pool_ = false;
+  upstream_bound_to_client_ = false;
+  connect_waiting_.reset();  // a connect for the request before is moot now
   // Request bytes meant for this upstream never go to the next one.
   if (up_.send_pending) {
     up_discard_to_ = up_.ready;

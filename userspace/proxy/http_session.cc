@@ -9,6 +9,25 @@
 #include "userspace/proxy/request_edits.h"
 
 namespace egressd::proxy {
+namespace {
+
+// Authorization or Proxy-Authorization with a scheme that authenticates the
+// connection rather than the request (NTLM, Negotiate: RFC 4559).
+bool AuthenticatesTheConnection(const std::vector<std::pair<std::string, std::string>>& headers) {
+  for (const auto& [name, value] : headers) {
+    if (!protocol::EqualsIgnoreCase(name, "authorization") &&
+        !protocol::EqualsIgnoreCase(name, "proxy-authorization"))
+      continue;
+    std::string_view scheme(value);
+    scheme = scheme.substr(0, scheme.find(' '));
+    if (protocol::EqualsIgnoreCase(scheme, "ntlm") ||
+        protocol::EqualsIgnoreCase(scheme, "negotiate"))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 HttpSession::HttpSession(HttpSessionOwner& owner, Direction& to_upstream, Direction& to_client)
     : owner_(owner), up_(to_upstream), down_(to_client) {}
@@ -104,6 +123,7 @@ void HttpSession::OnHead() {
   method_ = parsed.method;
   request_keep_alive_ = parsed.keep_alive;
   request_has_body_ = parsed.has_body;
+  request_binds_upstream_ = AuthenticatesTheConnection(parsed.headers);
   upgrade_ = false;
   request_done_ = response_done_ = false;
   RequestHead head(parsed);
@@ -139,6 +159,7 @@ void HttpSession::StartForwarding() {
   request_tally_.Allowed();
   const bool resending = std::exchange(resending_, false);  // ResendOnNewUpstream
   step_ = Step::kForwarding;
+  if (request_binds_upstream_) owner_.BindUpstreamToClient();
   upstream_reusable_ = false;
   if (!resending) KeepHeadToResend();
   up_.ready = up_.head_end;
@@ -323,9 +344,10 @@ void HttpSession::FinishTransaction() {
     return;
   }
   // A 401/407 may be a connection-bound authentication (NTLM, Negotiate):
-  // that upstream connection serves no other client.
+  // that upstream connection serves no other client, whatever comes next.
   int status = response_ ? response_->status() : 0;
-  upstream_reusable_ = response_keep_alive_ && !down_.eof && status != 401 && status != 407;
+  if (status == 401 || status == 407) owner_.BindUpstreamToClient();
+  upstream_reusable_ = response_keep_alive_ && !down_.eof;
   if (!response_keep_alive_ || down_.eof) owner_.CloseUpstream();
   response_.reset();
   if (!request_keep_alive_ || up_.eof) {

@@ -67,6 +67,10 @@ class HttpSessionOwner {
   // The current upstream came from the pool: another client connection used
   // it last, so it may have timed out just as this request went (upstream_pool.h).
   virtual bool UpstreamFromPool() const { return false; }
+  // The current upstream carries a connection-bound authentication (NTLM,
+  // Negotiate: a 401/407 answered on it, or a request that authenticates
+  // that way): it serves no other client connection, ever (upstream_pool.h).
+  virtual void BindUpstreamToClient() {}
   // Closes the current upstream (what was meant for it is discarded) and
   // connects a new one, never a pooled one, to the same host and address;
   // StartForwarding() follows. False when the owner cannot.
@@ -159,6 +163,7 @@ class HttpSession {
   bool response_started_ = false;  // a byte of the current response arrived
   bool upstream_reusable_ = false;
   bool request_has_body_ = false;
+  bool request_binds_upstream_ = false;  // Authorization: NTLM or Negotiate
   // The current request's head as it went upstream, kept while it may be
   // sent again (ResendOnNewUpstream); empty otherwise.
   std::string resend_head_;

@@ -38,8 +38,8 @@ namespace egressd::proxy {
 
 struct IdleUpstream {
   UniqueFd fd;
-  std::unique_ptr<TlsSide> tls;  // null for plain HTTP
-  std::chrono::steady_clock::time_point since;
+  std::unique_ptr<TlsSide> tls;                 // null for plain HTTP
+  std::chrono::steady_clock::time_point since;  // the upstream's last byte either way
 };
 
 class UpstreamPool {

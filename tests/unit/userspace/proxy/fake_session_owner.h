@@ -69,6 +69,7 @@ class FakeConnection : public HttpSessionOwner {
     up_.DiscardUpTo(up_.ready);
   }
   bool UpstreamFromPool() const override { return from_pool; }
+  void BindUpstreamToClient() override { bound_to_client = true; }
   // A new connection to the same upstream, at once.
   bool ReplaceUpstream() override {
     std::string host = upstream_host;
@@ -119,6 +120,7 @@ class FakeConnection : public HttpSessionOwner {
   int connects = 0;
   bool from_pool = false;  // the upstream "came from the pool"
   int replaced = 0;        // ReplaceUpstream calls
+  bool bound_to_client = false;
   bool close_after_flush = false, websocket = false, deadline_armed = false;
   bool response_deadline_armed = false;
   std::vector<std::string> limits;

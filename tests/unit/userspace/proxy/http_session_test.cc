@@ -275,6 +275,35 @@ TEST(HttpSession, AGetWhosePooledUpstreamClosesGoesAgainOnANewOneOnce) {
   EXPECT_TRUE(c.to_client.empty());
 }
 
+TEST(HttpSession, ConnectionBoundAuthenticationKeepsTheUpstreamToItsClient) {
+  {
+    FakeConnection c;  // a plain exchange: the upstream may serve others
+    c.ClientSends(kGet);
+    c.UpstreamSends(kOk);
+    EXPECT_FALSE(c.bound_to_client);
+    EXPECT_TRUE(c.session_.upstream_reusable());
+  }
+  {
+    FakeConnection c;  // a challenge: bound, even after the 200 that follows
+    c.ClientSends(kGet);
+    c.UpstreamSends(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_TRUE(c.bound_to_client);
+  }
+  for (const char* scheme : {"NTLM", "negotiate"}) {
+    FakeConnection c;  // a request that authenticates the connection
+    c.ClientSends(std::string("GET /a HTTP/1.1\r\nHost: allowed.test\r\nAuthorization: ") + scheme +
+                  " TlRMTVNTUAAB\r\n\r\n");
+    EXPECT_TRUE(c.bound_to_client) << scheme;
+  }
+  {
+    FakeConnection c;  // Basic authenticates the request only
+    c.ClientSends("GET /a HTTP/1.1\r\nHost: allowed.test\r\nAuthorization: Basic dTpw\r\n\r\n");
+    c.UpstreamSends(kOk);
+    EXPECT_FALSE(c.bound_to_client);
+  }
+}
+
 TEST(HttpSession, HeadAndOptionsGoAgainToo) {
   for (const std::string method : {"HEAD", "OPTIONS"}) {
     FakeConnection c;
