@@ -41,7 +41,9 @@ UpgradeFilter KeepOnlyWebSocketUpgrade(HeaderFields& fields) {
   for (const auto& [name, value] : fields) {
     if (!EqualsIgnoreCase(name, "upgrade")) continue;
     std::vector<std::string_view> protocols = ListItems(value);
-    if (protocols.empty()) result.changed = true;  // an empty field goes too
+    // An empty field goes too, and a list with empty elements (", websocket")
+    // is written again as its one protocol.
+    if (protocols.size() != 1 || protocols.front() != value) result.changed = true;
     for (std::string_view protocol : protocols) {
       if (!IsWebSocket(protocol)) {
         result.changed = true;

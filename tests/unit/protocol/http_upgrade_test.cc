@@ -23,6 +23,15 @@ TEST(HttpUpgrade, WebSocketIsKeptAsIs) {
   EXPECT_EQ(f, before);
 }
 
+TEST(HttpUpgrade, AListWithEmptyElementsIsWrittenAsItsOneProtocol) {
+  // Found by fuzz_http_request: ", websocket" went upstream as received.
+  HeaderFields f = {{"Host", "a"}, {"Upgrade", ", websocket"}, {"Connection", "Upgrade"}};
+  auto r = KeepOnlyWebSocketUpgrade(f);
+  EXPECT_TRUE(r.websocket);
+  EXPECT_TRUE(r.changed);
+  EXPECT_EQ(f, (HeaderFields{{"Host", "a"}, {"Upgrade", "websocket"}, {"Connection", "Upgrade"}}));
+}
+
 TEST(HttpUpgrade, H2cIsRemovedWithItsConnectionOption) {
   HeaderFields f = {{"Host", "a"},
                     {"Connection", "Upgrade, HTTP2-Settings"},
