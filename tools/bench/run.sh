@@ -119,7 +119,7 @@ pids+=($!)
 mkdir -p "$W/policies"
 mkdir -m 0700 "$W/secrets"  # the injection row's credential (tls_rows.sh)
 printf 'name: bench\ndeny_cidrs: ["127.0.0.99/32"]\n' > "$W/policies/bench.yaml"
-"$BUILD/userspace/egressd" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
+"${EGRESSD_BIN:-$BUILD/userspace/egressd}" --socket "$W/sock" --state-dir "$W/state" --bpffs "/sys/fs/bpf/egressd-bench-$$" \
   --policy-dir "$W/policies" --proxy-port $PROXY_PORT --dns-upstream 127.0.0.1:$DNS_PORT \
   --upstream-ca "$W/origin-ca.crt" --secrets-dir "$W/secrets" \
   ${EGRESSD_WORKERS:+--workers "$EGRESSD_WORKERS"} --log-level warn 2>"$W/egressd.log" &

@@ -19,7 +19,7 @@ namespace egressd::dns {
 using Clock = std::chrono::steady_clock;
 
 namespace {
-// Lookups in flight hold two sockets each: past this many, new ones fail
+// Lookups in flight hold a socket each: past this many, new ones fail
 // (as a timeout would) rather than take descriptors the proxy needs.
 constexpr size_t kMaxPending = 128;
 }  // namespace
@@ -91,7 +91,12 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
     Pending& p = it->second;
     p.name = name;
     p.attempts_left = options_.attempts;
-    SendQueries(p);
+    if (int err = SendQueries(p)) {
+      ResolveResult refused{{}, RefusedError(err)};  // not cached: says nothing of the name
+      Drop(p);
+      pending_.erase(it);
+      return refused;
+    }
     // Its sockets are watched already; the thread needs waking only when
     // this deadline comes before its own (a short --dns-timeout).
     if (p.deadline < wake_at_) {
@@ -102,48 +107,54 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
   return std::nullopt;
 }
 
-void Resolver::SendQueries(Pending& p) {
+int Resolver::SendQueries(Pending& p) {
   p.attempts_left--;
   p.deadline = Clock::now() + options_.timeout;
-  auto send_one = [&](protocol::DnsType type, UpstreamQuery& query, bool done) {
-    Drop(query);  // a late answer to the previous attempt is not waited for
-    if (done) return;
-    auto message = protocol::BuildDnsQuery(0, p.name, type);  // the id is chosen by Send
+  Drop(p);  // a late answer to the previous attempt is not waited for
+  std::vector<std::vector<uint8_t>> messages;
+  for (bool is_a : {true, false}) {
+    if (is_a ? p.done_a : p.done_aaaa) continue;
+    // The id is chosen by SendAll.
+    auto message =
+        protocol::BuildDnsQuery(0, p.name, is_a ? protocol::DnsType::kA : protocol::DnsType::kAAAA);
     if (!message) {
       p.error = "not a valid DNS name";
-      return;
+      return 0;
     }
-    auto sent = UpstreamQuery::Send(options_.upstream, std::move(*message));
-    if (!sent.ok()) {
-      if (p.error.empty()) p.error = sent.status().message();
-      return;
-    }
-    query = std::move(*sent);
-    Watch(p.name, type == protocol::DnsType::kA, query);
-  };
-  send_one(protocol::DnsType::kA, p.query_a, p.done_a);
-  send_one(protocol::DnsType::kAAAA, p.query_aaaa, p.done_aaaa);
+    messages.push_back(std::move(*message));
+    p.query_is_a.push_back(is_a);
+  }
+  if (messages.empty()) return 0;
+  auto sent = UpstreamQuery::SendAll(options_.upstream, std::move(messages));
+  if (!sent.ok()) {
+    if (p.error.empty()) p.error = sent.status().message();
+    p.query_is_a.clear();
+    return 0;  // retried, or timed out, at the deadline
+  }
+  p.query = std::move(*sent);
+  if (p.query.error() != 0) return p.query.error();
+  Watch(p.name, p.query);
+  return 0;
 }
 
-void Resolver::Watch(const std::string& name, bool is_a, const UpstreamQuery& query) {
+void Resolver::Watch(const std::string& name, const UpstreamQuery& query) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = query.fd();
-  // Fails only without memory: the query then times out (and is retried).
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, query.fd(), &ev) == 0)
-    watched_[query.fd()] = Watched{name, is_a};
+  // Fails only without memory: the queries then time out (and are retried).
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, query.fd(), &ev) == 0) watched_[query.fd()] = name;
 }
 
-void Resolver::Drop(UpstreamQuery& query) {
-  if (query.fd() >= 0) watched_.erase(query.fd());
-  query = UpstreamQuery();  // closing the socket takes it out of the epoll set
+void Resolver::Drop(Pending& p) {
+  if (p.query.fd() >= 0) watched_.erase(p.query.fd());
+  p.query = UpstreamQuery();  // closing the socket takes it out of the epoll set
+  p.query_is_a.clear();
 }
 
 // `answer` matched its query (id, question, source): see UpstreamQuery.
-void Resolver::OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer) {
+bool Resolver::OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer) {
   std::string error;
   auto response = protocol::ParseDnsResponse(answer, &error);
-  Drop(is_a ? p.query_a : p.query_aaaa);
   (is_a ? p.done_a : p.done_aaaa) = true;
   if (!response) {
     if (p.error.empty()) p.error = "bad answer from the upstream: " + error;
@@ -159,17 +170,22 @@ void Resolver::OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer) 
   } else if (p.error.empty()) {
     p.error = "DNS error rcode " + std::to_string(response->rcode);
   }
-  if (p.done_a && p.done_aaaa) Complete(std::string(p.name));  // a copy: p goes away
+  if (!p.done_a || !p.done_aaaa) return false;
+  Complete(std::string(p.name));  // a copy: p goes away
+  return true;
 }
 
-void Resolver::OnRefused(Pending& p, bool is_a, int err) {
-  Drop(is_a ? p.query_a : p.query_aaaa);
-  (is_a ? p.done_a : p.done_aaaa) = true;
-  if (p.error.empty())
-    p.error = fmt::format("the DNS upstream {} refused the query ({})",
-                          FormatSocketAddress(options_.upstream), strerror(err));
+void Resolver::OnRefused(Pending& p, int err) {
+  Drop(p);
+  p.done_a = p.done_aaaa = true;
+  if (p.error.empty()) p.error = RefusedError(err);
   p.transient = true;
-  if (p.done_a && p.done_aaaa) Complete(std::string(p.name));  // a copy: p goes away
+  Complete(std::string(p.name));  // a copy: p goes away
+}
+
+std::string Resolver::RefusedError(int err) const {
+  return fmt::format("the DNS upstream {} refused the query ({})",
+                     FormatSocketAddress(options_.upstream), strerror(err));
 }
 
 void Resolver::Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl) {
@@ -188,8 +204,7 @@ void Resolver::Store(const std::string& name, const ResolveResult& r, std::chron
 
 void Resolver::Complete(const std::string& name) {
   auto it = pending_.find(name);
-  Drop(it->second.query_a);
-  Drop(it->second.query_aaaa);
+  Drop(it->second);
   Pending p = std::move(it->second);
   pending_.erase(it);
   ResolveResult result;
@@ -236,30 +251,33 @@ void Resolver::Run() {
       // its query is the one watched.
       auto w = watched_.find(fd);
       if (w == watched_.end()) continue;
-      const bool is_a = w->second.is_a;
-      auto it = pending_.find(w->second.name);
-      if (it == pending_.end()) continue;
-      UpstreamQuery& q = is_a ? it->second.query_a : it->second.query_aaaa;
-      if (q.fd() != fd) continue;
-      uint64_t mismatched = 0;
-      auto answer = q.Receive(&mismatched);
-      upstream_mismatched_ += mismatched;
-      if (answer) {
-        OnAnswer(it->second, is_a, *answer);
-      } else if (q.error() != 0) {
-        OnRefused(it->second, is_a, q.error());
+      auto it = pending_.find(w->second);
+      if (it == pending_.end() || it->second.query.fd() != fd) continue;
+      Pending& p = it->second;
+      bool completed = false;
+      while (!completed) {
+        uint64_t mismatched = 0;
+        auto answer = p.query.ReceiveAnswer(&mismatched);
+        upstream_mismatched_ += mismatched;
+        if (!answer) {
+          if (p.query.error() != 0) OnRefused(p, p.query.error());
+          break;
+        }
+        completed = OnAnswer(p, p.query_is_a[answer->index], answer->message);
       }
     }
     auto now = Clock::now();
     std::vector<std::string> expired;
+    std::vector<std::pair<std::string, int>> refused;
     for (auto& [name, p] : pending_) {
       if (p.deadline > now) continue;
       if (p.attempts_left > 0) {
-        SendQueries(p);
+        if (int err = SendQueries(p)) refused.emplace_back(name, err);
       } else {
         expired.push_back(name);
       }
     }
+    for (const auto& [name, err] : refused) OnRefused(pending_[name], err);
     for (const auto& name : expired) {
       Pending& p = pending_[name];
       if (p.addrs.empty()) p.error = "timeout";

@@ -1,8 +1,9 @@
 // egressd's own resolver: the only source of upstream addresses for names.
 // A name the sandbox presents (SNI, Host) never picks the address; this does.
 // A and AAAA queries go over UDP to the configured upstream (each with a
-// random id and source port, accepting only the answer that matches:
-// upstream_query.h); answers are cached by TTL (bounded), failures briefly.
+// random id, both from one random source port, accepting only the answers
+// that match: upstream_query.h); answers are cached by TTL (bounded),
+// failures briefly.
 // The caller of Lookup sends the queries; one thread waits for the answers
 // (epoll: a query's socket is watched from the moment it is sent, so a
 // lookup wakes that thread only when its answer arrives, or when its
@@ -53,7 +54,8 @@ class Resolver {
   Status Start();
   void Stop();
 
-  // A cached answer is returned at once and `callback` is not called.
+  // An answer known at once (cached, or the upstream refused the queries as
+  // they were sent) is returned and `callback` is not called.
   // Otherwise returns nullopt and calls `callback` exactly once, later, on the
   // resolver thread (keep it short: post to your own thread).
   std::optional<ResolveResult> Lookup(const std::string& name, Callback callback);
@@ -65,7 +67,8 @@ class Resolver {
   struct Pending {
     std::string name;
     std::vector<Callback> waiters;
-    UpstreamQuery query_a, query_aaaa;  // the attempt in flight, per type
+    UpstreamQuery query;           // the attempt in flight: the types not done yet
+    std::vector<bool> query_is_a;  // per query of that attempt, in the order sent
     bool done_a = false, done_aaaa = false;
     int attempts_left = 0;
     std::chrono::steady_clock::time_point deadline;
@@ -82,22 +85,22 @@ class Resolver {
     std::list<std::string>::iterator lru;
   };
   void Run();
-  void SendQueries(Pending& p);
-  void OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer);
-  // The upstream refused a query (ICMP port unreachable: `err`): that type is
-  // done, with no answer.
-  void OnRefused(Pending& p, bool is_a, int err);
+  // Sends the attempt's queries; the errno when the upstream refused them
+  // at once (then OnRefused's to call), else 0.
+  int SendQueries(Pending& p);
+  // Whether `p` is complete after this answer (it is then gone).
+  bool OnAnswer(Pending& p, bool is_a, std::span<const uint8_t> answer);
+  // The upstream refused the queries (ICMP port unreachable: `err`): the
+  // types in flight are done, with no answer.
+  void OnRefused(Pending& p, int err);
+  std::string RefusedError(int err) const;
   void Complete(const std::string& name);
-  // A sent query's socket, watched by the thread (with mu_ held).
-  void Watch(const std::string& name, bool is_a, const UpstreamQuery& query);
-  // Replaces `query` by none: no longer watched, its socket closed (mu_ held).
-  void Drop(UpstreamQuery& query);
+  // A sent attempt's socket, watched by the thread (with mu_ held).
+  void Watch(const std::string& name, const UpstreamQuery& query);
+  // Replaces `p`'s attempt by none: no longer watched, its socket closed
+  // (mu_ held).
+  void Drop(Pending& p);
   void Store(const std::string& name, const ResolveResult& r, std::chrono::seconds ttl);
-
-  struct Watched {
-    std::string name;
-    bool is_a;
-  };
 
   Options options_;
   int wake_fd_ = -1;   // Stop, or a deadline earlier than the thread's wake-up
@@ -106,7 +109,7 @@ class Resolver {
   std::mutex mu_;
   bool stopping_ = false;
   std::map<std::string, Pending> pending_;  // by name
-  std::map<int, Watched> watched_;          // by socket: what each query is for
+  std::map<int, std::string> watched_;      // by socket: the name its queries are for
   // When the thread wakes at the latest (it sleeps in epoll_wait until then).
   std::chrono::steady_clock::time_point wake_at_{};
   std::map<std::string, CacheEntry> cache_;

@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <cerrno>
@@ -66,28 +68,62 @@ bool AnswerMatches(std::span<const uint8_t> query, std::span<const uint8_t> answ
 
 StatusOr<UpstreamQuery> UpstreamQuery::Send(const sockaddr_storage& upstream,
                                             std::vector<uint8_t> query) {
-  if (query.size() < kHeaderBytes) return EGRESSD_ERROR("DNS query too short");
-  auto id = RandomQueryId();
-  if (!id.ok()) return id.status();
-  query[0] = static_cast<uint8_t>(*id >> 8);
-  query[1] = static_cast<uint8_t>(*id & 0xff);
+  std::vector<std::vector<uint8_t>> queries;
+  queries.push_back(std::move(query));
+  return SendAll(upstream, std::move(queries));
+}
+
+StatusOr<UpstreamQuery> UpstreamQuery::SendAll(const sockaddr_storage& upstream,
+                                               std::vector<std::vector<uint8_t>> queries) {
+  constexpr size_t kMaxQueries = 4;
+  if (queries.empty() || queries.size() > kMaxQueries)
+    return EGRESSD_ERROR("DNS: {} queries at once", queries.size());
+  uint16_t ids[kMaxQueries];
+  if (getrandom(ids, sizeof(ids), 0) != static_cast<ssize_t>(sizeof(ids)))
+    return EGRESSD_ERROR("getrandom: {}", strerror(errno));
+  for (size_t i = 0; i < queries.size(); ++i) {
+    if (queries[i].size() < kHeaderBytes) return EGRESSD_ERROR("DNS query too short");
+    queries[i][0] = static_cast<uint8_t>(ids[i] >> 8);
+    queries[i][1] = static_cast<uint8_t>(ids[i] & 0xff);
+  }
   UpstreamQuery q;
   q.upstream_ = upstream;
-  q.query_ = std::move(query);
+  q.queries_ = std::move(queries);
+  q.answered_.assign(q.queries_.size(), false);
   // Connecting an unbound socket gives it a random ephemeral port.
   q.fd_.Reset(socket(upstream.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   socklen_t len = upstream.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   if (!q.fd_.valid() ||
       connect(q.fd_.get(), reinterpret_cast<const sockaddr*>(&upstream), len) != 0)
     return EGRESSD_ERROR("DNS upstream {}: {}", FormatSocketAddress(upstream), strerror(errno));
-  if (send(q.fd_.get(), q.query_.data(), q.query_.size(), 0) !=
-      static_cast<ssize_t>(q.query_.size()))
+  iovec iov[kMaxQueries];
+  mmsghdr msgs[kMaxQueries]{};
+  for (size_t i = 0; i < q.queries_.size(); ++i) {
+    iov[i] = {q.queries_[i].data(), q.queries_[i].size()};
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  const int n = static_cast<int>(q.queries_.size());
+  int sent = sendmmsg(q.fd_.get(), msgs, static_cast<unsigned>(n), 0);
+  if (sent < 1)
     return EGRESSD_ERROR("DNS upstream {}: send: {}", FormatSocketAddress(upstream),
                          strerror(errno));
+  // The rest failed: sendmmsg does not say why, the next send does. On
+  // loopback a closed port's ICMP error arrives before the next query is
+  // sent, and that send takes it (ECONNREFUSED): the queries are refused.
+  for (int i = sent; i < n; ++i) {
+    if (send(q.fd_.get(), q.queries_[i].data(), q.queries_[i].size(), 0) >= 0) continue;
+    if (errno == ECONNREFUSED) {
+      q.error_ = errno;
+      break;
+    }
+    return EGRESSD_ERROR("DNS upstream {}: send: {}", FormatSocketAddress(upstream),
+                         strerror(errno));
+  }
   return q;
 }
 
-std::optional<std::vector<uint8_t>> UpstreamQuery::Receive(uint64_t* mismatched) {
+std::optional<UpstreamQuery::Answer> UpstreamQuery::ReceiveAnswer(uint64_t* mismatched) {
   // The largest datagram, read into one buffer per thread (not a fresh,
   // zeroed 64 KiB per call); the answer is copied out.
   thread_local std::array<uint8_t, 65536> buf;
@@ -102,13 +138,22 @@ std::optional<std::vector<uint8_t>> UpstreamQuery::Receive(uint64_t* mismatched)
       return std::nullopt;
     }
     std::span<const uint8_t> got(buf.data(), static_cast<size_t>(n));
-    if (!SameAddress(from, upstream_) || !AnswerMatches(query_, got)) {
-      ++*mismatched;
-      continue;
+    if (SameAddress(from, upstream_)) {
+      for (size_t i = 0; i < queries_.size(); ++i) {
+        if (answered_[i] || !AnswerMatches(queries_[i], got)) continue;
+        answered_[i] = true;
+        return Answer{i, std::vector<uint8_t>(got.begin(), got.end())};
+      }
     }
-    return std::vector<uint8_t>(got.begin(), got.end());
+    ++*mismatched;
   }
   return std::nullopt;
+}
+
+std::optional<std::vector<uint8_t>> UpstreamQuery::Receive(uint64_t* mismatched) {
+  auto answer = ReceiveAnswer(mismatched);
+  if (!answer) return std::nullopt;
+  return std::move(answer->message);
 }
 
 }  // namespace egressd::dns

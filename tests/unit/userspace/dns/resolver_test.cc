@@ -1,6 +1,7 @@
 // The resolver against a real upstream on loopback: a UDP responder thread in
 // the test that answers A queries with 127.0.0.1 (AAAA with no record), and
-// can ignore the first attempt of every question to make the resolver retry.
+// can ignore the first attempt of every question (or of AAAA questions only)
+// to make the resolver retry. It notes each query's type and source port.
 #include "userspace/dns/resolver.h"
 
 #include <arpa/inet.h>
@@ -26,9 +27,15 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+struct Asked {
+  bool is_a;
+  uint16_t port;
+};
+
 class Responder {
  public:
-  explicit Responder(bool ignore_first_attempt) : ignore_first_(ignore_first_attempt) {
+  explicit Responder(bool ignore_first_attempt, bool only_aaaa = false)
+      : ignore_first_(ignore_first_attempt), only_aaaa_(only_aaaa) {
     fd_.Reset(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     auto& in = reinterpret_cast<sockaddr_in&>(addr_);
     in.sin_family = AF_INET;
@@ -44,6 +51,10 @@ class Responder {
   }
   const sockaddr_storage& addr() const { return addr_; }
   int queries() const { return queries_; }
+  std::vector<Asked> asked() {
+    std::lock_guard lock(mu_);
+    return asked_;
+  }
 
  private:
   void Run() {
@@ -56,11 +67,15 @@ class Responder {
       socklen_t len = sizeof(peer);
       ssize_t n = recvfrom(fd_.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
       if (n < 17) continue;
-      ++queries_;
       std::vector<uint8_t> reply(buf, buf + n);  // header and question (no EDNS)
       std::vector<uint8_t> question(buf + 12, buf + n);
-      if (ignore_first_ && seen.insert(question).second) continue;
       const bool is_a = buf[n - 4] == 0 && buf[n - 3] == 1;
+      {
+        std::lock_guard lock(mu_);
+        asked_.push_back({is_a, ntohs(peer.sin_port)});
+      }
+      ++queries_;
+      if (ignore_first_ && !(only_aaaa_ && is_a) && seen.insert(question).second) continue;
       reply[2] |= 0x80;  // QR
       reply[3] = 0x80;   // RA, NOERROR
       if (is_a) {
@@ -73,7 +88,10 @@ class Responder {
   }
 
   const bool ignore_first_;
+  const bool only_aaaa_;
   UniqueFd fd_;
+  std::mutex mu_;
+  std::vector<Asked> asked_;
   sockaddr_storage addr_{};
   std::atomic<bool> stop_{false};
   std::atomic<int> queries_{0};
@@ -153,6 +171,52 @@ TEST(Resolver, RetriesOnTimeWhileTheThreadSleeps) {
   ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
   EXPECT_EQ(upstream.queries(), 4);  // two attempts of A and AAAA
   EXPECT_LT(took, 600ms) << "the retry waited for the thread's own wake-up";
+}
+
+// Both questions of an attempt leave from one socket (one random source
+// port); a retry asks again, from a socket of its own, only what is missing.
+TEST(Resolver, AnAttemptsQuestionsShareASocketAndARetryAsksOnlyWhatIsMissing) {
+  Responder upstream(/*ignore_first_attempt=*/true, /*only_aaaa=*/true);
+  Resolver resolver(OptionsFor(upstream, 100ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  EXPECT_FALSE(resolver.Lookup("half.example", answers.Callback()));
+  ASSERT_TRUE(answers.WaitFor(1, 5s));
+  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+  auto asked = upstream.asked();
+  ASSERT_EQ(asked.size(), 3u);  // A and AAAA, then AAAA again
+  EXPECT_NE(asked[0].is_a, asked[1].is_a);
+  EXPECT_EQ(asked[0].port, asked[1].port);
+  EXPECT_FALSE(asked[2].is_a);
+}
+
+// A closed upstream port (ICMP port unreachable on loopback, before the
+// lookup's second question leaves): the lookup fails at once, not cached.
+TEST(Resolver, ARefusingUpstreamFailsTheLookupAtOnce) {
+  sockaddr_storage closed{};
+  {
+    Responder gone(false);
+    closed = gone.addr();
+  }
+  Resolver::Options options;
+  options.upstream = closed;
+  options.timeout = 10s;
+  Resolver resolver(options);
+  ASSERT_TRUE(resolver.Start().ok());
+  for (int i = 0; i < 2; ++i) {  // the second: not answered from a cache
+    Answers answers;
+    const auto start = Clock::now();
+    auto now = resolver.Lookup("refused.example", answers.Callback());
+    ResolveResult result;
+    if (now) {
+      result = *now;
+    } else {
+      ASSERT_TRUE(answers.WaitFor(1, 5s));
+      result = answers.results[0];
+    }
+    EXPECT_NE(result.error.find("refused the query"), std::string::npos) << result.error;
+    EXPECT_LT(Clock::now() - start, 2s);
+  }
 }
 
 TEST(Resolver, TimesOutWhenTheUpstreamNeverAnswers) {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <set>
 
+#include "userspace/common/unique_fd.h"
 #include "userspace/protocol/dns_message.h"
 
 namespace egressd::dns {
@@ -85,6 +86,78 @@ TEST(UpstreamQuery, AClosedUpstreamPortIsReportedAsRefused) {
   EXPECT_FALSE(q->Receive(&mismatched));
   EXPECT_EQ(q->error(), ECONNREFUSED);
   EXPECT_EQ(mismatched, 0u);
+}
+
+// A UDP socket on loopback standing in for the upstream.
+struct FakeUpstream {
+  UniqueFd fd{socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+  sockaddr_storage addr{};
+  FakeUpstream() {
+    auto& in = reinterpret_cast<sockaddr_in&>(addr);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd.get(), reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0);
+    socklen_t len = sizeof(in);
+    EXPECT_EQ(getsockname(fd.get(), reinterpret_cast<sockaddr*>(&in), &len), 0);
+  }
+  // The next query that arrives, and where it came from.
+  std::vector<uint8_t> Next(sockaddr_in* from) {
+    uint8_t buf[512];
+    socklen_t len = sizeof(*from);
+    ssize_t n = recvfrom(fd.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(from), &len);
+    return n > 0 ? std::vector<uint8_t>(buf, buf + n) : std::vector<uint8_t>();
+  }
+  void Reply(const std::vector<uint8_t>& message, const sockaddr_in& to) {
+    sendto(fd.get(), message.data(), message.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+           sizeof(to));
+  }
+};
+
+std::optional<UpstreamQuery::Answer> WaitForAnswer(UpstreamQuery& q, uint64_t* mismatched) {
+  pollfd p{q.fd(), POLLIN, 0};
+  if (poll(&p, 1, 5000) != 1) return std::nullopt;
+  return q.ReceiveAnswer(mismatched);
+}
+
+TEST(UpstreamQuery, QueriesSentTogetherShareASocketAndEachGetsItsOwnAnswer) {
+  FakeUpstream upstream;
+  std::vector<std::vector<uint8_t>> queries;
+  queries.push_back(Query(0, "both.example", protocol::DnsType::kA));
+  queries.push_back(Query(0, "both.example", protocol::DnsType::kAAAA));
+  auto q = UpstreamQuery::SendAll(upstream.addr, std::move(queries));
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  sockaddr_in from_a{}, from_aaaa{};
+  auto a = upstream.Next(&from_a);
+  auto aaaa = upstream.Next(&from_aaaa);
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(aaaa.empty());
+  EXPECT_EQ(from_a.sin_port, from_aaaa.sin_port);  // one socket
+  EXPECT_EQ(a[0] << 8 | a[1], q->id(0));           // each its own id
+  EXPECT_EQ(aaaa[0] << 8 | aaaa[1], q->id(1));
+
+  // Answered in the other order: each answer goes with its own query; a
+  // second copy of an answer, and an answer to nothing asked, do not count.
+  uint64_t mismatched = 0;
+  upstream.Reply(AnswerTo(aaaa), from_aaaa);
+  auto first = WaitForAnswer(*q, &mismatched);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->index, 1u);
+  EXPECT_EQ(first->message, AnswerTo(aaaa));
+  upstream.Reply(AnswerTo(aaaa), from_aaaa);
+  upstream.Reply(AnswerTo(Query(q->id(0), "other.example")), from_a);
+  upstream.Reply(AnswerTo(a), from_a);
+  auto second = WaitForAnswer(*q, &mismatched);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->index, 0u);
+  EXPECT_EQ(second->message, AnswerTo(a));
+  EXPECT_EQ(mismatched, 2u);
+}
+
+TEST(UpstreamQuery, RefusesNoQueriesOrTooMany) {
+  FakeUpstream upstream;
+  EXPECT_FALSE(UpstreamQuery::SendAll(upstream.addr, {}).ok());
+  std::vector<std::vector<uint8_t>> many(5, Query(0, "many.example"));
+  EXPECT_FALSE(UpstreamQuery::SendAll(upstream.addr, std::move(many)).ok());
 }
 
 TEST(RandomQueryId, NotACounter) {
