@@ -104,6 +104,40 @@ TEST_F(TlsStreamTest, Tls12Handshake) {
   EXPECT_NE(server.info().cipher.find("ECDHE-ECDSA"), std::string::npos) << server.info().cipher;
 }
 
+// The server offers only what its P-256 leaf can sign: a TLS 1.2 client
+// offering only ECDSA with SHA-384 gets that, one that lists only RSA schemes
+// gets no handshake, and TLS 1.3 signs with ecdsa_secp256r1_sha256.
+TEST_F(TlsStreamTest, HandshakesAreSignedWithWhatTheLeafCanSign) {
+  {
+    TlsStream server = NewServer();
+    TlsStream client = NewRawClient("", TLS1_2_VERSION);
+    ASSERT_EQ(SSL_set1_sigalgs_list(client.native_handle(), "ECDSA+SHA384"), 1);
+    PumpHandshake(client, server);
+    ASSERT_TRUE(client.handshake_done()) << client.error().reason;
+    int digest = 0;
+    ASSERT_EQ(SSL_get_peer_signature_nid(client.native_handle(), &digest), 1);
+    EXPECT_EQ(digest, NID_sha384);
+  }
+  {
+    TlsStream server = NewServer();
+    TlsStream client = NewRawClient("");
+    ASSERT_EQ(SSL_set1_sigalgs_list(client.native_handle(), "RSA-PSS+SHA256:RSA+SHA256"), 1);
+    PumpHandshake(client, server);
+    EXPECT_FALSE(server.handshake_done());
+    EXPECT_TRUE(server.failed());
+  }
+  TlsStream server = NewServer();
+  TlsStream client = NewRawClient("");
+  PumpHandshake(client, server);
+  ASSERT_TRUE(client.handshake_done()) << client.error().reason;
+  int type = 0;
+  ASSERT_EQ(SSL_get_peer_signature_type_nid(client.native_handle(), &type), 1);
+  EXPECT_EQ(type, NID_X9_62_id_ecPublicKey);
+  int digest = 0;
+  ASSERT_EQ(SSL_get_peer_signature_nid(client.native_handle(), &digest), 1);
+  EXPECT_EQ(digest, NID_sha256);
+}
+
 TEST_F(TlsStreamTest, ServerRefusesTls11Client) {
   TlsStream server = NewServer();
   TlsStream client = NewRawClient("", TLS1_1_VERSION);
