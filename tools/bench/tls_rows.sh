@@ -188,12 +188,22 @@ HZ=$(getconf CLK_TCK)
 # runs the command, writes the % of one core the proxy used to $T/cpu-ROW-WHERE
 # (a file: the callers run in command substitutions)
 measure_cpu() {  # row where command...
-  local row=$1 where=$2 pid t0 t1 s0 s1; shift 2
+  local row=$1 where=$2 pid t0 t1 s0 s1 counting=""; shift 2
   pid=$(proxy_pid "$where")
   [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  # BENCH_COUNT=1: the new-names row also counts the proxy's context
+  # switches and system calls (perf's software counters: steadier than CPU
+  # time on a noisy VM, but counting costs each system call a little, so the
+  # rates of such a run are not compared with others).
+  if [ "${BENCH_COUNT:-0}" = 1 ] && [ "$row" = names ] && [ -n "$pid" ] && command -v perf >/dev/null; then
+    perf stat -x, -e context-switches,raw_syscalls:sys_enter -o "$T/perf-$row-$where" \
+      -p "$(echo "$pid" $(ps -o pid= --ppid "$pid") | tr -s ' ' ',')" 2>/dev/null &
+    counting=$!
+  fi
   s0=$(date +%s.%N)
   "$@"
   s1=$(date +%s.%N)
+  [ -n "$counting" ] && { kill -INT "$counting"; wait "$counting" 2>/dev/null; }
   [ -n "$pid" ] && { t1=$(cpu_ticks "$pid"); awk -v t=$((t1 - t0)) -v hz="$HZ" -v a="$s0" -v b="$s1" 'BEGIN{printf "%.0f", 100*t/hz/(b-a)}' > "$T/cpu-$row-$where"; }
   return 0
 }
@@ -269,6 +279,7 @@ median() {  # [printf format of a mean of two] < values
 declare -A NAMES_RUNS NAMES_ERRORS
 NAMES_RATIOS=""  # egressd/squid of each round (the two measured back to back)
 NAMES_CPU=""
+NAMES_COUNTS=""
 for round in $(seq "$NAMES_ROUNDS"); do
   for where in direct egressd haproxy squid; do
     # haproxy cannot do this row (see docs/benchmarks.md): one round shows it.
@@ -276,7 +287,8 @@ for round in $(seq "$NAMES_ROUNDS"); do
     prefix=${where:0:1}$$r$round-
     [ "$where" = squid ] && prefix=sq${round}r  # the names in squid's hosts file
     out=$(measure_cpu names "$where" as "$where" "$W/new_names_bench" 127.0.0.1 "$(port_of "$where")" "$prefix" origin.test "$DUR" "$NAMES_PROCS" "$NAMES_MAX" 2>"$T/names-$where.err")
-    read -r rate _ errors <<<"$out"
+    read -r rate ok errors <<<"$out"
+    echo "${ok:-0}" > "$T/ok-names-$where"
     NAMES_RUNS[$where]+=" $rate"
     NAMES_ERRORS[$where]=$((${NAMES_ERRORS[$where]:-0} + ${errors:-0}))
     [ -s "$T/names-$where.err" ] && { echo "bench: new names via $where:" >&2; cat "$T/names-$where.err" >&2; }
@@ -286,6 +298,13 @@ for round in $(seq "$NAMES_ROUNDS"); do
   # The proxy's CPU per connection (ms): what each new name costs it.
   cpu_ms() { awk -v c="$(cat "$T/cpu-names-$1")" -v r="$(last "$1")" 'BEGIN{ if (r+0>0) printf "%.2f", 10*c/r; else print "-" }'; }
   NAMES_CPU+=" egressd $(cpu_ms egressd) squid $(cpu_ms squid);"
+  # Context switches and system calls per connection (when perf counted them).
+  per_conn() {
+    [ -s "$T/perf-names-$1" ] || return 0
+    awk -F, -v ok="$(cat "$T/ok-names-$1")" '/context-switches/{c=$1} /sys_enter/{s=$1}
+      END{ if (ok+0>0) printf " %s %.1f switches %.1f syscalls;", w, c/ok, s/ok }' w="$1" "$T/perf-names-$1"
+  }
+  NAMES_COUNTS+="$(per_conn egressd)$(per_conn squid)"
 done
 for where in direct egressd haproxy squid; do
   R[$where]=$(echo "${NAMES_RUNS[$where]}" | median %.0f)
@@ -294,6 +313,7 @@ done
 # egressd/squid: the median of the rounds' ratios, each of two runs back to back.
 echo "| a never-seen host name per connection, $NAMES_PROCS clients (conn/s; median of $NAMES_ROUNDS rounds) | $(with_errors "${R[direct]}" "${E[direct]}") | $(with_errors "${R[egressd]}" "${E[egressd]}") | $(with_errors "${R[haproxy]}" "${E[haproxy]}") | $(with_errors "${R[squid]}" "${E[squid]}") | $(ratio "${R[egressd]}" "${R[haproxy]}") | $(echo "$NAMES_RATIOS" | median) |"
 NAMES_DETAIL="new host names, each round (conn/s): direct${NAMES_RUNS[direct]}; egressd${NAMES_RUNS[egressd]}; squid${NAMES_RUNS[squid]}; egressd/squid${NAMES_RATIOS}; proxy CPU per connection (ms):${NAMES_CPU%;}"
+[ -n "$NAMES_COUNTS" ] && NAMES_DETAIL+="; per connection (perf):${NAMES_COUNTS%;}"
 fi
 
 if has_row bulk; then
