@@ -277,9 +277,12 @@ void Resolver::Run() {
         expired.push_back(name);
       }
     }
-    for (const auto& [name, err] : refused) OnRefused(pending_[name], err);
+    for (const auto& [name, err] : refused)
+      if (auto it = pending_.find(name); it != pending_.end()) OnRefused(it->second, err);
     for (const auto& name : expired) {
-      Pending& p = pending_[name];
+      auto it = pending_.find(name);
+      if (it == pending_.end()) continue;
+      Pending& p = it->second;
       if (p.addrs.empty()) p.error = "timeout";
       p.transient = true;
       Complete(name);

@@ -108,17 +108,17 @@ StatusOr<UpstreamQuery> UpstreamQuery::SendAll(const sockaddr_storage& upstream,
   if (sent < 1)
     return EGRESSD_ERROR("DNS upstream {}: send: {}", FormatSocketAddress(upstream),
                          strerror(errno));
-  // The rest failed: sendmmsg does not say why, the next send does. On
-  // loopback a closed port's ICMP error arrives before the next query is
-  // sent, and that send takes it (ECONNREFUSED): the queries are refused.
+  // sendmmsg stops at a query that fails and does not say why. On loopback a
+  // closed port's ICMP error reaches the socket as the first query leaves,
+  // and the second one's send takes it. The rest go one by one: a refusal
+  // then shows as the next error on the socket (their own ICMP), or, when it
+  // arrives between two sends, as this send's ECONNREFUSED (error()). Any
+  // other failure leaves the rest unsent: the queries sent still get their
+  // answers, and the caller's retry asks again for what is missing.
   for (int i = sent; i < n; ++i) {
     if (send(q.fd_.get(), q.queries_[i].data(), q.queries_[i].size(), 0) >= 0) continue;
-    if (errno == ECONNREFUSED) {
-      q.error_ = errno;
-      break;
-    }
-    return EGRESSD_ERROR("DNS upstream {}: send: {}", FormatSocketAddress(upstream),
-                         strerror(errno));
+    if (errno == ECONNREFUSED) q.error_ = errno;
+    break;
   }
   return q;
 }

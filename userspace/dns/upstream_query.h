@@ -34,8 +34,8 @@ class UpstreamQuery {
   // from a socket of its own.
   static StatusOr<UpstreamQuery> Send(const sockaddr_storage& upstream, std::vector<uint8_t> query);
   // The same for several queries (each with one question and an id of its
-  // own), sharing one socket. When the upstream refused the first before
-  // the others could leave, the result has error() ECONNREFUSED.
+  // own), sharing one socket. A result with error() ECONNREFUSED: the
+  // upstream refused them as they were sent.
   static StatusOr<UpstreamQuery> SendAll(const sockaddr_storage& upstream,
                                          std::vector<std::vector<uint8_t>> queries);
 

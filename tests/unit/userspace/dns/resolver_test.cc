@@ -188,10 +188,13 @@ TEST(Resolver, AnAttemptsQuestionsShareASocketAndARetryAsksOnlyWhatIsMissing) {
   EXPECT_NE(asked[0].is_a, asked[1].is_a);
   EXPECT_EQ(asked[0].port, asked[1].port);
   EXPECT_FALSE(asked[2].is_a);
+  EXPECT_NE(asked[2].port, asked[0].port);  // its own socket (1 in ~28,000: the same port)
 }
 
-// A closed upstream port (ICMP port unreachable on loopback, before the
-// lookup's second question leaves): the lookup fails at once, not cached.
+// A closed upstream port (ICMP port unreachable): the lookup fails at once
+// (through the callback, as the socket's error arrives; or returned by
+// Lookup when the refusal came back while its questions were being sent),
+// and the failure is not cached.
 TEST(Resolver, ARefusingUpstreamFailsTheLookupAtOnce) {
   sockaddr_storage closed{};
   {

@@ -145,12 +145,15 @@ TEST(UpstreamQuery, QueriesSentTogetherShareASocketAndEachGetsItsOwnAnswer) {
   EXPECT_EQ(first->message, AnswerTo(aaaa));
   upstream.Reply(AnswerTo(aaaa), from_aaaa);
   upstream.Reply(AnswerTo(Query(q->id(0), "other.example")), from_a);
+  // The A query's id with the AAAA question (answered, but it would be the
+  // A query's only by its id).
+  upstream.Reply(AnswerTo(Query(q->id(0), "both.example", protocol::DnsType::kAAAA)), from_a);
   upstream.Reply(AnswerTo(a), from_a);
   auto second = WaitForAnswer(*q, &mismatched);
   ASSERT_TRUE(second);
   EXPECT_EQ(second->index, 0u);
   EXPECT_EQ(second->message, AnswerTo(a));
-  EXPECT_EQ(mismatched, 2u);
+  EXPECT_EQ(mismatched, 3u);
 }
 
 TEST(UpstreamQuery, RefusesNoQueriesOrTooMany) {
