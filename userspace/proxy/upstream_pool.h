@@ -14,8 +14,10 @@
 // An entry is kept at most kMaxIdle (plus the worker's sweep period), so it
 // is gone before the usual origin keep-alive timeouts (5 s and up) close it;
 // Take also drops an entry whose upstream has closed or sent anything
-// meanwhile (a non-blocking MSG_PEEK). Bounded per key and per worker; the
-// newest entry is taken first. Thread-safe: the workers share one (an entry
+// meanwhile (a non-blocking MSG_PEEK). Bounded per key, per sandbox
+// attachment (a quarter of the pool: one busy sandbox leaves room for others,
+// and holds at most that many idle descriptors) and in all; the newest entry
+// is taken first. Thread-safe: the workers share one (an entry
 // holds no io_uring state, only a socket and its TLS side).
 #pragma once
 
@@ -46,6 +48,7 @@ class UpstreamPool {
  public:
   static constexpr std::chrono::milliseconds kMaxIdle{1000};
   static constexpr size_t kMaxPerKey = 64;
+  static constexpr size_t kMaxPerSandbox = 256;
   static constexpr size_t kMaxTotal = 1024;
 
   // `gauge`: the proxy-wide count of pooled connections (may be null).
@@ -54,10 +57,13 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
+  // A key's text up to its first '|' names its sandbox attachment (what
+  // kMaxPerSandbox counts): Key writes the generation there.
   static std::string Key(uint64_t sandbox_generation, bool tls, const std::string& host,
                          uint16_t port, const policy::IpAddress& addr);
 
-  // Keeps the connection; false (and it is closed) when the pool is full.
+  // Keeps the connection; false (and it is closed) when the pool, the key's
+  // share or its sandbox's is full.
   bool Put(const std::string& key, IdleUpstream idle);
   // The newest live entry for `key`, if any.
   std::optional<IdleUpstream> Take(const std::string& key,
@@ -71,11 +77,16 @@ class UpstreamPool {
   }
 
  private:
-  void Count(int64_t delta);  // with mu_ held
+  struct Bucket {
+    std::string sandbox;                // the key's sandbox part
+    std::vector<IdleUpstream> entries;  // oldest first
+  };
+  void Count(const std::string& sandbox, int64_t delta);  // with mu_ held
 
   std::atomic<int64_t>* gauge_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::vector<IdleUpstream>> idle_;  // oldest first
+  std::unordered_map<std::string, Bucket> idle_;         // by key
+  std::unordered_map<std::string, size_t> per_sandbox_;  // entries, none at 0
   size_t total_ = 0;
 };
 

@@ -106,5 +106,35 @@ TEST(UpstreamPoolTest, IsBoundedPerKey) {
   EXPECT_EQ(pool.size(), 0u);
 }
 
+// One sandbox fills at most its share (kMaxPerSandbox, over any number of
+// keys): another sandbox still gets room, and so does the first once an
+// entry of its own leaves.
+TEST(UpstreamPoolTest, IsBoundedPerSandbox) {
+  std::atomic<int64_t> gauge{0};
+  UpstreamPool pool(&gauge);
+  const auto now = Clock::now();
+  const auto a = Loopback();
+  auto key_of = [&](uint64_t sandbox, size_t i) {
+    return UpstreamPool::Key(sandbox, false, "h" + std::to_string(i) + ".test", 80, a);
+  };
+  std::vector<Pair> pairs;
+  for (size_t i = 0; i < UpstreamPool::kMaxPerSandbox; i++) {
+    pairs.push_back(MakePair());
+    ASSERT_TRUE(pool.Put(key_of(7, i % 8), {std::move(pairs.back().ours), nullptr, now})) << i;
+  }
+  EXPECT_FALSE(pool.Put(key_of(7, 100), {std::move(MakePair().ours), nullptr, now}));
+  EXPECT_TRUE(pool.Put(key_of(8, 0), {std::move(MakePair().ours), nullptr, now}));
+  EXPECT_EQ(gauge.load(), static_cast<int64_t>(UpstreamPool::kMaxPerSandbox + 1));
+  ASSERT_TRUE(pool.Take(key_of(7, 0), now));
+  EXPECT_TRUE(pool.Put(key_of(7, 100), {std::move(MakePair().ours), nullptr, now}));
+  pool.Clear();
+  EXPECT_EQ(pool.size(), 0u);
+  EXPECT_EQ(gauge.load(), 0);
+  // Cleared, the share is whole again.
+  for (size_t i = 0; i < 2; i++)
+    EXPECT_TRUE(pool.Put(key_of(7, i), {std::move(MakePair().ours), nullptr, now}));
+  pool.Clear();
+}
+
 }  // namespace
 }  // namespace egressd::proxy
