@@ -47,11 +47,10 @@ bool SameAddress(const sockaddr_storage& a, const sockaddr_storage& b) {
 
 }  // namespace
 
-StatusOr<uint16_t> RandomQueryId() {
-  uint16_t id = 0;
-  if (getrandom(&id, sizeof(id), 0) != static_cast<ssize_t>(sizeof(id)))
+Status RandomQueryIds(std::span<uint16_t> ids) {
+  if (getrandom(ids.data(), ids.size_bytes(), 0) != static_cast<ssize_t>(ids.size_bytes()))
     return EGRESSD_ERROR("getrandom: {}", strerror(errno));
-  return id;
+  return {};
 }
 
 bool AnswerMatches(std::span<const uint8_t> query, std::span<const uint8_t> answer) {
@@ -79,8 +78,7 @@ StatusOr<UpstreamQuery> UpstreamQuery::SendAll(const sockaddr_storage& upstream,
   if (queries.empty() || queries.size() > kMaxQueries)
     return EGRESSD_ERROR("DNS: {} queries at once", queries.size());
   uint16_t ids[kMaxQueries];
-  if (getrandom(ids, sizeof(ids), 0) != static_cast<ssize_t>(sizeof(ids)))
-    return EGRESSD_ERROR("getrandom: {}", strerror(errno));
+  EGRESSD_RETURN_IF_ERROR(RandomQueryIds(std::span(ids, queries.size())));
   for (size_t i = 0; i < queries.size(); ++i) {
     if (queries[i].size() < kHeaderBytes) return EGRESSD_ERROR("DNS query too short");
     queries[i][0] = static_cast<uint8_t>(ids[i] >> 8);

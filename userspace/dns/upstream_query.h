@@ -20,8 +20,8 @@
 
 namespace egressd::dns {
 
-// A uniformly random 16-bit query id (getrandom).
-StatusOr<uint16_t> RandomQueryId();
+// Fills `ids` with uniformly random 16-bit query ids (one getrandom).
+Status RandomQueryIds(std::span<uint16_t> ids);
 
 // Whether `answer` answers `query`: QR set, the same id, one question, and
 // the same question (name compared without regard to ASCII case, type and
