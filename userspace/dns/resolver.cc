@@ -45,7 +45,7 @@ Status Resolver::Start() {
   if (epoll_fd_ < 0) return EGRESSD_ERROR("resolver epoll: {}", strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = wake_fd_;
+  ev.data.u64 = 0;  // attempts are numbered from 1
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
     return EGRESSD_ERROR("resolver epoll: {}", strerror(errno));
   thread_ = std::thread([this] { Run(); });
@@ -69,7 +69,8 @@ void Resolver::Stop() {
   epoll_fd_ = -1;
 }
 
-std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback callback) {
+std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback callback,
+                                              AnswerWatch* watch) {
   std::lock_guard lock(mu_);
   auto now = Clock::now();
   if (auto it = cache_.find(name); it != cache_.end()) {
@@ -91,13 +92,14 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
     Pending& p = it->second;
     p.name = name;
     p.attempts_left = options_.attempts;
-    if (int err = SendQueries(p)) {
+    if (int err = SendQueries(p, /*caller_watches=*/watch != nullptr)) {
       ResolveResult refused{{}, RefusedError(err)};  // not cached: says nothing of the name
       Drop(p);
       pending_.erase(it);
       return refused;
     }
-    // Its sockets are watched already; the thread needs waking only when
+    if (watch && p.watched_by_caller) *watch = AnswerWatch{p.query.fd(), p.attempt};
+    // Its socket is watched already; the thread needs waking only when
     // this deadline comes before its own (a short --dns-timeout).
     if (p.deadline < wake_at_) {
       uint64_t one = 1;
@@ -107,7 +109,7 @@ std::optional<ResolveResult> Resolver::Lookup(const std::string& name, Callback 
   return std::nullopt;
 }
 
-int Resolver::SendQueries(Pending& p) {
+int Resolver::SendQueries(Pending& p, bool caller_watches) {
   p.attempts_left--;
   p.deadline = Clock::now() + options_.timeout;
   Drop(p);  // a late answer to the previous attempt is not waited for
@@ -133,22 +135,62 @@ int Resolver::SendQueries(Pending& p) {
   }
   p.query = std::move(*sent);
   if (p.query.error() != 0) return p.query.error();
-  Watch(p.name, p.query);
+  p.attempt = ++next_attempt_;
+  attempts_[p.attempt] = p.name;
+  if (caller_watches)
+    p.watched_by_caller = true;
+  else
+    Watch(p);
   return 0;
 }
 
-void Resolver::Watch(const std::string& name, const UpstreamQuery& query) {
+void Resolver::Watch(const Pending& p) {
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = query.fd();
+  ev.data.u64 = p.attempt;
   // Fails only without memory: the queries then time out (and are retried).
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, query.fd(), &ev) == 0) watched_[query.fd()] = name;
+  (void)epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.query.fd(), &ev);
 }
 
 void Resolver::Drop(Pending& p) {
-  if (p.query.fd() >= 0) watched_.erase(p.query.fd());
+  if (p.attempt != 0) attempts_.erase(p.attempt);
+  if (p.watched_by_caller) {
+    // Shutting the socket down ends the caller's wait (POLLHUP); it stays
+    // open until OnWatchDone, so that its number is not reused by another
+    // socket before the caller's wait has begun and ended.
+    shutdown(p.query.fd(), SHUT_RDWR);
+    given_up_.emplace(p.attempt, std::move(p.query));
+  }
   p.query = UpstreamQuery();  // closing the socket takes it out of the epoll set
   p.query_is_a.clear();
+  p.attempt = 0;
+  p.watched_by_caller = false;
+}
+
+void Resolver::OnWatchDone(uint64_t attempt) {
+  std::lock_guard lock(mu_);
+  if (given_up_.erase(attempt) != 0) return;  // closes its socket
+  auto a = attempts_.find(attempt);
+  if (a == attempts_.end()) return;  // answered, retried, timed out or stopped meanwhile
+  auto it = pending_.find(a->second);
+  if (it == pending_.end() || it->second.attempt != attempt) return;
+  Pending& p = it->second;
+  p.watched_by_caller = false;
+  if (!ReadAnswers(p)) Watch(p);  // what is still missing wakes the thread
+}
+
+bool Resolver::ReadAnswers(Pending& p) {
+  for (;;) {
+    uint64_t mismatched = 0;
+    auto answer = p.query.ReceiveAnswer(&mismatched);
+    upstream_mismatched_ += mismatched;
+    if (!answer) {
+      if (p.query.error() == 0) return false;
+      OnRefused(p, p.query.error());
+      return true;
+    }
+    if (OnAnswer(p, p.query_is_a[answer->index], answer->message)) return true;
+  }
 }
 
 // `answer` matched its query (id, question, source): see UpstreamQuery.
@@ -239,32 +281,19 @@ void Resolver::Run() {
     std::lock_guard lock(mu_);
     if (stopping_) break;
     for (int i = 0; i < n; ++i) {
-      const int fd = events[i].data.fd;
-      if (fd == wake_fd_) {
+      const uint64_t attempt = events[i].data.u64;
+      if (attempt == 0) {  // wake_fd_
         uint64_t v;
         (void)!read(wake_fd_, &v, sizeof(v));
         continue;
       }
-      // Only this thread and Lookup (both with mu_ held) open, watch and
-      // close query sockets: a socket closed since epoll_wait is no longer
-      // in watched_, and one reopened under the same number is read only if
-      // its query is the one watched.
-      auto w = watched_.find(fd);
-      if (w == watched_.end()) continue;
-      auto it = pending_.find(w->second);
-      if (it == pending_.end() || it->second.query.fd() != fd) continue;
-      Pending& p = it->second;
-      bool completed = false;
-      while (!completed) {
-        uint64_t mismatched = 0;
-        auto answer = p.query.ReceiveAnswer(&mismatched);
-        upstream_mismatched_ += mismatched;
-        if (!answer) {
-          if (p.query.error() != 0) OnRefused(p, p.query.error());
-          break;
-        }
-        completed = OnAnswer(p, p.query_is_a[answer->index], answer->message);
-      }
+      // An attempt over since epoll_wait (answered, retried: its socket
+      // closed) is no longer in attempts_: attempts are numbered, never fds.
+      auto a = attempts_.find(attempt);
+      if (a == attempts_.end()) continue;
+      auto it = pending_.find(a->second);
+      if (it == pending_.end() || it->second.attempt != attempt) continue;
+      ReadAnswers(it->second);
     }
     auto now = Clock::now();
     std::vector<std::string> expired;
@@ -272,7 +301,7 @@ void Resolver::Run() {
     for (auto& [name, p] : pending_) {
       if (p.deadline > now) continue;
       if (p.attempts_left > 0) {
-        if (int err = SendQueries(p)) refused.emplace_back(name, err);
+        if (int err = SendQueries(p, /*caller_watches=*/false)) refused.emplace_back(name, err);
       } else {
         expired.push_back(name);
       }
@@ -290,10 +319,11 @@ void Resolver::Run() {
   }
   // Fail every waiter on shutdown so no connection waits forever.
   std::lock_guard lock(mu_);
-  for (auto& [name, p] : pending_)
+  for (auto& [name, p] : pending_) {
+    Drop(p);  // ends a caller's wait on its socket
     for (auto& cb : p.waiters) cb(ResolveResult{{}, "resolver stopped"});
+  }
   pending_.clear();
-  watched_.clear();
 }
 
 std::optional<sockaddr_storage> ParseSocketAddress(const std::string& text, uint16_t default_port) {

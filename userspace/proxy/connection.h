@@ -32,6 +32,7 @@
 #include "userspace/proxy/byte_direction.h"
 #include "userspace/proxy/connection_slot.h"
 #include "userspace/proxy/http_session.h"
+#include "userspace/proxy/op_kind.h"
 #include "userspace/proxy/tls_side.h"
 #include "userspace/proxy/upstream_choice.h"
 #include "userspace/sandbox/sandbox_view.h"
@@ -39,13 +40,12 @@
 namespace egressd::proxy {
 
 class Worker;
-enum class OpKind : uint8_t;
 
 // A connection with no byte either way for this long, between requests or
 // in a tunnel, gives its relay buffers back until its next byte.
 inline constexpr std::chrono::seconds kParkAfter{1};
 
-class alignas(16) Connection final : public HttpSessionOwner {
+class alignas(kOpAlignment) Connection final : public HttpSessionOwner {
  public:
   Connection(Worker& worker, uint64_t id, int client_fd);
   ~Connection();

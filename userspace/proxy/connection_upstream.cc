@@ -37,11 +37,17 @@ void Connection::ResolveAndConnect(const std::string& host) {
 void Connection::LookupHost(const std::string& host) {
   Worker* worker = &worker_;
   uint64_t id = id_;
-  auto cached = worker_.ctx().resolver->Lookup(host, [worker, id](const dns::ResolveResult& r) {
-    worker->Post([worker, id, r] {
-      if (Connection* c = worker->FindConnection(id)) c->OnResolved(r);
-    });
-  });
+  dns::Resolver::AnswerWatch watch;
+  auto cached = worker_.ctx().resolver->Lookup(
+      host,
+      [worker, id](const dns::ResolveResult& r) {
+        worker->Post([worker, id, r] {
+          if (Connection* c = worker->FindConnection(id)) c->OnResolved(r);
+        });
+      },
+      &watch);
+  // This worker's ring waits for the answers (no wake-up of the resolver's thread).
+  if (watch.attempt != 0) worker_.WatchDnsAnswer(watch.fd, watch.attempt);
   if (cached) {
     OnResolvedNow(*cached);
   } else {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <malloc.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -29,6 +30,9 @@ constexpr size_t kKeptRelayBuffersMax = 4096;
 constexpr auto kBufferTrimPeriod = std::chrono::seconds(1);
 // Parked connections in a trim period past which the heap is trimmed too.
 constexpr size_t kParkedBeforeHeapTrim = 64;
+
+// The worker whose loop runs on this thread (Post from it needs no wake-up).
+thread_local const Worker* current_worker = nullptr;
 
 }  // namespace
 
@@ -93,12 +97,21 @@ void Worker::StartAccepting() {
 }
 
 void Worker::Post(std::function<void()> task) {
+  const bool from_self = current_worker == this;
   {
     std::lock_guard lock(posted_mu_);
     posted_.push_back(std::move(task));
+    if (from_self) posted_by_self_ = true;
   }
+  if (from_self) return;  // Run runs it at the end of this batch
   uint64_t one = 1;
   (void)!write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void Worker::WatchDnsAnswer(int fd, uint64_t attempt) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_poll_add(sqe, fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, attempt << kOpKindBits | static_cast<uint64_t>(OpKind::kDnsAnswer));
 }
 
 io_uring_sqe* Worker::GetSqe() {
@@ -249,9 +262,13 @@ void Worker::RunPosted() {
 
 void Worker::Dispatch(io_uring_cqe* cqe) {
   uint64_t data = io_uring_cqe_get_data64(cqe);
-  auto kind = static_cast<OpKind>(data & 0xf);
-  void* ptr = reinterpret_cast<void*>(data & ~uint64_t{0xf});
+  auto kind = static_cast<OpKind>(data & kOpKindMask);
+  void* ptr = reinterpret_cast<void*>(data & ~kOpKindMask);
   switch (kind) {
+    case OpKind::kDnsAnswer:
+      // Readable, shut down or cancelled: the resolver reads or closes.
+      ctx_.resolver->OnWatchDone(data >> kOpKindBits);
+      break;
     case OpKind::kAccept:
       OnAccept(*static_cast<Listener*>(ptr), cqe->res, cqe->flags);
       break;
@@ -279,6 +296,7 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
 
 void Worker::Run() {
   spdlog::debug("proxy worker {} running", index_);
+  current_worker = this;
   auto next_trim = std::chrono::steady_clock::now() + kBufferTrimPeriod;
   while (!stop_) {
     // Wakes at least every trim period, busy or not.
@@ -305,6 +323,11 @@ void Worker::Run() {
       ++seen;
     }
     io_uring_cq_advance(&ring_, seen);
+    // Tasks this thread posted during the batch (a lookup answered here).
+    while (posted_by_self_) {
+      posted_by_self_ = false;
+      RunPosted();
+    }
     finished_.clear();
   }
 }

@@ -16,6 +16,7 @@
 
 #include "userspace/common/status.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/proxy/op_kind.h"
 #include "userspace/proxy/proxy_context.h"
 #include "userspace/proxy/relay_buffer_pool.h"
 #include "userspace/proxy/upstream_pool.h"
@@ -24,38 +25,14 @@ namespace egressd::proxy {
 
 class Connection;
 
-// What a completion is for: stored in the low 4 bits of user_data, the
-// object pointer (16-byte aligned) in the rest.
-enum class OpKind : uint8_t {
-  kAccept = 1,      // ptr: Listener
-  kWake = 2,        // ptr: Worker (eventfd read: posted tasks or stop)
-  kClientRecv = 3,  // ptr: Connection, for the rest
-  kClientSend = 4,
-  kUpstreamRecv = 5,
-  kUpstreamSend = 6,
-  kConnect = 7,
-  kConnectTimeout = 8,
-  kDeadline = 9,
-  kCancel = 10,          // cancel / timeout-remove requests: only counted
-  kAcceptRetry = 11,     // ptr: Listener; re-arm accept after an error
-  kListenerCancel = 12,  // ptr: Worker; cancel of a removed listener's accept
-  kIdleTimer = 13,       // ptr: Connection; no byte either way for --idle-timeout
-  kClientReadable = 14,  // ptr: Connection; a parked direction's source is readable
-  kUpstreamReadable = 15,
-};
-
-inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
-  return reinterpret_cast<uintptr_t>(ptr) | static_cast<uint64_t>(kind);
-}
-
-struct alignas(16) Listener {
+struct alignas(kOpAlignment) Listener {
   UniqueFd fd;
   int family = 0;
   __kernel_timespec retry_after{0, 100 * 1000 * 1000};  // back off after accept errors
   bool closing = false;  // a sandbox's listener being removed: closed at its last completion
 };
 
-class alignas(16) Worker {
+class alignas(kOpAlignment) Worker {
  public:
   Worker(const ProxyContext& ctx, int index);
   ~Worker();
@@ -70,8 +47,13 @@ class alignas(16) Worker {
   // once every re-adopted sandbox is known, so none is refused as unknown.
   void StartAccepting();
 
-  // Runs `task` on this worker's thread (thread-safe).
+  // Runs `task` on this worker's thread (thread-safe). Posted from that
+  // thread itself, it runs at the end of the current completion batch.
   void Post(std::function<void()> task);
+  // Waits on the ring for the answers to a lookup's queries (the resolver
+  // sent them for one of this worker's connections), then hands the socket
+  // back to the resolver (Resolver::OnWatchDone).
+  void WatchDnsAnswer(int fd, uint64_t attempt);
   io_uring_sqe* GetSqe();
   // Makes sure the next `n` GetSqe() calls come from one submission batch.
   void ReserveSqes(unsigned n);
@@ -107,7 +89,7 @@ class alignas(16) Worker {
   int index_;
   io_uring ring_{};
   bool ring_ready_ = false;
-  alignas(16) Listener listeners_[2];
+  Listener listeners_[2];
   // Per-sandbox listeners (own network namespace), and those being removed.
   std::unordered_map<uint32_t, std::vector<std::unique_ptr<Listener>>> sandbox_listeners_;
   std::unordered_map<Listener*, std::unique_ptr<Listener>> closing_listeners_;
@@ -119,6 +101,7 @@ class alignas(16) Worker {
   std::thread thread_;
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
+  bool posted_by_self_ = false;  // posted_ holds tasks this thread posted (no wake-up written)
   uint64_t next_conn_id_ = 1;
   RelayBufferPool buffers_;  // declared before the connections: they give buffers back to it
   size_t parked_since_trim_ = 0;

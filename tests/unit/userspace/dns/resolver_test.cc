@@ -5,6 +5,7 @@
 #include "userspace/dns/resolver.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -51,6 +52,7 @@ class Responder {
   }
   const sockaddr_storage& addr() const { return addr_; }
   int queries() const { return queries_; }
+  int answered() const { return answered_; }
   std::vector<Asked> asked() {
     std::lock_guard lock(mu_);
     return asked_;
@@ -84,6 +86,7 @@ class Responder {
         reply.insert(reply.end(), std::begin(record), std::end(record));
       }
       sendto(fd_.get(), reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
+      ++answered_;
     }
   }
 
@@ -95,21 +98,28 @@ class Responder {
   sockaddr_storage addr_{};
   std::atomic<bool> stop_{false};
   std::atomic<int> queries_{0};
+  std::atomic<int> answered_{0};
   std::thread thread_;
 };
 
-// Collects the callbacks' results.
+// Collects the callbacks' results, and the threads they ran on.
 struct Answers {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<ResolveResult> results;
+  std::vector<std::thread::id> threads;
 
   Resolver::Callback Callback() {
     return [this](const ResolveResult& r) {
       std::lock_guard lock(mu);
       results.push_back(r);
+      threads.push_back(std::this_thread::get_id());
       cv.notify_all();
     };
+  }
+  size_t count() {
+    std::lock_guard lock(mu);
+    return results.size();
   }
   bool WaitFor(size_t n, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu);
@@ -232,6 +242,103 @@ TEST(Resolver, TimesOutWhenTheUpstreamNeverAnswers) {
   EXPECT_FALSE(resolver.Lookup("silent.example", answers.Callback()));
   ASSERT_TRUE(answers.WaitFor(1, 5s));
   EXPECT_EQ(answers.results[0].error, "timeout");
+}
+
+// Waits (as a proxy worker's ring would) until `fd` is readable or shut
+// down; its poll events, 0 on a timeout.
+short WaitOn(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, static_cast<int>(timeout.count())) == 1 ? p.revents : 0;
+}
+
+bool IsOpen(int fd) {
+  return fcntl(fd, F_GETFD) != -1;
+}
+
+// A caller that waits on the queries' socket itself (AnswerWatch) gets the
+// answer from OnWatchDone, on its own thread: the resolver's thread is not
+// involved.
+TEST(Resolver, ACallerWaitingOnTheSocketGetsTheAnswerOnItsOwnThread) {
+  Responder upstream(false);
+  Resolver resolver(OptionsFor(upstream, 2000ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  Resolver::AnswerWatch watch;
+  EXPECT_FALSE(resolver.Lookup("watched.example", answers.Callback(), &watch));
+  ASSERT_NE(watch.attempt, 0u);
+  ASSERT_GE(watch.fd, 0);
+  EXPECT_TRUE(WaitOn(watch.fd, 5s) & POLLIN);
+  for (auto deadline = Clock::now() + 5s; upstream.answered() < 2 && Clock::now() < deadline;)
+    std::this_thread::sleep_for(1ms);  // both answers sent (loopback: then queued)
+  EXPECT_EQ(answers.count(), 0u) << "the resolver's thread read the answers";
+  resolver.OnWatchDone(watch.attempt);
+  ASSERT_EQ(answers.count(), 1u);
+  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+  EXPECT_EQ(answers.results[0].addrs[0].ToString(), "127.0.0.1");
+  EXPECT_EQ(answers.threads[0], std::this_thread::get_id());
+  resolver.OnWatchDone(watch.attempt);  // a second call for that attempt: nothing
+  EXPECT_EQ(answers.count(), 1u);
+  // A lookup answered at once, or joining one in flight, gives nothing to watch.
+  Resolver::AnswerWatch none;
+  EXPECT_TRUE(resolver.Lookup("watched.example", answers.Callback(), &none));
+  EXPECT_EQ(none.attempt, 0u);
+}
+
+// The caller's wait ends when the resolver gives up on the queries it
+// waits for (here: retries them from a new socket after the first
+// attempt's deadline): the socket is shut down, and stays open (its number
+// not reused) until the caller says its wait is over.
+TEST(Resolver, ACallersWaitEndsWhenItsQueriesAreRetriedAndTheSocketClosesAfterIt) {
+  Responder upstream(/*ignore_first_attempt=*/true);
+  Resolver resolver(OptionsFor(upstream, 100ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  Resolver::AnswerWatch watch;
+  EXPECT_FALSE(resolver.Lookup("retried.example", answers.Callback(), &watch));
+  ASSERT_NE(watch.attempt, 0u);
+  EXPECT_TRUE(WaitOn(watch.fd, 5s) & POLLHUP);
+  ASSERT_TRUE(answers.WaitFor(1, 5s));  // the retry, answered on the resolver's thread
+  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+  EXPECT_NE(answers.threads[0], std::this_thread::get_id());
+  EXPECT_TRUE(IsOpen(watch.fd));
+  resolver.OnWatchDone(watch.attempt);
+  EXPECT_FALSE(IsOpen(watch.fd));
+  EXPECT_EQ(answers.count(), 1u);
+}
+
+// Half an answer read by the caller: the resolver's thread waits for the
+// rest (here the AAAA question, asked again at the deadline).
+TEST(Resolver, WhatTheCallerDidNotGetTheResolversThreadWaitsFor) {
+  Responder upstream(/*ignore_first_attempt=*/true, /*only_aaaa=*/true);
+  Resolver resolver(OptionsFor(upstream, 200ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  Resolver::AnswerWatch watch;
+  EXPECT_FALSE(resolver.Lookup("half-watched.example", answers.Callback(), &watch));
+  EXPECT_TRUE(WaitOn(watch.fd, 5s) & POLLIN);  // the A answer
+  resolver.OnWatchDone(watch.attempt);
+  EXPECT_EQ(answers.count(), 0u);
+  ASSERT_TRUE(answers.WaitFor(1, 5s));
+  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+  EXPECT_EQ(answers.results[0].addrs[0].ToString(), "127.0.0.1");
+  EXPECT_EQ(upstream.queries(), 3);  // A and AAAA, then AAAA again
+}
+
+// Stopping the resolver ends a caller's wait too (and fails the lookup).
+TEST(Resolver, StoppingEndsACallersWait) {
+  Responder upstream(/*ignore_first_attempt=*/true);
+  Resolver resolver(OptionsFor(upstream, 5000ms));
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  Resolver::AnswerWatch watch;
+  EXPECT_FALSE(resolver.Lookup("stopped.example", answers.Callback(), &watch));
+  std::thread stopper([&] { resolver.Stop(); });
+  EXPECT_TRUE(WaitOn(watch.fd, 3s) & POLLHUP);
+  stopper.join();
+  ASSERT_EQ(answers.count(), 1u);
+  EXPECT_EQ(answers.results[0].error, "resolver stopped");
+  resolver.OnWatchDone(watch.attempt);
+  EXPECT_FALSE(IsOpen(watch.fd));
 }
 
 }  // namespace
