@@ -78,6 +78,32 @@ print(urllib.request.urlopen("https://allowed.test:{env.https.port}/py", context
     assert f"host=allowed.test:{env.https.port} path=/py" in r.stdout
 
 
+def test_a_connection_that_closes_ends_with_close_notify_after_the_whole_answer(tls_env, tmp_path):
+    # "Connection: close": egressd's last bytes to the client are the answer
+    # and close_notify (sent together); the client sees a clean TLS end,
+    # not a truncation.
+    env = tls_env
+    sb = env.sandbox("intercept")
+    ca = sandbox_ca(env, sb, tmp_path)
+    code = f"""
+import socket, ssl
+ctx = ssl.create_default_context(cafile={ca!r})
+raw = socket.create_connection(("127.0.0.1", {env.https.port}), timeout=10)
+s = ctx.wrap_socket(raw, server_hostname="allowed.test", suppress_ragged_eofs=False)
+s.sendall(b"GET /closing HTTP/1.1\\r\\nHost: allowed.test:{env.https.port}\\r\\nConnection: close\\r\\n\\r\\n")
+got = b""
+while True:
+    chunk = s.recv(65536)  # SSLEOFError if the TCP stream ended without close_notify
+    if not chunk:
+        break
+    got += chunk
+print(got.decode())
+"""
+    r = sb.python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("HTTP/1.1 200") and "path=/closing" in r.stdout, r.stdout
+
+
 def test_passthrough_host_shows_the_origins_own_certificate(tls_env, tmp_path):
     env = tls_env
     sb = env.sandbox("intercept-pass")

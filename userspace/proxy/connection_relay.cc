@@ -49,6 +49,10 @@ void Connection::Pump() {
     ArmSend(true);
   if (!down_.send_pending) {
     if (client_tls_) {
+      // The last of what a connection that closes sends: close_notify goes
+      // in the same send (one wake-up of the client, not two).
+      if (close_after_flush_ && phase_ != Phase::kDraining && !down_.HasUnsent() && reply_.empty())
+        client_tls_->ShutdownAndFlushed();
       if (!client_tls_->ToSend().empty()) ArmSend(false);
     } else if (down_.HasUnsent()) {
       ArmSend(false);
