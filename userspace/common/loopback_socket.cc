@@ -1,6 +1,8 @@
 #include "userspace/common/loopback_socket.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +19,11 @@ StatusOr<int> BindLoopback(int family, int type, uint16_t port, bool reuse_port)
   // the same port and receive the sandbox's queries.
   if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (type == SOCK_STREAM && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+    int err = errno;
+    close(fd);
+    return EGRESSD_ERROR("TCP_NODELAY: {}", strerror(err));
+  }
   sockaddr_storage ss{};
   socklen_t len;
   if (family == AF_INET) {

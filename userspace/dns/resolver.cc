@@ -19,8 +19,10 @@ namespace egressd::dns {
 using Clock = std::chrono::steady_clock;
 
 namespace {
-// Lookups in flight hold a socket each: past this many, new ones fail
-// (as a timeout would) rather than take descriptors the proxy needs.
+// Lookups in flight hold a socket each (and an attempt given up while a
+// worker still waits on its socket holds it until that wait ends, at most
+// a completion batch): past this many, new ones fail (as a timeout would)
+// rather than take descriptors the proxy needs.
 constexpr size_t kMaxPending = 128;
 }  // namespace
 
@@ -296,22 +298,20 @@ void Resolver::Run() {
       ReadAnswers(it->second);
     }
     auto now = Clock::now();
-    std::vector<std::string> expired;
-    std::vector<std::pair<std::string, int>> refused;
-    for (auto& [name, p] : pending_) {
-      if (p.deadline > now) continue;
-      if (p.attempts_left > 0) {
-        if (int err = SendQueries(p, /*caller_watches=*/false)) refused.emplace_back(name, err);
-      } else {
-        expired.push_back(name);
-      }
-    }
-    for (const auto& [name, err] : refused)
-      if (auto it = pending_.find(name); it != pending_.end()) OnRefused(it->second, err);
-    for (const auto& name : expired) {
+    std::vector<std::string> due;
+    for (auto& [name, p] : pending_)
+      if (p.deadline <= now) due.push_back(name);
+    for (const auto& name : due) {  // each may complete (and leave pending_)
       auto it = pending_.find(name);
       if (it == pending_.end()) continue;
       Pending& p = it->second;
+      // The caller waiting on these queries may not have read an answer
+      // that arrived in time (a long completion batch): read it here.
+      if (p.watched_by_caller && ReadAnswers(p)) continue;
+      if (p.attempts_left > 0) {
+        if (int err = SendQueries(p, /*caller_watches=*/false)) OnRefused(p, err);
+        continue;
+      }
       if (p.addrs.empty()) p.error = "timeout";
       p.transient = true;
       Complete(name);

@@ -77,6 +77,10 @@ class Resolver {
   // The caller's wait for `attempt` ended (from any thread): the answers
   // that arrived are read (completing the lookup, or not yet); the resolver's
   // thread waits for the rest. Nothing when that attempt is over already.
+  // Callers whose waits can outlive the resolver's thread (proxy workers)
+  // are stopped after Stop(): Stop shuts every watched socket down, so their
+  // waits end; sockets whose OnWatchDone never came are closed with the
+  // resolver.
   void OnWatchDone(uint64_t attempt);
 
   // Datagrams on a query's socket that were not its answer (spoofing attempts).

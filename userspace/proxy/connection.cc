@@ -11,7 +11,6 @@
 #include "userspace/proxy/connection.h"
 
 #include <arpa/inet.h>
-#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,10 +48,7 @@ std::shared_ptr<const sandbox::SandboxView> Connection::CurrentView() const {
 }
 
 void Connection::Start() {
-  // We relay what arrives as it arrives: Nagle plus the peer's delayed ACK
-  // would hold small writes back for tens of milliseconds.
-  int one = 1;
-  setsockopt(client_fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  // The client socket has TCP_NODELAY from its listener (BindLoopback).
   if (!LookupOrigin()) return;
   slot_ =
       ConnectionSlot::Take(sandbox_->counters, worker_.ctx().options.max_connections_per_sandbox);

@@ -30,6 +30,8 @@ enum class OpKind : uint8_t {
 constexpr unsigned kOpKindBits = 5;
 constexpr uint64_t kOpKindMask = (uint64_t{1} << kOpKindBits) - 1;
 constexpr size_t kOpAlignment = size_t{1} << kOpKindBits;
+static_assert(static_cast<uint64_t>(OpKind::kDnsAnswer) <= kOpKindMask,
+              "the largest OpKind must fit in kOpKindBits");
 
 inline uint64_t EncodeOp(const void* ptr, OpKind kind) {
   return reinterpret_cast<uintptr_t>(ptr) | static_cast<uint64_t>(kind);

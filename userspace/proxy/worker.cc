@@ -17,6 +17,11 @@
 #include "userspace/proxy/resource_shortage.h"
 
 namespace egressd::proxy {
+
+// Their pointers go in user_data beside an OpKind.
+static_assert(alignof(Connection) >= kOpAlignment && alignof(Worker) >= kOpAlignment &&
+              alignof(Listener) >= kOpAlignment);
+
 namespace {
 
 constexpr unsigned kRingEntries = 4096;

@@ -257,31 +257,91 @@ bool IsOpen(int fd) {
 
 // A caller that waits on the queries' socket itself (AnswerWatch) gets the
 // answer from OnWatchDone, on its own thread: the resolver's thread is not
-// involved.
+// involved. (Should the AAAA answer still be on its way through the
+// kernel's loopback when the caller reads, the resolver's thread finishes
+// the lookup: so three names, and at least one answered on this thread.)
 TEST(Resolver, ACallerWaitingOnTheSocketGetsTheAnswerOnItsOwnThread) {
   Responder upstream(false);
   Resolver resolver(OptionsFor(upstream, 2000ms));
   ASSERT_TRUE(resolver.Start().ok());
+  int on_this_thread = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "watched" + std::to_string(i) + ".example";
+    Answers answers;
+    Resolver::AnswerWatch watch;
+    const int answered_before = upstream.answered();
+    EXPECT_FALSE(resolver.Lookup(name, answers.Callback(), &watch));
+    ASSERT_NE(watch.attempt, 0u);
+    ASSERT_GE(watch.fd, 0);
+    EXPECT_TRUE(WaitOn(watch.fd, 5s) & POLLIN);
+    for (auto deadline = Clock::now() + 5s;
+         upstream.answered() < answered_before + 2 && Clock::now() < deadline;)
+      std::this_thread::sleep_for(1ms);  // both answers sent
+    EXPECT_EQ(answers.count(), 0u) << "the resolver's thread read the answers";
+    resolver.OnWatchDone(watch.attempt);
+    ASSERT_TRUE(answers.WaitFor(1, 5s));
+    ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+    EXPECT_EQ(answers.results[0].addrs[0].ToString(), "127.0.0.1");
+    if (answers.threads[0] == std::this_thread::get_id()) on_this_thread++;
+    resolver.OnWatchDone(watch.attempt);  // a second call for that attempt: nothing
+    EXPECT_EQ(answers.count(), 1u);
+    // Answered from the cache now: nothing to watch.
+    Resolver::AnswerWatch none;
+    EXPECT_TRUE(resolver.Lookup(name, answers.Callback(), &none));
+    EXPECT_EQ(none.attempt, 0u);
+  }
+  EXPECT_GE(on_this_thread, 1);
+}
+
+// An answer that arrived in time but that its caller did not read before
+// the deadline (a long completion batch) is used: no retry.
+TEST(Resolver, AnAnswerTheCallerHasNotReadByTheDeadlineIsStillUsed) {
+  Responder upstream(false);
+  Resolver resolver(OptionsFor(upstream, 100ms));
+  ASSERT_TRUE(resolver.Start().ok());
   Answers answers;
   Resolver::AnswerWatch watch;
-  EXPECT_FALSE(resolver.Lookup("watched.example", answers.Callback(), &watch));
+  EXPECT_FALSE(resolver.Lookup("late-reader.example", answers.Callback(), &watch));
+  ASSERT_TRUE(answers.WaitFor(1, 5s));  // the caller never read: the deadline did
+  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
+  EXPECT_EQ(upstream.queries(), 2);  // not asked again
+  EXPECT_TRUE(WaitOn(watch.fd, 5s) & POLLHUP);
+  resolver.OnWatchDone(watch.attempt);
+  EXPECT_FALSE(IsOpen(watch.fd));
+}
+
+// A refusing upstream (ICMP port unreachable on the watched socket): the
+// caller's wait ends and OnWatchDone fails the lookup at once.
+TEST(Resolver, ARefusalOnAWatchedSocketFailsTheLookup) {
+  sockaddr_storage closed{};
+  {
+    UniqueFd probe(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    auto& in = reinterpret_cast<sockaddr_in&>(closed);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(probe.get(), reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0);
+    socklen_t len = sizeof(in);
+    ASSERT_EQ(getsockname(probe.get(), reinterpret_cast<sockaddr*>(&in), &len), 0);
+  }  // closed: nothing listens on that port any more
+  Resolver::Options options;
+  options.upstream = closed;
+  options.timeout = 5000ms;
+  Resolver resolver(options);
+  ASSERT_TRUE(resolver.Start().ok());
+  Answers answers;
+  Resolver::AnswerWatch watch;
+  auto now = resolver.Lookup("refused-watched.example", answers.Callback(), &watch);
+  if (now) {  // refused while the questions were sent: nothing to watch
+    EXPECT_EQ(watch.attempt, 0u);
+    EXPECT_NE(now->error.find("refused the query"), std::string::npos) << now->error;
+    return;
+  }
   ASSERT_NE(watch.attempt, 0u);
-  ASSERT_GE(watch.fd, 0);
-  EXPECT_TRUE(WaitOn(watch.fd, 5s) & POLLIN);
-  for (auto deadline = Clock::now() + 5s; upstream.answered() < 2 && Clock::now() < deadline;)
-    std::this_thread::sleep_for(1ms);  // both answers sent (loopback: then queued)
-  EXPECT_EQ(answers.count(), 0u) << "the resolver's thread read the answers";
+  EXPECT_TRUE(WaitOn(watch.fd, 3s) & (POLLERR | POLLIN));
   resolver.OnWatchDone(watch.attempt);
   ASSERT_EQ(answers.count(), 1u);
-  ASSERT_TRUE(answers.results[0].ok()) << answers.results[0].error;
-  EXPECT_EQ(answers.results[0].addrs[0].ToString(), "127.0.0.1");
-  EXPECT_EQ(answers.threads[0], std::this_thread::get_id());
-  resolver.OnWatchDone(watch.attempt);  // a second call for that attempt: nothing
-  EXPECT_EQ(answers.count(), 1u);
-  // A lookup answered at once, or joining one in flight, gives nothing to watch.
-  Resolver::AnswerWatch none;
-  EXPECT_TRUE(resolver.Lookup("watched.example", answers.Callback(), &none));
-  EXPECT_EQ(none.attempt, 0u);
+  EXPECT_NE(answers.results[0].error.find("refused the query"), std::string::npos)
+      << answers.results[0].error;
 }
 
 // The caller's wait ends when the resolver gives up on the queries it
@@ -290,7 +350,7 @@ TEST(Resolver, ACallerWaitingOnTheSocketGetsTheAnswerOnItsOwnThread) {
 // not reused) until the caller says its wait is over.
 TEST(Resolver, ACallersWaitEndsWhenItsQueriesAreRetriedAndTheSocketClosesAfterIt) {
   Responder upstream(/*ignore_first_attempt=*/true);
-  Resolver resolver(OptionsFor(upstream, 100ms));
+  Resolver resolver(OptionsFor(upstream, 300ms));
   ASSERT_TRUE(resolver.Start().ok());
   Answers answers;
   Resolver::AnswerWatch watch;
@@ -310,7 +370,7 @@ TEST(Resolver, ACallersWaitEndsWhenItsQueriesAreRetriedAndTheSocketClosesAfterIt
 // rest (here the AAAA question, asked again at the deadline).
 TEST(Resolver, WhatTheCallerDidNotGetTheResolversThreadWaitsFor) {
   Responder upstream(/*ignore_first_attempt=*/true, /*only_aaaa=*/true);
-  Resolver resolver(OptionsFor(upstream, 200ms));
+  Resolver resolver(OptionsFor(upstream, 1000ms));
   ASSERT_TRUE(resolver.Start().ok());
   Answers answers;
   Resolver::AnswerWatch watch;
