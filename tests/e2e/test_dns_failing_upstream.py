@@ -8,9 +8,11 @@ the upstream is back. UDP and TCP.
 DNS while the daemon is down (a query goes nowhere, the upstream sees
 nothing) is test_contract.py's test_dns_while_the_daemon_is_down_goes_nowhere."""
 import json
+import os
 import socket
 import subprocess
 import threading
+import time
 
 from conftest import PYTHON, Daemon, Sandbox, write_policy
 from fakedns import FakeDns
@@ -106,6 +108,10 @@ class SilentUpstream:
         self.sock.close()
 
 
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 class OwnDaemon:
     """A daemon of the test's own, whose upstream is `upstream` (IP:PORT), with
     one host-namespace sandbox under an open policy."""
@@ -197,6 +203,7 @@ def test_egressds_own_lookups_end_at_the_dns_timeout(env, tmp_path):
     own = None
     try:
         own = OwnDaemon(tmp_path, f"127.0.0.1:{silent.port}", "silent-lookup", dns_timeout=1)
+        fds_before = open_fds(own.daemon.proc.pid)
         code = f"""
 import time, urllib.request, urllib.error
 req = urllib.request.Request("http://127.0.0.1:{env.http.port}/", headers={{"Host": "slow.test"}})
@@ -212,6 +219,13 @@ except urllib.error.HTTPError as e:
         assert code == "502" and "slow.test does not resolve (timeout)" in body, r.stdout
         assert 0.9 <= float(elapsed) < 3.5, r.stdout  # the default would be 4 s
         assert len(silent.received) >= 2  # A and AAAA (an attempt each at least)
+        # Every query socket is closed, the first attempt's too (the worker
+        # waited on it; the retry shut it down, the worker's wait ended).
+        deadline = time.monotonic() + 10
+        while open_fds(own.daemon.proc.pid) > fds_before:
+            assert time.monotonic() < deadline, \
+                f"{open_fds(own.daemon.proc.pid)} fds open, {fds_before} before the lookup"
+            time.sleep(0.05)
     finally:
         if own:
             own.close()
