@@ -305,9 +305,10 @@ void Resolver::Run() {
       auto it = pending_.find(name);
       if (it == pending_.end()) continue;
       Pending& p = it->second;
-      // The caller waiting on these queries may not have read an answer
-      // that arrived in time (a long completion batch): read it here.
-      if (p.watched_by_caller && ReadAnswers(p)) continue;
+      // An answer that arrived in time may not have been read yet (the
+      // caller's completion batch was long, or it came after epoll_wait):
+      // read what is there first. No attempt in flight: no socket.
+      if (p.attempt != 0 && ReadAnswers(p)) continue;
       if (p.attempts_left > 0) {
         if (int err = SendQueries(p, /*caller_watches=*/false)) OnRefused(p, err);
         continue;
