@@ -262,6 +262,36 @@ def test_websocket_inside_intercepted_tls_after_a_real_101(tls_env, tmp_path):
         origin.close()
 
 
+def test_a_broken_tls_record_in_an_intercepted_websocket_ends_the_connection(tls_env, tmp_path):
+    # After the 101, bytes from the sandbox that are not a valid TLS record
+    # (here: one under the TLS layer, a bad MAC): egressd sends its alert and
+    # closes at once, not at the idle timeout.
+    env = tls_env
+    crt, key = make_server_cert(str(tmp_path), "ws", env.ca)
+    origin = ScriptedOrigin(websocket_origin(), tls=(crt, key))
+    try:
+        sb = env.sandbox("intercept")
+        ca = sandbox_ca(env, sb, tmp_path)
+        result = in_sandbox(sb, origin.port, f"""
+            import os, ssl, time
+            s = ssl.create_default_context(cafile={ca!r}).wrap_socket(s, server_hostname="allowed.test")
+            s.sendall(upgrade_request())
+            result["head"] = read_until(b"\\r\\n\\r\\n").decode()
+            s.sendall(ws_frame(1, b"still fine"))
+            result["echo"] = ws_read_frame(read_exactly)[3].decode()
+            s = socket.socket(fileno=os.dup(s.fileno()))  # under the TLS layer
+            s.sendall(bytes([23, 3, 3, 0, 32]) + bytes(32))  # application data, bad MAC
+            t0 = time.monotonic()
+            result["closed"] = read_until_close(timeout=10)[1]
+            result["took"] = time.monotonic() - t0
+        """)
+        assert result["head"].startswith("HTTP/1.1 101"), result
+        assert result["echo"] == "still fine", result
+        assert result["closed"] is True and result["took"] < 3, result  # before: ~5 s, the idle timeout
+    finally:
+        origin.close()
+
+
 def test_restarted_daemon_intercepts_with_the_same_ca(tls_env, tmp_path):
     env = tls_env
     sb = env.sandbox("intercept")

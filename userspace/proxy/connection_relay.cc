@@ -80,6 +80,11 @@ void Connection::Pump() {
 
   // Half-closes and the end of a tunnel.
   if (phase_ == Phase::kTunnel) {
+    // TLS with the sandbox failed (OnTlsFailure): its alert out, the tunnel ends.
+    if (close_after_flush_) {
+      if (!down_.send_pending && ReadyToShutWrite(true)) Close("TLS with the sandbox failed");
+      return;
+    }
     if (up_.eof && up_.Drained() && !up_.send_pending && !up_.shut_written &&
         upstream_fd_.valid() && ReadyToShutWrite(false)) {
       shutdown(upstream_fd_.get(), SHUT_WR);
