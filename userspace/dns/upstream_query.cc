@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "userspace/dns/resolver.h"
 
@@ -123,8 +124,13 @@ StatusOr<UpstreamQuery> UpstreamQuery::SendAll(const sockaddr_storage& upstream,
 
 std::optional<UpstreamQuery::Answer> UpstreamQuery::ReceiveAnswer(uint64_t* mismatched) {
   // The largest datagram, read into one buffer per thread (not a fresh,
-  // zeroed 64 KiB per call); the answer is copied out.
-  thread_local std::array<uint8_t, 65536> buf;
+  // zeroed 64 KiB per call); the answer is copied out. On the heap, made by
+  // the first read: a thread_local array would be in every thread's static
+  // TLS, which glibc carves out of each thread's stack (a library's thread
+  // with a 100 KiB stack, civetweb's, was left ~35 KiB: ASan overflowed it).
+  thread_local std::unique_ptr<std::array<uint8_t, 65536>> buffer;
+  if (!buffer) buffer = std::make_unique<std::array<uint8_t, 65536>>();
+  std::array<uint8_t, 65536>& buf = *buffer;
   for (int budget = 0; budget < 16; ++budget) {
     sockaddr_storage from{};
     socklen_t from_len = sizeof(from);

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "userspace/common/unique_fd.h"
@@ -154,6 +156,41 @@ TEST(UpstreamQuery, QueriesSentTogetherShareASocketAndEachGetsItsOwnAnswer) {
   EXPECT_EQ(second->index, 0u);
   EXPECT_EQ(second->message, AnswerTo(a));
   EXPECT_EQ(mismatched, 3u);
+}
+
+// The receive buffer is not in static TLS, which every thread of the
+// process carries on its stack, a library's small-stack threads too
+// (civetweb's, serving metrics, have 100 KiB): a thread with a 48 KiB stack
+// can be created and can read an answer.
+TEST(UpstreamQuery, AThreadWithASmallStackCanReadAnswers) {
+  FakeUpstream upstream;
+  auto q = UpstreamQuery::Send(upstream.addr, Query(0, "small-stack.example"));
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  sockaddr_in from{};
+  auto asked = upstream.Next(&from);
+  ASSERT_FALSE(asked.empty());
+  upstream.Reply(AnswerTo(asked), from);
+  struct Job {
+    UpstreamQuery* query;
+    bool answered = false;
+  } job{&*q};
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, 48 * 1024), 0);
+  pthread_t thread;
+  const int created = pthread_create(
+      &thread, &attr,
+      [](void* arg) -> void* {
+        auto* job = static_cast<Job*>(arg);
+        uint64_t mismatched = 0;
+        job->answered = WaitForAnswer(*job->query, &mismatched).has_value();
+        return nullptr;
+      },
+      &job);
+  pthread_attr_destroy(&attr);
+  ASSERT_EQ(created, 0) << strerror(created) << ": static TLS larger than a 48 KiB stack";
+  pthread_join(thread, nullptr);
+  EXPECT_TRUE(job.answered);
 }
 
 TEST(UpstreamQuery, RefusesNoQueriesOrTooMany) {
