@@ -234,18 +234,29 @@ def test_h2_only_client_is_refused_with_an_alert_and_an_event(tls_env):
     assert events and events[0]["host"] == "allowed.test", events
 
 
+def tls_websocket_origin(env, tmp_path):
+    crt, key = make_server_cert(str(tmp_path), "ws", env.ca)
+    return ScriptedOrigin(websocket_origin(), tls=(crt, key))
+
+
+def intercepted_upgrade(env, sb, tmp_path):
+    """Sandbox code (for in_sandbox): TLS through interception with the
+    sandbox's CA, then a WebSocket upgrade; the answer's head in result."""
+    ca = sandbox_ca(env, sb, tmp_path)
+    return f"""
+        import ssl
+        s = ssl.create_default_context(cafile={ca!r}).wrap_socket(s, server_hostname="allowed.test")
+        s.sendall(upgrade_request())
+        result["head"] = read_until(b"\\r\\n\\r\\n").decode()
+    """
+
+
 def test_websocket_inside_intercepted_tls_after_a_real_101(tls_env, tmp_path):
     env = tls_env
-    crt, key = make_server_cert(str(tmp_path), "ws", env.ca)
-    origin = ScriptedOrigin(websocket_origin(), tls=(crt, key))
+    origin = tls_websocket_origin(env, tmp_path)
     try:
         sb = env.sandbox("intercept")
-        ca = sandbox_ca(env, sb, tmp_path)
-        result = in_sandbox(sb, origin.port, f"""
-            import ssl
-            s = ssl.create_default_context(cafile={ca!r}).wrap_socket(s, server_hostname="allowed.test")
-            s.sendall(upgrade_request())
-            result["head"] = read_until(b"\\r\\n\\r\\n").decode()
+        result = in_sandbox(sb, origin.port, intercepted_upgrade(env, sb, tmp_path), """
             s.sendall(ws_frame(1, b"hello through TLS"))
             fin, rsv1, opcode, payload = ws_read_frame(read_exactly)
             result["echo"] = payload.decode()
@@ -267,16 +278,11 @@ def test_a_broken_tls_record_in_an_intercepted_websocket_ends_the_connection(tls
     # (here: one under the TLS layer, a bad MAC): egressd sends its alert and
     # closes at once, not at the idle timeout.
     env = tls_env
-    crt, key = make_server_cert(str(tmp_path), "ws", env.ca)
-    origin = ScriptedOrigin(websocket_origin(), tls=(crt, key))
+    origin = tls_websocket_origin(env, tmp_path)
     try:
         sb = env.sandbox("intercept")
-        ca = sandbox_ca(env, sb, tmp_path)
-        result = in_sandbox(sb, origin.port, f"""
-            import os, ssl, time
-            s = ssl.create_default_context(cafile={ca!r}).wrap_socket(s, server_hostname="allowed.test")
-            s.sendall(upgrade_request())
-            result["head"] = read_until(b"\\r\\n\\r\\n").decode()
+        result = in_sandbox(sb, origin.port, intercepted_upgrade(env, sb, tmp_path), """
+            import os, time
             s.sendall(ws_frame(1, b"still fine"))
             result["echo"] = ws_read_frame(read_exactly)[3].decode()
             s = socket.socket(fileno=os.dup(s.fileno()))  # under the TLS layer

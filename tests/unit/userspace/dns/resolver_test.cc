@@ -127,6 +127,12 @@ struct Answers {
   }
 };
 
+// A loopback UDP port nothing listens on any more (ICMP port unreachable).
+sockaddr_storage ClosedUpstream() {
+  Responder gone(false);
+  return gone.addr();
+}
+
 Resolver::Options OptionsFor(const Responder& upstream, std::chrono::milliseconds timeout) {
   Resolver::Options options;
   options.upstream = upstream.addr();
@@ -206,13 +212,8 @@ TEST(Resolver, AnAttemptsQuestionsShareASocketAndARetryAsksOnlyWhatIsMissing) {
 // Lookup when the refusal came back while its questions were being sent),
 // and the failure is not cached.
 TEST(Resolver, ARefusingUpstreamFailsTheLookupAtOnce) {
-  sockaddr_storage closed{};
-  {
-    Responder gone(false);
-    closed = gone.addr();
-  }
   Resolver::Options options;
-  options.upstream = closed;
+  options.upstream = ClosedUpstream();
   options.timeout = 10s;
   Resolver resolver(options);
   ASSERT_TRUE(resolver.Start().ok());
@@ -313,18 +314,8 @@ TEST(Resolver, AnAnswerTheCallerHasNotReadByTheDeadlineIsStillUsed) {
 // A refusing upstream (ICMP port unreachable on the watched socket): the
 // caller's wait ends and OnWatchDone fails the lookup at once.
 TEST(Resolver, ARefusalOnAWatchedSocketFailsTheLookup) {
-  sockaddr_storage closed{};
-  {
-    UniqueFd probe(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    auto& in = reinterpret_cast<sockaddr_in&>(closed);
-    in.sin_family = AF_INET;
-    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(probe.get(), reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0);
-    socklen_t len = sizeof(in);
-    ASSERT_EQ(getsockname(probe.get(), reinterpret_cast<sockaddr*>(&in), &len), 0);
-  }  // closed: nothing listens on that port any more
   Resolver::Options options;
-  options.upstream = closed;
+  options.upstream = ClosedUpstream();
   options.timeout = 5000ms;
   Resolver resolver(options);
   ASSERT_TRUE(resolver.Start().ok());
