@@ -1,9 +1,10 @@
 """Idle connections give their relay buffers back (connection_parking.cc):
 a keep-alive connection between requests, or a tunnel, quiet for a second
 holds no buffer until its next byte from either side (status:
-proxy.parked_connections). Each test checks that parked connections then
-behave exactly as busy ones: the next request, bytes the upstream sends
-first, the upstream closing, a request for another host, the idle timeout."""
+proxy.parked_connections); an intercepted one also gives back its TLS
+sides' buffers. Each test checks that parked connections then behave
+exactly as busy ones: the next request, bytes the upstream sends first, the
+upstream closing, a request for another host, the idle timeout."""
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import time
 from bounded import read_line
 from conftest import PYTHON, write_policy
 from scripted_origin import ScriptedOrigin, read_head
+from upstream_certs import make_server_cert
 
 # The idle timeout closes parked connections too (the last test); long
 # enough for the others to park and go on.
@@ -21,6 +23,7 @@ EGRESSD_FLAGS = {"idle_timeout": 6}
 # A client in the sandbox driven line by line from stdin; each command
 # prints one JSON line.
 #   open N PORT          N connections to 127.0.0.1:PORT
+#   topen N PORT CA SNI  the same over TLS, verified with CA, for SNI
 #   get I|all HOST PATH  a GET on connection I (or each), its status line(s)
 #   send I TEXT          TEXT and "\n" on connection I
 #   recv I TEXT          waits for TEXT on connection I
@@ -37,6 +40,12 @@ for line in sys.stdin:
     if cmd[0] == "open":
         conns = [socket.create_connection(("127.0.0.1", int(cmd[2])), timeout=15)
                  for _ in range(int(cmd[1]))]
+        out = len(conns)
+    elif cmd[0] == "topen":
+        import ssl
+        ctx = ssl.create_default_context(cafile=cmd[3])
+        conns = [ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(cmd[2])), timeout=15),
+                                 server_hostname=cmd[4]) for _ in range(int(cmd[1]))]
         out = len(conns)
     elif cmd[0] == "get":
         which = conns if cmd[1] == "all" else [conns[int(cmd[1])]]
@@ -128,6 +137,74 @@ def test_idle_keepalive_connections_park_and_serve_their_next_requests(env):
         client.close()
     wait_parked(env, 0)  # closed connections are not counted
     assert sum("/park-" in p["path"] for p in env.http.requests) == 2 * n + 1
+
+
+def intercepting_sandbox(env, tmp_path):
+    """A sandbox whose HTTPS is intercepted, and its CA's file."""
+    write_policy(env.daemon.policy_dir, "park-intercept", allowed_hosts=["allowed.test"],
+                 tls='{"intercept": ["*"]}')
+    sb = env.sandbox("park-intercept")
+    ca = tmp_path / "sandbox-ca.pem"
+    ca.write_text(env.daemon.ctl("ca", sb.instance).stdout)
+    return sb, str(ca)
+
+
+def test_idle_intercepted_connections_park_and_serve_their_next_requests(env, tmp_path):
+    sb, ca = intercepting_sandbox(env, tmp_path)
+    client = Client(sb)
+    n = 50
+    before = env.https.connections
+    try:
+        assert client.do(f"topen {n} {env.https.port} {ca} allowed.test") == n
+        assert client.do("get all allowed.test /tls-park-first") == ["HTTP/1.1 200 OK"] * n
+        wait_parked(env, n)
+        # Woken by the next request on the same TLS connection: no new
+        # handshake on either side, and quiet again afterwards.
+        assert client.do("get all allowed.test /tls-park-again") == ["HTTP/1.1 200 OK"] * n
+        st = sb.stats()["proxy"]
+        assert st["tls_intercepted"] == n and st["requests_allowed"] == 2 * n, st
+        assert env.https.connections - before == n
+        wait_parked(env, n)
+        assert client.do("get 0 allowed.test /tls-park-third") == ["HTTP/1.1 200 OK"]
+    finally:
+        client.close()
+    wait_parked(env, 0)
+    assert sum("/tls-park-" in p["path"] for p in env.https.requests) == 2 * n + 1
+
+
+def test_a_parked_intercepted_connection_notices_its_upstream_closing(env, tmp_path):
+    close_now = threading.Event()
+
+    def script(conn):
+        head = read_head(conn)
+        assert head is not None
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        if "/first" in head:
+            close_now.wait(20)  # then ends its TLS connection while egressd's side is parked
+
+    crt, key = make_server_cert(str(tmp_path), "closing", env.ca)
+    origin = ScriptedOrigin(script, tls=(crt, key))
+    try:
+        sb, ca = intercepting_sandbox(env, tmp_path)
+        client = Client(sb)
+        try:
+            assert client.do(f"topen 1 {origin.port} {ca} allowed.test") == 1
+            assert client.do("get 0 allowed.test /first") == ["HTTP/1.1 200 OK"]
+            wait_parked(env, 1)
+            close_now.set()
+            assert origin.wait_finished(1)
+            # The parked upstream side woke on the close: the next request on
+            # the same client connection goes to a new upstream connection.
+            assert client.do("get 0 allowed.test /second") == ["HTTP/1.1 200 OK"]
+        finally:
+            client.close()
+        assert len(origin.conns) == 2
+        assert origin.wait_finished(2)
+        assert origin.errors == []
+        assert sb.stats()["proxy"]["tls_intercepted"] == 1
+    finally:
+        origin.close()
+    wait_parked(env, 0)
 
 
 def test_a_parked_tunnel_relays_what_either_side_sends_first(env):

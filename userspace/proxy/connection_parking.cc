@@ -7,8 +7,10 @@
 // an idle connection costs is then its own state; the data path of a busy
 // connection is unchanged (the check rides on the idle timer).
 //
-// Intercepted connections keep their buffers: their TLS sides hold buffers
-// of their own.
+// Intercepted connections park the same way once both TLS sides are quiet
+// (nothing to decrypt, send or retry): a parked side also gives back its
+// ciphertext input queue and OpenSSL's record buffers, which the next
+// receive takes again. What stays is the two SSL objects' state.
 #include <poll.h>
 #include <spdlog/spdlog.h>
 
@@ -41,9 +43,12 @@ bool Connection::CanPark() const {
   bool between_requests =
       phase_ == Phase::kHttp && session_ && session_->reading_head() && !session_->finished();
   if (phase_ != Phase::kTunnel && !between_requests) return false;
-  if (client_tls_ || upstream_tls_ || retiring_fd_.valid() || up_discard_pending_ ||
-      close_after_flush_ || sending_reply_ || !reply_.empty())
+  if (retiring_fd_.valid() || up_discard_pending_ || close_after_flush_ || sending_reply_ ||
+      !reply_.empty())
     return false;
+  for (const TlsSide* t : {client_tls_.get(), upstream_tls_.get()}) {
+    if (t && !t->Quiet()) return false;
+  }
   for (const Direction* d : {&up_, &down_}) {
     if (!d->Drained() || d->send_pending) return false;
   }
@@ -71,6 +76,7 @@ void Connection::Park(bool client) {
     return;
   }
   d.ReleaseBuffer();
+  if (TlsSide* t = Tls(client)) t->ReleaseIdleMemory();
   if (session_) session_->ReleaseIdleMemory();
   io_uring_sqe* sqe = worker_.GetSqe();
   io_uring_prep_poll_add(sqe, client ? client_fd_.get() : upstream_fd_.get(), POLLIN);

@@ -46,6 +46,12 @@ class TlsSide {
   // Queues close_notify once; true when all ciphertext has been sent.
   bool ShutdownAndFlushed();
 
+  // Nothing waits on this side either way (TlsStream::Quiet, and no
+  // plaintext held back for room): it may be parked.
+  bool Quiet() const { return stream_.Quiet() && !blocked_on_space_ && !shutdown_queued_; }
+  // Parked: gives back the stream's idle buffers (no receive in flight).
+  void ReleaseIdleMemory() { stream_.ReleaseIdleMemory(); }
+
   // Ciphertext for the socket: valid and unchanged until Consumed.
   std::span<const uint8_t> ToSend() const { return stream_.PendingCiphertext(); }
   void Consumed(size_t n) { stream_.ConsumeCiphertext(n); }

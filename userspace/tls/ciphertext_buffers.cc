@@ -84,6 +84,14 @@ void CiphertextBuffers::PrepareIn(size_t capacity) {
   in_end_ = queued;
 }
 
+bool CiphertextBuffers::ReleaseEmptyInput() {
+  if (!in_ || in_bytes() > 0) return false;
+  GiveBackBuffer(std::move(in_), in_capacity_);
+  in_capacity_ = in_start_ = in_end_ = 0;
+  in_next_capacity_ = kInSmall;
+  return true;
+}
+
 std::span<uint8_t> CiphertextBuffers::RecvSpace() {
   PrepareIn(in_next_capacity_);
   last_recv_space_ = in_capacity_ - in_end_;

@@ -52,6 +52,10 @@ class CiphertextBuffers {
   size_t Feed(std::span<const uint8_t> bytes);
   void FeedEof() { in_eof_ = true; }
   size_t in_bytes() const { return in_end_ - in_start_; }
+  // Gives the input queue back when nothing waits in it (a quiet stream:
+  // the next RecvSpace or Feed takes a small one again). Not while a
+  // receive is in flight. Returns whether it was given back.
+  bool ReleaseEmptyInput();
 
   // ---- output: what the SSL wrote, not yet sent ----
   std::span<const uint8_t> Pending() const {

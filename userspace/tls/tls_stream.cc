@@ -178,6 +178,23 @@ bool TlsStream::resumed() const {
   return SSL_session_reused(ssl_.get()) == 1;
 }
 
+size_t TlsStream::ciphertext_buffers_allocated() const {
+  return buffers_->allocated();
+}
+
+bool TlsStream::Quiet() const {
+  return handshake_done_ && !failed() && !shutdown_wanted_ && write_retry_.empty() &&
+         buffers_->in_bytes() == 0 && buffers_->out_bytes() == 0 &&
+         SSL_has_pending(ssl_.get()) == 0;
+}
+
+void TlsStream::ReleaseIdleMemory() {
+  if (!Quiet()) return;
+  buffers_->ReleaseEmptyInput();
+  // Refuses (0) while a record buffer holds bytes: then they stay.
+  SSL_free_buffers(ssl_.get());
+}
+
 TlsSessionInfo TlsStream::info() const {
   TlsSessionInfo out;
   SSL* ssl = ssl_.get();

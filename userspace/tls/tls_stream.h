@@ -21,9 +21,11 @@
 //                   yet (retried first, on the next write or consume).
 //   OpenSSL's own   its record buffers (~17 KiB each way; it reads ahead, so
 //                   the read one may hold the start of the next record),
-//                   freed when empty (SSL_MODE_RELEASE_BUFFERS).
+//                   freed when empty (SSL_MODE_RELEASE_BUFFERS), except the
+//                   read one, which a read that finds nothing takes again.
 // So one stream never holds more than ~128 + 192 + 16 + 16 + 34 KiB; a quiet
-// stream holds its 4 KiB input and OpenSSL's state.
+// stream holds its 4 KiB input, a 17 KiB read buffer and OpenSSL's state,
+// and only the state once ReleaseIdleMemory gave the buffers back.
 //
 // How the caller drives it (all calls on one thread, never blocking):
 //   to receive:    recv into RecvSpace() (empty: full, decrypt first), then
@@ -144,6 +146,17 @@ class TlsStream {
   TlsSessionInfo info() const;
   // The handshake resumed a session (no certificate was sent or verified).
   bool resumed() const;
+
+  // Nothing in flight either way: the handshake done, no ciphertext waiting
+  // to be read or sent, no record or write OpenSSL holds, no close started.
+  bool Quiet() const;
+  // For a stream that stays Quiet a while (a parked connection): gives back
+  // the empty input queue and OpenSSL's record buffers (~17 KiB each), which
+  // the next receive and read take again. Not while a receive is in flight.
+  void ReleaseIdleMemory();
+
+  // Bytes of ciphertext queues allocated now (tests).
+  size_t ciphertext_buffers_allocated() const;
 
   // For inspection (tests, logs); never do I/O through it.
   SSL* native_handle() const { return ssl_.get(); }

@@ -103,6 +103,29 @@ TEST(CiphertextBuffersTest, ShrinkingKeepsQueuedBytes) {
   EXPECT_TRUE(got == pattern);
 }
 
+// A parked stream gives its empty input queue back; bytes still queued keep
+// it. The next receive takes a small queue again, even after a burst.
+TEST(CiphertextBuffersTest, AnEmptyInputIsGivenBackAndTakenAgainSmall) {
+  Pair p;
+  EXPECT_FALSE(p.buffers.ReleaseEmptyInput());  // none yet
+  auto space = p.buffers.RecvSpace();
+  p.buffers.Received(space.size());  // filled: the next one would be large
+  EXPECT_FALSE(p.buffers.ReleaseEmptyInput());
+  EXPECT_EQ(p.buffers.allocated(), CiphertextBuffers::kInSmall);
+  std::vector<char> sink(space.size());
+  ASSERT_EQ(BIO_read(p.bio.get(), sink.data(), static_cast<int>(sink.size())),
+            static_cast<int>(sink.size()));
+  EXPECT_TRUE(p.buffers.ReleaseEmptyInput());
+  EXPECT_EQ(p.buffers.allocated(), 0u);
+  space = p.buffers.RecvSpace();
+  EXPECT_EQ(space.size(), CiphertextBuffers::kInSmall);
+  memcpy(space.data(), "again", 5);
+  p.buffers.Received(5);
+  char got[8] = {};
+  EXPECT_EQ(BIO_read(p.bio.get(), got, 8), 5);
+  EXPECT_EQ(std::string(got, 5), "again");
+}
+
 TEST(CiphertextBuffersTest, OutputIsFreedWhenAllIsSent) {
   Pair p;
   EXPECT_EQ(p.buffers.allocated(), 0u);

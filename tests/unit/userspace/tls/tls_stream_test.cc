@@ -169,6 +169,75 @@ TEST_F(TlsStreamTest, DataBothWays) {
   EXPECT_EQ(Text(got), response);
 }
 
+// One request and its answer through a client and server pair.
+void Exchange(TlsStream& client, TlsStream& server, std::string_view request,
+              std::string_view answer) {
+  ASSERT_EQ(client.WritePlaintext(Bytes(request)), request.size());
+  Shuttle(client, server);
+  std::vector<uint8_t> got;
+  EXPECT_EQ(ReadAll(server, got), TlsIo::kNeedMore);
+  EXPECT_EQ(Text(got), request);
+  ASSERT_EQ(server.WritePlaintext(Bytes(answer)), answer.size());
+  Shuttle(server, client);
+  got.clear();
+  EXPECT_EQ(ReadAll(client, got), TlsIo::kNeedMore);
+  EXPECT_EQ(Text(got), answer);
+}
+
+// A connection quiet between requests (parked) gives its streams' buffers
+// back; the next exchange takes them again and works both ways.
+TEST_F(TlsStreamTest, AQuietStreamGivesItsBuffersBackAndWorksAfter) {
+  TlsStream server = NewServer();
+  TlsStream client = NewClient();
+  EXPECT_FALSE(server.Quiet());  // no handshake yet
+  PumpHandshake(client, server);
+  ASSERT_TRUE(server.handshake_done()) << server.error().reason;
+  Exchange(client, server, "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n");
+  ASSERT_TRUE(server.Quiet());
+  ASSERT_TRUE(client.Quiet());
+  EXPECT_GT(server.ciphertext_buffers_allocated(), 0u);
+  EXPECT_GT(client.ciphertext_buffers_allocated(), 0u);
+  server.ReleaseIdleMemory();
+  client.ReleaseIdleMemory();
+  EXPECT_EQ(server.ciphertext_buffers_allocated(), 0u);
+  EXPECT_EQ(client.ciphertext_buffers_allocated(), 0u);
+  EXPECT_TRUE(server.Quiet());
+  for (int i = 0; i < 3; ++i) {
+    Exchange(client, server, "GET /again HTTP/1.1\r\n\r\n", std::string(40000, 'x'));
+    server.ReleaseIdleMemory();
+    client.ReleaseIdleMemory();
+  }
+}
+
+// Bytes waiting anywhere (to send, to decrypt, decrypted and not read yet)
+// make a stream not quiet, and releasing then keeps every one of them.
+TEST_F(TlsStreamTest, AStreamWithBytesWaitingIsNotQuietAndKeepsThem) {
+  TlsStream server = NewServer();
+  TlsStream client = NewClient();
+  PumpHandshake(client, server);
+  ASSERT_TRUE(server.handshake_done()) << server.error().reason;
+  const std::string request = "GET /waiting HTTP/1.1\r\nHost: example.test\r\n\r\n";
+  ASSERT_EQ(client.WritePlaintext(Bytes(request)), request.size());
+  EXPECT_FALSE(client.Quiet());  // ciphertext to send
+  client.ReleaseIdleMemory();
+  Shuttle(client, server);
+  EXPECT_TRUE(client.Quiet());
+  EXPECT_FALSE(server.Quiet());  // ciphertext to decrypt
+  server.ReleaseIdleMemory();
+  uint8_t first[5];
+  TlsRead r = server.ReadPlaintext(first);
+  ASSERT_EQ(r.status, TlsIo::kOk);
+  ASSERT_EQ(r.bytes, sizeof first);
+  EXPECT_FALSE(server.Quiet());  // the rest of the record, decrypted
+  server.ReleaseIdleMemory();
+  std::vector<uint8_t> rest;
+  EXPECT_EQ(ReadAll(server, rest), TlsIo::kNeedMore);
+  EXPECT_EQ(std::string(first, first + sizeof first) + Text(rest), request);
+  EXPECT_TRUE(server.Quiet());
+  EXPECT_TRUE(server.Shutdown() != TlsIo::kError);
+  EXPECT_FALSE(server.Quiet());  // closing
+}
+
 TEST_F(TlsStreamTest, WritesNothingBeforeTheHandshake) {
   TlsStream client = NewClient();
   EXPECT_EQ(client.WritePlaintext(Bytes("early")), 0u);
