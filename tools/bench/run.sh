@@ -9,7 +9,8 @@
 # terminating TLS with generated certificates, squid ssl-bump, direct);
 # BENCH_PLAIN=0 leaves out the plain and pass-through rows.
 # With BENCH_TLS=1: BENCH_TLS_ROWS picks rows ("ka inject hs names bulk idle"),
-# NAMES_ROUNDS and NAMES_PROCS shape the new-names row, BENCH_COUNT=1 adds
+# NAMES_ROUNDS and NAMES_PROCS shape the new-names row, BULK_ROUNDS the 10 MiB
+# row (the setups take turns in each round), BENCH_COUNT=1 adds
 # perf's count of the proxies' context switches and system calls per new
 # name, BENCH_HOLD=SECONDS keeps the setups up afterwards (tls_rows.sh).
 # EGRESSD_BIN runs another egressd binary (an A/B of two builds).
