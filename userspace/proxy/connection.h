@@ -188,7 +188,7 @@ class alignas(kOpAlignment) Connection final : public HttpSessionOwner {
   // end of the connection otherwise.
   void FailForResources(const std::string& why);
   // Nothing in flight but receives, every byte relayed, between requests
-  // (HTTP) or in a tunnel, no TLS side: the buffers may go back.
+  // (HTTP) or in a tunnel, every TLS side quiet: the buffers may go back.
   bool CanPark() const;
   // Quiet for kParkAfter: cancels the pending receives to give their buffers back.
   void MaybePark();
@@ -200,6 +200,11 @@ class alignas(kOpAlignment) Connection final : public HttpSessionOwner {
   void OnReadable(bool client, int res);
   bool Parked() const {
     return up_.parking == Parking::kParked || down_.parking == Parking::kParked;
+  }
+  // A side still receiving that could park (neither parked nor cancelling).
+  bool SideAwake() const {
+    return (up_.recv_pending && up_.parking == Parking::kNo) ||
+           (down_.recv_pending && down_.parking == Parking::kNo);
   }
   // Keeps the proxy's parked-connections gauge in step with this connection.
   void CountParked();

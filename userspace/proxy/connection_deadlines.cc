@@ -89,8 +89,8 @@ void Connection::OnIdleTimer(int res) {
   if (quiet >= kParkAfter && !own_deadline) MaybePark();
   if (quiet < limit || own_deadline) {
     std::chrono::nanoseconds next = own_deadline ? limit : limit - quiet;
-    // Not parked yet: look again when it has been quiet long enough.
-    if (!Parked())
+    // A side not parked yet: look again when it has been quiet long enough.
+    if (!Parked() || SideAwake())
       next = std::min<std::chrono::nanoseconds>(
           next, quiet < kParkAfter ? kParkAfter - quiet : kParkAfter);
     ArmIdleTimer(next);

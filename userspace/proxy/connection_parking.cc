@@ -99,9 +99,11 @@ void Connection::OnReadable(bool client, int res) {
     Close("no memory for the connection's relay buffer");
     return;
   }
-  if (idle_armed_ && !Parked()) {
+  if (idle_armed_) {
     // The idle timer was set for the rest of --idle-timeout while parked:
-    // bring it forward, so the connection parks again once quiet.
+    // bring it forward, so this side parks again once quiet (the other may
+    // still be parked: an intercepted upstream's late TLS message wakes only
+    // its own side).
     idle_after_ = {.tv_sec = kParkAfter.count(), .tv_nsec = 0};
     io_uring_sqe* sqe = worker_.GetSqe();
     io_uring_prep_timeout_update(sqe, &idle_after_, EncodeOp(this, OpKind::kIdleTimer), 0);

@@ -50,7 +50,9 @@ class TlsSide {
   // plaintext held back for room): it may be parked.
   bool Quiet() const { return stream_.Quiet() && !blocked_on_space_ && !shutdown_queued_; }
   // Parked: gives back the stream's idle buffers (no receive in flight).
-  void ReleaseIdleMemory() { stream_.ReleaseIdleMemory(); }
+  void ReleaseIdleMemory() {
+    if (Quiet()) stream_.ReleaseIdleMemory();
+  }
 
   // Ciphertext for the socket: valid and unchanged until Consumed.
   std::span<const uint8_t> ToSend() const { return stream_.PendingCiphertext(); }

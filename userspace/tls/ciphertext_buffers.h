@@ -8,7 +8,8 @@
 //   in   kInSmall bytes; a receive that fills it makes the next one
 //        kInLarge (a bulk transfer: several records per system call), and
 //        one of less than kBurstOver (half a record) makes it small again. Memory moves
-//        only in RecvSpace/Feed, never under a receive in flight.
+//        only in RecvSpace/Feed, never under a receive in flight; a parked
+//        stream gives the empty queue back (ReleaseEmptyInput).
 //   out  kOutCapacity bytes, freed whenever everything in it was sent, so
 //        a quiet stream holds none. Bytes move only when consumed, never
 //        under a send in flight.

@@ -1,12 +1,20 @@
 #include "userspace/tls/tls_stream.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include <algorithm>
+#include <string_view>
 
 #include "userspace/common/openssl_errors.h"
 
 namespace egressd::tls {
+namespace {
+
+// OpenSSL 3.0.14: SSL_free_buffers no longer frees a buffer in use.
+constexpr unsigned long kFreeBuffersFixedIn = 0x300000e0UL;
+
+}  // namespace
 
 StatusOr<TlsStream> TlsStream::Create(SslPtr ssl, TlsRole role) {
   if (!ssl) return EGRESSD_ERROR("TLS stream: no SSL object");
@@ -183,16 +191,22 @@ size_t TlsStream::ciphertext_buffers_allocated() const {
 }
 
 bool TlsStream::Quiet() const {
+  // SSL_has_pending misses a record whose header was read and whose body has
+  // not come yet ("RB"): its header sits in OpenSSL's read buffer.
   return handshake_done_ && !failed() && !shutdown_wanted_ && write_retry_.empty() &&
          buffers_->in_bytes() == 0 && buffers_->out_bytes() == 0 &&
-         SSL_has_pending(ssl_.get()) == 0;
+         SSL_has_pending(ssl_.get()) == 0 &&
+         std::string_view(SSL_rstate_string(ssl_.get())) != "RB";
 }
 
 void TlsStream::ReleaseIdleMemory() {
   if (!Quiet()) return;
   buffers_->ReleaseEmptyInput();
-  // Refuses (0) while a record buffer holds bytes: then they stay.
-  SSL_free_buffers(ssl_.get());
+  // Before 3.0.14 SSL_free_buffers could free a read buffer still in use
+  // (CVE-2024-4741); Quiet already excludes that case, and older libraries
+  // (the one loaded, not the one built against) keep their buffers anyway.
+  // It refuses (0) while a buffer holds bytes: then they stay.
+  if (OpenSSL_version_num() >= kFreeBuffersFixedIn) SSL_free_buffers(ssl_.get());
 }
 
 TlsSessionInfo TlsStream::info() const {

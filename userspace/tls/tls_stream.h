@@ -148,7 +148,8 @@ class TlsStream {
   bool resumed() const;
 
   // Nothing in flight either way: the handshake done, no ciphertext waiting
-  // to be read or sent, no record or write OpenSSL holds, no close started.
+  // to be read or sent, no record (or a record's header) or write retry
+  // OpenSSL holds, no close started.
   bool Quiet() const;
   // For a stream that stays Quiet a while (a parked connection): gives back
   // the empty input queue and OpenSSL's record buffers (~17 KiB each), which

@@ -238,6 +238,33 @@ TEST_F(TlsStreamTest, AStreamWithBytesWaitingIsNotQuietAndKeepsThem) {
   EXPECT_FALSE(server.Quiet());  // closing
 }
 
+// A record cut after its header, or inside its body, when the connection
+// goes quiet: the stream is not quiet (OpenSSL holds the header: freeing its
+// buffer then was CVE-2024-4741) and the record arrives whole afterwards.
+TEST_F(TlsStreamTest, ARecordCutShortIsNotQuietAndArrivesWhole) {
+  for (size_t cut : {size_t{5}, size_t{20}}) {
+    TlsStream server = NewServer();
+    TlsStream client = NewClient();
+    PumpHandshake(client, server);
+    ASSERT_TRUE(server.handshake_done()) << server.error().reason;
+    const std::string request = "GET /cut HTTP/1.1\r\nHost: example.test\r\n\r\n";
+    ASSERT_EQ(client.WritePlaintext(Bytes(request)), request.size());
+    auto record = client.PendingCiphertext();
+    ASSERT_GT(record.size(), cut);
+    ASSERT_EQ(server.FeedCiphertext(record.first(cut)), cut);
+    client.ConsumeCiphertext(cut);
+    std::vector<uint8_t> got;
+    EXPECT_EQ(ReadAll(server, got), TlsIo::kNeedMore);
+    EXPECT_TRUE(got.empty());
+    EXPECT_FALSE(server.Quiet()) << "cut at " << cut;
+    server.ReleaseIdleMemory();
+    Shuttle(client, server);
+    EXPECT_EQ(ReadAll(server, got), TlsIo::kNeedMore);
+    EXPECT_EQ(Text(got), request) << "cut at " << cut;
+    EXPECT_TRUE(server.Quiet());
+  }
+}
+
 TEST_F(TlsStreamTest, WritesNothingBeforeTheHandshake) {
   TlsStream client = NewClient();
   EXPECT_EQ(client.WritePlaintext(Bytes("early")), 0u);
