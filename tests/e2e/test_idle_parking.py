@@ -207,6 +207,23 @@ def test_a_parked_intercepted_connection_notices_its_upstream_closing(env, tmp_p
     wait_parked(env, 0)
 
 
+def test_the_idle_timeout_closes_a_parked_intercepted_connection(env, tmp_path):
+    sb, ca = intercepting_sandbox(env, tmp_path)
+    client = Client(sb)
+    try:
+        assert client.do(f"topen 1 {env.https.port} {ca} allowed.test") == 1
+        assert client.do("get 0 allowed.test /tls-idle") == ["HTTP/1.1 200 OK"]
+        wait_parked(env, 1)
+        ended = client.do("eof 0", timeout=20)
+        # Closed without a byte of data (with or without close_notify).
+        assert ended["data"] == "" or "EOF" in ended["data"], ended
+        assert ended["after"] < 10, ended  # --idle-timeout 6, counted from the last byte
+    finally:
+        client.close()
+    assert sb.stats()["proxy"]["idle_timeouts"] == 1
+    wait_parked(env, 0)
+
+
 def test_a_parked_tunnel_relays_what_either_side_sends_first(env):
     push = threading.Event()
 
