@@ -172,35 +172,46 @@ def test_idle_intercepted_connections_park_and_serve_their_next_requests(env, tm
     assert sum("/tls-park-" in p["path"] for p in env.https.requests) == 2 * n + 1
 
 
+class ClosingOrigin(ScriptedOrigin):
+    """Answers each request; after the one for /first, closes that
+    connection once `close_now` is set (while egressd's side is parked)."""
+
+    def __init__(self, tls=None):
+        self.close_now = threading.Event()
+
+        def script(conn):
+            head = read_head(conn)
+            assert head is not None
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            if "/first" in head:
+                self.close_now.wait(20)
+
+        super().__init__(script, tls=tls)
+
+
+def check_the_upstream_closing_while_parked(env, client, origin, open_command, host):
+    """The parked upstream side wakes on the close: the next request on the
+    same client connection goes to a new upstream connection."""
+    try:
+        assert client.do(open_command) == 1
+        assert client.do(f"get 0 {host} /first") == ["HTTP/1.1 200 OK"]
+        wait_parked(env, 1)
+        origin.close_now.set()
+        assert origin.wait_finished(1)
+        assert client.do(f"get 0 {host} /second") == ["HTTP/1.1 200 OK"]
+    finally:
+        client.close()
+    assert len(origin.conns) == 2
+    assert origin.wait_finished(2)
+    assert origin.errors == []
+
+
 def test_a_parked_intercepted_connection_notices_its_upstream_closing(env, tmp_path):
-    close_now = threading.Event()
-
-    def script(conn):
-        head = read_head(conn)
-        assert head is not None
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        if "/first" in head:
-            close_now.wait(20)  # then ends its TLS connection while egressd's side is parked
-
-    crt, key = make_server_cert(str(tmp_path), "closing", env.ca)
-    origin = ScriptedOrigin(script, tls=(crt, key))
+    origin = ClosingOrigin(tls=make_server_cert(str(tmp_path), "closing", env.ca))
     try:
         sb, ca = intercepting_sandbox(env, tmp_path)
-        client = Client(sb)
-        try:
-            assert client.do(f"topen 1 {origin.port} {ca} allowed.test") == 1
-            assert client.do("get 0 allowed.test /first") == ["HTTP/1.1 200 OK"]
-            wait_parked(env, 1)
-            close_now.set()
-            assert origin.wait_finished(1)
-            # The parked upstream side woke on the close: the next request on
-            # the same client connection goes to a new upstream connection.
-            assert client.do("get 0 allowed.test /second") == ["HTTP/1.1 200 OK"]
-        finally:
-            client.close()
-        assert len(origin.conns) == 2
-        assert origin.wait_finished(2)
-        assert origin.errors == []
+        check_the_upstream_closing_while_parked(
+            env, Client(sb), origin, f"topen 1 {origin.port} {ca} allowed.test", "allowed.test")
         assert sb.stats()["proxy"]["tls_intercepted"] == 1
     finally:
         origin.close()
@@ -261,33 +272,11 @@ def test_a_parked_tunnel_relays_what_either_side_sends_first(env):
 
 
 def test_an_upstream_closing_a_parked_connection_is_noticed_and_the_next_request_served(env):
-    close_now = threading.Event()
-
-    def script(conn):
-        head = read_head(conn)
-        assert head is not None
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        if "/first" in head:
-            close_now.wait(20)  # then closes its idle keep-alive connection
-
-    origin = ScriptedOrigin(script)
+    origin = ClosingOrigin()
     try:
         env.dns.records["closing.test"] = ["127.0.0.1"]
-        client = Client(env.sandbox("open"))
-        try:
-            assert client.do(f"open 1 {origin.port}") == 1
-            assert client.do("get 0 closing.test /first") == ["HTTP/1.1 200 OK"]
-            wait_parked(env, 1)
-            close_now.set()
-            assert origin.wait_finished(1)
-            # The parked upstream side woke on the close: the next request on
-            # the same client connection goes to a new upstream connection.
-            assert client.do("get 0 closing.test /second") == ["HTTP/1.1 200 OK"]
-        finally:
-            client.close()
-        assert len(origin.conns) == 2
-        assert origin.wait_finished(2)
-        assert origin.errors == []
+        check_the_upstream_closing_while_parked(
+            env, Client(env.sandbox("open")), origin, f"open 1 {origin.port}", "closing.test")
     finally:
         origin.close()
         env.dns.records.pop("closing.test", None)

@@ -21,8 +21,9 @@
 //                   yet (retried first, on the next write or consume).
 //   OpenSSL's own   its record buffers (~17 KiB each way; it reads ahead, so
 //                   the read one may hold the start of the next record),
-//                   freed when empty (SSL_MODE_RELEASE_BUFFERS), except the
-//                   read one, which a read that finds nothing takes again.
+//                   freed when empty (SSL_MODE_RELEASE_BUFFERS); yet one
+//                   17 KiB buffer stays on an idle stream (measured with
+//                   heaptrack, docs/benchmarks.md).
 // So one stream never holds more than ~128 + 192 + 16 + 16 + 34 KiB; a quiet
 // stream holds its 4 KiB input, a 17 KiB read buffer and OpenSSL's state,
 // and only the state once ReleaseIdleMemory gave the buffers back.
